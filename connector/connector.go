@@ -1,0 +1,163 @@
+// Package connector is the contract between lethe's pipeline and the systems
+// that hold personal data. A connector knows one kind of system (a SQL
+// database, a cache, a service's webhook, a processor's deletion API); the
+// data map configures one instance of it per target.
+//
+// Connectors are registered explicitly by the binary (no init side effects)
+// in a Registry, and every implementation runs the conformance suite in
+// connectortest.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/lethe-privacy/lethe"
+)
+
+// Subject is the person whose data a request erases: every identity given or
+// resolved for the request. Connectors must never log or return the values.
+type Subject struct {
+	RequestID  string
+	Identities []lethe.Identity
+}
+
+// Values returns the values of the identities of type t, in order.
+func (s Subject) Values(t lethe.IdentityType) []string {
+	var out []string
+	for _, id := range s.Identities {
+		if id.Type == t {
+			out = append(out, id.Value)
+		}
+	}
+	return out
+}
+
+// Connector is what the pipeline calls for one target. Every method must be
+// safe for concurrent use, honour ctx cancellation, and never put identity
+// values into returned errors.
+type Connector interface {
+	// Resolve returns identities linked to the given ones in this target
+	// (the email finds users.id = 42, so user_id 42 is returned). It
+	// changes nothing. Returning the given identities again is allowed.
+	Resolve(ctx context.Context, s Subject) ([]lethe.Identity, error)
+	// Plan reports what Erase would do, changing nothing.
+	Plan(ctx context.Context, s Subject) (lethe.Report, error)
+	// Erase removes or pseudonymises the subject's data and reports what it
+	// did. It is idempotent: a second call after success changes nothing
+	// and reports zero rows; a call after a partial run finishes the rest.
+	Erase(ctx context.Context, s Subject) (lethe.Report, error)
+	// Verify re-checks the target after Erase. A nil error means nothing
+	// erasable is left; otherwise the error says what remains (names and
+	// counts, no values).
+	Verify(ctx context.Context, s Subject) error
+}
+
+// Validator is implemented by connectors that can check their
+// configuration against the live system (tables exist, keys are reachable)
+// at start, before any request runs.
+type Validator interface {
+	Validate(ctx context.Context) error
+}
+
+// Closer releases a connector's connections on shutdown.
+type Closer interface {
+	Close() error
+}
+
+// Target is one configured instance: the data map entry for one system.
+type Target struct {
+	Name string // unique in the data map; tasks are keyed by it
+	Kind string // selects the Info in the Registry
+	// Decode fills v (a pointer to the connector's own options struct) from
+	// the target's options in the config file, with ${VAR} already expanded.
+	Decode func(v any) error
+}
+
+// Info describes one connector kind.
+type Info struct {
+	Kind string
+	New  func(ctx context.Context, t Target) (Connector, error)
+}
+
+// Registry maps connector kinds to constructors.
+type Registry struct {
+	mu    sync.RWMutex
+	kinds map[string]Info
+}
+
+// NewRegistry returns a Registry holding infos.
+func NewRegistry(infos ...Info) (*Registry, error) {
+	r := &Registry{kinds: map[string]Info{}}
+	for _, in := range infos {
+		if err := r.Register(in); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Register adds a kind; registering a kind twice is an error.
+func (r *Registry) Register(in Info) error {
+	if in.Kind == "" || in.New == nil {
+		return errors.New("connector: Info needs Kind and New")
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.kinds[in.Kind]; ok {
+		return fmt.Errorf("connector: kind %q registered twice", in.Kind)
+	}
+	r.kinds[in.Kind] = in
+	return nil
+}
+
+// Kinds lists the registered kinds, sorted.
+func (r *Registry) Kinds() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]string, 0, len(r.kinds))
+	for k := range r.kinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// New builds the connector for t.
+func (r *Registry) New(ctx context.Context, t Target) (Connector, error) {
+	r.mu.RLock()
+	in, ok := r.kinds[t.Kind]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("target %q: unknown connector kind %q (known: %v)", t.Name, t.Kind, r.Kinds())
+	}
+	c, err := in.New(ctx, t)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", t.Name, err)
+	}
+	return c, nil
+}
+
+// permanent marks an error that retrying cannot fix.
+type permanent struct{ err error }
+
+func (p *permanent) Error() string { return p.err.Error() }
+func (p *permanent) Unwrap() error { return p.err }
+
+// Permanent wraps err so the pipeline fails the task at once instead of
+// retrying (bad configuration, a table that no longer exists, a 4xx).
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanent{err}
+}
+
+// IsPermanent reports whether err was marked with Permanent.
+func IsPermanent(err error) bool {
+	var p *permanent
+	return errors.As(err, &p)
+}

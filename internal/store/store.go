@@ -1,0 +1,218 @@
+// Package store is lethe's persistence seam: requests, their identities and
+// tasks, audit events, clients and their credentials, access tokens and rate
+// limit state. Two implementations share one SQL core: sqlite (the embedded
+// default) and postgres. storetest holds the conformance suite both run.
+//
+// Every method of Queries is available on the Store (each call its own
+// transaction) and on a Tx (all calls in one transaction). The pipeline
+// relies on that: a state change, its audit event and the next job commit
+// together or not at all.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+)
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrConflict is returned when a unique constraint would be violated
+// (duplicate idempotency key, client name, credential).
+var ErrConflict = errors.New("store: conflict")
+
+// Store is an open database.
+type Store interface {
+	Queries
+	// InTx runs fn in one transaction: committed when fn returns nil,
+	// rolled back otherwise (and on panic). Writes on SQLite take the write
+	// lock at BEGIN, so transactions never fail on a lock upgrade.
+	InTx(ctx context.Context, fn func(Tx) error) error
+	// Ready returns nil when the database answers and every migration of
+	// this binary is applied.
+	Ready(ctx context.Context) error
+	// Dialect is "sqlite" or "postgres".
+	Dialect() string
+	Close() error
+}
+
+// Tx is a Store scoped to one transaction.
+type Tx interface {
+	Queries
+	// Driver returns the driver transaction (*sql.Tx for sqlite, pgx.Tx for
+	// postgres) so River can insert and complete jobs in it.
+	Driver() any
+}
+
+// Queries is every operation; the smaller interfaces let consumers declare
+// only what they use.
+type Queries interface {
+	Requests
+	Tasks
+	Audit
+	Clients
+	RateLimits
+}
+
+// Requests persists deletion requests and their identities. Identities are
+// sealed (AES-256-GCM) on write and opened on read; callers see plaintext.
+type Requests interface {
+	// CreateRequest inserts r with its Identities (given identities).
+	// r.ID, timestamps, Status and Stage must be set by the caller.
+	// ErrConflict if (ClientID, IdempotencyKey) is taken.
+	CreateRequest(ctx context.Context, r *lethe.Request) error
+	// GetRequest returns the request with its tasks. With clientID set, a
+	// request of another client is ErrNotFound. Identities are not filled.
+	GetRequest(ctx context.Context, id string, scope Scope) (*lethe.Request, error)
+	// LockRequest reads the request for update (FOR UPDATE on postgres;
+	// sqlite transactions already hold the write lock). Only inside InTx.
+	LockRequest(ctx context.Context, id string) (*lethe.Request, error)
+	// ListRequests returns requests newest first, with the cursor for the
+	// next page ("" when there is none). Tasks are not filled.
+	ListRequests(ctx context.Context, f ListFilter) ([]*lethe.Request, string, error)
+	// FindRequestByIdempotencyKey returns the request submitted by
+	// clientID ("" for admin) under key, or ErrNotFound.
+	FindRequestByIdempotencyKey(ctx context.Context, clientID, key string) (*lethe.Request, error)
+	// FindOpenRequest returns the newest open (received or running) request
+	// of clientID for subjectKey, or ErrNotFound.
+	FindOpenRequest(ctx context.Context, clientID, subjectKey string) (*lethe.Request, error)
+	// LatestRequestsBySubject returns, per subject key, the newest request
+	// of clientID (any status). Keys without a request are absent.
+	LatestRequestsBySubject(ctx context.Context, clientID string, subjectKeys []string) (map[string]*lethe.Request, error)
+	// UpdateRequestState moves a request from one of from to (status, stage)
+	// and reports whether it did: the compare-and-set every pipeline step
+	// and cancel rely on. StartedAt is set when the status becomes running
+	// and CompletedAt when it becomes terminal.
+	UpdateRequestState(ctx context.Context, id string, from []lethe.Status, fromStage []lethe.Stage, to lethe.Status, toStage lethe.Stage, at time.Time) (bool, error)
+	// RequestIdentities returns the given and linked identities (opened).
+	RequestIdentities(ctx context.Context, requestID string) ([]lethe.Identity, error)
+	// AddLinkedIdentities stores identities found by resolve; duplicates of
+	// identities already stored are ignored.
+	AddLinkedIdentities(ctx context.Context, requestID string, ids []lethe.Identity) error
+	// CountRequestsByStatus feeds the requests-by-status metric.
+	CountRequestsByStatus(ctx context.Context) (map[lethe.Status]int64, error)
+}
+
+// Scope limits what a caller may see: ClientID set means only that client's
+// requests; All (the admin) sees every request.
+type Scope struct {
+	All      bool
+	ClientID string
+}
+
+// ListFilter selects a page of requests.
+type ListFilter struct {
+	Scope  Scope
+	Status lethe.Status // "" for any
+	Limit  int          // 1..1000; callers validate
+	Cursor string       // opaque, from a previous page; "" for the first
+}
+
+// Tasks persists the per-target tasks of a request.
+type Tasks interface {
+	// CreateTasks inserts one pending task per target; existing tasks of
+	// the request are left as they are (so a replayed step is harmless).
+	CreateTasks(ctx context.Context, requestID string, targets []string, at time.Time) error
+	// ListTasks returns a request's tasks ordered by target.
+	ListTasks(ctx context.Context, requestID string) ([]lethe.Task, error)
+	// StartTaskAttempt marks a non-terminal task running and increments
+	// its attempts; it returns the task after the change, or with ok false
+	// and the stored task when the task has already ended.
+	StartTaskAttempt(ctx context.Context, requestID, target string, at time.Time) (t lethe.Task, ok bool, err error)
+	// RecordTaskError keeps the last (redacted) error of a running task.
+	RecordTaskError(ctx context.Context, requestID, target, msg string, at time.Time) error
+	// FinishTask moves a non-terminal task to a terminal state with its
+	// report and reports whether it did (false if it had already ended).
+	FinishTask(ctx context.Context, requestID, target string, state lethe.TaskState, report lethe.Report, lastError string, at time.Time) (bool, error)
+	// FailVerifiedTask moves a done task to failed with msg when verify
+	// finds data left; false if the task was not done.
+	FailVerifiedTask(ctx context.Context, requestID, target, msg string, at time.Time) (bool, error)
+	// CountOpenTasks returns how many of the request's tasks have not ended.
+	CountOpenTasks(ctx context.Context, requestID string) (int, error)
+}
+
+// Audit appends to and reads the audit log.
+type Audit interface {
+	// AppendAudit stores e, filling Seq, PrevHash and Hash.
+	AppendAudit(ctx context.Context, e *lethe.AuditEvent) error
+	// ListAudit returns a request's events in order ("" for events not tied
+	// to a request).
+	ListAudit(ctx context.Context, requestID string) ([]lethe.AuditEvent, error)
+}
+
+// CredentialKind names a kind of client credential.
+type CredentialKind string
+
+const (
+	// CredAPIKey is the s2s X-API-KEY; stored as a keyed hash.
+	CredAPIKey CredentialKind = "api_key"
+	// CredHMACSecret is the s2s shared secret; stored sealed because
+	// verification needs the value.
+	CredHMACSecret CredentialKind = "hmac_secret"
+	// CredOAuthClientID is the connect client_id; stored as a keyed hash.
+	CredOAuthClientID CredentialKind = "oauth_client_id"
+	// CredOAuthSecret is the connect client_secret; stored as a keyed hash.
+	CredOAuthSecret CredentialKind = "oauth_client_secret"
+)
+
+// Credential is one stored credential of a client. Exactly one of Hash
+// (keyed hash, for lookup and constant-time comparison) and Secret (the
+// plaintext, opened from its sealed form) is set, depending on Kind.
+type Credential struct {
+	ID        int64
+	ClientID  string
+	Kind      CredentialKind
+	Hash      string
+	Secret    string
+	CreatedAt time.Time
+	ExpiresAt time.Time // zero: no expiry; set on rotation for the overlap
+}
+
+// Token is an opaque bearer token, stored only as a keyed hash.
+type Token struct {
+	Hash      string
+	ClientID  string
+	Scope     string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Clients persists clients, credentials and access tokens.
+type Clients interface {
+	// CreateClient inserts c and its credentials. ErrConflict if the name
+	// (or a credential hash) is taken.
+	CreateClient(ctx context.Context, c *lethe.Client, creds []Credential) error
+	GetClient(ctx context.Context, id string) (*lethe.Client, error)
+	GetClientByName(ctx context.Context, name string) (*lethe.Client, error)
+	ListClients(ctx context.Context) ([]*lethe.Client, error)
+	SetClientDisabled(ctx context.Context, id string, disabled bool) error
+	// AddCredential adds a credential to a client.
+	AddCredential(ctx context.Context, c Credential) error
+	// ExpireCredentials sets ExpiresAt on the client's credentials of kind
+	// that have none yet (rotation's overlap).
+	ExpireCredentials(ctx context.Context, clientID string, kind CredentialKind, at time.Time) error
+	// FindCredential returns the credential of kind with hash, unexpired at
+	// now, whose client is enabled; ErrNotFound otherwise.
+	FindCredential(ctx context.Context, kind CredentialKind, hash string, now time.Time) (Credential, error)
+	// ClientCredentials returns the client's credentials of kind that are
+	// unexpired at now (sealed ones opened).
+	ClientCredentials(ctx context.Context, clientID string, kind CredentialKind, now time.Time) ([]Credential, error)
+	CreateToken(ctx context.Context, t Token) error
+	// FindToken returns the unexpired token with hash whose client is
+	// enabled; ErrNotFound otherwise.
+	FindToken(ctx context.Context, hash string, now time.Time) (Token, error)
+}
+
+// RateLimits keeps fixed-window counters with a block period, shared by
+// every lethe process on the same database.
+type RateLimits interface {
+	// TakeRateLimit counts one request for key at now. A key over limit
+	// within window is blocked for block from the moment it went over;
+	// while blocked, requests are refused and do not extend the block.
+	// It returns whether the request is allowed and, when not, how long
+	// until it would be.
+	TakeRateLimit(ctx context.Context, key string, limit int, window, block time.Duration, now time.Time) (allowed bool, retryAfter time.Duration, err error)
+}

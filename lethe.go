@@ -1,0 +1,201 @@
+// Package lethe holds the domain types shared by every part of the service:
+// deletion requests, the identities they name, the per-target tasks that
+// carry them out, and the audit events that record each change.
+//
+// It imports nothing else of lethe, so every other package may depend on it.
+package lethe
+
+import (
+	"time"
+)
+
+// Status is the lifecycle state of a deletion request.
+type Status string
+
+const (
+	// StatusReceived: accepted and persisted; erasure has not started, so
+	// the request can still be canceled.
+	StatusReceived Status = "received"
+	// StatusRunning: erasure has started on at least one target.
+	StatusRunning Status = "running"
+	// StatusCompleted: every target was erased (or skipped) and verified.
+	StatusCompleted Status = "completed"
+	// StatusFailed: at least one target failed permanently.
+	StatusFailed Status = "failed"
+	// StatusCanceled: canceled before erasure started.
+	StatusCanceled Status = "canceled"
+)
+
+// Statuses lists every request status, in lifecycle order.
+var Statuses = []Status{StatusReceived, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled}
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	for _, v := range Statuses {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminal reports whether no further transition can happen.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled
+}
+
+// Open reports whether the request still holds work to do; open requests
+// are the ones duplicates are checked against.
+func (s Status) Open() bool { return s == StatusReceived || s == StatusRunning }
+
+// Stage is the pipeline's position inside a request. It is internal
+// bookkeeping: every step advances it with a compare-and-set in the same
+// transaction that enqueues the next job, which is what makes each step run
+// to effect exactly once even when jobs are duplicated or retried.
+type Stage string
+
+const (
+	StageResolve Stage = "resolve" // waiting for linked identities to be resolved
+	StageErase   Stage = "erase"   // erase tasks are running, one per target
+	StageVerify  Stage = "verify"  // every task has ended; verification queued
+	StageFinish  Stage = "finish"  // verified; the finish step is queued
+	StageDone    Stage = "done"    // terminal; nothing further runs
+)
+
+// Regulation names the law a request is made under; it decides the due date.
+type Regulation string
+
+const (
+	GDPR Regulation = "gdpr"
+	CCPA Regulation = "ccpa"
+)
+
+// DefaultDeadlines are the statutory response periods used when the
+// configuration does not override them: GDPR Art. 12(3) one month (30 days),
+// CCPA 45 days.
+var DefaultDeadlines = map[Regulation]time.Duration{
+	GDPR: 30 * 24 * time.Hour,
+	CCPA: 45 * 24 * time.Hour,
+}
+
+// Request is one data-subject deletion request.
+type Request struct {
+	ID         string // UUIDv7: sorts by creation time
+	ClientID   string // the client that submitted it; empty for the admin
+	ExternalID string // the submitter's own reference, opaque to lethe
+	Regulation Regulation
+	Status     Status
+	Stage      Stage
+
+	// Identities are the subject's identities in plaintext. They exist only
+	// in memory; the store keeps them sealed and drops them when the
+	// request closes.
+	Identities []Identity
+	// SubjectKey is a keyed hash of the normalised given identities; it
+	// finds an open request for the same subject without reading plaintext.
+	SubjectKey string
+	// IdempotencyKey makes a retried submission return the first answer.
+	IdempotencyKey string
+	CallbackURL    string
+
+	ReceivedAt  time.Time
+	DueAt       time.Time
+	StartedAt   time.Time // zero until erasure starts
+	CompletedAt time.Time // zero until terminal
+	UpdatedAt   time.Time
+
+	Tasks []Task // filled by reads that ask for them
+}
+
+// TaskState is the state of one request-on-one-target task.
+type TaskState string
+
+const (
+	TaskPending TaskState = "pending"
+	TaskRunning TaskState = "running"
+	TaskDone    TaskState = "done"
+	TaskFailed  TaskState = "failed"
+	TaskSkipped TaskState = "skipped"
+)
+
+// Terminal reports whether the task has ended.
+func (s TaskState) Terminal() bool {
+	return s == TaskDone || s == TaskFailed || s == TaskSkipped
+}
+
+// Task is the erasure of one request on one target.
+type Task struct {
+	RequestID  string
+	Target     string
+	State      TaskState
+	Attempts   int
+	LastError  string // redacted: never holds an identity value
+	Report     Report // what the connector did (or, for retain, kept)
+	StartedAt  time.Time
+	FinishedAt time.Time
+	UpdatedAt  time.Time
+}
+
+// Action is what a connector does to one object (table, key pattern, ...).
+type Action string
+
+const (
+	ActionDelete       Action = "delete"
+	ActionPseudonymize Action = "pseudonymize"
+	ActionRetain       Action = "retain"
+	ActionForward      Action = "forward" // passed on to another system
+)
+
+// Report lists, per object, what a connector planned, did, or found left.
+// It holds counts and names from the data map, never identity values.
+type Report struct {
+	Items []ReportItem `json:"items"`
+}
+
+// ReportItem is one object's line in a Report.
+type ReportItem struct {
+	Object string    `json:"object"`           // e.g. "orders" or "session:{user_id}"
+	Action Action    `json:"action"`           // what was (or would be) done
+	Rows   int64     `json:"rows"`             // rows / keys / records affected
+	Reason string    `json:"reason,omitempty"` // why retained
+	Until  time.Time `json:"until,omitempty"`  // retained until
+}
+
+// Total sums Rows over all items.
+func (r Report) Total() int64 {
+	var n int64
+	for _, it := range r.Items {
+		n += it.Rows
+	}
+	return n
+}
+
+// Actor is who caused an audit event.
+type Actor string
+
+const (
+	ActorAdmin  Actor = "admin"
+	ActorClient Actor = "client"
+	ActorSystem Actor = "system"
+)
+
+// AuditEvent records one state change. Details never hold identity values.
+type AuditEvent struct {
+	Seq       int64 // assigned by the store
+	RequestID string
+	Time      time.Time
+	Actor     Actor
+	ActorID   string // client id for ActorClient; empty otherwise
+	Type      string // e.g. "request.received", "task.done"
+	Details   map[string]string
+	PrevHash  string // hex; filled by the store
+	Hash      string // hex; filled by the store
+}
+
+// Client is a partner or application allowed to submit requests.
+type Client struct {
+	ID        string
+	Name      string
+	Disabled  bool
+	CreatedAt time.Time
+}
