@@ -36,6 +36,9 @@ type Store interface {
 	Ready(ctx context.Context) error
 	// Dialect is "sqlite" or "postgres".
 	Dialect() string
+	// Driver returns the connection pool (*sql.DB for sqlite,
+	// *pgxpool.Pool for postgres) so River can share the database.
+	Driver() any
 	Close() error
 }
 
