@@ -1,0 +1,338 @@
+// Package intake accepts deletion requests for every API profile (native,
+// connect, s2s): it normalises identities, answers duplicates and retries
+// with the first request, and persists the request together with its first
+// pipeline job and audit event in one transaction, so an accepted request
+// can never be lost or half-stored.
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/seal"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// Limits on a submission; each keeps one request's footprint bounded.
+const (
+	MaxIdentities     = 32
+	MaxExternalIDLen  = 256
+	MaxIdempotencyLen = 255
+	MaxCallbackURLLen = 2048
+)
+
+// Enqueuer inserts a request's first pipeline job inside the transaction
+// that stores the request.
+type Enqueuer interface {
+	EnqueueResolve(ctx context.Context, tx store.Tx, requestID string) error
+}
+
+// Service accepts and cancels requests.
+type Service struct {
+	store     store.Store
+	queue     Enqueuer
+	keys      *seal.Keyring
+	deadlines map[lethe.Regulation]time.Duration
+	now       func() time.Time
+}
+
+// Config configures a Service.
+type Config struct {
+	// Deadlines maps each accepted regulation to its response period.
+	// Default: lethe.DefaultDeadlines. Only regulations listed here are
+	// accepted.
+	Deadlines map[lethe.Regulation]time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// New returns a Service.
+func New(st store.Store, q Enqueuer, keys *seal.Keyring, cfg Config) *Service {
+	if cfg.Deadlines == nil {
+		cfg.Deadlines = lethe.DefaultDeadlines
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now}
+}
+
+// Submission is one request as a profile received it.
+type Submission struct {
+	Actor          lethe.Actor // ActorAdmin or ActorClient
+	ClientID       string      // "" for the admin
+	Identities     []lethe.Identity
+	Regulation     lethe.Regulation
+	ExternalID     string
+	IdempotencyKey string
+	CallbackURL    string
+}
+
+// Outcome says how Submit answered.
+type Outcome int
+
+const (
+	// Created: a new request was stored and queued.
+	Created Outcome = iota
+	// Duplicate: the client already has an open request for this subject;
+	// that request is returned and nothing is stored.
+	Duplicate
+	// Replayed: the idempotency key was seen before; the first answer's
+	// request is returned and nothing is stored.
+	Replayed
+)
+
+// Submit validates sub and creates its request, or returns the request that
+// already stands for it.
+func (s *Service) Submit(ctx context.Context, sub Submission) (*lethe.Request, Outcome, error) {
+	r, err := s.build(sub)
+	if err != nil {
+		return nil, 0, err
+	}
+	for attempt := 0; ; attempt++ {
+		got, outcome, err := s.submitOnce(ctx, r)
+		// A conflict means a concurrent submission won the unique index
+		// (same idempotency key, or same open subject); the second pass
+		// finds and returns its request.
+		if errors.Is(err, store.ErrConflict) && attempt == 0 {
+			continue
+		}
+		return got, outcome, err
+	}
+}
+
+func (s *Service) submitOnce(ctx context.Context, r *lethe.Request) (*lethe.Request, Outcome, error) {
+	var (
+		got     *lethe.Request
+		outcome Outcome
+	)
+	err := s.store.InTx(ctx, func(tx store.Tx) error {
+		if r.IdempotencyKey != "" {
+			prev, err := tx.FindRequestByIdempotencyKey(ctx, r.ClientID, r.IdempotencyKey)
+			switch {
+			case err == nil:
+				if prev.SubjectKey != r.SubjectKey || prev.Regulation != r.Regulation || prev.ExternalID != r.ExternalID {
+					return lethe.Errorf(lethe.ECONFLICT, "Idempotency-Key was already used for a different request")
+				}
+				got, outcome = prev, Replayed
+				return nil
+			case !errors.Is(err, store.ErrNotFound):
+				return fmt.Errorf("find by idempotency key: %w", err)
+			}
+		}
+		prev, err := tx.FindOpenRequest(ctx, r.ClientID, r.SubjectKey)
+		switch {
+		case err == nil:
+			got, outcome = prev, Duplicate
+			return nil
+		case !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("find open request: %w", err)
+		}
+		if err := tx.CreateRequest(ctx, r); err != nil {
+			return fmt.Errorf("create request: %w", err)
+		}
+		if err := s.queue.EnqueueResolve(ctx, tx, r.ID); err != nil {
+			return fmt.Errorf("enqueue resolve: %w", err)
+		}
+		actor, actorID := lethe.ActorAdmin, ""
+		if r.ClientID != "" {
+			actor, actorID = lethe.ActorClient, r.ClientID
+		}
+		ev := &lethe.AuditEvent{
+			RequestID: r.ID, Time: r.ReceivedAt, Actor: actor, ActorID: actorID, Type: "request.received",
+			Details: map[string]string{
+				"regulation": string(r.Regulation),
+				"identities": identityTypes(r.Identities),
+				"due_at":     r.DueAt.UTC().Format(time.RFC3339),
+			},
+		}
+		if err := tx.AppendAudit(ctx, ev); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		got, outcome = r, Created
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	return got, outcome, nil
+}
+
+func (s *Service) build(sub Submission) (*lethe.Request, error) {
+	if len(sub.Identities) == 0 {
+		return nil, lethe.Errorf(lethe.EINVALID, "identities must list at least one identity")
+	}
+	if len(sub.Identities) > MaxIdentities {
+		return nil, lethe.Errorf(lethe.EINVALID, "identities may list at most %d identities", MaxIdentities)
+	}
+	ids, err := NormalizeIdentities(sub.Identities)
+	if err != nil {
+		return nil, err
+	}
+	reg := sub.Regulation
+	if reg == "" {
+		reg = lethe.GDPR
+	}
+	period, ok := s.deadlines[reg]
+	if !ok {
+		return nil, lethe.Errorf(lethe.EINVALID, "regulation %q is not accepted (accepted: %s)", clip(string(reg)), s.regulations())
+	}
+	if err := checkText("external_id", sub.ExternalID, MaxExternalIDLen); err != nil {
+		return nil, err
+	}
+	if err := checkText("Idempotency-Key", sub.IdempotencyKey, MaxIdempotencyLen); err != nil {
+		return nil, err
+	}
+	if err := checkCallbackURL(sub.CallbackURL); err != nil {
+		return nil, err
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new request id: %w", err)
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	return &lethe.Request{
+		ID:             id.String(),
+		ClientID:       sub.ClientID,
+		ExternalID:     sub.ExternalID,
+		Regulation:     reg,
+		Status:         lethe.StatusReceived,
+		Stage:          lethe.StageResolve,
+		Identities:     ids,
+		SubjectKey:     SubjectKey(s.keys, ids),
+		IdempotencyKey: sub.IdempotencyKey,
+		CallbackURL:    sub.CallbackURL,
+		ReceivedAt:     now,
+		DueAt:          now.Add(period),
+		UpdatedAt:      now,
+	}, nil
+}
+
+// NormalizeIdentities normalises each identity and drops exact duplicates,
+// keeping the first occurrence's order.
+func NormalizeIdentities(in []lethe.Identity) ([]lethe.Identity, error) {
+	out := make([]lethe.Identity, 0, len(in))
+	seen := map[lethe.Identity]bool{}
+	for i, id := range in {
+		n, err := lethe.NormalizeIdentity(id)
+		if err != nil {
+			var le *lethe.Error
+			if errors.As(err, &le) {
+				return nil, lethe.Errorf(le.Code, "identities[%d]: %s", i, le.Message)
+			}
+			return nil, err
+		}
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// SubjectKey is the keyed hash that stands for a set of normalised
+// identities: order-independent, and useless without the deployment key.
+func SubjectKey(keys *seal.Keyring, ids []lethe.Identity) string {
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		parts[i] = string(id.Type) + ":" + id.Value
+	}
+	sort.Strings(parts)
+	return keys.Hash("subject", strings.Join(parts, "\n"))
+}
+
+// Cancel cancels a request that has not started erasing. A request that
+// has, or has ended, is a conflict; one outside scope is not found.
+func (s *Service) Cancel(ctx context.Context, scope store.Scope, id string, actor lethe.Actor, actorID string) (*lethe.Request, error) {
+	var out *lethe.Request
+	err := s.store.InTx(ctx, func(tx store.Tx) error {
+		r, err := tx.GetRequest(ctx, id, scope)
+		if errors.Is(err, store.ErrNotFound) {
+			return lethe.Errorf(lethe.ENOTFOUND, "deletion request not found")
+		} else if err != nil {
+			return fmt.Errorf("get request: %w", err)
+		}
+		now := s.now().UTC().Truncate(time.Microsecond)
+		ok, err := tx.UpdateRequestState(ctx, id, []lethe.Status{lethe.StatusReceived}, nil, lethe.StatusCanceled, lethe.StageDone, now)
+		if err != nil {
+			return fmt.Errorf("cancel: %w", err)
+		}
+		if !ok {
+			return lethe.Errorf(lethe.ECONFLICT, "deletion request is %s; only a request that has not started erasing can be canceled", r.Status)
+		}
+		if err := tx.AppendAudit(ctx, &lethe.AuditEvent{
+			RequestID: id, Time: now, Actor: actor, ActorID: actorID, Type: "request.canceled",
+			Details: map[string]string{"from": string(r.Status)},
+		}); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+		out, err = tx.GetRequest(ctx, id, scope)
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) regulations() string {
+	var names []string
+	for r := range s.deadlines {
+		names = append(names, string(r))
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+func identityTypes(ids []lethe.Identity) string {
+	types := make([]string, len(ids))
+	for i, id := range ids {
+		types[i] = string(id.Type)
+	}
+	return strings.Join(types, ",")
+}
+
+func checkText(field, v string, max int) error {
+	if len(v) > max {
+		return lethe.Errorf(lethe.EINVALID, "%s is longer than %d bytes", field, max)
+	}
+	if !utf8.ValidString(v) {
+		return lethe.Errorf(lethe.EINVALID, "%s is not valid UTF-8", field)
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return lethe.Errorf(lethe.EINVALID, "%s contains control characters", field)
+		}
+	}
+	return nil
+}
+
+func checkCallbackURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	if err := checkText("callback_url", v, MaxCallbackURLLen); err != nil {
+		return err
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return lethe.Errorf(lethe.EINVALID, "callback_url must be an absolute http(s) URL without credentials")
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if !utf8.ValidString(s) {
+		return "<invalid utf-8>"
+	}
+	if len(s) > 40 {
+		return strings.ToValidUTF8(s[:40], "") + "..."
+	}
+	return s
+}
