@@ -49,6 +49,13 @@ type Connector interface {
 	// Erase removes or pseudonymises the subject's data and reports what it
 	// did. It is idempotent: a second call after success changes nothing
 	// and reports zero rows; a call after a partial run finishes the rest.
+	// Rows count what this call changed, so the pipeline sums the reports
+	// of its attempts. On error the report still holds what was committed
+	// before the error, so a failed attempt's work is not lost from that
+	// sum (only a process crash mid-call loses it; Plan bounds it).
+	// Retained objects are reported with ActionRetain and never changed;
+	// a re-run may no longer reach rows kept through a parent it already
+	// deleted, so for them the pipeline keeps the largest count reported.
 	Erase(ctx context.Context, s Subject) (lethe.Report, error)
 	// Verify re-checks the target after Erase. A nil error means nothing
 	// erasable is left; otherwise the error says what remains (names and

@@ -1,0 +1,99 @@
+// Package sqlconn is the connector for SQL databases: PostgreSQL, MySQL /
+// MariaDB and SQLite, through database/sql (drivers pgx, go-sql-driver/mysql
+// and modernc.org/sqlite). Everything that differs between them lives in
+// dialect.go.
+//
+// # Data map
+//
+//	targets:
+//	  - name: shop
+//	    kind: sql
+//	    driver: postgres            # postgres | mysql | sqlite
+//	    dsn: ${SHOP_DSN}
+//	    batch_size: 1000            # rows per transaction; default 1000
+//	    hash_key: ${LETHE_HASH_KEY} # >= 16 bytes; needed by hash and redact_email
+//	    tables:
+//	      - name: users
+//	        primary_key: id         # default "id"
+//	        identities: {email: email, phone: phone, user_id: id}  # identity type -> column
+//	        action: delete
+//	      - name: addresses
+//	        references: {column: user_id, table: users, to: id}     # addresses.user_id -> users.id
+//	        action: delete
+//	      - name: orders
+//	        identities: {email: email}
+//	        references: {column: user_id, table: users}             # "to" defaults to the parent's primary key
+//	        action: pseudonymize
+//	        columns:
+//	          user_id: null            # set NULL
+//	          email: redact_email      # erased+<16 hex of HMAC>@invalid
+//	          shipping_name: null
+//	          note: {fixed: "erased"}  # a fixed value
+//	          customer_ref: hash       # hex HMAC-SHA256(hash_key, value): a stable pseudonym
+//	          token: random            # 32 random hex digits
+//	      - name: order_items
+//	        references: {column: order_id, table: orders}
+//	        action: delete
+//	      - name: support_tickets
+//	        identities: {email: email}
+//	        references:                # several parents: a list
+//	          - {column: order_id, table: orders}
+//	        action: delete
+//	      - name: invoices
+//	        references: {column: user_id, table: users}
+//	        action: retain
+//	        reason: "tax law: invoices kept 10 years"
+//	        until: 2036-01-01          # optional
+//
+// Table names may be schema-qualified (billing.invoices). Names must be
+// plain identifiers; they are quoted for the dialect in every statement,
+// and identity values only ever travel as query parameters.
+//
+// # Which rows are the subject's
+//
+// A row of a table belongs to the subject when one of its identity columns
+// holds one of the subject's values of that type, or when one of its
+// references points at a subject's row of the parent, recursively. Values
+// are compared with the column's own equality (so MySQL's case- and
+// accent-insensitive collations apply there); emails arrive lower-cased,
+// so a PostgreSQL or SQLite column holding mixed-case addresses should be
+// normalised or matched through another identity. Against integer (and
+// PostgreSQL uuid) columns only values of that shape are compared: "42abc"
+// never matches user 42.
+//
+// # Erase
+//
+// Tables are processed children before parents (over references, any
+// number of hops), so a child is found through its parent before the link
+// is cut, and foreign keys hold. Each batch of batch_size rows commits on
+// its own, keeping locks short. delete removes rows; pseudonymize rewrites
+// the listed columns; retain changes nothing and reports the rows kept with
+// the reason and until date.
+//
+// pseudonymize must rewrite every column that links a row to the subject:
+// its identity columns and its reference columns. New refuses a map that
+// does not. A pseudonymized row then matches nothing, which is what makes
+// Verify pass and a re-run leave it alone: hashes are never applied twice
+// and rows are never counted twice.
+//
+// A crash mid-Erase leaves whole batches committed; the next run finds only
+// what is left, so erasing converges. Each report counts the rows changed
+// by that call, so the total across attempts is the sum of their reports;
+// on error Erase still returns the report of what it committed. Only the
+// rows of an attempt that died without returning are missing from that
+// sum; the Plan taken before erasing is the expected total. Retained rows
+// reached through a deleted parent are no longer found by a re-run, so for
+// retain lines the largest count reported is the one to keep.
+//
+// # Checks
+//
+// New checks the map itself: driver, names, actions and what each needs,
+// strategies, unknown parents, reference cycles, tables no identity can
+// reach, pseudonymize covering its linking columns. Validate checks the
+// live schema: tables and columns exist and text-producing strategies do
+// not target integer columns.
+//
+// SQLite targets should use a DSN with _txlock=immediate and a busy
+// timeout (file:shop.db?_txlock=immediate&_pragma=busy_timeout(5000)) so
+// batches wait for the write lock instead of failing.
+package sqlconn

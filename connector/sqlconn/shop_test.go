@@ -1,0 +1,411 @@
+package sqlconn_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"gopkg.in/yaml.v3"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/connector/connectortest"
+	"github.com/lethe-privacy/lethe/connector/sqlconn"
+	"github.com/lethe-privacy/lethe/internal/testdb"
+)
+
+// backend is one database the shop runs on.
+type backend struct {
+	driver  string // Options.Driver
+	sqlName string // database/sql driver
+	dsn     func(tb testing.TB) string
+}
+
+var backends = []backend{
+	{"sqlite", "sqlite", func(tb testing.TB) string {
+		return "file:" + testdb.SQLitePath(tb) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
+	}},
+	{"postgres", "pgx", testdb.PostgresDSN},
+	{"mysql", "mysql", testdb.MariaDBDSN},
+}
+
+// Every table has seed_owner, which the connector never reads: it lets the
+// test tell whose row is whose after pseudonymization rewrote the links.
+var shopDDL = []string{
+	`CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(255), phone VARCHAR(32), name VARCHAR(255), seed_owner VARCHAR(16) NOT NULL)`,
+	`CREATE TABLE addresses (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, street VARCHAR(255), seed_owner VARCHAR(16) NOT NULL,
+		FOREIGN KEY (user_id) REFERENCES users (id))`,
+	`CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT, email VARCHAR(255), shipping_name VARCHAR(255), note VARCHAR(255),
+		customer_ref VARCHAR(255), token VARCHAR(255), total BIGINT, seed_owner VARCHAR(16) NOT NULL,
+		FOREIGN KEY (user_id) REFERENCES users (id))`,
+	`CREATE TABLE order_items (id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, sku VARCHAR(64), seed_owner VARCHAR(16) NOT NULL,
+		FOREIGN KEY (order_id) REFERENCES orders (id))`,
+	`CREATE TABLE support_tickets (id BIGINT PRIMARY KEY, email VARCHAR(255), order_id BIGINT, body VARCHAR(255), seed_owner VARCHAR(16) NOT NULL,
+		FOREIGN KEY (order_id) REFERENCES orders (id))`,
+	`CREATE TABLE ticket_messages (id BIGINT PRIMARY KEY, ticket_id BIGINT NOT NULL, body VARCHAR(255), seed_owner VARCHAR(16) NOT NULL,
+		FOREIGN KEY (ticket_id) REFERENCES support_tickets (id))`,
+	// No foreign key: invoices outlive the user they name.
+	`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT, seed_owner VARCHAR(16) NOT NULL)`,
+}
+
+var shopTables = []string{"users", "addresses", "orders", "order_items", "support_tickets", "ticket_messages", "invoices"}
+
+const shopMap = `
+driver: %s
+dsn: %s
+batch_size: %d
+hash_key: 0123456789abcdef-test-key
+tables:
+  - name: users
+    identities: {email: email, phone: phone, user_id: id}
+    action: delete
+  - name: addresses
+    references: {column: user_id, table: users, to: id}
+    action: delete
+  - name: orders
+    identities: {email: email}
+    references: {column: user_id, table: users}
+    action: pseudonymize
+    columns: {user_id: null, email: redact_email, shipping_name: null, note: {fixed: "erased"}, customer_ref: hash, token: random}
+  - name: order_items
+    references: {column: order_id, table: orders}
+    action: delete
+  - name: support_tickets
+    identities: {email: email}
+    references:
+      - {column: order_id, table: orders}
+    action: delete
+  - name: ticket_messages
+    references: {column: ticket_id, table: support_tickets}
+    action: delete
+  - name: invoices
+    references: {column: user_id, table: users}
+    action: retain
+    reason: "tax law: invoices kept 10 years"
+    until: 2036-01-01
+`
+
+// person is one seeded user with a full set of rows.
+type person struct {
+	owner string
+	id    int64
+	email string
+	phone string
+}
+
+const (
+	cyrillicAlice = "\u0430lice@example.com" // Cyrillic а
+	injQuote      = "x' OR '1'='1"
+	injDrop       = `"; DROP TABLE users; --`
+)
+
+var people = []person{
+	{"alice", 7000001, "alice@example.com", "+4915112345678"},
+	{"bob", 7000002, "bob@example.com", "+4915187654321"},
+	{"cyrillic", 7000003, cyrillicAlice, "+4915100000003"},
+	{"quote", 7000004, injQuote, "+4915100000004"},
+	{"drop", 7000005, injDrop, "+4915100000005"},
+	{"long", 7000006, strings.Repeat("alice", 40) + "@example.com", "+4915100000006"},
+}
+
+// shop is one seeded database.
+type shop struct {
+	b  backend
+	db *sql.DB
+}
+
+func (s *shop) exec(tb testing.TB, stmt string, args ...any) {
+	tb.Helper()
+	if s.b.driver == "postgres" {
+		n := 0
+		stmt = rewrite(stmt, func() string { n++; return "$" + strconv.Itoa(n) })
+	}
+	if _, err := s.db.Exec(stmt, args...); err != nil {
+		tb.Fatalf("%s: %v", stmt, err)
+	}
+}
+
+func rewrite(stmt string, ph func() string) string {
+	var b strings.Builder
+	for _, r := range stmt {
+		if r == '?' {
+			b.WriteString(ph())
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func newShop(tb testing.TB, b backend) (*shop, string) {
+	tb.Helper()
+	dsn := b.dsn(tb)
+	db, err := sql.Open(b.sqlName, dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	s := &shop{b: b, db: db}
+	for _, stmt := range shopDDL {
+		s.exec(tb, stmt)
+	}
+	for i, p := range people {
+		base := p.id * 10
+		s.exec(tb, `INSERT INTO users VALUES (?, ?, ?, ?, ?)`, p.id, p.email, p.phone, "Name "+p.owner, p.owner)
+		s.exec(tb, `INSERT INTO addresses VALUES (?, ?, ?, ?)`, base+1, p.id, "1 Main St", p.owner)
+		s.exec(tb, `INSERT INTO addresses VALUES (?, ?, ?, ?)`, base+2, p.id, "2 Side St", p.owner)
+		for o := int64(1); o <= 2; o++ {
+			oid := base + o
+			s.exec(tb, `INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				oid, p.id, p.email, "Ship "+p.owner, "leave at door", "ref-"+p.owner, "tok-"+p.owner, 100*o, p.owner)
+			s.exec(tb, `INSERT INTO order_items VALUES (?, ?, ?, ?)`, oid*10+1, oid, "sku-1", p.owner)
+			if o == 1 {
+				s.exec(tb, `INSERT INTO order_items VALUES (?, ?, ?, ?)`, oid*10+2, oid, "sku-2", p.owner)
+			}
+		}
+		// One ticket found by email only, one only through an order: a
+		// three-hop chain users -> orders -> support_tickets -> ticket_messages.
+		s.exec(tb, `INSERT INTO support_tickets VALUES (?, ?, ?, ?, ?)`, base+1, p.email, nil, "help", p.owner)
+		s.exec(tb, `INSERT INTO support_tickets VALUES (?, ?, ?, ?, ?)`, base+2, nil, base+1, "where is my order", p.owner)
+		s.exec(tb, `INSERT INTO ticket_messages VALUES (?, ?, ?, ?)`, base*10+1, base+1, "hi", p.owner)
+		s.exec(tb, `INSERT INTO ticket_messages VALUES (?, ?, ?, ?)`, base*10+2, base+2, "hello", p.owner)
+		s.exec(tb, `INSERT INTO ticket_messages VALUES (?, ?, ?, ?)`, base*10+3, base+2, "thanks", p.owner)
+		s.exec(tb, `INSERT INTO invoices VALUES (?, ?, ?, ?)`, base+1, p.id, 100+i, p.owner)
+		s.exec(tb, `INSERT INTO invoices VALUES (?, ?, ?, ?)`, base+2, p.id, 200+i, p.owner)
+	}
+	// A stranger's ticket whose email differs from alice's by one letter.
+	s.exec(tb, `INSERT INTO support_tickets VALUES (?, ?, ?, ?, ?)`, 1, "alice@example.co", nil, "near miss", "stranger")
+	return s, dsn
+}
+
+func (s *shop) connector(tb testing.TB, dsn string, batch int) *sqlconn.Connector {
+	tb.Helper()
+	doc := fmt.Sprintf(shopMap, s.b.driver, strconv.Quote(dsn), batch)
+	c, err := sqlconn.New(context.Background(), connector.Target{
+		Name: "shop", Kind: sqlconn.Kind,
+		Decode: func(v any) error { return yaml.Unmarshal([]byte(doc), v) },
+	})
+	if err != nil {
+		tb.Fatalf("New: %v", err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	if err := c.Validate(context.Background()); err != nil {
+		tb.Fatalf("Validate: %v", err)
+	}
+	return c
+}
+
+// snapshot dumps every table, splitting owner's rows from the rest.
+func (s *shop) snapshot(tb testing.TB, owner string) (string, string) {
+	tb.Helper()
+	var mine, others strings.Builder
+	for _, t := range shopTables {
+		rows, err := s.db.Query("SELECT * FROM " + t + " ORDER BY id")
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				tb.Fatal(err)
+			}
+			var line strings.Builder
+			line.WriteString(t)
+			rowOwner := ""
+			for i, v := range vals {
+				if b, ok := v.([]byte); ok {
+					v = string(b)
+				}
+				if cols[i] == "seed_owner" {
+					rowOwner = fmt.Sprint(v)
+				}
+				fmt.Fprintf(&line, " %s=%v", cols[i], v)
+			}
+			w := &others
+			if rowOwner == owner {
+				w = &mine
+			}
+			w.WriteString(line.String() + "\n")
+		}
+		if err := rows.Close(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return mine.String(), others.String()
+}
+
+// remaining counts owner's rows that still identify them: rows of delete
+// tables, and orders still linked or still carrying the email.
+func (s *shop) remaining(tb testing.TB, owner string, email string) int64 {
+	tb.Helper()
+	var total int64
+	for _, t := range []string{"users", "addresses", "order_items", "support_tickets", "ticket_messages"} {
+		var n int64
+		q := rewriteFor(s.b, "SELECT COUNT(*) FROM "+t+" WHERE seed_owner = ?")
+		if err := s.db.QueryRow(q, owner).Scan(&n); err != nil {
+			tb.Fatal(err)
+		}
+		total += n
+	}
+	var n int64
+	q := rewriteFor(s.b, "SELECT COUNT(*) FROM orders WHERE seed_owner = ? AND (user_id IS NOT NULL OR email = ? OR shipping_name IS NOT NULL)")
+	if err := s.db.QueryRow(q, owner, email).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return total + n
+}
+
+func rewriteFor(b backend, stmt string) string {
+	if b.driver != "postgres" {
+		return stmt
+	}
+	n := 0
+	return rewrite(stmt, func() string { n++; return "$" + strconv.Itoa(n) })
+}
+
+func harness(b backend, p person, given []lethe.Identity) connectortest.Harness {
+	return connectortest.Harness{Setup: func(tb testing.TB) connectortest.Fixture {
+		s, dsn := newShop(tb, b)
+		return connectortest.Fixture{
+			// A batch of 2 makes every table take several batches.
+			Connector: s.connector(tb, dsn, 2),
+			Subject:   connector.Subject{RequestID: "req-1", Identities: given},
+			Snapshot:  func(tb testing.TB) (string, string) { return s.snapshot(tb, p.owner) },
+			Remaining: func(tb testing.TB) int64 { return s.remaining(tb, p.owner, p.email) },
+		}
+	}}
+}
+
+func TestConformance(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.driver, func(t *testing.T) {
+			t.Parallel()
+			alice := people[0]
+			connectortest.Exercise(t, harness(b, alice, []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.email}}))
+		})
+	}
+}
+
+// Subjects whose identities are hostile strings: each must find exactly
+// their own rows, and hostile user ids must match nothing.
+func TestConformanceHostileIdentities(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.driver, func(t *testing.T) {
+			t.Parallel()
+			for _, p := range people[2:] {
+				t.Run(p.owner, func(t *testing.T) {
+					connectortest.Exercise(t, harness(b, p, []lethe.Identity{
+						{Type: lethe.IdentityEmail, Value: p.email},
+						{Type: lethe.IdentityUserID, Value: injQuote},
+						{Type: lethe.IdentityUserID, Value: "7000001 OR 1=1"},
+						{Type: lethe.IdentityUserID, Value: "7000002abc"}, // MySQL would cast this to 7000002
+						{Type: lethe.IdentityPhone, Value: strings.Repeat("9", 5000)},
+					}))
+				})
+			}
+		})
+	}
+}
+
+func TestPlanAndErase(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.driver, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s, dsn := newShop(t, b)
+			c := s.connector(t, dsn, 1)
+			alice := people[0]
+			given := []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.email}}
+			found, err := c.Resolve(ctx, connector.Subject{Identities: given})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantFound := []lethe.Identity{
+				{Type: lethe.IdentityPhone, Value: alice.phone},
+				{Type: lethe.IdentityUserID, Value: "7000001"},
+			}
+			if diff := cmp.Diff(wantFound, found); diff != "" {
+				t.Errorf("Resolve (-want +got):\n%s", diff)
+			}
+			subj := connector.Subject{Identities: append(given, found...)}
+			until, _ := parseDate("2036-01-01")
+			want := lethe.Report{Items: []lethe.ReportItem{
+				{Object: "users", Action: lethe.ActionDelete, Rows: 1},
+				{Object: "addresses", Action: lethe.ActionDelete, Rows: 2},
+				{Object: "orders", Action: lethe.ActionPseudonymize, Rows: 2},
+				{Object: "order_items", Action: lethe.ActionDelete, Rows: 3},
+				{Object: "support_tickets", Action: lethe.ActionDelete, Rows: 2},
+				{Object: "ticket_messages", Action: lethe.ActionDelete, Rows: 3},
+				{Object: "invoices", Action: lethe.ActionRetain, Rows: 2, Reason: "tax law: invoices kept 10 years", Until: until},
+			}}
+			sortItems := cmpopts.SortSlices(func(a, b lethe.ReportItem) bool { return a.Object < b.Object })
+			plan, err := c.Plan(ctx, subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, plan, sortItems); diff != "" {
+				t.Errorf("Plan (-want +got):\n%s", diff)
+			}
+
+			// A crash part-way: some of alice's rows are already gone. The
+			// next run erases the rest and counts only what it changed.
+			s.exec(t, rewriteFor(b, "DELETE FROM ticket_messages WHERE id = ?"), int64(700000101))
+			rep, err := c.Erase(ctx, subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want.Items[5].Rows = 2
+			if diff := cmp.Diff(want, rep, sortItems); diff != "" {
+				t.Errorf("Erase (-want +got):\n%s", diff)
+			}
+			if err := c.Verify(ctx, subj); err != nil {
+				t.Errorf("Verify: %v", err)
+			}
+
+			// Pseudonymized orders: unlinked, deterministic hashes, kept totals.
+			rows, err := s.db.Query(rewriteFor(b, "SELECT user_id, email, shipping_name, note, customer_ref, token, total FROM orders WHERE seed_owner = ? ORDER BY id"), "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			var tokens []string
+			for rows.Next() {
+				var uid sql.NullInt64
+				var email, name, note, ref, token sql.NullString
+				var total int64
+				if err := rows.Scan(&uid, &email, &name, &note, &ref, &token, &total); err != nil {
+					t.Fatal(err)
+				}
+				if uid.Valid || name.Valid || note.String != "erased" || total == 0 {
+					t.Errorf("order not pseudonymized as configured: user_id %v name %v note %q total %d", uid, name, note.String, total)
+				}
+				if !strings.HasPrefix(email.String, "erased+") || !strings.HasSuffix(email.String, "@invalid") || len(email.String) != len("erased+0123456789abcdef@invalid") {
+					t.Errorf("email = %q, want erased+<16 hex>@invalid", email.String)
+				}
+				if len(ref.String) != 64 || strings.Contains(ref.String, "alice") {
+					t.Errorf("customer_ref = %q, want a 64-hex HMAC", ref.String)
+				}
+				if len(token.String) != 32 || token.String == "tok-alice" {
+					t.Errorf("token = %q, want 32 random hex", token.String)
+				}
+				tokens = append(tokens, token.String)
+			}
+			if len(tokens) != 2 || tokens[0] == tokens[1] {
+				t.Errorf("random tokens %v: want two different values", tokens)
+			}
+		})
+	}
+}
+
+func parseDate(s string) (time.Time, error) { return time.Parse(time.DateOnly, s) }

@@ -1,0 +1,696 @@
+package sqlconn
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
+)
+
+// Kind is the connector kind of SQL targets in the data map.
+const Kind = "sql"
+
+// Info returns the registry entry for SQL targets.
+func Info() connector.Info {
+	return connector.Info{Kind: Kind, New: func(ctx context.Context, t connector.Target) (connector.Connector, error) {
+		return New(ctx, t)
+	}}
+}
+
+// Limits on Resolve, which follows links until nothing new turns up: a
+// data map that links unrelated people (a shared placeholder email, say)
+// would otherwise pull in half the database.
+const (
+	maxResolveRounds = 4
+	maxResolveRows   = 10000
+)
+
+// Connector erases a subject's rows from one SQL database.
+type Connector struct {
+	name   string
+	d      dialect
+	db     *sql.DB
+	batch  int
+	key    []byte
+	tables []*table // children before parents
+
+	mu     sync.Mutex
+	schema schema // nil until first loaded
+}
+
+var (
+	_ connector.Connector = (*Connector)(nil)
+	_ connector.Validator = (*Connector)(nil)
+	_ connector.Closer    = (*Connector)(nil)
+)
+
+// New decodes and checks the target's options and opens its connection
+// pool. It does not connect: Validate checks the live database.
+func New(ctx context.Context, t connector.Target) (*Connector, error) {
+	if t.Decode == nil {
+		return nil, fmt.Errorf("target %q: no options", t.Name)
+	}
+	var o Options
+	if err := t.Decode(&o); err != nil {
+		return nil, fmt.Errorf("target %q: options: %w", t.Name, err)
+	}
+	return Open(t.Name, o)
+}
+
+// Open is New for options already decoded.
+func Open(name string, o Options) (*Connector, error) {
+	tables, err := compile(name, &o)
+	if err != nil {
+		return nil, err
+	}
+	d := dialects[o.Driver]
+	db, err := sql.Open(d.driver, o.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: open: %w", name, err)
+	}
+	return &Connector{name: name, d: d, db: db, batch: o.BatchSize, key: []byte(o.HashKey), tables: tables}, nil
+}
+
+// Close closes the connection pool.
+func (c *Connector) Close() error { return c.db.Close() }
+
+// schema maps table name -> column name -> column.
+type schema map[string]map[string]column
+
+func (s schema) kind(table, col string) colKind { return s[table][col].kind }
+
+func (c *Connector) loadSchema(ctx context.Context) (schema, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.schema != nil {
+		return c.schema, nil
+	}
+	s := schema{}
+	for _, t := range c.tables {
+		cols, err := c.d.columns(ctx, c.db, t.Name)
+		if err != nil {
+			return nil, fmt.Errorf("target %q: read schema of %q: %w", c.name, t.Name, err)
+		}
+		s[t.Name] = cols
+	}
+	c.schema = s
+	return s, nil
+}
+
+// Validate checks the data map against the live schema: every table and
+// column exists and every strategy can write its column.
+func (c *Connector) Validate(ctx context.Context) error {
+	if err := c.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("target %q: connect: %w", c.name, err)
+	}
+	c.mu.Lock()
+	c.schema = nil // re-read: Validate is how an operator checks a changed schema
+	c.mu.Unlock()
+	s, err := c.loadSchema(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range c.tables {
+		fail := func(format string, args ...any) {
+			errs = append(errs, fmt.Errorf("target %q: table %q: "+format, append([]any{c.name, t.Name}, args...)...))
+		}
+		cols := s[t.Name]
+		if len(cols) == 0 {
+			fail("does not exist")
+			continue
+		}
+		need := func(col, role string) {
+			if _, ok := cols[col]; !ok {
+				fail("%s column %q does not exist", role, col)
+			}
+		}
+		need(t.PrimaryKey, "primary key")
+		for _, typ := range t.idTypes {
+			need(t.Identities[typ], string(typ)+" identity")
+		}
+		for _, l := range t.parents {
+			need(l.column, "reference")
+			if pc := s[l.parent.Name]; len(pc) > 0 {
+				if _, ok := pc[l.to]; !ok {
+					fail("referenced column %q.%q does not exist", l.parent.Name, l.to)
+				}
+			}
+		}
+		for _, col := range t.columns {
+			info, ok := cols[col]
+			if !ok {
+				need(col, "pseudonymized")
+				continue
+			}
+			switch st := t.Columns[col]; st.kind() {
+			case StrategyHash, StrategyRedactEmail, StrategyRandom:
+				if !info.textual() {
+					fail("column %q is %s; strategy %s writes text", col, info.dataType, st.kind())
+				}
+			case StrategyFixed:
+				if _, err := strconv.ParseInt(st.Value, 10, 64); info.kind == kindInt && err != nil {
+					fail("column %q is %s; the fixed value is not an integer", col, info.dataType)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// values groups a subject's identity values by type, without duplicates.
+type values map[lethe.IdentityType][]string
+
+func valuesOf(ids []lethe.Identity) values {
+	v := values{}
+	for _, id := range ids {
+		if id.Value != "" && !slices.Contains(v[id.Type], id.Value) {
+			v[id.Type] = append(v[id.Type], id.Value)
+		}
+	}
+	return v
+}
+
+func (v values) all() []string {
+	var out []string
+	for _, vs := range v {
+		out = append(out, vs...)
+	}
+	return out
+}
+
+// query collects the arguments of one statement as its text is written,
+// so placeholders and arguments can never get out of step.
+type query struct {
+	d    dialect
+	args []any
+}
+
+func (q *query) arg(v any) string {
+	q.args = append(q.args, v)
+	return q.d.placeholder(len(q.args))
+}
+
+var uuidLike = regexp.MustCompile(`^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$`)
+
+// typed converts identity values for comparison with a column of kind k,
+// dropping those that cannot equal any value of it.
+func typed(vs []string, k colKind) []any {
+	var out []any
+	for _, v := range vs {
+		switch k {
+		case kindInt:
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				out = append(out, n)
+			}
+		case kindUUID:
+			if uuidLike.MatchString(v) {
+				out = append(out, v)
+			}
+		default:
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// where writes the condition selecting the subject's rows of t: an identity
+// column holds one of the subject's values, or a reference points at a
+// subject's row of the parent (recursively, so links span several hops).
+// It returns "" when nothing can match.
+func (c *Connector) where(q *query, t *table, v values, s schema) string {
+	var terms []string
+	for _, typ := range t.idTypes {
+		col := t.Identities[typ]
+		args := typed(v[typ], s.kind(t.Name, col))
+		if len(args) == 0 {
+			continue
+		}
+		ph := make([]string, len(args))
+		for i, a := range args {
+			ph[i] = q.arg(a)
+		}
+		terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(col), strings.Join(ph, ", ")))
+	}
+	for _, l := range t.parents {
+		sub := c.where(q, l.parent, v, s)
+		if sub == "" {
+			continue
+		}
+		terms = append(terms, fmt.Sprintf("%s IN (SELECT %s FROM %s WHERE %s)",
+			c.d.quote(l.column), c.d.quote(l.to), c.d.quote(l.parent.Name), sub))
+	}
+	if len(terms) == 0 {
+		return ""
+	}
+	return "(" + strings.Join(terms, " OR ") + ")"
+}
+
+// begin checks ctx and loads the schema: the start of every method.
+func (c *Connector) begin(ctx context.Context, op string) (schema, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("target %q: %s: %w", c.name, op, err)
+	}
+	return c.loadSchema(ctx)
+}
+
+// fail wraps a database error with the target and table, marks errors no
+// retry can fix, and strips any identity value a driver may have quoted.
+func (c *Connector) fail(v values, op string, t *table, err error) error {
+	err = fmt.Errorf("target %q: %s %q: %w", c.name, op, t.Name, err)
+	if c.d.missing(err) {
+		err = connector.Permanent(err)
+	}
+	return redact(err, v.all())
+}
+
+// Resolve returns the identities held in the subject's rows, following
+// what it finds until nothing new turns up (bounded).
+func (c *Connector) Resolve(ctx context.Context, subj connector.Subject) ([]lethe.Identity, error) {
+	s, err := c.begin(ctx, "resolve")
+	if err != nil {
+		return nil, redact(err, valuesOf(subj.Identities).all())
+	}
+	known := map[lethe.Identity]bool{}
+	for _, id := range subj.Identities {
+		known[id] = true
+	}
+	all := slices.Clone(subj.Identities)
+	var found []lethe.Identity
+	for round := 0; round < maxResolveRounds; round++ {
+		v := valuesOf(all)
+		added := false
+		for _, t := range c.tables {
+			if len(t.idTypes) == 0 {
+				continue
+			}
+			ids, err := c.identities(ctx, t, v, s)
+			if err != nil {
+				return nil, c.fail(v, "resolve", t, err)
+			}
+			for _, id := range ids {
+				if !known[id] {
+					known[id] = true
+					found = append(found, id)
+					all = append(all, id)
+					added = true
+				}
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	slices.SortFunc(found, func(a, b lethe.Identity) int {
+		return strings.Compare(string(a.Type)+"\x00"+a.Value, string(b.Type)+"\x00"+b.Value)
+	})
+	return found, nil
+}
+
+func (c *Connector) identities(ctx context.Context, t *table, v values, s schema) ([]lethe.Identity, error) {
+	q := &query{d: c.d}
+	w := c.where(q, t, v, s)
+	if w == "" {
+		return nil, nil
+	}
+	cols := make([]string, len(t.idTypes))
+	for i, typ := range t.idTypes {
+		cols[i] = c.d.quote(t.Identities[typ])
+	}
+	stmt := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s LIMIT %d",
+		strings.Join(cols, ", "), c.d.quote(t.Name), w, maxResolveRows+1)
+	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []lethe.Identity
+	n := 0
+	for rows.Next() {
+		if n++; n > maxResolveRows {
+			return nil, fmt.Errorf("more than %d distinct linked identities; check the data map", maxResolveRows)
+		}
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, typ := range t.idTypes {
+			raw, ok := text(vals[i])
+			if !ok {
+				continue
+			}
+			// A value that is not a valid identity (a malformed stored
+			// email) cannot be passed on; the row itself is still found
+			// through the identity that led here.
+			if id, err := lethe.NormalizeIdentity(lethe.Identity{Type: typ, Value: raw}); err == nil {
+				out = append(out, id)
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+// text renders a scanned value as an identity value; false for NULL.
+func text(v any) (string, bool) {
+	switch x := v.(type) {
+	case nil:
+		return "", false
+	case []byte:
+		return string(x), len(x) > 0
+	case string:
+		return x, x != ""
+	case int64:
+		return strconv.FormatInt(x, 10), true
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano), true
+	default:
+		s := fmt.Sprint(x)
+		return s, s != ""
+	}
+}
+
+// Plan counts the subject's rows per table.
+func (c *Connector) Plan(ctx context.Context, subj connector.Subject) (lethe.Report, error) {
+	v := valuesOf(subj.Identities)
+	s, err := c.begin(ctx, "plan")
+	if err != nil {
+		return lethe.Report{}, redact(err, v.all())
+	}
+	var rep lethe.Report
+	for _, t := range c.tables {
+		n, err := c.count(ctx, t, v, s)
+		if err != nil {
+			return lethe.Report{}, c.fail(v, "plan", t, err)
+		}
+		rep.Items = append(rep.Items, item(t, n))
+	}
+	return rep, nil
+}
+
+func item(t *table, n int64) lethe.ReportItem {
+	it := lethe.ReportItem{Object: t.Name, Action: t.Action, Rows: n}
+	if t.Action == lethe.ActionRetain {
+		it.Reason, it.Until = t.Reason, t.until
+	}
+	return it
+}
+
+func (c *Connector) count(ctx context.Context, t *table, v values, s schema) (int64, error) {
+	q := &query{d: c.d}
+	w := c.where(q, t, v, s)
+	if w == "" {
+		return 0, nil
+	}
+	var n int64
+	err := c.db.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", c.d.quote(t.Name), w), q.args...).Scan(&n)
+	return n, err
+}
+
+// Erase deletes or pseudonymizes the subject's rows, children before
+// parents so foreign keys hold and links are followed before they are cut,
+// in batches of batch_size rows that each commit on their own. Rows in the
+// report are those changed by this call; on error the report holds what
+// was committed before it.
+func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Report, error) {
+	v := valuesOf(subj.Identities)
+	s, err := c.begin(ctx, "erase")
+	if err != nil {
+		return lethe.Report{}, redact(err, v.all())
+	}
+	var rep lethe.Report
+	for _, t := range c.tables {
+		var n int64
+		var err error
+		switch t.Action {
+		case lethe.ActionDelete:
+			n, err = c.deleteRows(ctx, t, v, s)
+		case lethe.ActionPseudonymize:
+			n, err = c.pseudonymizeRows(ctx, t, v, s)
+		case lethe.ActionRetain:
+			n, err = c.count(ctx, t, v, s)
+		}
+		rep.Items = append(rep.Items, item(t, n))
+		if err != nil {
+			return rep, c.fail(v, "erase", t, err)
+		}
+	}
+	return rep, nil
+}
+
+func (c *Connector) deleteRows(ctx context.Context, t *table, v values, s schema) (int64, error) {
+	q := &query{d: c.d}
+	w := c.where(q, t, v, s)
+	if w == "" {
+		return 0, nil
+	}
+	// One statement is one transaction, so each batch commits (and
+	// releases its locks) on its own.
+	stmt := c.d.deleteBatch(c.d.quote(t.Name), c.d.quote(t.PrimaryKey), w, c.batch)
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		res, err := c.db.ExecContext(ctx, stmt, q.args...)
+		if err != nil {
+			return total, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < int64(c.batch) {
+			return total, nil
+		}
+	}
+}
+
+// pseudonymizeRows rewrites the subject's rows batch by batch. The new
+// values (HMACs, random strings) are computed here, not in SQL, so each
+// batch selects its rows, locks them, and updates them by primary key.
+// Batches advance by primary key, so every row is visited once per call
+// even if a rewritten row were somehow to match again.
+func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, v values, s schema) (int64, error) {
+	sets := make([]string, len(t.columns))
+	for i, col := range t.columns {
+		sets[i] = fmt.Sprintf("%s = %s", c.d.quote(col), c.d.placeholder(i+1))
+	}
+	update := fmt.Sprintf("UPDATE %s SET %s WHERE %s = %s", c.d.quote(t.Name), strings.Join(sets, ", "),
+		c.d.quote(t.PrimaryKey), c.d.placeholder(len(t.columns)+1))
+	var total int64
+	var last any
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		q := &query{d: c.d}
+		w := c.where(q, t, v, s)
+		if w == "" {
+			return total, nil
+		}
+		pk := c.d.quote(t.PrimaryKey)
+		if last != nil {
+			w += fmt.Sprintf(" AND %s > %s", pk, q.arg(last))
+		}
+		cols := []string{pk}
+		for _, col := range t.columns {
+			cols = append(cols, c.d.quote(col))
+		}
+		sel := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT %d%s",
+			strings.Join(cols, ", "), c.d.quote(t.Name), w, pk, c.batch, c.d.lockRows())
+		n, lastPK, err := c.pseudonymizeBatch(ctx, t, sel, q.args, update)
+		total += n
+		if err != nil || lastPK == nil {
+			return total, err
+		}
+		last = lastPK
+	}
+}
+
+// pseudonymizeBatch runs one batch in one transaction and returns the rows
+// changed and the last primary key seen (nil when the batch was the last).
+func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string, args []any, update string) (int64, any, error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	type row struct {
+		pk   any
+		vals []any
+	}
+	var batch []row
+	rows, err := tx.QueryContext(ctx, sel, args...)
+	if err != nil {
+		return 0, nil, err
+	}
+	for rows.Next() {
+		dst := make([]any, len(t.columns)+1)
+		ptrs := make([]any, len(dst))
+		for i := range dst {
+			ptrs[i] = &dst[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			rows.Close()
+			return 0, nil, err
+		}
+		batch = append(batch, row{pk: dst[0], vals: dst[1:]})
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, nil, err
+	}
+	if len(batch) == 0 {
+		return 0, nil, nil
+	}
+	stmt, err := tx.PrepareContext(ctx, update)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer stmt.Close()
+	var n int64
+	for _, r := range batch {
+		args := make([]any, 0, len(t.columns)+1)
+		for i, col := range t.columns {
+			nv, err := c.pseudonym(t.Columns[col], r.vals[i])
+			if err != nil {
+				return 0, nil, err
+			}
+			args = append(args, nv)
+		}
+		res, err := stmt.ExecContext(ctx, append(args, r.pk)...)
+		if err != nil {
+			return 0, nil, err
+		}
+		// MySQL counts only rows whose values changed; every selected row
+		// was rewritten, so count it regardless.
+		if _, err := res.RowsAffected(); err != nil {
+			return 0, nil, err
+		}
+		n++
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, nil, err
+	}
+	if len(batch) < c.batch {
+		return n, nil, nil
+	}
+	return n, batch[len(batch)-1].pk, nil
+}
+
+// pseudonym returns the replacement for value under st. NULL stays NULL
+// for the derived strategies: there is nothing to hide.
+func (c *Connector) pseudonym(st Strategy, value any) (any, error) {
+	switch st.kind() {
+	case StrategyNull:
+		return nil, nil
+	case StrategyFixed:
+		return st.Value, nil
+	}
+	s, ok := text(value)
+	if !ok {
+		return nil, nil
+	}
+	switch st.kind() {
+	case StrategyHash:
+		return c.mac(s), nil
+	case StrategyRedactEmail:
+		return "erased+" + c.mac(s)[:16] + "@invalid", nil
+	case StrategyRandom:
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return nil, err
+		}
+		return hex.EncodeToString(b), nil
+	}
+	return nil, fmt.Errorf("unknown strategy %q", st.kind())
+}
+
+func (c *Connector) mac(s string) string {
+	h := hmac.New(sha256.New, c.key)
+	h.Write([]byte(s))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Verify fails when a delete or pseudonymize table still has rows that
+// match the subject. Pseudonymized rows no longer match: their identity and
+// reference columns were rewritten (compile insists on it).
+func (c *Connector) Verify(ctx context.Context, subj connector.Subject) error {
+	v := valuesOf(subj.Identities)
+	s, err := c.begin(ctx, "verify")
+	if err != nil {
+		return redact(err, v.all())
+	}
+	var left []string
+	for _, t := range c.tables {
+		if t.Action == lethe.ActionRetain {
+			continue
+		}
+		n, err := c.count(ctx, t, v, s)
+		if err != nil {
+			return c.fail(v, "verify", t, err)
+		}
+		if n > 0 {
+			left = append(left, fmt.Sprintf("%s (%d rows, %s)", t.Name, n, t.Action))
+		}
+	}
+	if len(left) > 0 {
+		return fmt.Errorf("target %q: subject data remains in %s", c.name, strings.Join(left, ", "))
+	}
+	return nil
+}
+
+// redacted is an error whose text had identity values removed. It unwraps
+// only to a context error, so errors.Is still sees cancellation, but the
+// original text cannot be reached through it.
+type redacted struct {
+	msg   string
+	cause error
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.cause }
+
+func redact(err error, vals []string) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	out := msg
+	for _, v := range vals {
+		if v != "" {
+			out = strings.ReplaceAll(out, v, "<redacted>")
+		}
+	}
+	if out == msg {
+		return err
+	}
+	r := &redacted{msg: out}
+	for _, ce := range []error{context.Canceled, context.DeadlineExceeded} {
+		if errors.Is(err, ce) {
+			r.cause = ce
+		}
+	}
+	if connector.IsPermanent(err) {
+		return connector.Permanent(r)
+	}
+	return r
+}
