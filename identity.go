@@ -137,7 +137,10 @@ func NormalizePhone(s string) (string, bool) {
 
 // ClassifyIdentifier turns a free-form customer identifier (as the connect
 // profile receives it) into an Identity: an email if it is an address, a
-// phone if it is an international number, otherwise a user_id.
+// phone if it is an international number written with a leading "+",
+// otherwise a user_id. The "00" international prefix that NormalizePhone
+// accepts is not enough here: numeric ids often start with zeros, and
+// misreading one as a phone would erase the wrong person (or nobody).
 func ClassifyIdentifier(s string) (Identity, error) {
 	v := strings.TrimSpace(s)
 	if strings.Contains(v, "@") {
@@ -145,7 +148,7 @@ func ClassifyIdentifier(s string) (Identity, error) {
 			return Identity{Type: IdentityEmail, Value: e}, nil
 		}
 	}
-	if p, ok := NormalizePhone(v); ok {
+	if p, ok := NormalizePhone(v); ok && strings.HasPrefix(v, "+") {
 		return Identity{Type: IdentityPhone, Value: p}, nil
 	}
 	return NormalizeIdentity(Identity{Type: IdentityUserID, Value: s})

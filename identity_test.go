@@ -68,6 +68,8 @@ func TestClassifyIdentifier(t *testing.T) {
 		{"cust_8812", lethe.Identity{Type: "user_id", Value: "cust_8812"}},
 		{"string", lethe.Identity{Type: "user_id", Value: "string"}},
 		{"12345", lethe.Identity{Type: "user_id", Value: "12345"}},
+		{"0012345678", lethe.Identity{Type: "user_id", Value: "0012345678"}},
+		{"004915112345678", lethe.Identity{Type: "user_id", Value: "004915112345678"}},
 		{"a@b", lethe.Identity{Type: "user_id", Value: "a@b"}},
 	}
 	for _, tt := range tests {

@@ -120,7 +120,10 @@ func (s *Service) submitOnce(ctx context.Context, r *lethe.Request) (*lethe.Requ
 			prev, err := tx.FindRequestByIdempotencyKey(ctx, r.ClientID, r.IdempotencyKey)
 			switch {
 			case err == nil:
-				if prev.SubjectKey != r.SubjectKey || prev.Regulation != r.Regulation || prev.ExternalID != r.ExternalID {
+				// Every submitted field counts: a retry that changed the
+				// callback_url would otherwise be answered as a replay and
+				// its new callback silently dropped.
+				if prev.SubjectKey != r.SubjectKey || prev.Regulation != r.Regulation || prev.ExternalID != r.ExternalID || prev.CallbackURL != r.CallbackURL {
 					return lethe.Errorf(lethe.ECONFLICT, "Idempotency-Key was already used for a different request")
 				}
 				got, outcome = prev, Replayed

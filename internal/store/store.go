@@ -71,7 +71,8 @@ type Requests interface {
 	// request of another client is ErrNotFound. Identities are not filled.
 	GetRequest(ctx context.Context, id string, scope Scope) (*lethe.Request, error)
 	// LockRequest reads the request for update (FOR UPDATE on postgres;
-	// sqlite transactions already hold the write lock). Only inside InTx.
+	// sqlite transactions already hold the write lock). Only inside InTx;
+	// on the Store it returns an error. Tasks are not filled.
 	LockRequest(ctx context.Context, id string) (*lethe.Request, error)
 	// ListRequests returns requests newest first, with the cursor for the
 	// next page ("" when there is none). Tasks are not filled.
@@ -90,17 +91,24 @@ type Requests interface {
 	// and cancel rely on. StartedAt is set when the status becomes running
 	// and CompletedAt when it becomes terminal.
 	UpdateRequestState(ctx context.Context, id string, from []lethe.Status, fromStage []lethe.Stage, to lethe.Status, toStage lethe.Stage, at time.Time) (bool, error)
-	// RequestIdentities returns the given and linked identities (opened).
+	// RequestIdentities returns the given and linked identities (opened),
+	// given ones first, each group in the order stored. Identities whose
+	// values were dropped are not returned.
 	RequestIdentities(ctx context.Context, requestID string) ([]lethe.Identity, error)
 	// AddLinkedIdentities stores identities found by resolve; duplicates of
 	// identities already stored are ignored.
 	AddLinkedIdentities(ctx context.Context, requestID string, ids []lethe.Identity) error
+	// DropIdentityValues deletes the sealed values of the request's
+	// identities and keeps only their keyed hashes: the minimisation step
+	// when a request closes. Dropping twice is harmless.
+	DropIdentityValues(ctx context.Context, requestID string) error
 	// CountRequestsByStatus feeds the requests-by-status metric.
 	CountRequestsByStatus(ctx context.Context) (map[lethe.Status]int64, error)
 }
 
 // Scope limits what a caller may see: ClientID set means only that client's
-// requests; All (the admin) sees every request.
+// requests; All (the admin) sees every request. The zero Scope sees nothing,
+// so a forgotten scope fails closed.
 type Scope struct {
 	All      bool
 	ClientID string
@@ -194,8 +202,8 @@ type Clients interface {
 	SetClientDisabled(ctx context.Context, id string, disabled bool) error
 	// AddCredential adds a credential to a client.
 	AddCredential(ctx context.Context, c Credential) error
-	// ExpireCredentials sets ExpiresAt on the client's credentials of kind
-	// that have none yet (rotation's overlap).
+	// ExpireCredentials makes the client's credentials of kind expire at
+	// at, unless they expire earlier already (rotation's overlap).
 	ExpireCredentials(ctx context.Context, clientID string, kind CredentialKind, at time.Time) error
 	// FindCredential returns the credential of kind with hash, unexpired at
 	// now, whose client is enabled; ErrNotFound otherwise.

@@ -1,0 +1,128 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// Principal is who an authenticated request acts for: the admin (sees and
+// may do everything) or one client (sees only its own requests).
+type Principal struct {
+	Admin    bool
+	ClientID string
+}
+
+// Scope is what the principal may see in the store.
+func (p Principal) Scope() store.Scope {
+	if p.Admin {
+		return store.Scope{All: true}
+	}
+	return store.Scope{ClientID: p.ClientID}
+}
+
+// Actor is how the principal appears in audit events and which client a
+// submission belongs to ("" for the admin).
+func (p Principal) Actor() (lethe.Actor, string) {
+	if p.Admin {
+		return lethe.ActorAdmin, ""
+	}
+	return lethe.ActorClient, p.ClientID
+}
+
+// valid reports whether p names somebody. A zero Principal would scope to
+// nothing and submit as the admin, so it is refused rather than trusted.
+func (p Principal) valid() bool { return p.Admin || p.ClientID != "" }
+
+// Authenticator turns a request's credentials into a Principal.
+//
+// It returns an error with code EUNAUTH when the request carries no
+// credentials it recognises or they are wrong; a chain then tries the next
+// authenticator. Any other error (the store is down, the caller is rate
+// limited) ends the chain and is answered as it is.
+type Authenticator interface {
+	Authenticate(ctx context.Context, r *http.Request) (Principal, error)
+}
+
+// AuthenticatorFunc adapts a function to Authenticator.
+type AuthenticatorFunc func(ctx context.Context, r *http.Request) (Principal, error)
+
+// Authenticate calls f.
+func (f AuthenticatorFunc) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
+	return f(ctx, r)
+}
+
+func errUnauthorized() error {
+	return lethe.Errorf(lethe.EUNAUTH, "missing or invalid bearer token")
+}
+
+// Chain tries each authenticator in order and returns the first principal.
+// With none configured, or none accepting, every request is unauthorized:
+// an empty chain never means "no auth".
+func Chain(auths ...Authenticator) Authenticator {
+	return chain(auths)
+}
+
+type chain []Authenticator
+
+func (c chain) Authenticate(ctx context.Context, r *http.Request) (Principal, error) {
+	for _, a := range c {
+		p, err := a.Authenticate(ctx, r)
+		if err == nil {
+			if !p.valid() {
+				return Principal{}, lethe.Errorf(lethe.EINTERNAL, "authenticator returned an empty principal")
+			}
+			return p, nil
+		}
+		if lethe.ErrorCode(err) != lethe.EUNAUTH {
+			return Principal{}, err
+		}
+	}
+	return Principal{}, errUnauthorized()
+}
+
+// BearerToken returns the token of an "Authorization: Bearer <token>"
+// header. The scheme is case-insensitive (RFC 9110 11.1).
+func BearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok = strings.TrimSpace(tok)
+	return tok, tok != ""
+}
+
+// AdminToken authenticates the admin by a static bearer token. An empty
+// token disables admin access (every request is unauthorized) so a missing
+// setting can never open the API.
+func AdminToken(token string) Authenticator {
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return AuthenticatorFunc(func(context.Context, *http.Request) (Principal, error) {
+			return Principal{}, errUnauthorized()
+		})
+	}
+	return adminToken(sha256.Sum256([]byte(token)))
+}
+
+// adminToken holds the SHA-256 of the token: comparing fixed-size digests
+// in constant time leaks neither the content nor the length of the token.
+type adminToken [sha256.Size]byte
+
+func (a adminToken) Authenticate(_ context.Context, r *http.Request) (Principal, error) {
+	tok, ok := BearerToken(r)
+	if !ok {
+		return Principal{}, errUnauthorized()
+	}
+	sum := sha256.Sum256([]byte(tok))
+	if subtle.ConstantTimeCompare(sum[:], a[:]) != 1 {
+		return Principal{}, errUnauthorized()
+	}
+	return Principal{Admin: true}, nil
+}

@@ -1,0 +1,364 @@
+// Package httpapi is lethe's HTTP server: the native API v1
+// (/v1/deletion-requests), health and readiness probes, the OpenAPI
+// document, metrics, and the routes other API profiles mount on the same
+// mux. It owns the middleware every route shares: request ids, panic
+// recovery, a body size cap and an access log that never records bodies,
+// query values or credentials.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/intake"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// Limits of the http.Server built by HTTPServer. They bound how long and
+// how much one connection can hold the process: lethe's requests and
+// answers are small, so a slow or oversized one is an attack or a bug.
+const (
+	// ReadHeaderTimeout stops slowloris clients that trickle headers.
+	ReadHeaderTimeout = 5 * time.Second
+	// ReadTimeout bounds reading the whole request, body included.
+	ReadTimeout = 30 * time.Second
+	// WriteTimeout bounds a handler plus writing its answer; every native
+	// handler is a few store calls.
+	WriteTimeout = 30 * time.Second
+	// IdleTimeout closes keep-alive connections nobody uses.
+	IdleTimeout = 120 * time.Second
+	// MaxHeaderBytes caps request headers (net/http's default is 1 MiB).
+	MaxHeaderBytes = 64 << 10
+	// DefaultMaxBodyBytes is the default cap on request bodies.
+	DefaultMaxBodyBytes = 64 << 10
+	// readyTimeout bounds a readiness check so a hung database makes the
+	// probe fail instead of hang.
+	readyTimeout = 5 * time.Second
+)
+
+// Observer receives one call per answered request, for metrics. route is
+// the matched mux pattern ("unmatched" when none matched), never the path.
+type Observer interface {
+	HTTPRequest(route string, status int, d time.Duration)
+}
+
+// Options configures a Server.
+type Options struct {
+	// Intake submits and cancels requests. Required.
+	Intake *intake.Service
+	// Store reads requests. Required.
+	Store store.Store
+	// Auth authenticates native API requests; tried in order (see Chain).
+	// Empty: every native API request is unauthorized.
+	Auth []Authenticator
+	// Ready reports readiness for /readyz (store and pipeline). Default:
+	// Store.Ready.
+	Ready func(ctx context.Context) error
+	// Metrics, when set, is served at GET /metrics (unauthenticated, like
+	// the probes: scrape it on a private interface).
+	Metrics http.Handler
+	// Logger receives the access log and errors. Default: discard.
+	Logger *slog.Logger
+	// MaxBodyBytes caps every request body, on every route. Default:
+	// DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Mount adds other API profiles' routes to the mux; they share the
+	// middleware but answer in their own shapes.
+	Mount []func(mux *http.ServeMux)
+	// Observer, when set, is told about every answered request.
+	Observer Observer
+}
+
+// Server serves the native API and everything mounted on it.
+type Server struct {
+	intake   *intake.Service
+	store    store.Store
+	auth     Authenticator
+	ready    func(ctx context.Context) error
+	metrics  http.Handler
+	log      *slog.Logger
+	maxBody  int64
+	observer Observer
+	mux      *http.ServeMux
+	routes   []route
+}
+
+// route is one native route; the table is also what the OpenAPI test
+// compares the document with.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+// New returns a Server. It panics when a required option is missing: that
+// is a wiring bug, found at start, not a runtime condition.
+func New(o Options) *Server {
+	if o.Intake == nil || o.Store == nil {
+		panic("httpapi: Options.Intake and Options.Store are required")
+	}
+	s := &Server{
+		intake:   o.Intake,
+		store:    o.Store,
+		auth:     Chain(o.Auth...),
+		ready:    o.Ready,
+		metrics:  o.Metrics,
+		log:      o.Logger,
+		maxBody:  o.MaxBodyBytes,
+		observer: o.Observer,
+		mux:      http.NewServeMux(),
+	}
+	if s.ready == nil {
+		s.ready = o.Store.Ready
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	s.routes = []route{
+		{"GET /healthz", http.HandlerFunc(s.handleHealthz)},
+		{"GET /readyz", http.HandlerFunc(s.handleReadyz)},
+		{"GET /openapi.json", http.HandlerFunc(s.handleOpenAPI)},
+		{"POST /v1/deletion-requests", s.authed(s.handleCreate)},
+		{"GET /v1/deletion-requests", s.authed(s.handleList)},
+		{"GET /v1/deletion-requests/{id}", s.authed(s.handleGet)},
+		{"POST /v1/deletion-requests/{id}/cancel", s.authed(s.handleCancel)},
+	}
+	if s.metrics != nil {
+		s.routes = append(s.routes, route{"GET /metrics", s.metrics})
+	}
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.pattern, rt.handler)
+	}
+	for _, m := range o.Mount {
+		m(s.mux)
+	}
+	return s
+}
+
+// Handler returns the server's handler: the mux wrapped in the middleware.
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
+
+// HTTPServer returns an *http.Server for addr serving Handler with the
+// timeouts and header limit above; net/http's own errors go to the logger.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: ReadHeaderTimeout,
+		ReadTimeout:       ReadTimeout,
+		WriteTimeout:      WriteTimeout,
+		IdleTimeout:       IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = iota
+
+// RequestID returns the id of the request being served ("" outside the
+// server), for log lines of mounted profiles.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// acceptedRequestID is what an X-Request-Id from a proxy must look like to
+// be kept: short, and of characters that cannot form an email address or
+// break a log line.
+var acceptedRequestID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{7,63}$`)
+
+func requestIDFor(r *http.Request) string {
+	if v := r.Header.Get("X-Request-Id"); acceptedRequestID.MatchString(v) {
+		return v
+	}
+	return uuid.NewString()
+}
+
+// routeOf is the label logs and metrics use: the matched pattern, never
+// the path (which may hold anything a client typed).
+func routeOf(r *http.Request) string {
+	if r.Pattern == "" {
+		return "unmatched"
+	}
+	return r.Pattern
+}
+
+// serveHTTP is the middleware around the mux: request id, body cap, panic
+// recovery, unmatched routes in the native error shape, access log and
+// observer.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	id := requestIDFor(r)
+	w.Header().Set("X-Request-Id", id)
+	if r.Body != nil {
+		// Given the real ResponseWriter so net/http closes the connection
+		// instead of draining a body that is too large.
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	}
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+	rec := &statusRecorder{ResponseWriter: w}
+
+	aborted := false
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				aborted = true
+			} else {
+				// The stack, not the request: a body or header could hold
+				// identities or credentials.
+				s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
+					slog.String("request_id", id),
+					slog.String("route", routeOf(r)),
+					slog.String("panic", fmt.Sprint(v)),
+					slog.String("stack", string(debug.Stack())))
+				if !rec.wroteHeader {
+					s.writeError(rec, r, lethe.Errorf(lethe.EINTERNAL, "panic"))
+				}
+			}
+		}
+		d := time.Since(start)
+		status := rec.status
+		if status == 0 {
+			status = http.StatusOK // the handler wrote nothing: net/http answers 200
+		}
+		route := routeOf(r)
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
+			slog.String("method", r.Method),
+			slog.String("route", route),
+			slog.Int("status", status),
+			slog.Duration("duration", d),
+			slog.String("request_id", id))
+		if s.observer != nil {
+			s.observer.HTTPRequest(route, status, d)
+		}
+		if aborted {
+			panic(http.ErrAbortHandler) // net/http aborts the connection quietly
+		}
+	}()
+
+	if h, pattern := s.mux.Handler(r); pattern == "" {
+		s.unmatched(rec, r, h)
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// unmatched answers a request no pattern matched in the native error
+// shape instead of net/http's plain text, keeping its status (404, or 405
+// with Allow) by running the mux's own answer into a scratch recorder.
+func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	scratch := &scratchWriter{header: http.Header{}}
+	h.ServeHTTP(scratch, r)
+	if scratch.status == http.StatusMethodNotAllowed {
+		w.Header().Set("Allow", scratch.header.Get("Allow"))
+		s.writeError(w, r, &lethe.Error{Code: codeMethodNotAllowed, Message: "method not allowed"})
+		return
+	}
+	s.writeError(w, r, lethe.Errorf(lethe.ENOTFOUND, "no such route"))
+}
+
+// authed wraps a native handler with authentication.
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.auth.Authenticate(r.Context(), r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r, p)
+	})
+}
+
+// writeJSON answers v as JSON. API answers carry request data, so no cache
+// may keep them.
+func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "encode response",
+			slog.String("request_id", RequestID(r.Context())), slog.String("err", err.Error()))
+		status = http.StatusInternalServerError
+		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n')) // a write error means the client left
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		// The reason is for operators; the probe's body says nothing of
+		// the internals.
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready",
+			slog.String("request_id", RequestID(r.Context())), slog.String("err", err.Error()))
+		s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// statusRecorder remembers the status written through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	// 1xx answers are informational; the final status comes later.
+	if !w.wroteHeader && code >= 200 {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = http.StatusOK, true
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (Flush,
+// deadlines) through the recorder.
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// scratchWriter captures a status and headers and discards the body.
+type scratchWriter struct {
+	header http.Header
+	status int
+}
+
+func (w *scratchWriter) Header() http.Header { return w.header }
+func (w *scratchWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *scratchWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return len(b), nil
+}

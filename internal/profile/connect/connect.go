@@ -1,0 +1,325 @@
+package connect
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/httpapi"
+	"github.com/lethe-privacy/lethe/internal/intake"
+	"github.com/lethe-privacy/lethe/internal/ratelimit"
+	"github.com/lethe-privacy/lethe/internal/seal"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// Routes.
+const (
+	PathToken  = "/v2/oauth/token"
+	PathDelete = "/v2/compliance/customers/delete"
+	PathStatus = "/v2/compliance/customers/deletion/status"
+)
+
+// Defaults.
+const (
+	// DefaultMaxBodyBytes bounds a body: 100 identifiers of 256 bytes fit
+	// with room for escaping.
+	DefaultMaxBodyBytes = 64 << 10
+	// DefaultMaxStatusIdentifiers bounds one status call.
+	DefaultMaxStatusIdentifiers = 100
+)
+
+// DefaultRule limits each client to 300 calls a minute (tokens, deletions
+// and status together), refused until the minute ends; enough for batch
+// jobs, low enough that a runaway loop is cut short.
+var DefaultRule = ratelimit.Rule{Limit: 300, Window: time.Minute}
+
+// Options configure a Handler.
+type Options struct {
+	Intake  *intake.Service   // required
+	Clients *clients.Service  // required
+	Store   store.Requests    // required: the status endpoint reads it
+	Keyring *seal.Keyring     // required: the one intake uses, for subject keys
+	Limiter ratelimit.Limiter // required
+	// Rules are the rate limits per client; a zero Default means
+	// DefaultRule.
+	Rules ratelimit.Rules
+	// Regulation requests are made under. Default lethe.CCPA.
+	Regulation lethe.Regulation
+	// MaxBodyBytes bounds a body. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MaxStatusIdentifiers bounds a status call. Default
+	// DefaultMaxStatusIdentifiers.
+	MaxStatusIdentifiers int
+	// Logger; default slog.Default(). Never given identities, secrets or
+	// tokens.
+	Logger *slog.Logger
+}
+
+// Handler serves the profile.
+type Handler struct {
+	o Options
+}
+
+// New validates o and returns a Handler.
+func New(o Options) (*Handler, error) {
+	if o.Intake == nil || o.Clients == nil || o.Store == nil || o.Keyring == nil || o.Limiter == nil {
+		return nil, errors.New("connect: Intake, Clients, Store, Keyring and Limiter are required")
+	}
+	if o.Rules.Default == (ratelimit.Rule{}) {
+		o.Rules.Default = DefaultRule
+	}
+	if err := o.Rules.Validate(); err != nil {
+		return nil, fmt.Errorf("connect: %w", err)
+	}
+	if o.Regulation == "" {
+		o.Regulation = lethe.CCPA
+	}
+	if o.MaxBodyBytes < 0 || o.MaxStatusIdentifiers < 0 {
+		return nil, errors.New("connect: MaxBodyBytes and MaxStatusIdentifiers must not be negative")
+	}
+	if o.MaxBodyBytes == 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxStatusIdentifiers == 0 {
+		o.MaxStatusIdentifiers = DefaultMaxStatusIdentifiers
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Handler{o: o}, nil
+}
+
+// Mount registers the profile's routes on mux. Other methods on the paths
+// get a 405 in the profile's shape rather than the mux's plain text.
+func (h *Handler) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("POST "+PathToken, h.token)
+	mux.HandleFunc("POST "+PathDelete, h.authenticated(h.delete))
+	mux.HandleFunc("POST "+PathStatus, h.authenticated(h.status))
+	for _, p := range []string{PathToken, PathDelete, PathStatus} {
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", http.MethodPost)
+			h.writeError(w, r, &lethe.Error{Code: codeMethodNotAllowed, Message: "method not allowed; use POST"})
+		})
+	}
+}
+
+// credentialsInURL refuses credentials in the query string, even correct
+// ones: URLs end up in proxy and server logs, so such a secret is already
+// exposed and the caller must learn that rather than succeed.
+func credentialsInURL(r *http.Request) error {
+	q := r.URL.Query()
+	for _, k := range []string{"client_id", "client_secret", "access_token"} {
+		if q.Has(k) {
+			return lethe.Errorf(lethe.EFORBIDDEN, "credentials must be sent in the request body or the Authorization header, never in the URL (rotate a secret that was)")
+		}
+	}
+	return nil
+}
+
+func (h *Handler) allow(r *http.Request, clientID string) error {
+	ok, retry, err := h.o.Limiter.Allow(r.Context(), "connect:"+clientID, h.o.Rules.For(clientID))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return httpapi.RateLimited(retry, "too many requests; retry later")
+	}
+	return nil
+}
+
+// tokenResponse is the OAuth token answer.
+type tokenResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+	Scope       string `json:"scope"`
+	CreatedAt   int64  `json:"created_at"`
+}
+
+func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	if err := credentialsInURL(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	data, err := httpapi.ReadJSON(r, h.o.MaxBodyBytes)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	req, err := DecodeToken(data)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	clientID, err := h.o.Clients.AuthenticateOAuth(ctx, req.ClientID, req.ClientSecret)
+	if err != nil {
+		if lethe.ErrorCode(err) == lethe.EUNAUTH {
+			err = lethe.Errorf(lethe.EUNAUTH, "invalid client credentials")
+		}
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.allow(r, clientID); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	t, err := h.o.Clients.IssueToken(ctx, clientID, Scope)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Pragma", "no-cache") // RFC 6749 5.1, with Cache-Control: no-store
+	writeJSON(w, http.StatusOK, tokenResponse{
+		AccessToken: t.Value,
+		TokenType:   "Bearer",
+		ExpiresIn:   int64(t.ExpiresAt.Sub(t.CreatedAt) / time.Second),
+		Scope:       t.Scope,
+		CreatedAt:   t.CreatedAt.Unix(),
+	})
+}
+
+// authenticated checks the bearer token and the client's rate limit, then
+// reads the body, before calling next with the client id.
+func (h *Handler) authenticated(next func(w http.ResponseWriter, r *http.Request, clientID string, body []byte)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := credentialsInURL(r); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		tok, ok := httpapi.BearerToken(r)
+		if !ok {
+			h.writeError(w, r, lethe.Errorf(lethe.EUNAUTH, "missing bearer token"))
+			return
+		}
+		t, err := h.o.Clients.AuthenticateToken(r.Context(), tok)
+		if err != nil {
+			if lethe.ErrorCode(err) == lethe.EUNAUTH {
+				err = lethe.Errorf(lethe.EUNAUTH, "invalid or expired bearer token")
+			}
+			h.writeError(w, r, err)
+			return
+		}
+		if err := h.allow(r, t.ClientID); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		data, err := httpapi.ReadJSON(r, h.o.MaxBodyBytes)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		next(w, r, t.ClientID, data)
+	}
+}
+
+// The deletion answers, byte for byte as the contract prints them.
+var (
+	successTrue  = []byte(`{"success": true}`)
+	successFalse = []byte(`{"success": false}`)
+)
+
+func (h *Handler) delete(w http.ResponseWriter, r *http.Request, clientID string, data []byte) {
+	id, err := DecodeDelete(data)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	req, outcome, err := h.o.Intake.Submit(r.Context(), intake.Submission{
+		Actor:      lethe.ActorClient,
+		ClientID:   clientID,
+		Identities: []lethe.Identity{id},
+		Regulation: h.o.Regulation,
+	})
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	h.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, "connect deletion request",
+		slog.String("request_id", req.ID), slog.String("client_id", clientID),
+		slog.String("identity_type", string(id.Type)), slog.Bool("duplicate", outcome != intake.Created))
+	if outcome == intake.Created {
+		writeRaw(w, http.StatusOK, successTrue)
+		return
+	}
+	writeRaw(w, http.StatusOK, successFalse)
+}
+
+// Statuses reported by the status endpoint.
+const (
+	StatusCompleted = "completed"
+	StatusPending   = "pending"
+	StatusCanceled  = "canceled"
+	StatusNotFound  = "not_found"
+)
+
+type statusResult struct {
+	Identifier string `json:"identifier"`
+	Status     string `json:"status"`
+}
+
+type statusSummary struct {
+	Total     int `json:"total"`
+	Completed int `json:"completed"`
+	Pending   int `json:"pending"`
+	Canceled  int `json:"canceled"`
+	NotFound  int `json:"not_found"`
+}
+
+type statusResponse struct {
+	Results []statusResult `json:"results"`
+	Summary statusSummary  `json:"summary"`
+}
+
+// reportedStatus maps a request's status to what the profile reports.
+func reportedStatus(r *lethe.Request) string {
+	switch {
+	case r == nil:
+		return StatusNotFound
+	case r.Status == lethe.StatusCompleted:
+		return StatusCompleted
+	case r.Status == lethe.StatusCanceled:
+		return StatusCanceled
+	default: // received, running, failed
+		return StatusPending
+	}
+}
+
+func (h *Handler) status(w http.ResponseWriter, r *http.Request, clientID string, data []byte) {
+	raw, ids, err := DecodeStatus(data, h.o.MaxStatusIdentifiers)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		// The same key the deletion endpoint's submission got: one identity.
+		keys[i] = intake.SubjectKey(h.o.Keyring, []lethe.Identity{id})
+	}
+	latest, err := h.o.Store.LatestRequestsBySubject(r.Context(), clientID, keys)
+	if err != nil {
+		h.writeError(w, r, fmt.Errorf("latest requests: %w", err))
+		return
+	}
+	resp := statusResponse{Results: make([]statusResult, len(raw))}
+	for i := range raw {
+		st := reportedStatus(latest[keys[i]])
+		resp.Results[i] = statusResult{Identifier: raw[i], Status: st}
+		switch st {
+		case StatusCompleted:
+			resp.Summary.Completed++
+		case StatusPending:
+			resp.Summary.Pending++
+		case StatusCanceled:
+			resp.Summary.Canceled++
+		case StatusNotFound:
+			resp.Summary.NotFound++
+		}
+	}
+	resp.Summary.Total = len(raw)
+	writeJSON(w, http.StatusOK, resp)
+}

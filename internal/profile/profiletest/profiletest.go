@@ -1,0 +1,153 @@
+// Package profiletest builds what the API profiles and the clients service
+// need in tests, on real stores: a fresh SQLite file, or a fresh schema on
+// the PostgreSQL named by LETHE_TEST_POSTGRES (skipped when unset).
+package profiletest
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"testing"
+
+	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/intake"
+	"github.com/lethe-privacy/lethe/internal/ratelimit"
+	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
+	"github.com/lethe-privacy/lethe/internal/seal"
+	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/store/postgres"
+	"github.com/lethe-privacy/lethe/internal/store/sqlite"
+	"github.com/lethe-privacy/lethe/internal/testdb"
+)
+
+// Keyring returns a keyring with a fixed test key.
+func Keyring(tb testing.TB) *seal.Keyring {
+	tb.Helper()
+	k, err := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// Backend is a kind of store.
+type Backend struct {
+	Name string
+	// Open returns a new, migrated, empty database and a function that
+	// opens another connection pool to that same database (as a second
+	// lethe process would). Everything is closed when the test ends.
+	Open func(t *testing.T, k *seal.Keyring) (s store.Store, another func() store.Store)
+}
+
+// Backends lists SQLite and PostgreSQL.
+func Backends() []Backend {
+	return []Backend{
+		{Name: "sqlite", Open: openSQLite},
+		{Name: "postgres", Open: openPostgres},
+	}
+}
+
+// ForEach runs fn as a parallel subtest per backend.
+func ForEach(t *testing.T, fn func(t *testing.T, b Backend)) {
+	for _, b := range Backends() {
+		t.Run(b.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b)
+		})
+	}
+}
+
+func openSQLite(t *testing.T, k *seal.Keyring) (store.Store, func() store.Store) {
+	t.Helper()
+	path := testdb.SQLitePath(t)
+	open := func() store.Store {
+		t.Helper()
+		s, err := sqlite.Open(context.Background(), path, sqlite.Options{Keyring: k})
+		if err != nil {
+			t.Fatalf("open sqlite: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatalf("migrate sqlite: %v", err)
+		}
+		return s
+	}
+	return open(), open
+}
+
+func openPostgres(t *testing.T, k *seal.Keyring) (store.Store, func() store.Store) {
+	t.Helper()
+	dsn := testdb.PostgresDSN(t)
+	open := func() store.Store {
+		t.Helper()
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{Keyring: k})
+		if err != nil {
+			t.Fatalf("open postgres: %v", err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.Migrate(context.Background()); err != nil {
+			t.Fatalf("migrate postgres: %v", err)
+		}
+		return s
+	}
+	return open(), open
+}
+
+// NopQueue is an intake.Enqueuer that enqueues nothing: the profiles'
+// tests stop at intake, and the pipeline has its own.
+type NopQueue struct{}
+
+// EnqueueResolve implements intake.Enqueuer.
+func (NopQueue) EnqueueResolve(context.Context, store.Tx, string) error { return nil }
+
+// Env is one lethe instance's services over a store, all on one clock.
+type Env struct {
+	Store   store.Store
+	Keyring *seal.Keyring
+	Clock   *ratelimittest.Clock
+	Clients *clients.Service
+	Intake  *intake.Service
+	Limiter ratelimit.Limiter
+	Logger  *slog.Logger
+}
+
+// NewEnv builds the services over s. clock may be shared between Envs.
+func NewEnv(t *testing.T, s store.Store, k *seal.Keyring, clock *ratelimittest.Clock) *Env {
+	t.Helper()
+	cs, err := clients.New(s, k, clients.Config{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Env{
+		Store:   s,
+		Keyring: k,
+		Clock:   clock,
+		Clients: cs,
+		Intake:  intake.New(s, NopQueue{}, k, intake.Config{Now: clock.Now}),
+		Limiter: ratelimit.NewStore(s, clock.Now),
+		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+	}
+}
+
+// testWriter sends log lines to t.Log so they show with the failing test.
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Helper()
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// CountRequests returns how many requests the store holds (all clients).
+func CountRequests(t *testing.T, s store.Store) int64 {
+	t.Helper()
+	m, err := s.CountRequestsByStatus(context.Background())
+	if err != nil {
+		t.Fatalf("count requests: %v", err)
+	}
+	var n int64
+	for _, c := range m {
+		n += c
+	}
+	return n
+}

@@ -1,0 +1,209 @@
+// Package postgres is lethe's store on PostgreSQL, through pgx's own pool
+// (not database/sql) because River's riverpgxv5 driver needs pgx
+// transactions to insert jobs atomically with the store's writes.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/lethe-privacy/lethe/internal/seal"
+	"github.com/lethe-privacy/lethe/internal/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options configure Open.
+type Options struct {
+	// Keyring seals identities and HMAC secrets. Required.
+	Keyring *seal.Keyring
+	// MaxConns bounds the pool; 0 keeps the DSN's pool_max_conns or pgx's
+	// default (the larger of 4 and the number of CPUs). River's workers
+	// draw from the same pool.
+	MaxConns int32
+}
+
+// Store is a store.Store on PostgreSQL, with Migrate.
+type Store struct {
+	*sqlstore.Store
+	pool *pgxpool.Pool
+}
+
+// Pool returns the pool, for tests and tools that need raw access.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Open connects to dsn (a postgres:// URL or key=value string, as pgx
+// accepts). It does not migrate: call Migrate. Ready fails until the
+// schema is current.
+func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	if opts.Keyring == nil {
+		return nil, errors.New("open postgres: a Keyring is required")
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors can echo the DSN, password included.
+		return nil, errors.New("open postgres: the DSN does not parse")
+	}
+	if opts.MaxConns < 0 {
+		return nil, errors.New("open postgres: MaxConns must not be negative")
+	}
+	if opts.MaxConns > 0 {
+		cfg.MaxConns = opts.MaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	// An advisory lock held for the whole run, so processes starting
+	// together migrate one after the other instead of racing. Advisory
+	// locks are database-wide; keying it by schema lets lethe instances in
+	// different schemas of one database migrate without waiting on each
+	// other.
+	var schema string
+	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: read current schema: %w", err)
+	}
+	h := fnv.New64a()
+	h.Write([]byte("lethe.migrate:" + schema))
+	locker, err := lock.NewPostgresSessionLocker(
+		lock.WithLockID(int64(h.Sum64())),
+		lock.WithLockTimeout(1, 600), // poll every second, for up to 10 minutes
+	)
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	// goose speaks database/sql; this view borrows connections from the
+	// pool and closing it leaves the pool open.
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	m, err := sqlstore.NewMigrator(goose.DialectPostgres, sqlDB, fsys, true, goose.WithSessionLocker(locker))
+	if err != nil {
+		sqlDB.Close()
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	st, err := sqlstore.New(sqlstore.Config{Conn: conn{pool}, Dialect: dialect, Keyring: opts.Keyring, Migrator: m})
+	if err != nil {
+		sqlDB.Close()
+		pool.Close()
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	return &Store{Store: st, pool: pool}, nil
+}
+
+var dialect = &sqlstore.Dialect{
+	Name:      "postgres",
+	Numbered:  true,
+	ForUpdate: " FOR UPDATE",
+	// A transaction-scoped advisory lock per request: appends to one chain
+	// queue behind each other (even for events of no request, which have
+	// no row to lock), appends to different chains do not. The prefix
+	// keeps lethe's keys apart from other users of advisory locks.
+	LockAuditChain: `SELECT pg_advisory_xact_lock(hashtextextended('lethe.audit:' || ?, 0))`,
+	EncodeTime: func(t time.Time) any {
+		return t
+	},
+	IsUniqueViolation: func(err error) bool {
+		var e *pgconn.PgError
+		return errors.As(err, &e) && e.Code == "23505"
+	},
+}
+
+// pgxQuerier is what pgxpool.Pool and pgx.Tx have in common.
+type pgxQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+type querier struct{ q pgxQuerier }
+
+func (q querier) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	tag, err := q.q.Exec(ctx, sql, args...)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
+}
+
+func (q querier) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	r, err := q.q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return rows{r}, nil
+}
+
+func (q querier) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
+	return q.q.QueryRow(ctx, sql, args...)
+}
+
+// rows gives pgx.Rows the database/sql Close signature.
+type rows struct{ pgx.Rows }
+
+func (r rows) Close() error {
+	r.Rows.Close()
+	return r.Rows.Err()
+}
+
+type conn struct{ pool *pgxpool.Pool }
+
+func (c conn) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
+	return querier{c.pool}.Exec(ctx, sql, args...)
+}
+
+func (c conn) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
+	return querier{c.pool}.Query(ctx, sql, args...)
+}
+
+func (c conn) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
+	return c.pool.QueryRow(ctx, sql, args...)
+}
+
+func (c conn) Begin(ctx context.Context) (sqlstore.TxConn, error) {
+	tx, err := c.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return txConn{querier{tx}, tx}, nil
+}
+
+func (c conn) Ping(ctx context.Context) error { return c.pool.Ping(ctx) }
+func (c conn) Driver() any                    { return c.pool }
+
+func (c conn) Close() error {
+	c.pool.Close()
+	return nil
+}
+
+type txConn struct {
+	querier
+	tx pgx.Tx
+}
+
+func (t txConn) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t txConn) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+func (t txConn) Driver() any                        { return t.tx }

@@ -1,0 +1,203 @@
+// Package sqlite is lethe's embedded store: one SQLite file (modernc.org/sqlite,
+// pure Go) in WAL mode, shared with River through the same *sql.DB.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	msqlite "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/lethe-privacy/lethe/internal/seal"
+	"github.com/lethe-privacy/lethe/internal/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DefaultMaxOpenConns is the pool size when Options.MaxOpenConns is 0.
+//
+// River's SQLite driver advises one connection because with deferred
+// transactions a read that turns into a write fails with SQLITE_BUSY at
+// once, busy_timeout or not. Here every transaction is BEGIN IMMEDIATE
+// (see dsn), River's included (it begins through database/sql), so a
+// writer waits for the lock at BEGIN through busy_timeout and that failure
+// cannot happen; TestSharedWithRiver runs River's fetching and completing
+// against intake-like transactions and readers on this pool under -race.
+//
+// Why more than one: with a single connection, a pool call made while a
+// transaction holds the connection (a Store method used by mistake inside
+// InTx, anything River does during a long transaction) hangs until its
+// context ends, and one slow read stalls every writer. With a few, WAL
+// readers run beside the writer and such a mistake surfaces as an error
+// after busy_timeout instead of a hang. Why only four: writes serialise on
+// the file anyway, and each extra connection is one more waiter polling in
+// SQLite's busy handler (which is not FIFO), so a single connection has a
+// little more write throughput (about a fifth in that test). Callers that
+// want it can set MaxOpenConns to 1.
+const DefaultMaxOpenConns = 4
+
+// BusyTimeout is how long a statement waits for the write lock before
+// failing with SQLITE_BUSY.
+const BusyTimeout = 10 * time.Second
+
+// Options configure Open.
+type Options struct {
+	// Keyring seals identities and HMAC secrets. Required.
+	Keyring *seal.Keyring
+	// MaxOpenConns bounds the pool. Default DefaultMaxOpenConns.
+	MaxOpenConns int
+}
+
+// Store is a store.Store on SQLite, with Migrate.
+type Store struct {
+	*sqlstore.Store
+	db *sql.DB
+}
+
+// DB returns the pool, for tests and tools that need raw access.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Open opens (creating if needed) the database file at path. It does not
+// migrate: call Migrate. Ready fails until the schema is current.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite: a path is required")
+	}
+	if opts.Keyring == nil {
+		return nil, errors.New("open sqlite: a Keyring is required")
+	}
+	if opts.MaxOpenConns < 0 {
+		return nil, errors.New("open sqlite: MaxOpenConns must not be negative")
+	}
+	n := opts.MaxOpenConns
+	if n == 0 {
+		n = DefaultMaxOpenConns
+	}
+	db, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	db.SetMaxOpenConns(n)
+	db.SetMaxIdleConns(n)
+	// Connections never expire: each new one repeats the pragmas and drops
+	// SQLite's page cache, and a local file has no server to time us out.
+	db.SetConnMaxLifetime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	st, err := newStore(db, opts.Keyring)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	return &Store{Store: st, db: db}, nil
+}
+
+func newStore(db *sql.DB, kr *seal.Keyring) (*sqlstore.Store, error) {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	m, err := sqlstore.NewMigrator(goose.DialectSQLite3, db, fsys, false)
+	if err != nil {
+		return nil, err
+	}
+	return sqlstore.New(sqlstore.Config{Conn: conn{db}, Dialect: dialect, Keyring: kr, Migrator: m})
+}
+
+// dsn builds the modernc.org/sqlite connection string. The pragmas run on
+// every new connection of the pool:
+//   - busy_timeout first, so the others (and every later statement) wait
+//     for a lock instead of failing at once;
+//   - WAL, so readers never block the writer or each other;
+//   - foreign_keys, off by default in SQLite;
+//   - synchronous NORMAL, the recommended pairing with WAL: a commit
+//     survives a process crash, only an OS crash may lose the last ones;
+//   - _txlock=immediate, so every transaction takes the write lock at
+//     BEGIN and never fails later on a lock upgrade that the busy handler
+//     cannot wait out.
+func dsn(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+}
+
+var dialect = &sqlstore.Dialect{
+	Name: "sqlite",
+	EncodeTime: func(t time.Time) any {
+		return t.UnixMicro()
+	},
+	IsUniqueViolation: func(err error) bool {
+		var e *msqlite.Error
+		if !errors.As(err, &e) {
+			return false
+		}
+		return e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+	},
+}
+
+// conn adapts *sql.DB to sqlstore.Conn.
+type conn struct{ db *sql.DB }
+
+func (c conn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	return execResult(c.db.ExecContext(ctx, q, args...))
+}
+
+func (c conn) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	return c.db.QueryContext(ctx, q, args...)
+}
+
+func (c conn) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	return c.db.QueryRowContext(ctx, q, args...)
+}
+
+func (c conn) Begin(ctx context.Context) (sqlstore.TxConn, error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return txConn{tx}, nil
+}
+
+func (c conn) Ping(ctx context.Context) error { return c.db.PingContext(ctx) }
+func (c conn) Driver() any                    { return c.db }
+func (c conn) Close() error                   { return c.db.Close() }
+
+type txConn struct{ tx *sql.Tx }
+
+func (t txConn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
+	return execResult(t.tx.ExecContext(ctx, q, args...))
+}
+
+func (t txConn) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
+	return t.tx.QueryContext(ctx, q, args...)
+}
+
+func (t txConn) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
+	return t.tx.QueryRowContext(ctx, q, args...)
+}
+
+func (t txConn) Commit(context.Context) error   { return t.tx.Commit() }
+func (t txConn) Rollback(context.Context) error { return t.tx.Rollback() }
+func (t txConn) Driver() any                    { return t.tx }
+
+func execResult(r sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}

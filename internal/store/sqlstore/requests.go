@@ -1,0 +1,380 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+const requestCols = `id, client_id, external_id, regulation, status, stage, subject_key,
+	idempotency_key, callback_url, received_at, due_at, started_at, completed_at, updated_at`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanRequest(s scanner) (*lethe.Request, error) {
+	r := &lethe.Request{}
+	err := s.Scan(&r.ID, &r.ClientID, &r.ExternalID, &r.Regulation, &r.Status, &r.Stage, &r.SubjectKey,
+		&r.IdempotencyKey, &r.CallbackURL, dbTime{&r.ReceivedAt}, dbTime{&r.DueAt}, dbTime{&r.StartedAt},
+		dbTime{&r.CompletedAt}, dbTime{&r.UpdatedAt})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func scanRequestRows(rows Rows) (*lethe.Request, error) { return scanRequest(rows) }
+
+// identityAAD binds a sealed identity to its request and type, so a value
+// copied into another row does not open.
+func identityAAD(requestID string, t lethe.IdentityType) []byte {
+	return []byte("lethe/request_identities\x00" + requestID + "\x00" + string(t))
+}
+
+func (q *queries) identityHash(id lethe.Identity) string {
+	return q.kr.Hash("identity", string(id.Type)+":"+id.Value)
+}
+
+// CreateRequest implements store.Requests. It normalises r's times in place
+// (UTC, microseconds) so r equals what a later read returns.
+func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
+	if r.ID == "" || !r.Status.Valid() || r.Stage == "" {
+		return errors.New("create request: ID, a valid Status and Stage are required")
+	}
+	if r.ReceivedAt.IsZero() || r.DueAt.IsZero() || r.UpdatedAt.IsZero() {
+		return errors.New("create request: ReceivedAt, DueAt and UpdatedAt are required")
+	}
+	for _, t := range []*time.Time{&r.ReceivedAt, &r.DueAt, &r.StartedAt, &r.CompletedAt, &r.UpdatedAt} {
+		*t = normTime(*t)
+	}
+	err := q.atomic(ctx, func(q *queries) error {
+		// DO NOTHING rather than a failing insert: on postgres a failed
+		// statement aborts the whole transaction, and a caller that gets
+		// ErrConflict inside InTx may want to go on (read the first request).
+		var id string
+		err := q.queryRow(ctx, `INSERT INTO requests (`+requestCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT DO NOTHING RETURNING id`,
+			r.ID, r.ClientID, r.ExternalID, r.Regulation, r.Status, r.Stage, r.SubjectKey,
+			r.IdempotencyKey, r.CallbackURL, q.ts(r.ReceivedAt), q.ts(r.DueAt), q.ts(r.StartedAt),
+			q.ts(r.CompletedAt), q.ts(r.UpdatedAt)).Scan(&id)
+		if err != nil {
+			if errors.Is(notFound(err), store.ErrNotFound) {
+				return store.ErrConflict
+			}
+			return err
+		}
+		return q.insertIdentities(ctx, r.ID, r.Identities, "given")
+	})
+	if err != nil {
+		return fmt.Errorf("create request: %w", err)
+	}
+	return nil
+}
+
+func (q *queries) insertIdentities(ctx context.Context, requestID string, ids []lethe.Identity, source string) error {
+	for _, id := range ids {
+		if id.Type == "" || id.Value == "" {
+			return fmt.Errorf("identity %s: type and value are required", id)
+		}
+		sealed := q.kr.Seal([]byte(id.Value), identityAAD(requestID, id.Type))
+		_, err := q.exec(ctx, `INSERT INTO request_identities (request_id, type, value_sealed, value_hash, source)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, value_hash) DO NOTHING`,
+			requestID, id.Type, sealed, q.identityHash(id), source)
+		if err != nil {
+			return fmt.Errorf("insert identity: %w", err)
+		}
+	}
+	return nil
+}
+
+// scopeWhere returns the condition limiting requests to scope, and false
+// when the scope can see nothing at all.
+func scopeWhere(s store.Scope) (cond string, args []any, ok bool) {
+	switch {
+	case s.All:
+		return "", nil, true
+	case s.ClientID != "":
+		return "client_id = ?", []any{s.ClientID}, true
+	default:
+		return "", nil, false
+	}
+}
+
+// GetRequest implements store.Requests.
+func (q *queries) GetRequest(ctx context.Context, id string, scope store.Scope) (*lethe.Request, error) {
+	cond, args, ok := scopeWhere(scope)
+	if !ok {
+		return nil, fmt.Errorf("get request: %w", store.ErrNotFound)
+	}
+	query := `SELECT ` + requestCols + ` FROM requests WHERE id = ?`
+	if cond != "" {
+		query += " AND " + cond
+	}
+	r, err := scanRequest(q.queryRow(ctx, query, append([]any{id}, args...)...))
+	if err != nil {
+		return nil, fmt.Errorf("get request: %w", notFound(err))
+	}
+	if r.Tasks, err = q.ListTasks(ctx, id); err != nil {
+		return nil, fmt.Errorf("get request: %w", err)
+	}
+	return r, nil
+}
+
+// LockRequest implements store.Requests.
+func (q *queries) LockRequest(ctx context.Context, id string) (*lethe.Request, error) {
+	if !q.inTx {
+		// Outside a transaction the lock would end with the statement;
+		// the caller's read-modify-write would not be protected.
+		return nil, errors.New("lock request: only inside InTx")
+	}
+	r, err := scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests WHERE id = ?`+q.d.ForUpdate, id))
+	if err != nil {
+		return nil, fmt.Errorf("lock request: %w", notFound(err))
+	}
+	return r, nil
+}
+
+// cursorPrefix versions the cursor format so it can change without old
+// cursors being misread.
+const cursorPrefix = "1:"
+
+func encodeCursor(id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + id))
+}
+
+func decodeCursor(c string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	id, ok := strings.CutPrefix(string(b), cursorPrefix)
+	if err != nil || !ok || id == "" || len(id) > 128 || !utf8.ValidString(id) {
+		return "", lethe.Errorf(lethe.EINVALID, "cursor is not valid: pass the cursor of a previous page unchanged")
+	}
+	return id, nil
+}
+
+// ListRequests implements store.Requests.
+func (q *queries) ListRequests(ctx context.Context, f store.ListFilter) ([]*lethe.Request, string, error) {
+	limit := f.Limit
+	if limit < 1 || limit > 1000 {
+		limit = 1000
+	}
+	cond, args, ok := scopeWhere(f.Scope)
+	if !ok {
+		return nil, "", nil
+	}
+	var where []string
+	if cond != "" {
+		where = append(where, cond)
+	}
+	if f.Status != "" {
+		where = append(where, "status = ?")
+		args = append(args, f.Status)
+	}
+	if f.Cursor != "" {
+		after, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("list requests: %w", err)
+		}
+		// Ids are UUIDv7: ordering them orders by creation time, and they
+		// are unique, so "after the last id" never skips or repeats a row.
+		where = append(where, "id < ?")
+		args = append(args, after)
+	}
+	query := `SELECT ` + requestCols + ` FROM requests`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY id DESC LIMIT ?"
+	args = append(args, limit+1)
+	rows, err := q.query(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list requests: %w", err)
+	}
+	out, err := collect(rows, scanRequestRows)
+	if err != nil {
+		return nil, "", fmt.Errorf("list requests: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = encodeCursor(out[limit-1].ID)
+	}
+	return out, next, nil
+}
+
+// FindRequestByIdempotencyKey implements store.Requests.
+func (q *queries) FindRequestByIdempotencyKey(ctx context.Context, clientID, key string) (*lethe.Request, error) {
+	if key == "" {
+		return nil, fmt.Errorf("find request by idempotency key: %w", store.ErrNotFound)
+	}
+	r, err := scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests
+		WHERE client_id = ? AND idempotency_key = ?`, clientID, key))
+	if err != nil {
+		return nil, fmt.Errorf("find request by idempotency key: %w", notFound(err))
+	}
+	return r, nil
+}
+
+// FindOpenRequest implements store.Requests.
+func (q *queries) FindOpenRequest(ctx context.Context, clientID, subjectKey string) (*lethe.Request, error) {
+	r, err := scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests
+		WHERE client_id = ? AND subject_key = ? AND status IN (?, ?)
+		ORDER BY id DESC LIMIT 1`, clientID, subjectKey, lethe.StatusReceived, lethe.StatusRunning))
+	if err != nil {
+		return nil, fmt.Errorf("find open request: %w", notFound(err))
+	}
+	return r, nil
+}
+
+// subjectBatch keeps IN lists well under every database's parameter limit.
+const subjectBatch = 500
+
+// LatestRequestsBySubject implements store.Requests.
+func (q *queries) LatestRequestsBySubject(ctx context.Context, clientID string, subjectKeys []string) (map[string]*lethe.Request, error) {
+	keys := slices.Clone(subjectKeys)
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	out := make(map[string]*lethe.Request)
+	for batch := range slices.Chunk(keys, subjectBatch) {
+		args := []any{clientID}
+		for _, k := range batch {
+			args = append(args, k)
+		}
+		rows, err := q.query(ctx, `SELECT `+requestCols+` FROM requests
+			WHERE client_id = ? AND subject_key IN (`+placeholders(len(batch))+`)
+			ORDER BY id DESC`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("latest requests by subject: %w", err)
+		}
+		rs, err := collect(rows, scanRequestRows)
+		if err != nil {
+			return nil, fmt.Errorf("latest requests by subject: %w", err)
+		}
+		for _, r := range rs {
+			if _, seen := out[r.SubjectKey]; !seen {
+				out[r.SubjectKey] = r
+			}
+		}
+	}
+	return out, nil
+}
+
+// UpdateRequestState implements store.Requests.
+func (q *queries) UpdateRequestState(ctx context.Context, id string, from []lethe.Status, fromStage []lethe.Stage, to lethe.Status, toStage lethe.Stage, at time.Time) (bool, error) {
+	if !to.Valid() || toStage == "" {
+		return false, fmt.Errorf("update request state: invalid target state %q/%q", to, toStage)
+	}
+	set := []string{"status = ?", "stage = ?", "updated_at = ?"}
+	args := []any{to, toStage, q.ts(at)}
+	if to == lethe.StatusRunning {
+		// A step replayed after a crash must not move the start forward.
+		set = append(set, "started_at = COALESCE(started_at, ?)")
+		args = append(args, q.ts(at))
+	}
+	if to.Terminal() {
+		set = append(set, "completed_at = ?")
+		args = append(args, q.ts(at))
+	}
+	query := "UPDATE requests SET " + strings.Join(set, ", ") + " WHERE id = ?"
+	args = append(args, id)
+	if len(from) > 0 {
+		query += " AND status IN (" + placeholders(len(from)) + ")"
+		for _, s := range from {
+			args = append(args, s)
+		}
+	}
+	if len(fromStage) > 0 {
+		query += " AND stage IN (" + placeholders(len(fromStage)) + ")"
+		for _, s := range fromStage {
+			args = append(args, s)
+		}
+	}
+	n, err := q.exec(ctx, query, args...)
+	if err != nil {
+		return false, fmt.Errorf("update request state: %w", err)
+	}
+	return n == 1, nil
+}
+
+// RequestIdentities implements store.Requests.
+func (q *queries) RequestIdentities(ctx context.Context, requestID string) ([]lethe.Identity, error) {
+	rows, err := q.query(ctx, `SELECT type, value_sealed FROM request_identities
+		WHERE request_id = ? AND value_sealed IS NOT NULL
+		ORDER BY CASE source WHEN 'given' THEN 0 ELSE 1 END, id`, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("request identities: %w", err)
+	}
+	ids, err := collect(rows, func(rows Rows) (lethe.Identity, error) {
+		var id lethe.Identity
+		var sealed []byte
+		if err := rows.Scan(&id.Type, &sealed); err != nil {
+			return id, err
+		}
+		v, err := q.kr.Open(sealed, identityAAD(requestID, id.Type))
+		if err != nil {
+			return id, fmt.Errorf("open %s identity: %w", id.Type, err)
+		}
+		id.Value = string(v)
+		return id, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("request identities: %w", err)
+	}
+	return ids, nil
+}
+
+// AddLinkedIdentities implements store.Requests.
+func (q *queries) AddLinkedIdentities(ctx context.Context, requestID string, ids []lethe.Identity) error {
+	err := q.atomic(ctx, func(q *queries) error {
+		var one int
+		if err := q.queryRow(ctx, `SELECT 1 FROM requests WHERE id = ?`, requestID).Scan(&one); err != nil {
+			return notFound(err)
+		}
+		return q.insertIdentities(ctx, requestID, ids, "linked")
+	})
+	if err != nil {
+		return fmt.Errorf("add linked identities: %w", err)
+	}
+	return nil
+}
+
+// DropIdentityValues implements store.Requests.
+func (q *queries) DropIdentityValues(ctx context.Context, requestID string) error {
+	if _, err := q.exec(ctx, `UPDATE request_identities SET value_sealed = NULL
+		WHERE request_id = ? AND value_sealed IS NOT NULL`, requestID); err != nil {
+		return fmt.Errorf("drop identity values: %w", err)
+	}
+	return nil
+}
+
+// CountRequestsByStatus implements store.Requests.
+func (q *queries) CountRequestsByStatus(ctx context.Context) (map[lethe.Status]int64, error) {
+	rows, err := q.query(ctx, `SELECT status, count(*) FROM requests GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("count requests by status: %w", err)
+	}
+	type pair struct {
+		s lethe.Status
+		n int64
+	}
+	ps, err := collect(rows, func(rows Rows) (pair, error) {
+		var p pair
+		err := rows.Scan(&p.s, &p.n)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("count requests by status: %w", err)
+	}
+	out := make(map[lethe.Status]int64, len(ps))
+	for _, p := range ps {
+		out[p.s] = p.n
+	}
+	return out, nil
+}

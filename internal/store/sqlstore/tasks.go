@@ -1,0 +1,145 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+const taskCols = `request_id, target, state, attempts, last_error, report, started_at, finished_at, updated_at`
+
+func scanTask(s scanner) (lethe.Task, error) {
+	var t lethe.Task
+	var report string
+	err := s.Scan(&t.RequestID, &t.Target, &t.State, &t.Attempts, &t.LastError, &report,
+		dbTime{&t.StartedAt}, dbTime{&t.FinishedAt}, dbTime{&t.UpdatedAt})
+	if err != nil {
+		return t, err
+	}
+	if err := json.Unmarshal([]byte(report), &t.Report); err != nil {
+		return t, fmt.Errorf("decode report of task %s: %w", t.Target, err)
+	}
+	return t, nil
+}
+
+func scanTaskRows(rows Rows) (lethe.Task, error) { return scanTask(rows) }
+
+// CreateTasks implements store.Tasks.
+func (q *queries) CreateTasks(ctx context.Context, requestID string, targets []string, at time.Time) error {
+	err := q.atomic(ctx, func(q *queries) error {
+		for _, target := range targets {
+			_, err := q.exec(ctx, `INSERT INTO tasks (request_id, target, state, attempts, last_error, report, updated_at)
+				VALUES (?, ?, ?, 0, '', '{}', ?) ON CONFLICT (request_id, target) DO NOTHING`,
+				requestID, target, lethe.TaskPending, q.ts(at))
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create tasks: %w", err)
+	}
+	return nil
+}
+
+// ListTasks implements store.Tasks.
+func (q *queries) ListTasks(ctx context.Context, requestID string) ([]lethe.Task, error) {
+	rows, err := q.query(ctx, `SELECT `+taskCols+` FROM tasks WHERE request_id = ? ORDER BY target`, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	ts, err := collect(rows, scanTaskRows)
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	return ts, nil
+}
+
+func (q *queries) getTask(ctx context.Context, requestID, target string) (lethe.Task, error) {
+	t, err := scanTask(q.queryRow(ctx, `SELECT `+taskCols+` FROM tasks WHERE request_id = ? AND target = ?`, requestID, target))
+	return t, notFound(err)
+}
+
+// StartTaskAttempt implements store.Tasks.
+func (q *queries) StartTaskAttempt(ctx context.Context, requestID, target string, at time.Time) (lethe.Task, bool, error) {
+	t, err := scanTask(q.queryRow(ctx, `UPDATE tasks
+		SET state = ?, attempts = attempts + 1, started_at = COALESCE(started_at, ?), updated_at = ?
+		WHERE request_id = ? AND target = ? AND state IN (?, ?)
+		RETURNING `+taskCols,
+		lethe.TaskRunning, q.ts(at), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning))
+	if err == nil {
+		return t, true, nil
+	}
+	if err = notFound(err); !errors.Is(err, store.ErrNotFound) {
+		return lethe.Task{}, false, fmt.Errorf("start task attempt: %w", err)
+	}
+	// Nothing changed: the task has ended, or does not exist.
+	t, err = q.getTask(ctx, requestID, target)
+	if err != nil {
+		return lethe.Task{}, false, fmt.Errorf("start task attempt: %w", err)
+	}
+	return t, false, nil
+}
+
+// RecordTaskError implements store.Tasks. On a task that has ended it
+// changes nothing: a late error must not overwrite the final one.
+func (q *queries) RecordTaskError(ctx context.Context, requestID, target, msg string, at time.Time) error {
+	n, err := q.exec(ctx, `UPDATE tasks SET last_error = ?, updated_at = ?
+		WHERE request_id = ? AND target = ? AND state IN (?, ?)`,
+		msg, q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
+	if err != nil {
+		return fmt.Errorf("record task error: %w", err)
+	}
+	if n == 0 {
+		if _, err := q.getTask(ctx, requestID, target); err != nil {
+			return fmt.Errorf("record task error: %w", err)
+		}
+	}
+	return nil
+}
+
+// FinishTask implements store.Tasks.
+func (q *queries) FinishTask(ctx context.Context, requestID, target string, state lethe.TaskState, report lethe.Report, lastError string, at time.Time) (bool, error) {
+	if !state.Terminal() {
+		return false, fmt.Errorf("finish task: %q is not a terminal state", state)
+	}
+	b, err := json.Marshal(report)
+	if err != nil {
+		return false, fmt.Errorf("finish task: encode report: %w", err)
+	}
+	n, err := q.exec(ctx, `UPDATE tasks SET state = ?, report = ?, last_error = ?, finished_at = ?, updated_at = ?
+		WHERE request_id = ? AND target = ? AND state IN (?, ?)`,
+		state, string(b), lastError, q.ts(at), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
+	if err != nil {
+		return false, fmt.Errorf("finish task: %w", err)
+	}
+	return n == 1, nil
+}
+
+// FailVerifiedTask implements store.Tasks.
+func (q *queries) FailVerifiedTask(ctx context.Context, requestID, target, msg string, at time.Time) (bool, error) {
+	n, err := q.exec(ctx, `UPDATE tasks SET state = ?, last_error = ?, updated_at = ?
+		WHERE request_id = ? AND target = ? AND state = ?`,
+		lethe.TaskFailed, msg, q.ts(at), requestID, target, lethe.TaskDone)
+	if err != nil {
+		return false, fmt.Errorf("fail verified task: %w", err)
+	}
+	return n == 1, nil
+}
+
+// CountOpenTasks implements store.Tasks.
+func (q *queries) CountOpenTasks(ctx context.Context, requestID string) (int, error) {
+	var n int
+	err := q.queryRow(ctx, `SELECT count(*) FROM tasks WHERE request_id = ? AND state IN (?, ?)`,
+		requestID, lethe.TaskPending, lethe.TaskRunning).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count open tasks: %w", err)
+	}
+	return n, nil
+}
