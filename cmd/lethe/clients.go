@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lethe-privacy/lethe/internal/clients"
+)
+
+// newClientsCmd manages clients directly on the database (--db), so it
+// works before any server runs. Generated credentials are printed once.
+func newClientsCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "clients",
+		Short: "Create, list, rotate and disable the clients allowed to submit requests",
+	}
+	var p clients.CreateParams
+	create := &cobra.Command{
+		Use:   "create --name NAME",
+		Short: "Create a client; credentials not given are generated and printed once, as JSON",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withClients(cmd, func(ctx context.Context, svc *clients.Service) error {
+				c, err := svc.Create(ctx, p)
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), c)
+			})
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&p.Name, "name", "", "unique client name (required)")
+	f.StringVar(&p.APIKey, "api-key", "", "s2s X-API-KEY (generated when empty)")
+	f.StringVar(&p.Secret, "secret", "", "s2s HMAC shared secret (generated when empty)")
+	f.StringVar(&p.ClientID, "client-id", "", "connect OAuth client_id (generated when empty)")
+	f.StringVar(&p.ClientSecret, "client-secret", "", "connect OAuth client_secret (generated when empty)")
+	_ = create.MarkFlagRequired("name")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List clients (no credentials)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return g.withClients(cmd, func(ctx context.Context, svc *clients.Service) error {
+				cs, err := svc.List(ctx)
+				if err != nil {
+					return err
+				}
+				type row struct {
+					ID        string    `json:"id"`
+					Name      string    `json:"name"`
+					Disabled  bool      `json:"disabled"`
+					CreatedAt time.Time `json:"created_at"`
+				}
+				rows := make([]row, len(cs))
+				for i, c := range cs {
+					rows[i] = row{c.ID, c.Name, c.Disabled, c.CreatedAt}
+				}
+				return printJSON(cmd.OutOrStdout(), rows)
+			})
+		},
+	}
+
+	var overlap time.Duration
+	rotate := &cobra.Command{
+		Use:   "rotate-secret NAME",
+		Short: "Issue new shared and OAuth secrets; the old ones keep working for --overlap",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withClients(cmd, func(ctx context.Context, svc *clients.Service) error {
+				r, err := svc.RotateSecret(ctx, args[0], overlap)
+				if err != nil {
+					return err
+				}
+				return printJSON(cmd.OutOrStdout(), r)
+			})
+		},
+	}
+	rotate.Flags().DurationVar(&overlap, "overlap", clients.DefaultOverlap, "how long the old secrets stay valid (0 ends them now)")
+
+	disable := &cobra.Command{
+		Use:   "disable NAME",
+		Short: "Disable a client: its keys, secrets and tokens stop working at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withClients(cmd, func(ctx context.Context, svc *clients.Service) error {
+				if err := svc.Disable(ctx, args[0]); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "client %s disabled\n", args[0])
+				return err
+			})
+		},
+	}
+	cmd.AddCommand(create, list, rotate, disable)
+	return cmd
+}
+
+// withClients opens (and migrates) the database for one clients command.
+func (g *globals) withClients(cmd *cobra.Command, fn func(context.Context, *clients.Service) error) error {
+	ctx := cmd.Context()
+	log, err := g.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	st, keys, err := openStore(ctx, cfg.DB, g.env, log, 0)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := migrate(ctx, st); err != nil {
+		return err
+	}
+	svc, err := clients.New(st, keys, clients.Config{})
+	if err != nil {
+		return err
+	}
+	return fn(ctx, svc)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

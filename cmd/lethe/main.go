@@ -1,0 +1,106 @@
+// Command lethe runs the lethe service and its administrative commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRootCmd(os.Stdout, os.Stderr, os.LookupEnv).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lethe:", err)
+		os.Exit(1)
+	}
+}
+
+// lookupEnv is os.LookupEnv, injected so tests control the environment.
+type lookupEnv func(string) (string, bool)
+
+func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "lethe",
+		Short:         "Carry out data-subject deletion requests across your own systems, with proof",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return bindEnv(cmd, env)
+		},
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	g := &globals{env: env}
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.configPath, "config", "", "YAML configuration file (env LETHE_CONFIG)")
+	pf.StringVar(&g.db, "db", "", "database: a SQLite file path or a postgres:// URL (env LETHE_DB; default ./lethe.db)")
+	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error (env LETHE_LOG_LEVEL)")
+	root.AddCommand(
+		newServeCmd(g),
+		newMigrateCmd(g),
+		newRequestsCmd(),
+		newClientsCmd(g),
+		newVersionCmd(),
+	)
+	return root
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	env        lookupEnv
+	configPath string
+	db         string
+	logLevel   string
+}
+
+// bindEnv gives every flag not set on the command line the value of its
+// environment variable, LETHE_ followed by the flag name in upper snake
+// case, so each flag has an env equivalent without listing them twice.
+func bindEnv(cmd *cobra.Command, env lookupEnv) error {
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := envName(f.Name)
+		v, ok := env(name)
+		if !ok {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			return
+		}
+		f.Changed = true
+	})
+	return errors.Join(errs...)
+}
+
+func envName(flag string) string {
+	return "LETHE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "lethe", version)
+			return err
+		},
+	}
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/pipeline"
+	"github.com/lethe-privacy/lethe/internal/seal"
+	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/store/postgres"
+	"github.com/lethe-privacy/lethe/internal/store/sqlite"
+)
+
+// defaultDB is the embedded database used when neither --db, LETHE_DB nor
+// the config file names one.
+const defaultDB = "./lethe.db"
+
+// loadConfig reads the config file when one is given (flags and their
+// environment variables override it), or starts from the defaults.
+func (g *globals) loadConfig() (*config.Config, error) {
+	var (
+		cfg *config.Config
+		err error
+	)
+	if g.configPath != "" {
+		cfg, err = config.Load(g.configPath, g.env)
+		if err != nil {
+			return nil, fmt.Errorf("config %s: %w", g.configPath, err)
+		}
+	} else {
+		cfg = config.Default()
+		if v, ok := g.env("LETHE_ADMIN_TOKEN"); ok {
+			cfg.AdminToken = v
+		}
+		if err := cfg.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	if g.db != "" {
+		cfg.DB = g.db
+	}
+	if cfg.DB == "" {
+		cfg.DB = defaultDB
+	}
+	return cfg, nil
+}
+
+func (g *globals) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: want debug, info, warn or error")
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+}
+
+// pgPoolSpare is the PostgreSQL pool beyond one connection per worker:
+// River's listener and leader election, HTTP handlers, metrics scrapes.
+const pgPoolSpare = 10
+
+// migratingStore is what both store implementations offer.
+type migratingStore interface {
+	store.Store
+	Migrate(ctx context.Context) error
+}
+
+// openStore loads the deployment key and opens the database named by db:
+// a postgres:// URL or a SQLite file path. A key generated now is logged
+// (its path, never the key). workers sizes the PostgreSQL pool: each
+// running job holds a connection per transaction, and River's listener
+// keeps one of its own, so the pool must be larger than the job count.
+func openStore(ctx context.Context, db string, env lookupEnv, log *slog.Logger, workers int) (migratingStore, *seal.Keyring, error) {
+	envKey, _ := env(clients.EnvSecretKey)
+	keys, created, err := clients.LoadKeyring(db, envKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	if created {
+		log.Warn("generated a new secret key beside the database; back it up with the database, or set LETHE_SECRET_KEY",
+			"path", clients.KeyFilePath(db))
+	}
+	var st migratingStore
+	if isPostgresURL(db) {
+		st, err = postgres.Open(ctx, db, postgres.Options{Keyring: keys, MaxConns: int32(workers + pgPoolSpare)})
+	} else {
+		st, err = sqlite.Open(ctx, db, sqlite.Options{Keyring: keys})
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, keys, nil
+}
+
+// migrate brings lethe's tables and River's job tables up to date.
+func migrate(ctx context.Context, st migratingStore) error {
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	if err := pipeline.Migrate(ctx, st); err != nil {
+		return fmt.Errorf("migrate job queue: %w", err)
+	}
+	return nil
+}
+
+func isPostgresURL(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
+}

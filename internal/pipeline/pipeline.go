@@ -1,0 +1,198 @@
+// Package pipeline carries out deletion requests: durable River jobs that
+// resolve a request's identities, erase them on every target in parallel,
+// verify nothing is left and finish the request.
+//
+// Jobs live in the store's own database (River shares its pool), so a
+// state change, its audit event and the next job commit in one
+// transaction. Every step starts with a compare-and-set on the request's
+// (status, stage) in that transaction, which is what makes each step take
+// effect exactly once even though River runs jobs at least once: a
+// duplicated, retried or rescued job finds the request already moved on and
+// completes without doing anything.
+//
+//	resolve ──> erase (one job per target) ──> verify ──> finish
+//
+// Job arguments carry ids only (request id, target name), never identity
+// values: River keeps them in its table in plaintext, while identities are
+// sealed in the store.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// Target is one configured system the pipeline erases from.
+type Target struct {
+	Name string
+	Conn connector.Connector
+}
+
+// Observer is told about outcomes, for metrics. Calls happen after the
+// change committed, from worker goroutines, so implementations must be safe
+// for concurrent use and fast.
+type Observer interface {
+	// TaskFinished is called when an erase task ends (done or failed);
+	// d is the duration of its last attempt's connector call.
+	TaskFinished(target string, state lethe.TaskState, attempts int, d time.Duration)
+	// RequestFinished is called when a request reaches a terminal status
+	// through the pipeline (completed or failed).
+	RequestFinished(status lethe.Status)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) TaskFinished(string, lethe.TaskState, int, time.Duration) {}
+func (nopObserver) RequestFinished(lethe.Status)                             {}
+
+// Pipeline runs the jobs of deletion requests.
+type Pipeline struct {
+	cfg     Config
+	st      store.Store
+	targets []Target
+	byName  map[string]connector.Connector
+	log     *slog.Logger
+	obs     Observer
+	eng     engine
+
+	// stopping is set by Stop: a connector call cut short by shutdown is
+	// not the target's fault, so it must not count towards failing a task.
+	stopping atomic.Bool
+}
+
+// hardStopTimeout bounds how long Stop waits, after its own deadline, for
+// jobs whose contexts it cancelled to return.
+const hardStopTimeout = 10 * time.Second
+
+// New builds a pipeline on st's database; it does not start working until
+// Start. River's tables must exist (Migrate). log and obs may be nil.
+func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Observer) (*Pipeline, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if st == nil {
+		return nil, errors.New("pipeline: store is nil")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if obs == nil {
+		obs = nopObserver{}
+	}
+	p := &Pipeline{
+		cfg:     cfg,
+		st:      st,
+		targets: append([]Target(nil), targets...),
+		byName:  make(map[string]connector.Connector, len(targets)),
+		log:     log,
+		obs:     obs,
+	}
+	for _, t := range targets {
+		if t.Name == "" || t.Conn == nil {
+			return nil, errors.New("pipeline: every target needs a Name and a Conn")
+		}
+		if _, dup := p.byName[t.Name]; dup {
+			return nil, fmt.Errorf("pipeline: target %q listed twice", t.Name)
+		}
+		p.byName[t.Name] = t.Conn
+	}
+
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &resolveWorker{p: p})
+	river.AddWorker(workers, &eraseWorker{p: p})
+	river.AddWorker(workers, &verifyWorker{p: p})
+	river.AddWorker(workers, &finishWorker{p: p})
+
+	eng, err := newEngine(st, &river.Config{
+		// River's cooldown must not exceed the poll interval; keep its
+		// default (100ms) unless polling is faster.
+		FetchCooldown:        min(cfg.FetchPollInterval, river.FetchCooldownDefault),
+		FetchPollInterval:    cfg.FetchPollInterval,
+		JobTimeout:           cfg.JobTimeout,
+		Logger:               log,
+		MaxAttempts:          riverMaxAttempts,
+		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
+		RetryPolicy:          retryPolicy{base: cfg.BackoffBase, max: cfg.BackoffMax},
+		Workers:              workers,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: %w", err)
+	}
+	p.eng = eng
+	return p, nil
+}
+
+// Start begins working jobs in the background. Cancelling ctx stops hard
+// (running jobs are cancelled); use Stop for a graceful shutdown.
+func (p *Pipeline) Start(ctx context.Context) error {
+	p.stopping.Store(false)
+	if err := p.eng.start(ctx); err != nil {
+		return fmt.Errorf("pipeline: start: %w", err)
+	}
+	return nil
+}
+
+// Stop stops fetching jobs and waits for running ones until ctx is done;
+// then it cancels what is still running and waits up to 10s more for those
+// jobs to return. Cancelled jobs are retried later (by this process after a
+// restart or by another one), so nothing is lost either way.
+func (p *Pipeline) Stop(ctx context.Context) error {
+	p.stopping.Store(true)
+	err := p.eng.stop(ctx)
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() == nil {
+		return fmt.Errorf("pipeline: stop: %w", err)
+	}
+	p.log.Warn("pipeline: jobs still running at shutdown deadline; cancelling them")
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hardStopTimeout)
+	defer cancel()
+	if err := p.eng.stopAndCancel(hctx); err != nil {
+		return fmt.Errorf("pipeline: stop: %w", err)
+	}
+	return nil
+}
+
+// QueueDepth returns how many jobs wait to run (available, scheduled or
+// waiting for a retry), for the queue-depth metric.
+func (p *Pipeline) QueueDepth(ctx context.Context) (int64, error) {
+	counts, err := p.eng.countByState(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("pipeline: queue depth: %w", err)
+	}
+	return int64(counts[rivertype.JobStateAvailable] + counts[rivertype.JobStateRetryable] + counts[rivertype.JobStateScheduled]), nil
+}
+
+// EnqueueResolve inserts the first job of a request inside tx, the
+// transaction that inserts the request, so both commit or neither does.
+func (p *Pipeline) EnqueueResolve(ctx context.Context, tx store.Tx, requestID string) error {
+	if err := p.eng.insertTx(ctx, tx, []river.InsertManyParams{resolveJob(requestID)}); err != nil {
+		return fmt.Errorf("pipeline: enqueue resolve: %w", err)
+	}
+	return nil
+}
+
+// Ready returns nil when the database answers and River's tables are
+// current, for the readiness endpoint.
+func (p *Pipeline) Ready(ctx context.Context) error {
+	if err := CheckMigrations(ctx, p.st); err != nil {
+		return fmt.Errorf("pipeline: %w", err)
+	}
+	return nil
+}
+
+func (p *Pipeline) now() time.Time { return p.cfg.Now() }
