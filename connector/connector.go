@@ -23,6 +23,15 @@ import (
 type Subject struct {
 	RequestID  string
 	Identities []lethe.Identity
+	// Checkpoint is what this connector's last Pending answer for the
+	// task carried (a check URL, a processor's request id), handed back by
+	// the pipeline; "" on the first call. See Pending.
+	Checkpoint string
+	// CallbackToken lets the target confirm the erasure by calling lethe
+	// back (POST /v1/tasks/{token}/complete). The pipeline sets it only
+	// for connectors whose Completer.AcceptsCallbacks is true; it stays
+	// the same for every call of one task.
+	CallbackToken string
 }
 
 // Values returns the values of the identities of type t, in order.

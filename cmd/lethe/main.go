@@ -53,6 +53,12 @@ func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
 		newMigrateCmd(g),
 		newRequestsCmd(),
 		newClientsCmd(g),
+		newAuditCmd(g),  // audit.go
+		newReceiptCmd(), // audit.go
+		newKeysCmd(g),   // audit.go
+		newPlanCmd(g),   // plan.go
+		newCallbacksCmd(g),
+		newSuppressionsCmd(g),
 		newVersionCmd(),
 	)
 	return root

@@ -12,7 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/connector/redisconn"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
+	"github.com/lethe-privacy/lethe/connector/webhook"
 	"github.com/lethe-privacy/lethe/internal/clients"
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/httpapi"
@@ -32,13 +34,15 @@ const httpShutdownTimeout = 10 * time.Second
 // registry lists the connector kinds this binary knows. Registration is
 // explicit so the list of what lethe can reach is in one place.
 func registry() (*connector.Registry, error) {
-	return connector.NewRegistry(sqlconn.Info())
+	return connector.NewRegistry(sqlconn.Info(), redisconn.Info(), webhook.Info())
 }
 
 func newServeCmd(g *globals) *cobra.Command {
 	var (
 		listen    string
 		ratelimit string
+		demo      bool
+		roleName  string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -49,6 +53,11 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if demo {
+				if err := setupDemo(cmd.Context(), g, listen, cmd.OutOrStdout(), log); err != nil { // demo.go
+					return err
+				}
+			}
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
@@ -56,10 +65,16 @@ func newServeCmd(g *globals) *cobra.Command {
 			if listen != "" {
 				cfg.Listen = listen
 			}
-			return serve(cmd.Context(), cfg, ratelimit, g.env, log)
+			r, err := parseRole(roleName) // role.go
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, ratelimit, r, g.env, log)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP address host:port (env LETHE_LISTEN; default 127.0.0.1:8080)")
+	cmd.Flags().BoolVar(&demo, "demo", false, "create (or reuse) a demo shop database, client and admin token beside the database, serve them, and print a walkthrough")
+	cmd.Flags().StringVar(&roleName, "role", string(roleAll), "what this process does: all (API and pipeline), api (API only; enqueues jobs) or worker (pipeline, plus /healthz, /readyz and /metrics); api and worker need PostgreSQL (env LETHE_ROLE)")
 	cmd.Flags().StringVar(&ratelimit, "ratelimit", "", "rate limit state: empty keeps it in the database; redis://host:port/db uses Redis (env LETHE_RATELIMIT)")
 	return cmd
 }
@@ -68,13 +83,20 @@ func newServeCmd(g *globals) *cobra.Command {
 // stop accepting HTTP requests, let running jobs finish within the
 // configured bound (the rest are released and retried after a restart),
 // then close connections.
-func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, env lookupEnv, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role, env lookupEnv, log *slog.Logger) error {
 	st, keys, err := openStore(ctx, cfg.DB, env, log, cfg.Workers.Concurrency)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if err := checkRole(r, st.Dialect()); err != nil {
+		return err
+	}
 	if err := migrate(ctx, st); err != nil {
+		return err
+	}
+	signer, err := loadSigner(ctx, st, keys, env, log) // audit.go
+	if err != nil {
 		return err
 	}
 
@@ -93,8 +115,11 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, env loo
 	m := metrics.New(metrics.Options{
 		CountRequests: st.CountRequestsByStatus,
 		QueueDepth:    func(ctx context.Context) (int64, error) { return pipe.QueueDepth(ctx) },
-		Targets:       names,
-		Logger:        log,
+		CountDeadlines: func(ctx context.Context) (int64, int64, error) {
+			return pipe.CountDeadlines(ctx)
+		},
+		Targets: names,
+		Logger:  log,
 	})
 	pipe, err = pipeline.New(pipeline.Config{
 		Workers:     cfg.Workers.Concurrency,
@@ -102,6 +127,14 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, env loo
 		BackoffBase: cfg.Workers.BackoffBase,
 		BackoffMax:  cfg.Workers.BackoffMax,
 		JobTimeout:  cfg.Workers.JobTimeout,
+		// 0 (unset) is JobTimeout + 1m, the pipeline's default.
+		RescueStuckJobsAfter: cfg.Workers.RescueAfter,
+		Signer:               signer,
+		Retention:            &pipeline.Retention{RequestDetails: cfg.Retention.RequestDetails, Legal: cfg.Retention.Legal},
+		Callbacks:            callbackConfig(cfg, keys), // callbacks.go
+		Suppression:          cfg.Suppression.Enabled,
+		Deadlines:            &pipeline.Deadlines{WarnBefore: cfg.Deadlines.WarnBefore, Interval: cfg.Deadlines.SweepInterval},
+		InsertOnly:           !r.works(),
 	}, st, targets, log, m)
 	if err != nil {
 		return err
@@ -113,7 +146,7 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, env loo
 	}
 	defer closeLimiter()
 
-	in := intake.New(st, pipe, keys, intake.Config{Deadlines: cfg.Regulations})
+	in := intake.New(st, pipe, keys, intake.Config{Deadlines: cfg.Regulations, Signer: signer})
 	cl, err := clients.New(st, keys, clients.Config{})
 	if err != nil {
 		return err
@@ -148,7 +181,22 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, env loo
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Mount:        []func(*http.ServeMux){s2sProfile.Mount, connectProfile.Mount},
 		Observer:     m,
+		Plan:         apiPlanner(pipe), // plan.go
+		CompleteTask: pipe,             // targets confirming an erasure: POST /v1/tasks/{token}/complete
+		Suppression:  cfg.Suppression.Enabled,
+		Timeouts:     httpTimeouts(cfg.HTTP), // role.go
 	})
+	if !r.servesAPI() {
+		// A worker answers probes and scrapes only; the API built above
+		// stays unused (building it costs nothing but a few objects).
+		api = httpapi.NewProbes(httpapi.Options{
+			Ready:    func(ctx context.Context) error { return pipe.Ready(ctx) },
+			Metrics:  m.Handler(),
+			Logger:   log,
+			Observer: m,
+			Timeouts: httpTimeouts(cfg.HTTP),
+		})
+	}
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -165,7 +213,7 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, env loo
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token is set (LETHE_ADMIN_TOKEN): the admin API answers 401 to everyone")
 	}
-	log.Info("lethe serving", "addr", ln.Addr().String(), "db", st.Dialect(), "targets", len(targets), "version", version)
+	log.Info("lethe serving", "addr", ln.Addr().String(), "role", string(r), "db", st.Dialect(), "targets", len(targets), "version", version)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

@@ -253,10 +253,24 @@ func (c *Connector) where(q *query, t *table, v values, s schema) string {
 		terms = append(terms, fmt.Sprintf("%s IN (SELECT %s FROM %s WHERE %s)",
 			c.d.quote(l.column), c.d.quote(l.to), c.d.quote(l.parent.Name), sub))
 	}
-	if len(terms) == 0 {
+	switch len(terms) {
+	case 0:
 		return ""
+	case 1:
+		return "(" + terms[0] + ")"
 	}
-	return "(" + strings.Join(terms, " OR ") + ")"
+	// Not "a OR b": PostgreSQL cannot combine an index scan with an
+	// IN (subquery) under OR, so it would scan the whole table, and every
+	// table below it (0.6s instead of 0.4ms per statement at 100k users;
+	// docs/performance.md). A UNION of one indexable SELECT per term finds
+	// the same rows through the indexes. The derived table keeps MySQL from
+	// refusing a subquery on the table a DELETE changes (error 1093).
+	pk, name := c.d.quote(t.PrimaryKey), c.d.quote(t.Name)
+	sel := make([]string, len(terms))
+	for i, term := range terms {
+		sel[i] = fmt.Sprintf("SELECT %s FROM %s WHERE %s", pk, name, term)
+	}
+	return fmt.Sprintf("(%s IN (SELECT %s FROM (%s) AS subject_rows))", pk, pk, strings.Join(sel, " UNION "))
 }
 
 // begin checks ctx and loads the schema: the start of every method.

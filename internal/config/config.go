@@ -58,6 +58,13 @@ type Config struct {
 	RateLimits RateLimits `yaml:"rate_limits"`
 	// Retention bounds what is kept; each field states its default.
 	Retention Retention `yaml:"retention"`
+	// Callbacks tunes status callbacks; each field states its default.
+	Callbacks Callbacks `yaml:"callbacks"`
+	// Suppression configures the suppression list; default disabled.
+	Suppression Suppression `yaml:"suppression"`
+	// Deadlines tunes the deadline sweep; each field states its default
+	// (deadlines.go).
+	Deadlines Deadlines `yaml:"deadlines"`
 	// Targets is the data map: one entry per system holding personal
 	// data. Default none.
 	Targets []Target `yaml:"targets"`
@@ -88,12 +95,29 @@ type Workers struct {
 	// SIGTERM before they are canceled (and retried after restart), at
 	// most 1h. Default 30s.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// RescueAfter is how long a job may stay running before it is taken
+	// for lost (its process died) and run again; River looks for such jobs
+	// every 30s. It must exceed JobTimeout, or live jobs would run twice,
+	// and at most 25h. Default 0, which means JobTimeout + 1m.
+	RescueAfter time.Duration `yaml:"rescue_after"`
 }
 
 // HTTP tunes the HTTP server.
 type HTTP struct {
 	// MaxBodyBytes caps a request body, 1024..16777216. Default 65536.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ReadHeaderTimeout bounds reading a request's headers (slowloris),
+	// 100ms..5m. Default 5s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included, 100ms..1h.
+	// Default 30s.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds handling a request and writing the answer,
+	// 100ms..1h. Default 30s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout closes keep-alive connections left idle, 100ms..1h.
+	// Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // Rate limit profiles: one per API, named as in RateLimits.
@@ -167,6 +191,10 @@ type Retention struct {
 	// next purge run. The audit log and receipts are not affected.
 	// Default 168h (7 days).
 	RequestDetails time.Duration `yaml:"request_details"`
+	// Legal is how long receipts and audit events (which hold no identity
+	// values) are kept, from the receipt's issue, to prove what was done;
+	// then they are purged too. Default 26280h (3 years).
+	Legal time.Duration `yaml:"legal"`
 }
 
 // Target is one data map entry. Name and Kind are lethe's; every other key
@@ -253,13 +281,21 @@ func Default() *Config {
 			JobTimeout:      10 * time.Minute,
 			ShutdownTimeout: 30 * time.Second,
 		},
-		HTTP: HTTP{MaxBodyBytes: 64 << 10},
+		HTTP: HTTP{
+			MaxBodyBytes:      64 << 10,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		},
+		Deadlines: Deadlines{WarnBefore: 7 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
 		RateLimits: RateLimits{
 			Native:  Limit{Limit: 600, Window: time.Minute, Block: time.Minute},
 			Connect: Limit{Limit: 600, Window: time.Minute, Block: time.Minute},
 			S2S:     Limit{Limit: 50, Window: 10 * time.Minute, Block: 10 * time.Minute},
 		},
-		Retention: Retention{RequestDetails: 7 * 24 * time.Hour},
+		Retention: Retention{RequestDetails: 7 * 24 * time.Hour, Legal: 3 * 365 * 24 * time.Hour},
+		Callbacks: Callbacks{Window: 24 * time.Hour, Timeout: 10 * time.Second},
 	}
 }
 
@@ -401,10 +437,22 @@ func (c *Config) validate(errs *errorList) {
 	}
 	durRange(bad, "workers.job_timeout", w.JobTimeout, time.Second, 24*time.Hour)
 	durRange(bad, "workers.shutdown_timeout", w.ShutdownTimeout, time.Second, time.Hour)
+	switch {
+	case w.RescueAfter == 0: // JobTimeout + 1m
+	case w.RescueAfter < time.Second || w.RescueAfter > 25*time.Hour:
+		durRange(bad, "workers.rescue_after", w.RescueAfter, time.Second, 25*time.Hour)
+	case w.RescueAfter <= w.JobTimeout:
+		bad("workers.rescue_after", "must exceed workers.job_timeout")
+	}
 
 	if n := c.HTTP.MaxBodyBytes; n < 1024 || n > 16<<20 {
 		bad("http.max_body_bytes", "must be between 1024 and 16777216")
 	}
+	durRange(bad, "http.read_header_timeout", c.HTTP.ReadHeaderTimeout, 100*time.Millisecond, 5*time.Minute)
+	durRange(bad, "http.read_timeout", c.HTTP.ReadTimeout, 100*time.Millisecond, time.Hour)
+	durRange(bad, "http.write_timeout", c.HTTP.WriteTimeout, 100*time.Millisecond, time.Hour)
+	durRange(bad, "http.idle_timeout", c.HTTP.IdleTimeout, 100*time.Millisecond, time.Hour)
+	c.validateDeadlines(bad) // deadlines.go
 
 	validLimit(bad, "rate_limits.native", c.RateLimits.Native)
 	validLimit(bad, "rate_limits.connect", c.RateLimits.Connect)
@@ -428,6 +476,10 @@ func (c *Config) validate(errs *errorList) {
 	if c.Retention.RequestDetails < 0 {
 		bad("retention.request_details", "must not be negative")
 	}
+	if c.Retention.Legal < 0 {
+		bad("retention.legal", "must not be negative")
+	}
+	c.validateCallbacks(bad) // callbacks.go
 
 	first := map[string]int{}
 	for i, t := range c.Targets {

@@ -163,6 +163,8 @@ func TestInvalid(t *testing.T) {
 		{"backoff max below base", "workers: {backoff_base: 1m, backoff_max: 1s}\n", "workers.backoff_max", "at least workers.backoff_base"},
 		{"job timeout", "workers: {job_timeout: 2d}\n", "workers.job_timeout", "between 1s and 24h"},
 		{"shutdown timeout", "workers: {shutdown_timeout: 0s}\n", "workers.shutdown_timeout", "between 1s and 1h"},
+		{"rescue not after job timeout", "workers: {job_timeout: 2m, rescue_after: 2m}\n", "workers.rescue_after", "must exceed workers.job_timeout"},
+		{"rescue too long", "workers: {rescue_after: 26h}\n", "workers.rescue_after", "between 1s and 25h"},
 		{"workers is a list", "workers: [1, 2]\n", "workers", "must be a mapping, not a list"},
 		{"body too small", "http: {max_body_bytes: 10}\n", "http.max_body_bytes", "between 1024 and 16777216"},
 		{"limit zero", "rate_limits: {native: {limit: 0, window: 1m, block: 1m}}\n", "rate_limits.native.limit", "at least 1"},
@@ -210,7 +212,7 @@ targets:
 	}
 	want := []string{
 		// Decoding problems first, in file order, then validation.
-		"workers.max_atempts: unknown field (known: concurrency, max_attempts, backoff_base, backoff_max, job_timeout, shutdown_timeout) (line 4)",
+		"workers.max_atempts: unknown field (known: concurrency, max_attempts, backoff_base, backoff_max, job_timeout, shutdown_timeout, rescue_after) (line 4)",
 		"listen: must be host:port, e.g. 127.0.0.1:8080 or :8080 (line 1)",
 		"workers.concurrency: must be between 1 and 1000 (line 3)",
 		"targets[1].name: duplicate of targets[0].name (line 8)",

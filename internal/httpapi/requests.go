@@ -49,6 +49,11 @@ type identityBody struct {
 // is always of a 202; a key first sent with a duplicate is answered 200
 // again while that request stays open (and creates one if it has closed).
 func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, p Principal) {
+	dryRun, err := s.dryRunRequested(r, p)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	var body createBody
 	if err := DecodeJSON(r, s.maxBody, &body); err != nil {
 		s.writeError(w, r, err)
@@ -72,7 +77,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, p Principa
 		ids[i] = lethe.Identity{Type: lethe.IdentityType(id.Type), Value: id.Value}
 	}
 	actor, clientID := p.Actor()
-	req, outcome, err := s.intake.Submit(r.Context(), intake.Submission{
+	sub := intake.Submission{
 		Actor:          actor,
 		ClientID:       clientID,
 		Identities:     ids,
@@ -80,7 +85,12 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, p Principa
 		ExternalID:     body.ExternalID,
 		IdempotencyKey: key,
 		CallbackURL:    body.CallbackURL,
-	})
+	}
+	if dryRun {
+		s.handleDryRun(w, r, sub)
+		return
+	}
+	req, outcome, err := s.intake.Submit(r.Context(), sub)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -122,7 +132,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, p Principal) 
 		s.writeError(w, r, fmt.Errorf("get request: %w", err))
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, newRequestView(req))
+	s.writeRequestDetail(w, r, req) // callbacks.go: the view with its callbacks
 }
 
 // listPage is the answer of GET /v1/deletion-requests. NextCursor is
@@ -164,6 +174,13 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p Principal)
 			return
 		}
 	}
+	// filterKey binds cursors to the filters as given (not to the time
+	// overdue=true resolves to, which moves between pages).
+	filterKey := string(f.Status)
+	if err := s.deadlineFilters(&f, get, &filterKey); err != nil { // deadlines.go
+		s.writeError(w, r, err)
+		return
+	}
 	limit, err := get("limit")
 	if err != nil {
 		s.writeError(w, r, err)
@@ -183,7 +200,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p Principal)
 		return
 	}
 	if cursor != "" {
-		if f.Cursor, err = openCursor(cursor, f.Status); err != nil {
+		if f.Cursor, err = openCursor(cursor, filterKey); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -202,7 +219,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p Principal)
 	}
 	page := listPage{Data: make([]requestSummary, len(reqs))}
 	if next != "" {
-		page.NextCursor = sealCursor(next, f.Status)
+		page.NextCursor = sealCursor(next, filterKey)
 	}
 	for i, req := range reqs {
 		page.Data[i] = newRequestSummary(req)
@@ -228,27 +245,27 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, p Principa
 }
 
 // The API's cursor wraps the store's with a checksum over it and the
-// status filter, so a cursor that was altered, truncated, or reused with
+// filters (status, overdue, due_before, as given), so a cursor that was altered, truncated, or reused with
 // another filter is a clear 400 instead of a silently different page. It
 // is not a security boundary and needs no key: every page is read within
 // the caller's scope, whatever the cursor says.
 const cursorSumLen = 8
 
-func cursorSum(storeCursor string, status lethe.Status) []byte {
+func cursorSum(storeCursor, filters string) []byte {
 	h := sha256.New()
 	h.Write([]byte("lethe/httpapi/cursor/v1\x00"))
-	h.Write([]byte(status))
+	h.Write([]byte(filters))
 	h.Write([]byte{0})
 	h.Write([]byte(storeCursor))
 	return h.Sum(nil)[:cursorSumLen]
 }
 
-func sealCursor(storeCursor string, status lethe.Status) string {
-	b := append(cursorSum(storeCursor, status), storeCursor...)
+func sealCursor(storeCursor, filters string) string {
+	b := append(cursorSum(storeCursor, filters), storeCursor...)
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-func openCursor(c string, status lethe.Status) (string, error) {
+func openCursor(c, filters string) (string, error) {
 	if len(c) > maxCursorLen {
 		return "", errBadCursor()
 	}
@@ -257,7 +274,7 @@ func openCursor(c string, status lethe.Status) (string, error) {
 		return "", errBadCursor()
 	}
 	storeCursor := string(b[cursorSumLen:])
-	if !bytes.Equal(b[:cursorSumLen], cursorSum(storeCursor, status)) {
+	if !bytes.Equal(b[:cursorSumLen], cursorSum(storeCursor, filters)) {
 		return "", errBadCursor()
 	}
 	return storeCursor, nil

@@ -76,6 +76,21 @@ type Options struct {
 	Mount []func(mux *http.ServeMux)
 	// Observer, when set, is told about every answered request.
 	Observer Observer
+	// Plan previews a submission for POST /v1/deletion-requests?dry_run=true.
+	// Nil: dry runs are refused with 400.
+	Plan Planner
+	// CompleteTask takes a target's signed confirmation sent to
+	// POST /v1/tasks/{token}/complete (see tasks.go). Nil: the route
+	// answers 404.
+	CompleteTask TaskCompleter
+	// Suppression enables POST /v1/suppressions/check (suppressions.go);
+	// while false it answers 409. Removal works either way.
+	Suppression bool
+	// Now is the clock of the overdue filter. Default time.Now.
+	Now func() time.Time
+	// Timeouts are the limits of the server HTTPServer builds; zero
+	// fields take the defaults of the constants above (timeouts.go).
+	Timeouts Timeouts
 }
 
 // Server serves the native API and everything mounted on it.
@@ -88,8 +103,15 @@ type Server struct {
 	log      *slog.Logger
 	maxBody  int64
 	observer Observer
+	plan     Planner
 	mux      *http.ServeMux
 	routes   []route
+
+	// suppression: Options.Suppression (suppressions.go).
+	suppression bool
+
+	now      func() time.Time
+	timeouts Timeouts
 }
 
 // route is one native route; the table is also what the OpenAPI test
@@ -114,7 +136,13 @@ func New(o Options) *Server {
 		log:      o.Logger,
 		maxBody:  o.MaxBodyBytes,
 		observer: o.Observer,
+		plan:     o.Plan,
 		mux:      http.NewServeMux(),
+	}
+	s.suppression = o.Suppression
+	s.now, s.timeouts = o.Now, o.Timeouts.withDefaults()
+	if s.now == nil {
+		s.now = time.Now
 	}
 	if s.ready == nil {
 		s.ready = o.Store.Ready
@@ -133,6 +161,11 @@ func New(o Options) *Server {
 		{"GET /v1/deletion-requests", s.authed(s.handleList)},
 		{"GET /v1/deletion-requests/{id}", s.authed(s.handleGet)},
 		{"POST /v1/deletion-requests/{id}/cancel", s.authed(s.handleCancel)},
+		{"GET /v1/deletion-requests/{id}/receipt", s.authed(s.handleReceipt)}, // receipts.go
+		{"GET /v1/signing-keys", http.HandlerFunc(s.handleSigningKeys)},
+		{"POST /v1/tasks/{token}/complete", s.taskCompleteHandler(o.CompleteTask)}, // tasks.go
+		{"POST /v1/suppressions/check", s.authed(s.handleSuppressionCheck)},        // suppressions.go
+		{"DELETE /v1/suppressions", s.authed(s.handleSuppressionRemove)},           // suppressions.go
 	}
 	if s.metrics != nil {
 		s.routes = append(s.routes, route{"GET /metrics", s.metrics})
@@ -155,10 +188,10 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           s.Handler(),
-		ReadHeaderTimeout: ReadHeaderTimeout,
-		ReadTimeout:       ReadTimeout,
-		WriteTimeout:      WriteTimeout,
-		IdleTimeout:       IdleTimeout,
+		ReadHeaderTimeout: s.timeouts.ReadHeader,
+		ReadTimeout:       s.timeouts.Read,
+		WriteTimeout:      s.timeouts.Write,
+		IdleTimeout:       s.timeouts.Idle,
 		MaxHeaderBytes:    MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
@@ -43,6 +44,7 @@ type Service struct {
 	keys      *seal.Keyring
 	deadlines map[lethe.Regulation]time.Duration
 	now       func() time.Time
+	signer    *audit.Signer
 }
 
 // Config configures a Service.
@@ -53,6 +55,9 @@ type Config struct {
 	Deadlines map[lethe.Regulation]time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// Signer signs the receipt of a canceled request; nil issues none.
+	// Either way a cancel drops the identities' values (audit.CloseRequest).
+	Signer *audit.Signer
 }
 
 // New returns a Service.
@@ -63,7 +68,7 @@ func New(st store.Store, q Enqueuer, keys *seal.Keyring, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now}
+	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, signer: cfg.Signer}
 }
 
 // Submission is one request as a profile received it.
@@ -277,6 +282,14 @@ func (s *Service) Cancel(ctx context.Context, scope store.Scope, id string, acto
 			Details: map[string]string{"from": string(r.Status)},
 		}); err != nil {
 			return fmt.Errorf("audit: %w", err)
+		}
+		if err := s.notifyStatus(ctx, tx, id); err != nil { // notify.go
+			return fmt.Errorf("cancel: %w", err)
+		}
+		// A canceled request ends like any other: receipt, then its
+		// identities are forgotten, in this transaction.
+		if err := audit.CloseRequest(ctx, tx, s.signer, now, id); err != nil {
+			return fmt.Errorf("cancel: %w", err)
 		}
 		out, err = tx.GetRequest(ctx, id, scope)
 		return err

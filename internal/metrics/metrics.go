@@ -32,6 +32,10 @@ type Options struct {
 	// QueueDepth returns how many jobs wait to run, read on every scrape
 	// for lethe_queue_depth. Nil leaves lethe_queue_depth out.
 	QueueDepth func(ctx context.Context) (int64, error)
+	// CountDeadlines returns how many open requests are due soon and how
+	// many are overdue, read on every scrape for lethe_requests_due_soon
+	// and lethe_requests_overdue (deadlines.go). Nil leaves them out.
+	CountDeadlines func(ctx context.Context) (dueSoon, overdue int64, err error)
 	// ScrapeTimeout bounds each of CountRequests and QueueDepth on a
 	// scrape, so a slow database makes a series go missing instead of the
 	// scrape hanging. Default 2s.
@@ -107,6 +111,7 @@ func New(opts Options) *Metrics {
 	sc := &scrapeCollector{
 		countRequests: opts.CountRequests,
 		queueDepth:    opts.QueueDepth,
+		deadlines:     opts.CountDeadlines,
 		timeout:       opts.ScrapeTimeout,
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "lethe_metrics_scrape_errors_total",
@@ -130,6 +135,9 @@ func New(opts Options) *Metrics {
 	}
 	if sc.queueDepth != nil {
 		sc.errors.WithLabelValues("queue_depth")
+	}
+	if sc.deadlines != nil {
+		sc.errors.WithLabelValues("deadlines")
 	}
 
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
@@ -193,6 +201,7 @@ func taskState(s lethe.TaskState) string {
 type scrapeCollector struct {
 	countRequests func(ctx context.Context) (map[lethe.Status]int64, error)
 	queueDepth    func(ctx context.Context) (int64, error)
+	deadlines     func(ctx context.Context) (dueSoon, overdue int64, err error)
 	timeout       time.Duration
 	errors        *prometheus.CounterVec
 }
@@ -214,6 +223,10 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	if c.queueDepth != nil {
 		ch <- queueDepthDesc
 	}
+	if c.deadlines != nil {
+		ch <- dueSoonDesc
+		ch <- overdueDesc
+	}
 }
 
 func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -222,6 +235,9 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.queueDepth != nil {
 		c.collectQueueDepth(ch)
+	}
+	if c.deadlines != nil {
+		c.collectDeadlines(ch) // deadlines.go
 	}
 	c.errors.Collect(ch)
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/lethe-privacy/lethe/internal/audit"
 )
 
 // Defaults of Config, applied by New to zero fields.
@@ -16,6 +18,8 @@ const (
 	DefaultFetchPollInterval = 200 * time.Millisecond
 	DefaultMaxResolveRounds  = 8
 	DefaultMaxIdentities     = 1000
+	DefaultConfirmWithin     = 24 * time.Hour
+	DefaultPendingMinWait    = time.Second
 )
 
 // riverMaxAttempts is the attempt limit given to River for every lethe job.
@@ -74,8 +78,48 @@ type Config struct {
 	// instead. Default 1000.
 	MaxIdentities int
 
+	// ConfirmWithin is how long a target that answers "pending" (see
+	// connector.Pending) has to confirm an erasure, counted from the
+	// task's first attempt; past it the task fails. A connector
+	// implementing connector.Deadliner overrides it for its target.
+	// Default 24h.
+	ConfirmWithin time.Duration
+
+	// PendingMinWait is the shortest wait between two calls of a pending
+	// task, whatever the connector asks, so a connector answering
+	// "pending, call again now" cannot spin. Default 1s.
+	PendingMinWait time.Duration
+
 	// Now is the clock for timestamps in the store. Default time.Now.
 	Now func() time.Time
+
+	// Callbacks tunes the delivery of status callbacks; each field states
+	// its default. See callbacks.go.
+	Callbacks CallbackConfig
+	// Suppression, when true, adds the identities of every completed
+	// request to the suppression list as the request finishes. Default
+	// false.
+	Suppression bool
+
+	// Signer signs the receipt issued when a request ends. Default nil:
+	// no receipt (identities are dropped all the same). See close.go.
+	Signer *audit.Signer
+
+	// Retention, when set, runs the purge as a periodic job (on the
+	// elected leader only). Default nil: nothing is purged. See purge.go.
+	Retention *Retention
+
+	// Deadlines, when set, runs the deadline sweep as a periodic job (on
+	// the elected leader only); zero fields take their defaults. Default
+	// nil: no sweep. See deadlines.go.
+	Deadlines *Deadlines
+
+	// InsertOnly builds a pipeline that only enqueues jobs (the first job
+	// of a request, a target's confirmation) and never works any: Start
+	// and Stop do nothing, no periodic job is scheduled, and this process
+	// never takes part in leader election. It is the API role of a split
+	// deployment, where worker processes do the work. Default false.
+	InsertOnly bool
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -107,9 +151,17 @@ func (c Config) withDefaults() Config {
 	if c.MaxIdentities == 0 {
 		c.MaxIdentities = DefaultMaxIdentities
 	}
+	if c.ConfirmWithin == 0 {
+		c.ConfirmWithin = DefaultConfirmWithin
+	}
+	if c.PendingMinWait == 0 {
+		c.PendingMinWait = DefaultPendingMinWait
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Callbacks = c.Callbacks.withDefaults()
+	c.Deadlines = c.Deadlines.withDefaults() // deadlines.go
 	return c
 }
 
@@ -142,6 +194,21 @@ func (c Config) validate() error {
 	}
 	if c.MaxIdentities < 1 {
 		errs = append(errs, fmt.Errorf("MaxIdentities must be at least 1, got %d", c.MaxIdentities))
+	}
+	if err := c.Callbacks.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Retention.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Deadlines.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.ConfirmWithin <= 0 {
+		errs = append(errs, fmt.Errorf("ConfirmWithin must be positive, got %s", c.ConfirmWithin))
+	}
+	if c.PendingMinWait <= 0 || c.PendingMinWait > c.ConfirmWithin {
+		errs = append(errs, fmt.Errorf("PendingMinWait must be positive and at most ConfirmWithin, got %s", c.PendingMinWait))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("pipeline config: %w", err)

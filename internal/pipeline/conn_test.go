@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 
@@ -72,8 +71,17 @@ func (m *memTarget) Resolve(ctx context.Context, s connector.Subject) ([]lethe.I
 	return out, nil
 }
 
+// Plan counts what Erase would delete; the pipeline takes it before the
+// first Erase attempt of a task.
 func (m *memTarget) Plan(ctx context.Context, s connector.Subject) (lethe.Report, error) {
-	return lethe.Report{}, errors.New("not used by the pipeline")
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls["plan"]++
+	var n int64
+	for _, id := range s.Identities {
+		n += m.rows[id]
+	}
+	return lethe.Report{Items: []lethe.ReportItem{{Object: "rows", Action: lethe.ActionDelete, Rows: n}}}, nil
 }
 
 func (m *memTarget) Erase(ctx context.Context, s connector.Subject) (lethe.Report, error) {

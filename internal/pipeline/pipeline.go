@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +66,8 @@ type Pipeline struct {
 	log     *slog.Logger
 	obs     Observer
 	eng     engine
+	// callbackClient delivers callbacks (callbacks.go).
+	callbackClient *http.Client
 
 	// stopping is set by Stop: a connector call cut short by shutdown is
 	// not the target's fault, so it must not count towards failing a task.
@@ -114,6 +117,18 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 	river.AddWorker(workers, &eraseWorker{p: p})
 	river.AddWorker(workers, &verifyWorker{p: p})
 	river.AddWorker(workers, &finishWorker{p: p})
+	river.AddWorker(workers, &callbackWorker{p: p}) // callbacks.go
+	p.callbackClient = newCallbackClient(cfg.Callbacks)
+	river.AddWorker(workers, &purgeWorker{p: p})
+	river.AddWorker(workers, &deadlineSweepWorker{p: p}) // deadlines.go
+
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}, queueCallbacks: {MaxWorkers: cfg.Callbacks.Workers}}
+	periodic := append(p.periodicJobs(), p.deadlineJobs()...)
+	if cfg.InsertOnly {
+		// A River client without queues is insert-only: it never fetches
+		// jobs, runs no maintenance and never stands for leader.
+		queues, periodic = nil, nil
+	}
 
 	eng, err := newEngine(st, &river.Config{
 		// River's cooldown must not exceed the poll interval; keep its
@@ -123,10 +138,11 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 		JobTimeout:           cfg.JobTimeout,
 		Logger:               log,
 		MaxAttempts:          riverMaxAttempts,
-		Queues:               map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}},
+		Queues:               queues,
 		RescueStuckJobsAfter: cfg.RescueStuckJobsAfter,
 		RetryPolicy:          retryPolicy{base: cfg.BackoffBase, max: cfg.BackoffMax},
 		Workers:              workers,
+		PeriodicJobs:         periodic,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
@@ -138,6 +154,9 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 // Start begins working jobs in the background. Cancelling ctx stops hard
 // (running jobs are cancelled); use Stop for a graceful shutdown.
 func (p *Pipeline) Start(ctx context.Context) error {
+	if p.cfg.InsertOnly {
+		return nil
+	}
 	p.stopping.Store(false)
 	if err := p.eng.start(ctx); err != nil {
 		return fmt.Errorf("pipeline: start: %w", err)
@@ -150,6 +169,9 @@ func (p *Pipeline) Start(ctx context.Context) error {
 // jobs to return. Cancelled jobs are retried later (by this process after a
 // restart or by another one), so nothing is lost either way.
 func (p *Pipeline) Stop(ctx context.Context) error {
+	if p.cfg.InsertOnly {
+		return nil
+	}
 	p.stopping.Store(true)
 	err := p.eng.stop(ctx)
 	if err == nil {

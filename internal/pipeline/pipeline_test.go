@@ -201,7 +201,7 @@ func TestZeroTargetsCompletes(t *testing.T) {
 		if r.StartedAt.IsZero() || r.CompletedAt.IsZero() {
 			t.Errorf("StartedAt %v, CompletedAt %v: want both set", r.StartedAt, r.CompletedAt)
 		}
-		want := map[string]int{"request.running": 1, "request.verified": 1, "request.completed": 1}
+		want := map[string]int{"request.running": 1, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
 		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
@@ -240,7 +240,7 @@ func TestRetriesThenCompletes(t *testing.T) {
 		if n := flaky.count("erase"); n != 3 {
 			t.Errorf("flaky Erase calls = %d, want 3", n)
 		}
-		want := map[string]int{"request.running": 1, "task.done": 2, "request.verified": 1, "request.completed": 1}
+		want := map[string]int{"request.running": 1, "task.done": 2, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
 		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
@@ -426,7 +426,7 @@ func TestDuplicateJobsTakeEffectOnce(t *testing.T) {
 				t.Errorf("task %s: state %s, want done", task.Target, task.State)
 			}
 		}
-		want := map[string]int{"request.running": 1, "task.done": 2, "request.verified": 1, "request.completed": 1}
+		want := map[string]int{"request.running": 1, "task.done": 2, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
 		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
@@ -599,7 +599,7 @@ func TestVerifyResidueFailsTask(t *testing.T) {
 		if n := sloppy.count("verify"); n != cfg.MaxAttempts {
 			t.Errorf("Verify calls = %d, want %d (retried up to MaxAttempts)", n, cfg.MaxAttempts)
 		}
-		want := map[string]int{"request.running": 1, "task.done": 1, "task.failed": 1, "request.verified": 1, "request.failed": 1}
+		want := map[string]int{"request.running": 1, "task.done": 1, "task.failed": 1, "request.verified": 1, "request.failed": 1, "identities.dropped": 1}
 		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
@@ -621,8 +621,9 @@ func TestResolveFailureFailsRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(events) != 1 || events[0].Type != "request.failed" || events[0].Details["target"] != "broken" {
-			t.Fatalf("events = %+v, want one request.failed naming the target", events)
+		// Then closing the request: its identities dropped (no signer, no receipt).
+		if len(events) != 2 || events[0].Type != "request.failed" || events[0].Details["target"] != "broken" || events[1].Type != "identities.dropped" {
+			t.Fatalf("events = %+v, want one request.failed naming the target, then identities.dropped", events)
 		}
 		assertNoValue(t, "audit error", events[0].Details["error"], email)
 		if !strings.Contains(events[0].Details["error"], "table users missing") {

@@ -96,7 +96,7 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 		return fmt.Errorf("resolve: %w", err)
 	}
 
-	res := p.resolveIdentities(ctx, requestID, given)
+	res := p.resolver().resolveIdentities(ctx, requestID, given)
 	bctx, cancel := detached(ctx)
 	defer cancel()
 	if res.err != nil {
@@ -157,6 +157,9 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 			if err := p.audit(bctx, tx, requestID, "request.running", details); err != nil {
 				return fmt.Errorf("resolve: %w", err)
 			}
+			if err := p.statusChanged(bctx, tx, requestID); err != nil { // callbacks.go
+				return fmt.Errorf("resolve: %w", err)
+			}
 		}
 		return p.eng.completeTx(bctx, tx, job)
 	})
@@ -175,7 +178,7 @@ type resolveResult struct {
 // user 42 in one target, and user 42 finds the customer number in another.
 // Rounds are capped because a data map could link in cycles that keep
 // producing "new" values.
-func (p *Pipeline) resolveIdentities(ctx context.Context, requestID string, given []lethe.Identity) resolveResult {
+func (p *resolver) resolveIdentities(ctx context.Context, requestID string, given []lethe.Identity) resolveResult {
 	res := resolveResult{identities: append([]lethe.Identity(nil), given...)}
 	known := make(map[lethe.Identity]bool, len(given))
 	for _, id := range given {
@@ -250,6 +253,12 @@ func (p *Pipeline) failResolve(ctx context.Context, job *rivertype.JobRow, reque
 			if err := p.audit(ctx, tx, requestID, "request.failed", details); err != nil {
 				return fmt.Errorf("resolve: %w", err)
 			}
+			if err := p.statusChanged(ctx, tx, requestID); err != nil { // callbacks.go
+				return fmt.Errorf("resolve: %w", err)
+			}
+			if err := p.closeRequest(ctx, tx, requestID); err != nil {
+				return fmt.Errorf("resolve: %w", err)
+			}
 		}
 		failed = ok
 		return p.eng.completeTx(ctx, tx, job)
@@ -297,13 +306,26 @@ func (p *Pipeline) erase(ctx context.Context, job *rivertype.JobRow, requestID, 
 		return fmt.Errorf("erase %s: %w", target, err)
 	}
 
+	subject := connector.Subject{RequestID: requestID, Identities: ids}
+	// A target that confirms asynchronously gets its checkpoint and
+	// callback token back, or its task ends on a confirmation it sent.
+	if ended, err := p.resumeWait(ctx, bctx, job, task, conn, &subject); ended {
+		return err
+	}
 	began := time.Now()
-	report, err := call(p.log, target, func() (lethe.Report, error) {
-		return conn.Erase(ctx, connector.Subject{RequestID: requestID, Identities: ids})
-	})
+	// report is the task's total so far (plan and every attempt, see
+	// settle), not this attempt's alone.
+	at, err := p.eraseAttempt(ctx, bctx, requestID, target, conn, subject)
+	if err != nil {
+		return fmt.Errorf("erase %s: %w", target, err)
+	}
+	report, err := at.report, at.err
 	took := time.Since(began)
 	if err == nil {
 		return p.endTask(bctx, job, requestID, target, lethe.TaskDone, report, "", task.Attempts, took)
+	}
+	if connector.IsPending(err) {
+		return p.waitPending(bctx, job, task, conn, report, err, ids, took) // async.go
 	}
 
 	msg := redact(err, ids)
@@ -523,6 +545,16 @@ func (p *Pipeline) finish(ctx context.Context, job *rivertype.JobRow, requestID 
 				"failed": strconv.Itoa(failed),
 				"rows":   strconv.FormatInt(rows, 10),
 			}); err != nil {
+				return fmt.Errorf("finish: %w", err)
+			}
+			// Suppression list and callback (callbacks.go): the list
+			// needs the identities' values, so before closeRequest.
+			if err := p.statusChanged(ctx, tx, requestID); err != nil {
+				return fmt.Errorf("finish: %w", err)
+			}
+			// Receipt, then minimisation (close.go): hooks that need the
+			// identities' values must run before this line.
+			if err := p.closeRequest(ctx, tx, requestID); err != nil {
 				return fmt.Errorf("finish: %w", err)
 			}
 			status = to

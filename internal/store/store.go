@@ -58,6 +58,11 @@ type Queries interface {
 	Audit
 	Clients
 	RateLimits
+	Proofs
+	Callbacks    // callbacks.go
+	Suppressions // callbacks.go
+	TaskWaits    // waits.go
+	Deadlines    // deadlines.go
 }
 
 // Requests persists deletion requests and their identities. Identities are
@@ -120,6 +125,10 @@ type ListFilter struct {
 	Status lethe.Status // "" for any
 	Limit  int          // 1..1000; callers validate
 	Cursor string       // opaque, from a previous page; "" for the first
+	// Open keeps only open requests (received or running).
+	Open bool
+	// DueBefore, when not zero, keeps only requests due before it.
+	DueBefore time.Time
 }
 
 // Tasks persists the per-target tasks of a request.
@@ -143,6 +152,24 @@ type Tasks interface {
 	FailVerifiedTask(ctx context.Context, requestID, target, msg string, at time.Time) (bool, error)
 	// CountOpenTasks returns how many of the request's tasks have not ended.
 	CountOpenTasks(ctx context.Context, requestID string) (int, error)
+	// TaskTally returns what the task's final report is built from.
+	TaskTally(ctx context.Context, requestID, target string) (TaskTally, error)
+	// SetTaskPlan stores the connector's plan on a task that has none yet
+	// and has not ended, and reports whether it did. The first plan is the
+	// one kept: later ones no longer see what earlier attempts erased.
+	SetTaskPlan(ctx context.Context, requestID, target string, plan lethe.Report, at time.Time) (bool, error)
+	// AddTaskProgress adds one Erase attempt's report to the task's
+	// progress (see AddReport) and returns the tally after it. On a task
+	// that has ended it changes nothing and returns the stored tally.
+	AddTaskProgress(ctx context.Context, requestID, target string, r lethe.Report, at time.Time) (TaskTally, error)
+}
+
+// TaskTally is the bookkeeping behind a task's final report: the plan taken
+// before the first Erase attempt and the sum of every attempt's report.
+type TaskTally struct {
+	Planned  bool // whether Plan holds a stored plan
+	Plan     lethe.Report
+	Progress lethe.Report
 }
 
 // Audit appends to and reads the audit log.

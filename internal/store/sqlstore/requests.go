@@ -177,6 +177,13 @@ func (q *queries) ListRequests(ctx context.Context, f store.ListFilter) ([]*leth
 		where = append(where, "status = ?")
 		args = append(args, f.Status)
 	}
+	if f.Open {
+		where = append(where, openStatuses) // deadlines.go
+	}
+	if !f.DueBefore.IsZero() {
+		where = append(where, "due_at < ?")
+		args = append(args, q.ts(f.DueBefore))
+	}
 	if f.Cursor != "" {
 		after, err := decodeCursor(f.Cursor)
 		if err != nil {

@@ -54,6 +54,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IdentitiesSealedAtRest", testIdentitiesSealedAtRest},
 		{"CountRequestsByStatus", testCountRequestsByStatus},
 		{"Tasks", testTasks},
+		{"TaskTally", testTaskTally},
+		{"TaskWaits", testTaskWaits},
 		{"Audit", testAudit},
 		{"AuditConcurrentAppends", testAuditConcurrent},
 		{"Clients", testClients},
@@ -64,6 +66,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RateLimitConcurrent", testRateLimitConcurrent},
 		{"InTx", testInTx},
 		{"LockRequest", testLockRequest},
+		{"Proofs", testProofs},
+		{"Callbacks", testCallbacks}, {"Suppressions", testSuppressions}, // callbacks.go
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,291 @@
+// Command lethe-load measures intake on a running lethe: N concurrent
+// clients submit M deletion requests through the native API or the signed
+// S2S endpoint, then it waits until every request it created has ended and
+// reports how long each took from its submission until the list showed it
+// completed (the API's times have whole seconds, so the harness polls the
+// list every 100ms and times it itself: resolution about 100ms plus one
+// listing).
+//
+// It starts nothing itself; scripts/load starts the server and runs it.
+// Every request names a different subject (prefix + index), so none is a
+// duplicate of another. The S2S client's rate limit must be raised in the
+// server's config (rate_limits.clients.<name>.s2s), or its published limit
+// of 50 per 10 minutes stops the run after 50.
+//
+//	lethe-load -url http://127.0.0.1:8080 -mode native -token $ADMIN -n 1000 -c 50
+//	lethe-load -url ... -mode s2s -api-key K -secret S -token $ADMIN -n 1000 -c 50
+//
+// -token is needed in both modes: completion is read through the native
+// API as the admin.
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type options struct {
+	url, mode, token, apiKey, secret, prefix string
+	n, c                                     int
+	wait                                     time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the lethe server")
+	flag.StringVar(&o.mode, "mode", "native", "native (POST /v1/deletion-requests) or s2s (POST /user_deletion_requests)")
+	flag.StringVar(&o.token, "token", os.Getenv("LETHE_ADMIN_TOKEN"), "admin bearer token: submits (native) and reads completion (both)")
+	flag.StringVar(&o.apiKey, "api-key", "", "s2s X-API-KEY")
+	flag.StringVar(&o.secret, "secret", "", "s2s shared secret (HMAC-SHA256 key)")
+	flag.StringVar(&o.prefix, "prefix", "load", "subject prefix: native emails are <prefix>-<i>@load.example, s2s user ids <prefix>-<i>")
+	flag.IntVar(&o.n, "n", 1000, "requests to submit")
+	flag.IntVar(&o.c, "c", 50, "concurrent clients")
+	flag.DurationVar(&o.wait, "wait", 10*time.Minute, "how long to wait for every request to end (0: do not wait)")
+	flag.Parse()
+	if err := run(context.Background(), o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "lethe-load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options, w io.Writer) error {
+	if o.mode != "native" && o.mode != "s2s" {
+		return fmt.Errorf("-mode must be native or s2s")
+	}
+	if o.token == "" || (o.mode == "s2s" && (o.apiKey == "" || o.secret == "")) {
+		return fmt.Errorf("need -token, and -api-key and -secret for s2s")
+	}
+	if o.n < 1 || o.c < 1 {
+		return fmt.Errorf("-n and -c must be at least 1")
+	}
+	o.url = strings.TrimRight(o.url, "/")
+	client := &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: o.c, MaxConnsPerHost: o.c},
+	}
+
+	lat := make([]time.Duration, o.n)
+	ids := make([]string, o.n)
+	sent := make([]time.Time, o.n)
+	var (
+		next   atomic.Int64
+		errs   atomic.Int64
+		status sync.Map // code -> *atomic.Int64
+		first  sync.Once
+		sample string
+	)
+	began := time.Now()
+	var wg sync.WaitGroup
+	for range o.c {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= o.n {
+					return
+				}
+				t0 := time.Now()
+				sent[i] = t0
+				id, code, err := submit(ctx, client, o, i)
+				lat[i] = time.Since(t0)
+				v, _ := status.LoadOrStore(code, new(atomic.Int64))
+				v.(*atomic.Int64).Add(1)
+				if err != nil {
+					errs.Add(1)
+					first.Do(func() { sample = err.Error() })
+					continue
+				}
+				ids[i] = id
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(began)
+
+	slices.Sort(lat)
+	codes := []string{}
+	status.Range(func(k, v any) bool {
+		codes = append(codes, fmt.Sprintf("%d:%d", k, v.(*atomic.Int64).Load()))
+		return true
+	})
+	slices.Sort(codes)
+	rps := float64(o.n) / took.Seconds()
+	fmt.Fprintf(w, "%s intake: %d requests, %d clients, %.2fs, %.1f req/s; latency p50 %s p95 %s p99 %s max %s; errors %d; status %s\n",
+		o.mode, o.n, o.c, took.Seconds(), rps, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(pct(lat, 99)), ms(lat[len(lat)-1]), errs.Load(), strings.Join(codes, " "))
+	if sample != "" {
+		fmt.Fprintf(w, "first error: %s\n", sample)
+	}
+	result := fmt.Sprintf("RESULT mode=%s n=%d c=%d rps=%.1f p50_ms=%.1f p95_ms=%.1f p99_ms=%.1f errors=%d",
+		o.mode, o.n, o.c, rps, msf(pct(lat, 50)), msf(pct(lat, 95)), msf(pct(lat, 99)), errs.Load())
+
+	if o.wait > 0 {
+		want := map[string]time.Time{}
+		for i, id := range ids {
+			if id != "" {
+				want[id] = sent[i]
+			}
+		}
+		done, failed, err := waitEnded(ctx, client, o, want)
+		if err != nil {
+			return err
+		}
+		slices.Sort(done)
+		if len(done) > 0 {
+			fmt.Fprintf(w, "%s request-to-completed: %d completed, %d failed; p50 %s p99 %s max %s\n",
+				o.mode, len(done), failed, ms(pct(done, 50)), ms(pct(done, 99)), ms(done[len(done)-1]))
+			result += fmt.Sprintf(" completed=%d failed=%d done_p50_ms=%.0f done_p99_ms=%.0f", len(done), failed, msf(pct(done, 50)), msf(pct(done, 99)))
+		}
+	}
+	fmt.Fprintln(w, result)
+	return nil
+}
+
+// submit sends request i and returns the created request's id.
+func submit(ctx context.Context, client *http.Client, o options, i int) (string, int, error) {
+	var (
+		body []byte
+		path string
+		hdr  = http.Header{"Content-Type": []string{"application/json"}}
+	)
+	subject := fmt.Sprintf("%s-%d", o.prefix, i)
+	if o.mode == "native" {
+		path = "/v1/deletion-requests"
+		body, _ = json.Marshal(map[string]any{"identities": []map[string]string{{"type": "email", "value": subject + "@load.example"}}})
+		hdr.Set("Authorization", "Bearer "+o.token)
+	} else {
+		path = "/user_deletion_requests"
+		body, _ = json.Marshal(map[string]string{"user_id": subject})
+		// The signature is of the exact bytes sent, computed per body.
+		m := hmac.New(sha256.New, []byte(o.secret))
+		m.Write(body)
+		hdr.Set("X-API-KEY", o.apiKey)
+		hdr.Set("Authorization", hex.EncodeToString(m.Sum(nil)))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, o.url+path, bytes.NewReader(body))
+	if err != nil {
+		return "", 0, err
+	}
+	req.Header = hdr
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", resp.StatusCode, err
+	}
+	if resp.StatusCode >= 300 {
+		return "", resp.StatusCode, fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
+	}
+	var v struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.ID == "" {
+		return "", resp.StatusCode, fmt.Errorf("answer without an id: %.200s", b)
+	}
+	return v.ID, resp.StatusCode, nil
+}
+
+type listPage struct {
+	Data []struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	} `json:"data"`
+	NextCursor string `json:"next_cursor"`
+}
+
+// waitEnded polls the request list until every id in want (mapped to
+// when it was sent) has ended, and returns how long after sending each
+// completed one was first seen completed.
+func waitEnded(ctx context.Context, client *http.Client, o options, want map[string]time.Time) ([]time.Duration, int, error) {
+	deadline := time.Now().Add(o.wait)
+	var done []time.Duration
+	failed := 0
+	for {
+		cursor := ""
+		now := time.Now()
+		for {
+			q := url.Values{"limit": {"1000"}}
+			if cursor != "" {
+				q.Set("cursor", cursor)
+			}
+			var p listPage
+			if err := getJSON(ctx, client, o, "/v1/deletion-requests?"+q.Encode(), &p); err != nil {
+				return nil, 0, err
+			}
+			for _, r := range p.Data {
+				at, ok := want[r.ID]
+				if !ok {
+					continue
+				}
+				switch r.Status {
+				case "completed":
+					done = append(done, now.Sub(at))
+					delete(want, r.ID)
+				case "failed", "canceled":
+					failed++
+					delete(want, r.ID)
+				}
+			}
+			if p.NextCursor == "" {
+				break
+			}
+			cursor = p.NextCursor
+		}
+		if len(want) == 0 {
+			return done, failed, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, 0, fmt.Errorf("%d requests still open after %s", len(want), o.wait)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func getJSON(ctx context.Context, client *http.Client, o options, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.url+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+o.token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: status %d: %.200s", path, resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+// pct returns the p-th percentile of sorted (nearest rank).
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := (len(sorted)*p + 99) / 100
+	return sorted[max(i-1, 0)]
+}
+
+func ms(d time.Duration) string   { return fmt.Sprintf("%.1fms", msf(d)) }
+func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

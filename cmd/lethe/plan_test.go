@@ -1,0 +1,98 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lethe-privacy/lethe/internal/demo"
+)
+
+// TestPlanCommand: `lethe plan` on the demo shop's data map prints the
+// counts per table, as a table or JSON, never the identity values, and
+// changes nothing.
+func TestPlanCommand(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	dsn := "file:" + filepath.Join(dir, "shop.db") + "?_pragma=busy_timeout(5000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, _, err := demo.Create(context.Background(), db, "sqlite", 50); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "lethe.yaml")
+	if err := os.WriteFile(cfgPath, []byte("targets:\n"+demo.TargetYAML("sqlite", dsn, "plan-cmd-hash-key-012345")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := demo.People(1)[0]
+	env := func(string) (string, bool) { return "", false }
+	run := func(args ...string) (string, string, error) {
+		var out, errOut bytes.Buffer
+		cmd := newRootCmd(&out, &errOut, env)
+		cmd.SetArgs(args)
+		err := cmd.ExecuteContext(context.Background())
+		return out.String(), errOut.String(), err
+	}
+
+	out, errOut, err := run("plan", "--config", cfgPath, "--identity", "email: "+strings.ToUpper(p.Email)+" ", "--identity", "phone:"+p.Phone)
+	if err != nil {
+		t.Fatalf("plan: %v\n%s", err, errOut)
+	}
+	for _, want := range []string{"Plan for 2 identities given and 1 linked one", "users", "invoices", "retain", "Nothing was changed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, leak := range []string{p.Email, strings.ToUpper(p.Email), p.Phone, p.Phone[1:]} {
+		if strings.Contains(out+errOut, leak) {
+			t.Errorf("output discloses an identity value:\n%s%s", out, errOut)
+		}
+	}
+
+	out, _, err = run("plan", "--config", cfgPath, "--identity", "user_id:1", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v planView
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if !v.DryRun || v.GivenIdentities != 1 || len(v.Targets) != 1 || v.Targets[0].Target != demo.TargetName {
+		t.Fatalf("json plan = %+v", v)
+	}
+	users := -1
+	for _, it := range v.Targets[0].Items {
+		if it.Object == "users" {
+			users = int(it.Rows)
+		}
+	}
+	if users != 1 {
+		t.Errorf("users rows = %d, want 1", users)
+	}
+	var n int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM users`).Scan(&n); err != nil || n != 50 {
+		t.Errorf("users after plan = %d, %v", n, err)
+	}
+
+	for _, bad := range [][]string{
+		{"plan", "--identity", "email:" + p.Email},                              // no config
+		{"plan", "--config", cfgPath},                                           // no identity
+		{"plan", "--config", cfgPath, "--identity", p.Email},                    // no type
+		{"plan", "--config", cfgPath, "--identity", "email:not-" + p.FirstName}, // invalid email
+		{"plan", "--config", cfgPath, "--identity", "passport:" + p.FirstName},  // unknown type
+	} {
+		if _, _, err := run(bad...); err == nil {
+			t.Errorf("%v: no error", bad)
+		} else if strings.Contains(err.Error(), p.Email) || strings.Contains(err.Error(), "not-"+p.FirstName) {
+			t.Errorf("%v: error quotes the value: %v", bad, err)
+		}
+	}
+}

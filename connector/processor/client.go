@@ -1,0 +1,276 @@
+package processor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lethe-privacy/lethe/connector"
+)
+
+// maxAnswerBytes caps what is read of an answer: an id, a token, a few
+// statuses.
+const maxAnswerBytes = 256 << 10
+
+// maxRetryAfter caps a Retry-After the processor asks for; the pipeline's
+// deadline still applies.
+const maxRetryAfter = 2 * time.Hour
+
+// Client is the HTTP client an API calls its processor through. It owns
+// what every processor needs and no API should redo: the base URL, a
+// timeout per call, no redirects (identities must not follow one), a cap
+// on calls in flight, the target's call budget (Options.RateLimit), and
+// the memory of a block: after a 429 no call leaves for this target until
+// the processor's Retry-After has passed, whichever subject it is for.
+type Client struct {
+	name    string
+	base    string
+	timeout time.Duration
+	http    *http.Client
+	sem     chan struct{}
+	now     func() time.Time
+	// block is the wait a 429 or 503 without Retry-After imposes.
+	block time.Duration
+
+	mu           sync.Mutex
+	blockedUntil time.Time
+	window       *window
+}
+
+func newClient(name string, o Options, block time.Duration, now func() time.Time) *Client {
+	return &Client{
+		name:    name,
+		base:    strings.TrimRight(o.BaseURL, "/"),
+		timeout: o.Timeout,
+		sem:     make(chan struct{}, o.MaxConcurrency),
+		now:     now,
+		block:   block,
+		window:  newWindow(o.RateLimit),
+		http: &http.Client{
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+}
+
+// Call is one HTTP call to the processor.
+type Call struct {
+	// What names the endpoint in errors ("token endpoint"). URLs never
+	// appear in errors.
+	What   string
+	Method string // default POST
+	Path   string // appended to the base URL
+	Header http.Header
+	Body   []byte
+}
+
+// Response is one answer, read and closed.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Do makes one call. A call the budget or a block does not allow now is not
+// made: Do returns a *ThrottledError saying how long to wait.
+func (c *Client) Do(ctx context.Context, call Call) (*Response, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, c.Errorf("%s: %w", call.What, err)
+	}
+	select {
+	case c.sem <- struct{}{}:
+		defer func() { <-c.sem }()
+	case <-ctx.Done():
+		return nil, c.Errorf("%s: waiting for a free slot: %w", call.What, ctx.Err())
+	}
+	if err := c.admit(); err != nil {
+		return nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	method := call.Method
+	if method == "" {
+		method = http.MethodPost
+	}
+	req, err := http.NewRequestWithContext(cctx, method, c.base+call.Path, bytes.NewReader(call.Body))
+	if err != nil {
+		return nil, connector.Permanent(c.Errorf("%s: cannot build the request", call.What))
+	}
+	for k, v := range call.Header {
+		req.Header[k] = v
+	}
+	if req.Header.Get("Content-Type") == "" && call.Body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "lethe")
+	res, err := c.http.Do(req)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil, c.Errorf("%s: %w", call.What, ctx.Err())
+		case cctx.Err() != nil:
+			return nil, c.Errorf("%s did not answer within %s", call.What, c.timeout)
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // without the URL
+		}
+		return nil, c.Errorf("%s unreachable: %v", call.What, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, maxAnswerBytes+1))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, c.Errorf("%s: %w", call.What, ctx.Err())
+		}
+		return nil, c.Errorf("%s: reading the answer: interrupted", call.What)
+	}
+	if len(b) > maxAnswerBytes {
+		return nil, c.Errorf("%s answered more than %d bytes", call.What, maxAnswerBytes)
+	}
+	return &Response{Status: res.StatusCode, Header: res.Header, Body: b}, nil
+}
+
+// admit takes a slot of the budget, or says how long to wait for one.
+func (c *Client) admit() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	if now.Before(c.blockedUntil) {
+		after := c.blockedUntil.Sub(now)
+		return &ThrottledError{After: after, Reason: fmt.Sprintf("the processor blocked calls; waiting %s", after.Round(time.Second))}
+	}
+	if wait, ok := c.window.take(now); !ok {
+		return &ThrottledError{After: wait, Reason: fmt.Sprintf("this target's rate limit (%s) is used up; next call in %s", c.window.rate, wait.Round(time.Second))}
+	}
+	return nil
+}
+
+// Errorf formats an error naming the target. Never pass identity values,
+// credentials or URLs.
+func (c *Client) Errorf(format string, args ...any) error {
+	return fmt.Errorf("processor %q: "+format, append([]any{c.name}, args...)...)
+}
+
+// Classify turns an answer the API did not expect into the error the
+// pipeline acts on: a *ThrottledError for 429 and 503 (Retry-After, or the
+// API's default block), which also holds every call to this target back
+// until then; a retryable error for 408 and 5xx; permanent for the rest
+// (a 4xx is a request lethe must not repeat unchanged). detail, when not
+// empty, is the processor's own message, already redacted by the API.
+func (c *Client) Classify(what string, r *Response, detail string) error {
+	if detail != "" {
+		detail = ": " + detail
+	}
+	switch {
+	case r.Status == http.StatusTooManyRequests || r.Status == http.StatusServiceUnavailable:
+		after, ok := retryAfter(r.Header.Get("Retry-After"), c.now())
+		if !ok {
+			after = c.block
+		}
+		c.mu.Lock()
+		if until := c.now().Add(after); until.After(c.blockedUntil) {
+			c.blockedUntil = until
+		}
+		c.mu.Unlock()
+		return &ThrottledError{After: after, Reason: fmt.Sprintf("%s answered %d; retrying after %s", what, r.Status, after.Round(time.Second))}
+	case r.Status == http.StatusRequestTimeout || r.Status >= 500:
+		return c.Errorf("%s answered %d%s", what, r.Status, detail)
+	case r.Status >= 300 && r.Status < 400:
+		return connector.Permanent(c.Errorf("%s answered a redirect (%d), which lethe does not follow", what, r.Status))
+	default:
+		return connector.Permanent(c.Errorf("%s answered %d%s", what, r.Status, detail))
+	}
+}
+
+// ThrottledError says the processor (or this target's own budget) does not
+// take calls now. The connector answers it with connector.Pending: waiting
+// is not failing, and never done.
+type ThrottledError struct {
+	After  time.Duration
+	Reason string // no identity values
+}
+
+func (e *ThrottledError) Error() string { return "throttled: " + e.Reason }
+
+// retryAfter parses Retry-After (seconds or an HTTP date), clamped to
+// [1s, maxRetryAfter].
+func retryAfter(v string, now time.Time) (time.Duration, bool) {
+	if v == "" {
+		return 0, false
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	} else {
+		return 0, false
+	}
+	return min(max(d, time.Second), maxRetryAfter), true
+}
+
+// window is a sliding-window log: at most rate.N calls in any interval of
+// rate.Per. A processor's fixed window (the s2s contract's "50 per 10
+// minutes") can then never see more than N in one of its windows, however
+// the two are aligned.
+type window struct {
+	rate Rate
+	at   []time.Time // ring of the last N call times
+	next int
+}
+
+func newWindow(r Rate) *window {
+	w := &window{rate: r}
+	if !r.Unlimited() {
+		w.at = make([]time.Time, r.N)
+	}
+	return w
+}
+
+// take records a call at now if the budget allows it, or returns how long
+// until it will.
+func (w *window) take(now time.Time) (time.Duration, bool) {
+	if w.rate.Unlimited() {
+		return 0, true
+	}
+	oldest := w.at[w.next] // the call N calls ago (zero while fewer were made)
+	if !oldest.IsZero() && now.Sub(oldest) < w.rate.Per {
+		return max(oldest.Add(w.rate.Per).Sub(now), time.Millisecond), false
+	}
+	w.at[w.next] = now
+	w.next = (w.next + 1) % len(w.at)
+	return 0, true
+}
+
+// Redact replaces every identity value in s (a processor's error message)
+// and cuts it to a length fit for a task's last error. Processors are free
+// to echo what they were sent; lethe must not store it.
+func Redact(s string, values ...string) string {
+	for _, v := range values {
+		if v != "" {
+			// Case-insensitive: a processor may echo an email upper-cased.
+			s = regexp.MustCompile("(?i)"+regexp.QuoteMeta(v)).ReplaceAllLiteralString(s, "<redacted>")
+		}
+	}
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	const maxLen = 200
+	if len(s) > maxLen {
+		s = strings.ToValidUTF8(s[:maxLen], "") + "..."
+	}
+	return s
+}

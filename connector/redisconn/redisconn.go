@@ -1,0 +1,399 @@
+package redisconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
+)
+
+// Kind is the connector kind of Redis targets in the data map.
+const Kind = "redis"
+
+// Info returns the registry entry for Redis targets.
+func Info() connector.Info {
+	return connector.Info{Kind: Kind, New: func(ctx context.Context, t connector.Target) (connector.Connector, error) {
+		return New(ctx, t)
+	}}
+}
+
+// Connector erases a subject's keys, hash fields and set members from one
+// Redis server.
+type Connector struct {
+	name    string
+	rdb     *redis.Client
+	objects []object
+	links   []link
+}
+
+var (
+	_ connector.Connector = (*Connector)(nil)
+	_ connector.Validator = (*Connector)(nil)
+	_ connector.Closer    = (*Connector)(nil)
+)
+
+// New decodes and checks the target's options and creates the client. It
+// does not connect: Validate does.
+func New(_ context.Context, t connector.Target) (*Connector, error) {
+	if t.Decode == nil {
+		return nil, fmt.Errorf("target %q: no options", t.Name)
+	}
+	var o Options
+	if err := t.Decode(&o); err != nil {
+		return nil, fmt.Errorf("target %q: options: %w", t.Name, err)
+	}
+	return Open(t.Name, o)
+}
+
+// Open is New for options already decoded.
+func Open(name string, o Options) (*Connector, error) {
+	objs, links, err := compile(&o)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: %w", name, err)
+	}
+	opts, err := redis.ParseURL(o.URL)
+	if err != nil {
+		// Not the URL itself: it may hold a password.
+		return nil, fmt.Errorf("target %q: url is not a redis:// or rediss:// URL", name)
+	}
+	return &Connector{name: name, rdb: redis.NewClient(opts), objects: objs, links: links}, nil
+}
+
+// Close closes the client.
+func (c *Connector) Close() error { return c.rdb.Close() }
+
+// Validate checks that the server answers.
+func (c *Connector) Validate(ctx context.Context) error {
+	if err := c.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("target %q: connect: %w", c.name, err)
+	}
+	return nil
+}
+
+func valuesOf(ids []lethe.Identity) values {
+	v := values{}
+	for _, id := range ids {
+		if id.Value != "" && !slices.Contains(v[id.Type], id.Value) {
+			v[id.Type] = append(v[id.Type], id.Value)
+		}
+	}
+	return v
+}
+
+// fail wraps a Redis error with the object's name (a template, never a
+// key: keys hold identity values). Context errors stay matchable.
+func (c *Connector) fail(op string, ob *object, err error) error {
+	name := ""
+	if ob != nil {
+		name = fmt.Sprintf(" %s %q", ob.kind, ob.name)
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("target %q: %s%s: %w", c.name, op, name, err)
+	}
+	var se *scanLimit
+	if errors.As(err, &se) {
+		return fmt.Errorf("target %q: %s%s: %w", c.name, op, name, err)
+	}
+	// Redis error texts name commands and types, not keys; cut them anyway.
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return fmt.Errorf("target %q: %s%s: %s", c.name, op, name, msg)
+}
+
+type scanLimit struct{ iterations int }
+
+func (e *scanLimit) Error() string {
+	return fmt.Sprintf("SCAN did not finish within %d iterations; raise max_iterations or count", e.iterations)
+}
+
+// pairs expands an object's key and its second template (field or member)
+// into (key, item) pairs.
+func pairs(keys, items []string) [][2]string {
+	var out [][2]string
+	for _, k := range keys {
+		for _, it := range items {
+			out = append(out, [2]string{k, it})
+		}
+	}
+	return out
+}
+
+func (ob *object) expand(v values) (keys []string, items [][2]string, err error) {
+	keys, err = ob.key.expand(v, same)
+	if err != nil || len(keys) == 0 {
+		return nil, nil, err
+	}
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	switch ob.kind {
+	case "hash":
+		var fields []string
+		for _, f := range ob.fields {
+			fs, err := f.expand(v, same)
+			if err != nil {
+				return nil, nil, err
+			}
+			fields = append(fields, fs...)
+		}
+		slices.Sort(fields)
+		items = pairs(keys, slices.Compact(fields))
+	case "set", "zset":
+		ms, err := ob.member.expand(v, same)
+		if err != nil {
+			return nil, nil, err
+		}
+		items = pairs(keys, ms)
+	}
+	return keys, items, nil
+}
+
+// count returns how many of the subject's keys, fields or members ob
+// holds now.
+func (c *Connector) count(ctx context.Context, ob *object, v values) (int64, error) {
+	if ob.kind == "scan" {
+		var n int64
+		err := c.scan(ctx, ob, v, func(keys []string) error { n += int64(len(keys)); return nil })
+		return n, err
+	}
+	keys, items, err := ob.expand(v)
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	if ob.kind == "key" {
+		return c.rdb.Exists(ctx, keys...).Result()
+	}
+	pipe := c.rdb.Pipeline()
+	cmds := make([]redis.Cmder, len(items))
+	for i, p := range items {
+		switch ob.kind {
+		case "hash":
+			cmds[i] = pipe.HExists(ctx, p[0], p[1])
+		case "set":
+			cmds[i] = pipe.SIsMember(ctx, p[0], p[1])
+		case "zset":
+			cmds[i] = pipe.ZScore(ctx, p[0], p[1])
+		}
+	}
+	if len(cmds) == 0 {
+		return 0, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, err
+	}
+	var n int64
+	for _, cmd := range cmds {
+		switch cmd := cmd.(type) {
+		case *redis.BoolCmd:
+			if cmd.Val() {
+				n++
+			}
+		case *redis.FloatCmd:
+			if cmd.Err() == nil {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
+// erase removes what ob holds of the subject and returns how much.
+func (c *Connector) erase(ctx context.Context, ob *object, v values) (int64, error) {
+	if ob.kind == "scan" {
+		var n int64
+		err := c.scan(ctx, ob, v, func(keys []string) error {
+			d, err := c.rdb.Unlink(ctx, keys...).Result()
+			n += d
+			return err
+		})
+		return n, err
+	}
+	keys, items, err := ob.expand(v)
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	if ob.kind == "key" {
+		return c.rdb.Unlink(ctx, keys...).Result()
+	}
+	var n int64
+	byKey := map[string][]string{}
+	for _, p := range items {
+		byKey[p[0]] = append(byKey[p[0]], p[1])
+	}
+	for _, k := range keys {
+		var d int64
+		var err error
+		switch ob.kind {
+		case "hash":
+			d, err = c.rdb.HDel(ctx, k, byKey[k]...).Result()
+		case "set":
+			d, err = c.rdb.SRem(ctx, k, toAny(byKey[k])...).Result()
+		case "zset":
+			d, err = c.rdb.ZRem(ctx, k, toAny(byKey[k])...).Result()
+		}
+		n += d
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func toAny(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// scan calls fn with every batch of keys matching ob's patterns. It never
+// uses KEYS; it stops with an error after MaxIterations SCAN calls per
+// pattern.
+func (c *Connector) scan(ctx context.Context, ob *object, v values, fn func(keys []string) error) error {
+	patterns, err := ob.key.expand(v, globEscape)
+	if err != nil {
+		return err
+	}
+	for _, pat := range patterns {
+		var cursor uint64
+		for i := 0; ; i++ {
+			if i == ob.scan.MaxIterations {
+				return &scanLimit{iterations: i}
+			}
+			keys, next, err := c.rdb.Scan(ctx, cursor, pat, ob.scan.Count).Result()
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				if err := fn(keys); err != nil {
+					return err
+				}
+			}
+			if cursor = next; cursor == 0 {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+func item(ob *object, n int64) lethe.ReportItem {
+	return lethe.ReportItem{Object: ob.kind + " " + ob.name, Action: lethe.ActionDelete, Rows: n}
+}
+
+// Resolve implements connector.Connector: every link's key (or hash field)
+// holding a value is a linked identity.
+func (c *Connector) Resolve(ctx context.Context, s connector.Subject) ([]lethe.Identity, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, c.fail("resolve", nil, err)
+	}
+	v := valuesOf(s.Identities)
+	var out []lethe.Identity
+	for _, l := range c.links {
+		keys, err := l.key.expand(v, same)
+		if err != nil {
+			return nil, c.fail("resolve", nil, err)
+		}
+		var fields []string
+		if len(l.field.parts) > 0 {
+			if fields, err = l.field.expand(v, same); err != nil {
+				return nil, c.fail("resolve", nil, err)
+			}
+		}
+		for _, k := range keys {
+			var vals []string
+			if len(l.field.parts) == 0 {
+				val, err := c.rdb.Get(ctx, k).Result()
+				if err != nil && !errors.Is(err, redis.Nil) {
+					return nil, c.fail("resolve", nil, err)
+				}
+				vals = append(vals, val)
+			} else {
+				for _, f := range fields {
+					val, err := c.rdb.HGet(ctx, k, f).Result()
+					if err != nil && !errors.Is(err, redis.Nil) {
+						return nil, c.fail("resolve", nil, err)
+					}
+					vals = append(vals, val)
+				}
+			}
+			for _, val := range vals {
+				if val = strings.TrimSpace(val); val != "" {
+					out = append(out, lethe.Identity{Type: l.typ, Value: val})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Plan implements connector.Connector: one line per entry of the map,
+// counting what Erase would remove now.
+func (c *Connector) Plan(ctx context.Context, s connector.Subject) (lethe.Report, error) {
+	if err := ctx.Err(); err != nil {
+		return lethe.Report{}, c.fail("plan", nil, err)
+	}
+	v := valuesOf(s.Identities)
+	var r lethe.Report
+	for i := range c.objects {
+		ob := &c.objects[i]
+		n, err := c.count(ctx, ob, v)
+		if err != nil {
+			return lethe.Report{}, c.fail("plan", ob, err)
+		}
+		r.Items = append(r.Items, item(ob, n))
+	}
+	return r, nil
+}
+
+// Erase implements connector.Connector. Every command removes only what
+// exists, so a re-run removes (and reports) only what is left.
+func (c *Connector) Erase(ctx context.Context, s connector.Subject) (lethe.Report, error) {
+	if err := ctx.Err(); err != nil {
+		return lethe.Report{}, c.fail("erase", nil, err)
+	}
+	v := valuesOf(s.Identities)
+	var r lethe.Report
+	for i := range c.objects {
+		ob := &c.objects[i]
+		n, err := c.erase(ctx, ob, v)
+		r.Items = append(r.Items, item(ob, n))
+		if err != nil {
+			return r, c.fail("erase", ob, err)
+		}
+	}
+	return r, nil
+}
+
+// Verify implements connector.Connector.
+func (c *Connector) Verify(ctx context.Context, s connector.Subject) error {
+	if err := ctx.Err(); err != nil {
+		return c.fail("verify", nil, err)
+	}
+	v := valuesOf(s.Identities)
+	var left []string
+	var total int64
+	for i := range c.objects {
+		ob := &c.objects[i]
+		n, err := c.count(ctx, ob, v)
+		if err != nil {
+			return c.fail("verify", ob, err)
+		}
+		if n > 0 {
+			total += n
+			left = append(left, fmt.Sprintf("%s %q: %d", ob.kind, ob.name, n))
+		}
+	}
+	if total > 0 {
+		return fmt.Errorf("target %q: %d of the subject's entries left (%s)", c.name, total, strings.Join(left, ", "))
+	}
+	return nil
+}

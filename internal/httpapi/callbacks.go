@@ -1,0 +1,70 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// requestDetail is GET /v1/deletion-requests/{id}: the request view with
+// its callback events and their delivery attempts.
+type requestDetail struct {
+	requestView
+	Callbacks []callbackView `json:"callbacks"`
+}
+
+// callbackView shows an event's delivery, not its target: the URL is the
+// submitter's own and the body is what the receiver got.
+type callbackView struct {
+	ID        string                `json:"id"`
+	Sequence  int                   `json:"sequence"`
+	Status    lethe.Status          `json:"status"`
+	State     store.CallbackState   `json:"state"`
+	CreatedAt string                `json:"created_at"`
+	EndedAt   string                `json:"ended_at,omitempty"`
+	Attempts  []callbackAttemptView `json:"attempts"`
+}
+
+type callbackAttemptView struct {
+	Attempt    int    `json:"attempt"`
+	Time       string `json:"time"`
+	HTTPStatus int    `json:"http_status,omitempty"`
+	Error      string `json:"error,omitempty"`
+	DurationMS int64  `json:"duration_ms"`
+}
+
+func (s *Server) newRequestDetail(ctx context.Context, req *lethe.Request) (requestDetail, error) {
+	es, err := s.store.ListCallbackEvents(ctx, req.ID)
+	if err != nil {
+		return requestDetail{}, fmt.Errorf("list callbacks: %w", err)
+	}
+	d := requestDetail{requestView: newRequestView(req), Callbacks: make([]callbackView, len(es))}
+	for i, e := range es {
+		cv := callbackView{
+			ID: e.ID, Sequence: e.Seq, Status: e.Status, State: e.State,
+			CreatedAt: formatTime(e.CreatedAt), EndedAt: formatTime(e.EndedAt),
+			Attempts: make([]callbackAttemptView, len(e.Attempts)),
+		}
+		for j, a := range e.Attempts {
+			cv.Attempts[j] = callbackAttemptView{
+				Attempt: a.Attempt, Time: formatTime(a.Time), HTTPStatus: a.HTTPStatus, Error: a.Error,
+				DurationMS: a.Duration.Milliseconds(),
+			}
+		}
+		d.Callbacks[i] = cv
+	}
+	return d, nil
+}
+
+// writeRequestDetail answers a request with its callbacks.
+func (s *Server) writeRequestDetail(w http.ResponseWriter, r *http.Request, req *lethe.Request) {
+	d, err := s.newRequestDetail(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.writeJSON(w, r, http.StatusOK, d)
+}

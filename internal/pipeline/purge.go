@@ -1,0 +1,145 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// Retention says how long finished requests are kept, for the purge.
+// Unlike the rest of Config, zero durations mean what they say.
+type Retention struct {
+	// RequestDetails is how long a finished request's row (status, tasks,
+	// external id, identities' hashes) stays, from its completion; 0
+	// purges it at the next run. Its receipt and audit events stay. A
+	// purged request's id answers 404; its receipt still answers.
+	RequestDetails time.Duration
+	// Legal is how long receipts and audit events (which hold no identity)
+	// are kept, from the receipt's issue; then they go too.
+	Legal time.Duration
+	// Interval is how often the purge runs. Default 1h.
+	Interval time.Duration
+}
+
+// DefaultPurgeInterval is Retention.Interval's default.
+const DefaultPurgeInterval = time.Hour
+
+// purgeBatch bounds one purge query; the purge loops until nothing is due.
+const purgeBatch = 200
+
+const kindPurge = "lethe.purge"
+
+// purgeArgs is empty: a purge purges whatever is due when it runs.
+type purgeArgs struct{}
+
+func (purgeArgs) Kind() string { return kindPurge }
+
+type purgeWorker struct {
+	river.WorkerDefaults[purgeArgs]
+	p *Pipeline
+}
+
+func (w *purgeWorker) Work(ctx context.Context, _ *river.Job[purgeArgs]) error {
+	return w.p.purge(ctx)
+}
+
+func (r *Retention) check() error {
+	if r == nil {
+		return nil
+	}
+	if r.RequestDetails < 0 || r.Legal < 0 || r.Interval < 0 {
+		return errors.New("Retention durations must not be negative")
+	}
+	return nil
+}
+
+// periodicJobs schedules the purge. River inserts periodic jobs on the
+// elected leader only, so with many lethe processes on one database the
+// purge still runs once per interval, not once per process.
+func (p *Pipeline) periodicJobs() []*river.PeriodicJob {
+	r := p.cfg.Retention
+	if r == nil {
+		return nil
+	}
+	every := r.Interval
+	if every == 0 {
+		every = DefaultPurgeInterval
+	}
+	return []*river.PeriodicJob{river.NewPeriodicJob(
+		river.PeriodicInterval(every),
+		func() (river.JobArgs, *river.InsertOpts) {
+			return purgeArgs{}, &river.InsertOpts{
+				MaxAttempts: 5,
+				Priority:    priorityWork + 1,
+				// A purge still queued or running makes another pointless.
+				UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+					rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+					rivertype.JobStateRunning, rivertype.JobStateScheduled,
+				}},
+			}
+		},
+		&river.PeriodicJobOpts{RunOnStart: true},
+	)}
+}
+
+// purge removes what retention says is due: first finished requests'
+// details (each with a "request.purged" audit event, in the transaction
+// that deletes it), then receipts and audit chains past the legal period.
+// Every deletion is idempotent, so a purge cut short is finished by the
+// next one.
+func (p *Pipeline) purge(ctx context.Context) error {
+	r := p.cfg.Retention
+	if r == nil {
+		return nil
+	}
+	now := p.now()
+	details, proofs := 0, 0
+	for {
+		ids, err := p.st.FinishedRequestsBefore(ctx, now.Add(-r.RequestDetails), purgeBatch)
+		if err != nil {
+			return fmt.Errorf("purge: %w", err)
+		}
+		for _, id := range ids {
+			err := p.st.InTx(ctx, func(tx store.Tx) error {
+				ok, err := tx.DeleteRequest(ctx, id)
+				if err != nil || !ok {
+					return err
+				}
+				details++
+				return p.audit(ctx, tx, id, "request.purged", map[string]string{"retention": r.RequestDetails.String()})
+			})
+			if err != nil {
+				return fmt.Errorf("purge: %w", err)
+			}
+		}
+		if len(ids) < purgeBatch {
+			break
+		}
+	}
+	for {
+		ids, err := p.st.ReceiptsIssuedBefore(ctx, now.Add(-r.Legal), purgeBatch)
+		if err != nil {
+			return fmt.Errorf("purge: %w", err)
+		}
+		for _, id := range ids {
+			if err := p.st.DeleteProof(ctx, id); err != nil {
+				return fmt.Errorf("purge: %w", err)
+			}
+			proofs++
+		}
+		if len(ids) < purgeBatch {
+			break
+		}
+	}
+	if details+proofs > 0 {
+		p.log.Info("pipeline: purged finished requests", slog.Int("details", details), slog.Int("receipts_and_audit", proofs))
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package sqlstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// readTally reads a task's tally and state; with lock, the row stays locked
+// until the transaction ends (a no-op on sqlite, whose writers already
+// hold the database's lock).
+func (q *queries) readTally(ctx context.Context, requestID, target string, lock bool) (store.TaskTally, lethe.TaskState, error) {
+	var (
+		tally    store.TaskTally
+		state    lethe.TaskState
+		planned  *string
+		progress string
+	)
+	query := `SELECT state, planned, progress FROM tasks WHERE request_id = ? AND target = ?`
+	if lock {
+		query += q.d.ForUpdate
+	}
+	if err := q.queryRow(ctx, query, requestID, target).Scan(&state, &planned, &progress); err != nil {
+		return tally, "", notFound(err)
+	}
+	if planned != nil {
+		tally.Planned = true
+		if err := json.Unmarshal([]byte(*planned), &tally.Plan); err != nil {
+			return tally, "", fmt.Errorf("decode plan of task %s: %w", target, err)
+		}
+	}
+	if err := json.Unmarshal([]byte(progress), &tally.Progress); err != nil {
+		return tally, "", fmt.Errorf("decode progress of task %s: %w", target, err)
+	}
+	return tally, state, nil
+}
+
+// TaskTally implements store.Tasks.
+func (q *queries) TaskTally(ctx context.Context, requestID, target string) (store.TaskTally, error) {
+	t, _, err := q.readTally(ctx, requestID, target, false)
+	if err != nil {
+		return t, fmt.Errorf("task tally: %w", err)
+	}
+	return t, nil
+}
+
+// SetTaskPlan implements store.Tasks.
+func (q *queries) SetTaskPlan(ctx context.Context, requestID, target string, plan lethe.Report, at time.Time) (bool, error) {
+	b, err := json.Marshal(plan)
+	if err != nil {
+		return false, fmt.Errorf("set task plan: encode plan: %w", err)
+	}
+	n, err := q.exec(ctx, `UPDATE tasks SET planned = ?, updated_at = ?
+		WHERE request_id = ? AND target = ? AND planned IS NULL AND state IN (?, ?)`,
+		string(b), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
+	if err != nil {
+		return false, fmt.Errorf("set task plan: %w", err)
+	}
+	if n == 0 {
+		// Say ErrNotFound for a missing task, as the other task methods do.
+		if _, err := q.getTask(ctx, requestID, target); err != nil {
+			return false, fmt.Errorf("set task plan: %w", err)
+		}
+	}
+	return n == 1, nil
+}
+
+// AddTaskProgress implements store.Tasks. The sum is computed here rather
+// than in SQL so that both databases apply the same rules (store.AddReport)
+// to the same JSON; the row lock makes the read-modify-write safe against a
+// duplicate job adding at the same moment.
+func (q *queries) AddTaskProgress(ctx context.Context, requestID, target string, r lethe.Report, at time.Time) (store.TaskTally, error) {
+	var tally store.TaskTally
+	err := q.atomic(ctx, func(q *queries) error {
+		t, state, err := q.readTally(ctx, requestID, target, true)
+		if err != nil {
+			return err
+		}
+		tally = t
+		if state.Terminal() || len(r.Items) == 0 {
+			return nil
+		}
+		tally.Progress = store.AddReport(t.Progress, r)
+		b, err := json.Marshal(tally.Progress)
+		if err != nil {
+			return fmt.Errorf("encode progress: %w", err)
+		}
+		_, err = q.exec(ctx, `UPDATE tasks SET progress = ?, updated_at = ? WHERE request_id = ? AND target = ?`,
+			string(b), q.ts(at), requestID, target)
+		return err
+	})
+	if err != nil {
+		return store.TaskTally{}, fmt.Errorf("add task progress: %w", err)
+	}
+	return tally, nil
+}

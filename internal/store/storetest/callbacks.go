@@ -1,0 +1,232 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+func newCallbackEvent(t *testing.T, requestID string, status lethe.Status) *store.CallbackEvent {
+	t.Helper()
+	return &store.CallbackEvent{
+		ID:        newID(t),
+		RequestID: requestID,
+		Status:    status,
+		ClientID:  "c1",
+		URL:       "https://receiver.example/hook",
+		Body:      []byte(`{"status":"` + string(status) + `"}`),
+		CreatedAt: t0,
+	}
+}
+
+func testCallbacks(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := mustCreate(t, s, newRequest(t, "c1", lethe.Identity{Type: lethe.IdentityEmail, Value: "cb@example.com"}))
+	other := mustCreate(t, s, newRequest(t, "c1", lethe.Identity{Type: lethe.IdentityEmail, Value: "cb2@example.com"}))
+
+	if _, err := s.GetCallbackEvent(ctx, newID(t)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetCallbackEvent of a missing event: %v, want ErrNotFound", err)
+	}
+	if es, err := s.ListCallbackEvents(ctx, r.ID); err != nil || len(es) != 0 {
+		t.Fatalf("ListCallbackEvents before any: %v, %v", es, err)
+	}
+
+	// Seq counts per request, in one transaction with the caller's change.
+	create := func(q store.Queries, e *store.CallbackEvent) error {
+		t.Helper()
+		seq, err := q.NextCallbackSeq(ctx, e.RequestID)
+		if err != nil {
+			return err
+		}
+		e.Seq = seq
+		return q.CreateCallbackEvent(ctx, e)
+	}
+	e1 := newCallbackEvent(t, r.ID, lethe.StatusRunning)
+	e2 := newCallbackEvent(t, r.ID, lethe.StatusCompleted)
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if err := create(tx, e1); err != nil {
+			return err
+		}
+		return create(tx, e2)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eo := newCallbackEvent(t, other.ID, lethe.StatusCanceled)
+	if err := create(s, eo); err != nil {
+		t.Fatal(err)
+	}
+	if e1.Seq != 1 || e2.Seq != 2 || eo.Seq != 1 {
+		t.Fatalf("seqs = %d, %d, %d; want 1, 2 and 1 (per request)", e1.Seq, e2.Seq, eo.Seq)
+	}
+	// A duplicate id, or a seq taken, is a conflict, not a second row; on
+	// postgres the transaction stays usable after it.
+	dup := *e1
+	dup.Seq = 3
+	sameSeq := newCallbackEvent(t, r.ID, lethe.StatusFailed)
+	sameSeq.Seq = 2
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.CreateCallbackEvent(ctx, &dup); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("duplicate event id: %v, want ErrConflict", err)
+		}
+		if err := tx.CreateCallbackEvent(ctx, sameSeq); !errors.Is(err, store.ErrConflict) {
+			t.Errorf("seq taken: %v, want ErrConflict", err)
+		}
+		_, err := tx.NextCallbackSeq(ctx, r.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A rolled-back change leaves no event behind.
+	errRollback := errors.New("rollback")
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if err := create(tx, newCallbackEvent(t, r.ID, lethe.StatusFailed)); err != nil {
+			return err
+		}
+		return errRollback
+	})
+	if !errors.Is(err, errRollback) {
+		t.Fatal(err)
+	}
+
+	got, err := s.GetCallbackEvent(ctx, e1.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := *e1
+	want.CreatedAt = micro(t0)
+	if diff := cmp.Diff(&want, got); diff != "" {
+		t.Errorf("GetCallbackEvent (-want +got):\n%s", diff)
+	}
+
+	a1 := store.CallbackAttempt{Time: t0.Add(time.Second), Duration: 1500 * time.Microsecond, HTTPStatus: 500, Error: "http_status"}
+	a2 := store.CallbackAttempt{Time: t0.Add(time.Minute), Duration: 10 * time.Second, Error: "timeout"}
+	a3 := store.CallbackAttempt{Time: t0.Add(time.Hour), Duration: 2 * time.Millisecond, HTTPStatus: 204}
+	for i, a := range []store.CallbackAttempt{a1, a2, a3} {
+		n, err := s.RecordCallbackAttempt(ctx, e1.ID, a)
+		if err != nil || n != i+1 {
+			t.Fatalf("RecordCallbackAttempt %d: n %d err %v", i+1, n, err)
+		}
+	}
+	if _, err := s.RecordCallbackAttempt(ctx, newID(t), a1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("attempt of a missing event: %v, want ErrNotFound", err)
+	}
+	ok, err := s.EndCallbackEvent(ctx, e1.ID, store.CallbackDelivered, t0.Add(time.Hour))
+	if err != nil || !ok {
+		t.Fatalf("EndCallbackEvent: ok %v err %v", ok, err)
+	}
+	ok, err = s.EndCallbackEvent(ctx, e1.ID, store.CallbackAbandoned, t0.Add(2*time.Hour))
+	if err != nil || ok {
+		t.Fatalf("second EndCallbackEvent: ok %v err %v, want false", ok, err)
+	}
+	if _, err := s.EndCallbackEvent(ctx, e2.ID, store.CallbackPending, t0); err == nil {
+		t.Error("EndCallbackEvent to pending succeeded")
+	}
+	if _, err := s.RecordCallbackAttempt(ctx, e1.ID, a1); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("attempt of an ended event: %v, want ErrConflict", err)
+	}
+
+	es, err := s.ListCallbackEvents(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm := func(a store.CallbackAttempt, n int) store.CallbackAttempt {
+		a.Attempt, a.Time = n, micro(a.Time)
+		return a
+	}
+	wantList := []store.CallbackEvent{want, *e2}
+	wantList[0].State, wantList[0].EndedAt = store.CallbackDelivered, micro(t0.Add(time.Hour))
+	wantList[0].Attempts = []store.CallbackAttempt{norm(a1, 1), norm(a2, 2), norm(a3, 3)}
+	wantList[1].CreatedAt = micro(t0)
+	if diff := cmp.Diff(wantList, es); diff != "" {
+		t.Errorf("ListCallbackEvents (-want +got):\n%s", diff)
+	}
+}
+
+func testSuppressions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mail := lethe.Identity{Type: lethe.IdentityEmail, Value: "suppressed@example.com"}
+	linked := lethe.Identity{Type: lethe.IdentityUserID, Value: "u-4242"}
+	stranger := lethe.Identity{Type: lethe.IdentityEmail, Value: "stranger@example.com"}
+
+	r := mustCreate(t, s, newRequest(t, "c1", mail))
+	if err := s.AddLinkedIdentities(ctx, r.ID, []lethe.Identity{linked}); err != nil {
+		t.Fatal(err)
+	}
+	admin := mustCreate(t, s, newRequest(t, "", stranger))
+
+	check := func(scope store.Scope, ids ...lethe.Identity) []bool {
+		t.Helper()
+		got, err := s.CheckSuppressions(ctx, scope, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	all, c1, c2 := store.Scope{All: true}, store.Scope{ClientID: "c1"}, store.Scope{ClientID: "c2"}
+	if got := check(all, mail, linked); !cmp.Equal(got, []bool{false, false}) {
+		t.Fatalf("before: %v", got)
+	}
+
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		n, err := tx.SuppressRequestIdentities(ctx, r.ID, t0)
+		if err != nil || n != 2 {
+			t.Errorf("SuppressRequestIdentities: n %d err %v, want 2", n, err)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.SuppressRequestIdentities(ctx, r.ID, t0); err != nil || n != 2 {
+		t.Fatalf("second SuppressRequestIdentities: n %d err %v", n, err)
+	}
+	if _, err := s.SuppressRequestIdentities(ctx, admin.ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.SuppressRequestIdentities(ctx, newID(t), t0); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("suppress a missing request: %v, want ErrNotFound", err)
+	}
+
+	// The list holds keyed hashes only: no value is stored in plaintext.
+	assertAbsent(t, s, "suppressions", mail.Value)
+	assertAbsent(t, s, "suppressions", linked.Value)
+
+	for _, tc := range []struct {
+		name  string
+		scope store.Scope
+		want  []bool
+	}{
+		{"admin sees every entry", all, []bool{true, true, true, false}},
+		{"a client sees its own", c1, []bool{true, true, false, false}},
+		{"another client sees none", c2, []bool{false, false, false, false}},
+		{"the zero scope sees none", store.Scope{}, []bool{false, false, false, false}},
+	} {
+		other := lethe.Identity{Type: lethe.IdentityEmail, Value: "nobody@example.com"}
+		if got := check(tc.scope, mail, linked, stranger, other); !cmp.Equal(got, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// The same identity twice in one check answers twice.
+	if got := check(c1, mail, mail); !cmp.Equal(got, []bool{true, true}) {
+		t.Errorf("repeated identity: %v", got)
+	}
+
+	h, n, err := s.RemoveSuppression(ctx, mail)
+	if err != nil || n != 1 || len(h) != 64 {
+		t.Fatalf("RemoveSuppression: hash %q n %d err %v", h, n, err)
+	}
+	if _, n, err := s.RemoveSuppression(ctx, mail); err != nil || n != 0 {
+		t.Fatalf("second RemoveSuppression: n %d err %v, want 0", n, err)
+	}
+	if got := check(all, mail, linked); !cmp.Equal(got, []bool{false, true}) {
+		t.Errorf("after removal: %v", got)
+	}
+}

@@ -1,0 +1,127 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// testTaskTally checks the bookkeeping behind a task's final report: the
+// first plan is kept, attempts' reports add up (retain lines keep the
+// largest), concurrent additions are not lost, and an ended task's tally
+// no longer changes.
+func testTaskTally(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := mustCreate(t, s, newRequest(t, "c1"))
+	t1, t2 := t0.Add(time.Second), t0.Add(2*time.Second)
+	if err := s.CreateTasks(ctx, r.ID, []string{"db", "cache"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	opts := cmpopts.EquateEmpty()
+	until := time.Date(2035, 1, 1, 0, 0, 0, 0, time.UTC)
+	del := func(obj string, n int64) lethe.ReportItem {
+		return lethe.ReportItem{Object: obj, Action: lethe.ActionDelete, Rows: n}
+	}
+	keep := func(n int64) lethe.ReportItem {
+		return lethe.ReportItem{Object: "invoices", Action: lethe.ActionRetain, Rows: n, Reason: "tax law", Until: until}
+	}
+
+	got, err := s.TaskTally(ctx, r.ID, "db")
+	if err != nil || got.Planned || len(got.Plan.Items) != 0 || len(got.Progress.Items) != 0 {
+		t.Fatalf("TaskTally of a new task = %+v, %v; want empty", got, err)
+	}
+
+	plan := lethe.Report{Items: []lethe.ReportItem{del("users", 1), del("orders", 5), keep(3)}}
+	if ok, err := s.SetTaskPlan(ctx, r.ID, "db", plan, t1); err != nil || !ok {
+		t.Fatalf("SetTaskPlan = %v, %v", ok, err)
+	}
+	// A later plan sees less (earlier attempts erased rows): the first stays.
+	if ok, err := s.SetTaskPlan(ctx, r.ID, "db", lethe.Report{Items: []lethe.ReportItem{del("users", 0)}}, t2); err != nil || ok {
+		t.Errorf("second SetTaskPlan = %v, %v; want false", ok, err)
+	}
+
+	after, err := s.AddTaskProgress(ctx, r.ID, "db", lethe.Report{Items: []lethe.ReportItem{del("orders", 2), keep(3)}}, t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := store.TaskTally{Planned: true, Plan: plan, Progress: lethe.Report{Items: []lethe.ReportItem{del("orders", 2), keep(3)}}}
+	if diff := cmp.Diff(want, after, opts); diff != "" {
+		t.Errorf("AddTaskProgress (-want +got):\n%s", diff)
+	}
+	// The second attempt no longer reaches the invoices kept through a
+	// deleted order: retain keeps 3.
+	after, err = s.AddTaskProgress(ctx, r.ID, "db", lethe.Report{Items: []lethe.ReportItem{del("orders", 3), del("users", 1), keep(1)}}, t2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Progress = lethe.Report{Items: []lethe.ReportItem{del("orders", 5), keep(3), del("users", 1)}}
+	if diff := cmp.Diff(want, after, opts); diff != "" {
+		t.Errorf("second AddTaskProgress (-want +got):\n%s", diff)
+	}
+	got, err = s.TaskTally(ctx, r.ID, "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got, opts); diff != "" {
+		t.Errorf("TaskTally (-want +got):\n%s", diff)
+	}
+
+	// Concurrent additions (a duplicate job racing the original) are all
+	// counted.
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, errs[i] = s.AddTaskProgress(ctx, r.ID, "cache", lethe.Report{Items: []lethe.ReportItem{del("session", 1)}}, t1)
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.TaskTally(ctx, r.ID, "cache")
+	if err != nil || len(got.Progress.Items) != 1 || got.Progress.Items[0].Rows != n || got.Planned {
+		t.Errorf("TaskTally after %d concurrent additions = %+v, %v", n, got, err)
+	}
+
+	// An ended task's tally is final.
+	if ok, err := s.FinishTask(ctx, r.ID, "cache", lethe.TaskDone, got.Progress, "", t2); err != nil || !ok {
+		t.Fatalf("FinishTask = %v, %v", ok, err)
+	}
+	late, err := s.AddTaskProgress(ctx, r.ID, "cache", lethe.Report{Items: []lethe.ReportItem{del("session", 1)}}, t2)
+	if err != nil || late.Progress.Items[0].Rows != n {
+		t.Errorf("AddTaskProgress on an ended task = %+v, %v; want unchanged", late, err)
+	}
+	if ok, err := s.SetTaskPlan(ctx, r.ID, "cache", plan, t2); err != nil || ok {
+		t.Errorf("SetTaskPlan on an ended task = %v, %v; want false", ok, err)
+	}
+
+	// Tally methods say ErrNotFound for a task that does not exist.
+	if _, err := s.TaskTally(ctx, r.ID, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TaskTally(missing) = %v; want ErrNotFound", err)
+	}
+	if _, err := s.SetTaskPlan(ctx, r.ID, "nope", plan, t1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("SetTaskPlan(missing) = %v; want ErrNotFound", err)
+	}
+	if _, err := s.AddTaskProgress(ctx, r.ID, "nope", plan, t1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("AddTaskProgress(missing) = %v; want ErrNotFound", err)
+	}
+
+	// The other task fields are untouched by the tally.
+	tasks, err := s.ListTasks(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tasks[1].Target != "db" || tasks[1].State != lethe.TaskPending || len(tasks[1].Report.Items) != 0 {
+		t.Errorf("task after tally updates = %+v", tasks[1])
+	}
+}

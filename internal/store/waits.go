@@ -1,0 +1,53 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+)
+
+// TaskWaits keeps what the pipeline needs while a target works on an
+// erasure asynchronously: the connector's checkpoint (sealed: it may be a
+// URL naming the subject), the callback token the target may use to
+// confirm, and a confirmation that arrived by callback. The record belongs
+// to a running task; it is deleted when the task ends (by the database, in
+// the transaction that ends it) and with its request.
+type TaskWaits interface {
+	// TaskWait returns the task's wait record, or the zero TaskWait when
+	// it has none.
+	TaskWait(ctx context.Context, requestID, target string) (TaskWait, error)
+	// SetTaskPending records a pending answer on a running task: it stores
+	// checkpoint (replacing the previous one; "" clears it) and reason as
+	// the task's last error, and takes back the attempt StartTaskAttempt
+	// counted, since waiting is not a failed attempt. first reports
+	// whether this is the task's first pending answer; ok is false (and
+	// nothing changes) when the task is not running.
+	SetTaskPending(ctx context.Context, requestID, target, checkpoint, reason string, at time.Time) (first, ok bool, err error)
+	// TaskCallbackToken returns the task's callback token, creating it on
+	// first use; every later call returns the same token, so a repeated
+	// call to the target carries the same callback URL. ErrNotFound when
+	// the task does not exist, ErrConflict when it has ended.
+	TaskCallbackToken(ctx context.Context, requestID, target string, at time.Time) (string, error)
+	// FindTaskByCallbackToken returns the task whose callback token is
+	// token (looked up by keyed hash), or ErrNotFound.
+	FindTaskByCallbackToken(ctx context.Context, token string) (lethe.Task, error)
+	// RecordTaskCompletion stores a target's confirmation on a running
+	// task that has none yet and reports whether it did.
+	RecordTaskCompletion(ctx context.Context, requestID, target string, c TaskCompletion, at time.Time) (bool, error)
+}
+
+// TaskWait is a task's wait record.
+type TaskWait struct {
+	Checkpoint   string
+	PendingSince time.Time       // first pending answer; zero if none yet
+	Polls        int             // pending answers so far
+	Completion   *TaskCompletion // set once the target confirmed by callback
+}
+
+// TaskCompletion is a confirmation received by callback.
+type TaskCompletion struct {
+	Failed bool         `json:"failed,omitempty"`
+	Reason string       `json:"reason,omitempty"`
+	Report lethe.Report `json:"report"`
+}
