@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/connector/processor"
 	"github.com/lethe-privacy/lethe/connector/redisconn"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
 	"github.com/lethe-privacy/lethe/connector/webhook"
@@ -34,7 +35,8 @@ const httpShutdownTimeout = 10 * time.Second
 // registry lists the connector kinds this binary knows. Registration is
 // explicit so the list of what lethe can reach is in one place.
 func registry() (*connector.Registry, error) {
-	return connector.NewRegistry(sqlconn.Info(), redisconn.Info(), webhook.Info())
+	return connector.NewRegistry(sqlconn.Info(), redisconn.Info(), webhook.Info(),
+		processor.S2SInfo(), processor.ConnectInfo())
 }
 
 func newServeCmd(g *globals) *cobra.Command {

@@ -162,6 +162,13 @@ func (a *connectAPI) cached(stale string) (string, bool) {
 	return "", false
 }
 
+// Check gets a token: the base URL answers and the credentials are
+// accepted.
+func (a *connectAPI) Check(ctx context.Context, c *Client) error {
+	_, err := a.bearer(ctx, c, "")
+	return err
+}
+
 // call POSTs body with a bearer token; on 401 it gets a new token once and
 // repeats the call. Other answers are the caller's.
 func (a *connectAPI) call(ctx context.Context, c *Client, what, path string, body []byte) (*Response, error) {

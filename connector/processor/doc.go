@@ -82,7 +82,9 @@
 // is shared by all of the target's calls, fetched by one call at a time,
 // and refreshed at 90% of its expires_in (at most 5 minutes early). A 401
 // gets one new token and one repeat; a second 401, or a token request
-// refused with 400/401/403, fails the task (credentials are wrong).
+// refused with 400/401/403, fails the task (credentials are wrong). At
+// start lethe gets a token: refused credentials stop the start, while a
+// processor that is down or throttling does not (its tasks wait).
 //
 // For each allowed identity lethe POSTs /v2/compliance/customers/delete
 // with {"identifier":"<value>"} and a bearer token; {"success": true} and

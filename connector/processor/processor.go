@@ -41,6 +41,13 @@ type StatusAPI interface {
 	MaxStatusBatch() int
 }
 
+// CheckAPI is implemented by APIs that can check their configuration
+// without asking for a deletion (connect: get a token).
+type CheckAPI interface {
+	API
+	Check(ctx context.Context, c *Client) error
+}
+
 // State is how a processor reports one identity's deletion.
 type State int
 
@@ -72,6 +79,8 @@ type Connector struct {
 var (
 	_ connector.Connector = (*Connector)(nil)
 	_ connector.Deadliner = (*Connector)(nil)
+	_ connector.Validator = (*Connector)(nil)
+	_ connector.Closer    = (*Connector)(nil)
 )
 
 // New checks o (filling defaults from def) and returns the connector over
@@ -99,6 +108,27 @@ func newConnector(name string, o Options, def Defaults, api API, now func() time
 		c.allowed[t] = true
 	}
 	return c, nil
+}
+
+// Validate implements connector.Validator with the API's Check, if any.
+// Only a refusal (wrong credentials, a 4xx) stops lethe's start: a
+// processor that is down or throttling now is the tasks' to wait for, not
+// a reason to keep every other target from running.
+func (c *Connector) Validate(ctx context.Context) error {
+	ck, ok := c.api.(CheckAPI)
+	if !ok {
+		return nil
+	}
+	if err := ck.Check(ctx, c.client); err != nil && (connector.IsPermanent(err) || ctx.Err() != nil) {
+		return err
+	}
+	return nil
+}
+
+// Close implements connector.Closer.
+func (c *Connector) Close() error {
+	c.client.http.CloseIdleConnections()
+	return nil
 }
 
 // Client returns the connector's HTTP client (for its API).

@@ -33,7 +33,7 @@ import (
 // connect status endpoint has something to report; without one they stay
 // received, like a processor that has not got round to them.
 type receiver struct {
-	t       *testing.T
+	t       testing.TB
 	st      store.Store
 	kr      *seal.Keyring
 	intake  *intake.Service
@@ -43,10 +43,12 @@ type receiver struct {
 
 	skew atomic.Int64 // added to the receiver's clock (tokens, rate limits)
 
-	mu     sync.Mutex
-	hits   map[string]int // path -> calls
-	fail   map[string]int // path -> 500s still to answer
-	before func(w http.ResponseWriter, r *http.Request) bool
+	mu   sync.Mutex
+	hits map[string]int // path -> calls
+	fail map[string]int // path -> 500s still to answer
+	// failCall, when set, answers 500 to the n-th call (from 1) of path
+	// when it returns true.
+	failCall func(path string, n int) bool
 }
 
 type receiverConfig struct {
@@ -64,7 +66,7 @@ const (
 	clientSecret = "fwd-client-secret-0123456789"
 )
 
-func startReceiver(t *testing.T, cfg receiverConfig) *receiver {
+func startReceiver(t testing.TB, cfg receiverConfig) *receiver {
 	t.Helper()
 	ctx := context.Background()
 	kr := profiletest.Keyring(t)
@@ -135,6 +137,9 @@ func startReceiver(t *testing.T, cfg receiverConfig) *receiver {
 		if fail {
 			r.fail[req.URL.Path]--
 		}
+		if r.failCall != nil && r.failCall(req.URL.Path, r.hits[req.URL.Path]) {
+			fail = true
+		}
 		r.mu.Unlock()
 		if fail {
 			http.Error(w, `{"errors":["Internal error"]}`, http.StatusInternalServerError)
@@ -167,7 +172,7 @@ func (r *receiver) advance(d time.Duration) { r.skew.Add(int64(d)) }
 
 // submit files a request at the receiver as the forwarder would, for
 // other people's data.
-func (r *receiver) submit(t *testing.T, id lethe.Identity) *lethe.Request {
+func (r *receiver) submit(t testing.TB, id lethe.Identity) *lethe.Request {
 	t.Helper()
 	req, _, err := r.intake.Submit(context.Background(), intake.Submission{
 		Actor: lethe.ActorClient, ClientID: r.creds.ID, Identities: []lethe.Identity{id}, Regulation: lethe.GDPR,
