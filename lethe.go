@@ -130,7 +130,7 @@ type Task struct {
 	State      TaskState
 	Attempts   int
 	LastError  string // redacted: never holds an identity value
-	Report     Report // what the connector did (or, for retain, kept)
+	Report     Report // done (retain: kept) over all attempts: per object max(plan, sum); see pipeline.settle
 	StartedAt  time.Time
 	FinishedAt time.Time
 	UpdatedAt  time.Time
