@@ -3,8 +3,11 @@ package sqlconn
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -49,24 +52,183 @@ func (d dialect) placeholder(n int) string {
 	return "?"
 }
 
-// deleteBatch deletes at most limit rows matching where. MySQL and MariaDB
-// have DELETE ... LIMIT (and refuse LIMIT inside an IN subquery); PostgreSQL
-// and SQLite (as usually built) have no DELETE ... LIMIT, so the batch is
-// picked by primary key in a subquery.
-func (d dialect) deleteBatch(table, pk, where string, limit int) string {
-	if d.name == "mysql" {
-		return fmt.Sprintf("DELETE FROM %s WHERE %s ORDER BY %s LIMIT %d", table, where, pk, limit)
-	}
-	return fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s LIMIT %d)", table, pk, pk, table, where, limit)
-}
-
-// lockRows is appended to a SELECT whose rows the transaction will update.
-// SQLite locks the whole database for a write transaction instead.
+// lockRows is appended to a SELECT whose rows the transaction will delete
+// or update. SQLite locks the whole database for a write transaction
+// instead.
 func (d dialect) lockRows() string {
 	if d.name == "sqlite" {
 		return ""
 	}
 	return " FOR UPDATE"
+}
+
+// Every batch, delete or pseudonymize, is one short transaction that
+// first selects (and locks) the batch's primary keys through the indexed
+// lookups of where, then changes exactly those rows by primary key. The
+// change itself never carries the subject's condition: MariaDB plans
+// DELETE ... WHERE col IN (subquery) ORDER BY pk LIMIT n as a walk of the
+// whole primary key with a dependent subquery per row, locking every row
+// it walks under REPEATABLE READ, so concurrent erasures of different
+// subjects deadlocked. A SELECT with the same condition is planned through
+// the indexes (semi-join materialization), and a change by primary key
+// locks only the rows it changes. PostgreSQL and SQLite take the same path
+// so that there is one way a batch works.
+
+// Limits on the statements that change a batch by primary key.
+const (
+	// maxKeysPerStmt bounds one IN list: SQLite allows 32,766 parameters
+	// per statement by default, MySQL and PostgreSQL 65,535, and
+	// batch_size may be up to 100,000.
+	maxKeysPerStmt = 8192
+	// maxCaseRows bounds the rows of one CASE update (MySQL, SQLite): each
+	// row's CASE is evaluated by walking its WHEN list, so the work grows
+	// with the square of the rows per statement.
+	maxCaseRows = 256
+)
+
+// keyList writes an IN list of keys as parameters. The list is padded to
+// the next power of two by repeating the last key (harmless in IN): pgx
+// prepares and caches every distinct statement text, and batches of every
+// size from 1 to batch_size would each be a new statement.
+func (q *query) keyList(keys []any) string {
+	n := 1
+	for n < len(keys) {
+		n *= 2
+	}
+	ph := make([]string, n)
+	for i := range ph {
+		ph[i] = q.arg(keys[min(i, len(keys)-1)])
+	}
+	return strings.Join(ph, ", ")
+}
+
+// assign is one column a pseudonymize batch rewrites.
+type assign struct {
+	col string // unquoted
+	// perRow: the values differ by row (hash, redact_email, random) and
+	// come from rows; otherwise every row gets value (NULL when nil).
+	perRow bool
+	value  any
+}
+
+// keyed is one row of a pseudonymize batch: its primary key and the new
+// value of each perRow column, in the order of the assignments.
+type keyed struct {
+	pk   any
+	vals []any
+}
+
+// updateRows writes the statements (with their arguments) that give each
+// row its new values by primary key: one statement for the whole batch on
+// PostgreSQL, one per maxCaseRows rows elsewhere. Values travel only as
+// parameters.
+func (d dialect) updateRows(table, pk string, sets []assign, rows []keyed) ([]query, error) {
+	perRow := slices.ContainsFunc(sets, func(a assign) bool { return a.perRow })
+	if d.name == "postgres" && perRow {
+		q, err := d.updateFromJSON(table, pk, sets, rows)
+		if err != nil {
+			return nil, err
+		}
+		return []query{q}, nil
+	}
+	size := maxKeysPerStmt
+	if perRow {
+		size = maxCaseRows
+	}
+	var out []query
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), size)]
+		rows = rows[len(chunk):]
+		q := query{d: d}
+		list := make([]string, len(sets))
+		i := 0
+		for j, a := range sets {
+			c := d.quote(a.col)
+			switch {
+			case a.perRow:
+				// CASE pk WHEN k THEN v ...: MySQL and SQLite share no way
+				// of joining a list of values in an UPDATE (multi-table
+				// UPDATE there, UPDATE ... FROM here), and CASE compares pk
+				// with the column's own rules, as IN does. MySQL applies
+				// assignments left to right, each seeing the ones before;
+				// CASE reads only pk, which is never rewritten, and the
+				// column's own old value.
+				var b strings.Builder
+				fmt.Fprintf(&b, "%s = CASE %s", c, d.quote(pk))
+				for _, r := range chunk {
+					fmt.Fprintf(&b, " WHEN %s THEN %s", q.arg(r.pk), q.arg(r.vals[i]))
+				}
+				// ELSE keeps the value rather than NULLing it should a
+				// key ever fail to compare equal; Verify then says so.
+				fmt.Fprintf(&b, " ELSE %s END", c)
+				list[j] = b.String()
+				i++
+			case a.value == nil:
+				list[j] = c + " = NULL"
+			default:
+				list[j] = c + " = " + q.arg(a.value)
+			}
+		}
+		keys := make([]any, len(chunk))
+		for k, r := range chunk {
+			keys[k] = r.pk
+		}
+		q.text = fmt.Sprintf("UPDATE %s SET %s WHERE %s IN (%s)", d.quote(table), strings.Join(list, ", "), d.quote(pk), q.keyList(keys))
+		out = append(out, q)
+	}
+	return out, nil
+}
+
+// updateFromJSON writes PostgreSQL's batch update: the rows travel as one
+// JSON parameter that json_populate_recordset turns into records of the
+// table's own row type, so every value gets its column's type without the
+// statement naming any type, and the statement text is the same for every
+// batch (pgx prepares it once per connection).
+func (d dialect) updateFromJSON(table, pk string, sets []assign, rows []keyed) (query, error) {
+	q := query{d: d}
+	list := make([]string, len(sets))
+	var perRow []string
+	for j, a := range sets {
+		c := d.quote(a.col)
+		switch {
+		case a.perRow:
+			list[j] = fmt.Sprintf("%s = lethe_v.%s", c, c)
+			perRow = append(perRow, a.col)
+		case a.value == nil:
+			list[j] = c + " = NULL"
+		default:
+			list[j] = c + " = " + q.arg(a.value)
+		}
+	}
+	objs := make([]map[string]any, len(rows))
+	for i, r := range rows {
+		o := make(map[string]any, len(perRow)+1)
+		o[pk] = jsonKey(r.pk)
+		for k, col := range perRow {
+			o[col] = r.vals[k]
+		}
+		objs[i] = o
+	}
+	doc, err := json.Marshal(objs)
+	if err != nil {
+		return query{}, fmt.Errorf("encode batch: %w", err)
+	}
+	t, p := d.quote(table), d.quote(pk)
+	q.text = fmt.Sprintf("UPDATE %s AS lethe_t SET %s FROM json_populate_recordset(NULL::%s, %s) AS lethe_v WHERE lethe_t.%s = lethe_v.%s",
+		t, strings.Join(list, ", "), t, q.arg(string(doc)), p, p)
+	return q, nil
+}
+
+// jsonKey renders a primary key scanned from PostgreSQL so that
+// json_populate_recordset reads back the same value: bytea in its hex
+// input form (JSON would carry []byte as base64); everything else pgx
+// returns (integers, strings for text, uuid and numeric, times) already
+// round-trips through its JSON form.
+func jsonKey(v any) any {
+	if b, ok := v.([]byte); ok {
+		return `\x` + hex.EncodeToString(b)
+	}
+	return v
 }
 
 // colKind is what matters about a column's type when comparing it with an

@@ -66,9 +66,13 @@
 // Tables are processed children before parents (over references, any
 // number of hops), so a child is found through its parent before the link
 // is cut, and foreign keys hold. Each batch of batch_size rows commits on
-// its own, keeping locks short. delete removes rows; pseudonymize rewrites
-// the listed columns; retain changes nothing and reports the rows kept with
-// the reason and until date.
+// its own, keeping locks short: it selects and locks the batch's primary
+// keys through the indexes, then changes exactly those rows by primary
+// key, so concurrent erasures of different subjects lock disjoint rows.
+// delete removes rows; pseudonymize rewrites the listed columns (one
+// UPDATE per batch on PostgreSQL, one per 256 rows on MySQL and SQLite);
+// retain changes nothing and reports the rows kept with the reason and
+// until date.
 //
 // pseudonymize must rewrite every column that links a row to the subject:
 // its identity columns and its reference columns. New refuses a map that

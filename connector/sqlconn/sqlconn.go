@@ -196,6 +196,7 @@ func (v values) all() []string {
 // so placeholders and arguments can never get out of step.
 type query struct {
 	d    dialect
+	text string // the statement, once written
 	args []any
 }
 
@@ -468,47 +469,96 @@ func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Re
 	return rep, nil
 }
 
+// deleteRows deletes the subject's rows of t in batches: each selects and
+// locks up to batch_size primary keys, deletes them by key and commits on
+// its own, keeping locks short (see the batch comment in dialect.go).
 func (c *Connector) deleteRows(ctx context.Context, t *table, v values, s schema) (int64, error) {
 	q := &query{d: c.d}
 	w := c.where(q, t, v, s)
 	if w == "" {
 		return 0, nil
 	}
-	// One statement is one transaction, so each batch commits (and
-	// releases its locks) on its own.
-	stmt := c.d.deleteBatch(c.d.quote(t.Name), c.d.quote(t.PrimaryKey), w, c.batch)
+	// No ORDER BY: it would tempt the planners to walk the primary key in
+	// order instead of using the lookups, and deleted rows stop matching,
+	// so the next batch finds the rest without a cursor.
+	sel := fmt.Sprintf("SELECT %s FROM %s WHERE %s LIMIT %d%s",
+		c.d.quote(t.PrimaryKey), c.d.quote(t.Name), w, c.batch, c.d.lockRows())
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		res, err := c.db.ExecContext(ctx, stmt, q.args...)
-		if err != nil {
-			return total, err
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, err
-		}
+		n, more, err := c.deleteBatch(ctx, t, sel, q.args)
 		total += n
-		if n < int64(c.batch) {
-			return total, nil
+		if err != nil || !more {
+			return total, err
 		}
 	}
 }
 
+// deleteBatch runs one delete batch in one transaction and reports the
+// rows deleted and whether the batch was full (more may remain).
+func (c *Connector) deleteBatch(ctx context.Context, t *table, sel string, args []any) (int64, bool, error) {
+	tx, err := c.db.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, false, err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
+	var keys []any
+	rows, err := tx.QueryContext(ctx, sel, args...)
+	if err != nil {
+		return 0, false, err
+	}
+	for rows.Next() {
+		var k any
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return 0, false, err
+		}
+		keys = append(keys, k)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, false, err
+	}
+	if len(keys) == 0 {
+		return 0, false, nil
+	}
+	var n int64
+	for rest := keys; len(rest) > 0; {
+		chunk := rest[:min(len(rest), maxKeysPerStmt)]
+		rest = rest[len(chunk):]
+		q := &query{d: c.d}
+		stmt := fmt.Sprintf("DELETE FROM %s WHERE %s IN (%s)", c.d.quote(t.Name), c.d.quote(t.PrimaryKey), q.keyList(chunk))
+		res, err := tx.ExecContext(ctx, stmt, q.args...)
+		if err != nil {
+			return 0, false, err
+		}
+		m, err := res.RowsAffected()
+		if err != nil {
+			return 0, false, err
+		}
+		n += m
+	}
+	// The keys are locked, so each must have been deleted. If one was not
+	// (a key that does not read back as itself), stop: the next batch would
+	// select the same rows forever.
+	if n != int64(len(keys)) {
+		return 0, false, fmt.Errorf("deleted %d of the %d rows selected by primary key", n, len(keys))
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, false, err
+	}
+	return n, len(keys) == c.batch, nil
+}
+
 // pseudonymizeRows rewrites the subject's rows batch by batch. The new
 // values (HMACs, random strings) are computed here, not in SQL, so each
-// batch selects its rows, locks them, and updates them by primary key.
+// batch selects its rows, locks them, and updates them by primary key, all
+// of them in one statement where the dialect allows (dialect.updateRows).
 // Batches advance by primary key, so every row is visited once per call
 // even if a rewritten row were somehow to match again.
 func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, v values, s schema) (int64, error) {
-	sets := make([]string, len(t.columns))
-	for i, col := range t.columns {
-		sets[i] = fmt.Sprintf("%s = %s", c.d.quote(col), c.d.placeholder(i+1))
-	}
-	update := fmt.Sprintf("UPDATE %s SET %s WHERE %s = %s", c.d.quote(t.Name), strings.Join(sets, ", "),
-		c.d.quote(t.PrimaryKey), c.d.placeholder(len(t.columns)+1))
 	var total int64
 	var last any
 	for {
@@ -530,7 +580,7 @@ func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, v values, s 
 		}
 		sel := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT %d%s",
 			strings.Join(cols, ", "), c.d.quote(t.Name), w, pk, c.batch, c.d.lockRows())
-		n, lastPK, err := c.pseudonymizeBatch(ctx, t, sel, q.args, update)
+		n, lastPK, err := c.pseudonymizeBatch(ctx, t, sel, q.args)
 		total += n
 		if err != nil || lastPK == nil {
 			return total, err
@@ -541,17 +591,13 @@ func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, v values, s 
 
 // pseudonymizeBatch runs one batch in one transaction and returns the rows
 // changed and the last primary key seen (nil when the batch was the last).
-func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string, args []any, update string) (int64, any, error) {
+func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string, args []any) (int64, any, error) {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, nil, err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	type row struct {
-		pk   any
-		vals []any
-	}
-	var batch []row
+	var batch []keyed
 	rows, err := tx.QueryContext(ctx, sel, args...)
 	if err != nil {
 		return 0, nil, err
@@ -566,7 +612,7 @@ func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string,
 			rows.Close()
 			return 0, nil, err
 		}
-		batch = append(batch, row{pk: dst[0], vals: dst[1:]})
+		batch = append(batch, keyed{pk: dst[0], vals: dst[1:]})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -575,31 +621,56 @@ func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string,
 	if len(batch) == 0 {
 		return 0, nil, nil
 	}
-	stmt, err := tx.PrepareContext(ctx, update)
-	if err != nil {
-		return 0, nil, err
+	// Constant strategies are one assignment for the whole batch; the
+	// others get each row's new value, which replaces the old one in vals.
+	sets := make([]assign, len(t.columns))
+	for i, col := range t.columns {
+		switch st := t.Columns[col]; st.kind() {
+		case StrategyNull:
+			sets[i] = assign{col: col}
+		case StrategyFixed:
+			sets[i] = assign{col: col, value: st.Value}
+		default:
+			sets[i] = assign{col: col, perRow: true}
+		}
 	}
-	defer stmt.Close()
-	var n int64
-	for _, r := range batch {
-		args := make([]any, 0, len(t.columns)+1)
+	for r := range batch {
+		vals := make([]any, 0, len(t.columns))
 		for i, col := range t.columns {
-			nv, err := c.pseudonym(t.Columns[col], r.vals[i])
+			if !sets[i].perRow {
+				continue
+			}
+			nv, err := c.pseudonym(t.Columns[col], batch[r].vals[i])
 			if err != nil {
 				return 0, nil, err
 			}
-			args = append(args, nv)
+			vals = append(vals, nv)
 		}
-		res, err := stmt.ExecContext(ctx, append(args, r.pk)...)
+		batch[r].vals = vals
+	}
+	stmts, err := c.d.updateRows(t.Name, t.PrimaryKey, sets, batch)
+	if err != nil {
+		return 0, nil, err
+	}
+	var matched int64
+	for _, q := range stmts {
+		res, err := tx.ExecContext(ctx, q.text, q.args...)
 		if err != nil {
 			return 0, nil, err
 		}
-		// MySQL counts only rows whose values changed; every selected row
-		// was rewritten, so count it regardless.
-		if _, err := res.RowsAffected(); err != nil {
+		m, err := res.RowsAffected()
+		if err != nil {
 			return 0, nil, err
 		}
-		n++
+		matched += m
+	}
+	// The rows are locked, so each must have been updated. PostgreSQL and
+	// SQLite count the rows an UPDATE matched, so a key that did not find
+	// its row shows here; MySQL counts only rows whose values changed, so
+	// there the rows selected are the count.
+	n := int64(len(batch))
+	if c.d.name != "mysql" && matched != n {
+		return 0, nil, fmt.Errorf("updated %d of the %d rows selected by primary key", matched, n)
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, nil, err

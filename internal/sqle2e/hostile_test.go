@@ -47,7 +47,7 @@ func TestHostileIdentities(t *testing.T) {
 			for _, p := range extra {
 				s.add(t, p)
 			}
-			in := startLethe(t, storeFor(b), b.driver, s.mapYAML())
+			in := startLethe(t, storeFor(b), s.mapYAML())
 			before := s.dump(t)
 
 			// Invalid: refused before anything is stored.
