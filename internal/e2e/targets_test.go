@@ -128,8 +128,8 @@ func (b *backend) config(targets []target, tables map[string]string) string {
   concurrency: 10
   backoff_base: 200ms
   backoff_max: 2s
-  job_timeout: 20s
-  rescue_after: 21s
+  job_timeout: 10s
+  rescue_after: 11s
 rate_limits:
   native: {limit: 100000, window: 1m, block: 1s}
 targets:
