@@ -240,7 +240,7 @@ func TestRetriesThenCompletes(t *testing.T) {
 		if n := flaky.count("erase"); n != 3 {
 			t.Errorf("flaky Erase calls = %d, want 3", n)
 		}
-		want := map[string]int{"request.running": 1, "task.done": 2, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
+		want := map[string]int{"request.running": 1, "task.running": 4, "task.done": 2, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
 		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
@@ -426,7 +426,7 @@ func TestDuplicateJobsTakeEffectOnce(t *testing.T) {
 				t.Errorf("task %s: state %s, want done", task.Target, task.State)
 			}
 		}
-		want := map[string]int{"request.running": 1, "task.done": 2, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
+		want := map[string]int{"request.running": 1, "task.running": 2, "task.done": 2, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
 		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
@@ -599,7 +599,7 @@ func TestVerifyResidueFailsTask(t *testing.T) {
 		if n := sloppy.count("verify"); n != cfg.MaxAttempts {
 			t.Errorf("Verify calls = %d, want %d (retried up to MaxAttempts)", n, cfg.MaxAttempts)
 		}
-		want := map[string]int{"request.running": 1, "task.done": 1, "task.failed": 1, "request.verified": 1, "request.failed": 1, "identities.dropped": 1}
+		want := map[string]int{"request.running": 1, "task.running": 1, "task.done": 1, "task.failed": 1, "request.verified": 1, "request.failed": 1, "identities.dropped": 1}
 		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}

@@ -280,7 +280,23 @@ func (p *Pipeline) failResolve(ctx context.Context, job *rivertype.JobRow, reque
 // flight and a crash mid-call still counts. Connectors' Erase is
 // idempotent, so rerunning after a crash finishes what was left.
 func (p *Pipeline) erase(ctx context.Context, job *rivertype.JobRow, requestID, target string) error {
-	task, ok, err := p.st.StartTaskAttempt(ctx, requestID, target, p.now())
+	// The attempt and its audit event commit together, before the
+	// connector is called, so the log shows every attempt even when the
+	// process dies inside it.
+	var (
+		task lethe.Task
+		ok   bool
+	)
+	err := p.st.InTx(ctx, func(tx store.Tx) error {
+		var err error
+		task, ok, err = tx.StartTaskAttempt(ctx, requestID, target, p.now())
+		if err != nil || !ok {
+			return err
+		}
+		return p.audit(ctx, tx, requestID, "task.running", map[string]string{
+			"target": target, "attempt": strconv.Itoa(task.Attempts),
+		})
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		p.log.Warn("pipeline: erase job for a missing task", slog.String("request_id", requestID), slog.String("target", target))
 		return nil
