@@ -93,6 +93,18 @@ type Target struct {
 	Decode func(v any) error
 }
 
+// DecodeOptions fills v from the target's options, as a connector's
+// constructor does first; errors name the target.
+func (t Target) DecodeOptions(v any) error {
+	if t.Decode == nil {
+		return fmt.Errorf("target %q: no options", t.Name)
+	}
+	if err := t.Decode(v); err != nil {
+		return fmt.Errorf("target %q: options: %w", t.Name, err)
+	}
+	return nil
+}
+
 // Info describes one connector kind.
 type Info struct {
 	Kind string

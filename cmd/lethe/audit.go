@@ -180,29 +180,6 @@ func newKeysCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// withStore opens the database named by the flags and config, brought up
-// to date, for commands that work on it directly.
-func (g *globals) withStore(cmd *cobra.Command, fn func(context.Context, migratingStore, *seal.Keyring) error) error {
-	ctx := cmd.Context()
-	log, err := g.logger(cmd.ErrOrStderr())
-	if err != nil {
-		return err
-	}
-	cfg, err := g.loadConfig()
-	if err != nil {
-		return err
-	}
-	st, keys, err := openStore(ctx, cfg.DB, g.env, log, 0)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := migrate(ctx, st); err != nil {
-		return err
-	}
-	return fn(ctx, st, keys)
-}
-
 // loadSigner loads (or, on first start, generates) the receipt signing
 // key; see audit.LoadSigner for where it comes from.
 func loadSigner(ctx context.Context, st migratingStore, keys *seal.Keyring, env lookupEnv, log *slog.Logger) (*audit.Signer, error) {

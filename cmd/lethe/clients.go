@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/seal"
 )
 
 // newClientsCmd manages clients directly on the database (--db), so it
@@ -102,30 +103,16 @@ func newClientsCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// withClients opens (and migrates) the database for one clients command.
+// withClients is withStore for the clients commands, which work through
+// the clients service.
 func (g *globals) withClients(cmd *cobra.Command, fn func(context.Context, *clients.Service) error) error {
-	ctx := cmd.Context()
-	log, err := g.logger(cmd.ErrOrStderr())
-	if err != nil {
-		return err
-	}
-	cfg, err := g.loadConfig()
-	if err != nil {
-		return err
-	}
-	st, keys, err := openStore(ctx, cfg.DB, g.env, log, 0)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if err := migrate(ctx, st); err != nil {
-		return err
-	}
-	svc, err := clients.New(st, keys, clients.Config{})
-	if err != nil {
-		return err
-	}
-	return fn(ctx, svc)
+	return g.withStore(cmd, func(ctx context.Context, st migratingStore, keys *seal.Keyring) error {
+		svc, err := clients.New(st, keys, clients.Config{})
+		if err != nil {
+			return err
+		}
+		return fn(ctx, svc)
+	})
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/lethe-privacy/lethe/internal/seal"
 )
 
 func newMigrateCmd(g *globals) *cobra.Command {
@@ -12,24 +15,11 @@ func newMigrateCmd(g *globals) *cobra.Command {
 		Short: "Create or upgrade the database schema (serve also does this at start)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := g.logger(cmd.ErrOrStderr())
-			if err != nil {
+			// withStore has migrated by the time it calls back.
+			return g.withStore(cmd, func(context.Context, migratingStore, *seal.Keyring) error {
+				_, err := fmt.Fprintln(cmd.OutOrStdout(), "schema is up to date")
 				return err
-			}
-			cfg, err := g.loadConfig()
-			if err != nil {
-				return err
-			}
-			st, _, err := openStore(cmd.Context(), cfg.DB, g.env, log, 0)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			if err := migrate(cmd.Context(), st); err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), "schema is up to date")
-			return err
+			})
 		},
 	}
 }

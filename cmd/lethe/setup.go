@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/spf13/cobra"
+
 	"github.com/lethe-privacy/lethe/internal/clients"
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/pipeline"
@@ -104,6 +106,29 @@ func migrate(ctx context.Context, st migratingStore) error {
 		return fmt.Errorf("migrate job queue: %w", err)
 	}
 	return nil
+}
+
+// withStore opens the database named by the flags and config, brought up
+// to date, for commands that work on it directly.
+func (g *globals) withStore(cmd *cobra.Command, fn func(context.Context, migratingStore, *seal.Keyring) error) error {
+	ctx := cmd.Context()
+	log, err := g.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return err
+	}
+	st, keys, err := openStore(ctx, cfg.DB, g.env, log, 0)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := migrate(ctx, st); err != nil {
+		return err
+	}
+	return fn(ctx, st, keys)
 }
 
 func isPostgresURL(db string) bool {

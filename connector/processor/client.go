@@ -9,12 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/connector/internal/pacing"
 )
 
 // maxAnswerBytes caps what is read of an answer: an id, a token, a few
@@ -173,7 +173,7 @@ func (c *Client) Classify(what string, r *Response, detail string) error {
 	}
 	switch {
 	case r.Status == http.StatusTooManyRequests || r.Status == http.StatusServiceUnavailable:
-		after, ok := retryAfter(r.Header.Get("Retry-After"), c.now())
+		after, ok := pacing.RetryAfter(r.Header.Get("Retry-After"), c.now(), maxRetryAfter)
 		if !ok {
 			after = c.block
 		}
@@ -201,23 +201,6 @@ type ThrottledError struct {
 }
 
 func (e *ThrottledError) Error() string { return "throttled: " + e.Reason }
-
-// retryAfter parses Retry-After (seconds or an HTTP date), clamped to
-// [1s, maxRetryAfter].
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0, false
-	}
-	return min(max(d, time.Second), maxRetryAfter), true
-}
 
 // window is a sliding-window log: at most rate.N calls in any interval of
 // rate.Per. A processor's fixed window (the s2s contract's "50 per 10

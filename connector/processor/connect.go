@@ -51,7 +51,7 @@ const (
 func ConnectInfo() connector.Info {
 	return connector.Info{Kind: KindConnect, New: func(_ context.Context, t connector.Target) (connector.Connector, error) {
 		var o ConnectOptions
-		if err := decode(t, &o); err != nil {
+		if err := t.DecodeOptions(&o); err != nil {
 			return nil, err
 		}
 		return OpenConnect(t.Name, o)

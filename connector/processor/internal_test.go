@@ -2,7 +2,6 @@ package processor
 
 import (
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -50,23 +49,6 @@ func TestWindow(t *testing.T) {
 	}
 	if wait, ok := w.take(t0.Add(time.Minute + time.Second)); ok || wait != 9*time.Second {
 		t.Fatalf("next call: ok %v, wait %s; want refused for 9s", ok, wait)
-	}
-}
-
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	for in, want := range map[string]time.Duration{
-		"600":    10 * time.Minute,
-		"0":      time.Second, // never a busy loop
-		"999999": maxRetryAfter,
-		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
-	} {
-		if got, ok := retryAfter(in, now); !ok || got != want {
-			t.Errorf("%q: %s, %v; want %s", in, got, ok, want)
-		}
-	}
-	if _, ok := retryAfter("soon", now); ok {
-		t.Error("garbage accepted")
 	}
 }
 

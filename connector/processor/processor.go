@@ -13,6 +13,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/connector/internal/pacing"
 )
 
 // API is the part of a processor connector that differs between
@@ -360,7 +361,7 @@ func (c *Connector) Erase(ctx context.Context, s connector.Subject) (lethe.Repor
 	if c.status == nil {
 		return rep, nil // accepted is all this processor will ever say
 	}
-	after := c.backoff(cp.Polls)
+	after := pacing.Backoff(c.o.PollInterval, c.o.PollMax, cp.Polls)
 	cp.Polls++
 	return rep, &connector.PendingError{
 		After:      after,
@@ -395,17 +396,6 @@ func (c *Connector) plain(err error) error {
 		return c.client.Errorf("%s", th.Error())
 	}
 	return err
-}
-
-func (c *Connector) backoff(polls int) time.Duration {
-	d := c.o.PollInterval
-	for range min(polls, 30) {
-		d *= 2
-		if d >= c.o.PollMax {
-			return c.o.PollMax
-		}
-	}
-	return d
 }
 
 // Verify implements connector.Connector. With a status endpoint every

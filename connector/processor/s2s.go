@@ -43,7 +43,7 @@ var S2SDefaults = Defaults{
 func S2SInfo() connector.Info {
 	return connector.Info{Kind: KindS2S, New: func(_ context.Context, t connector.Target) (connector.Connector, error) {
 		var o S2SOptions
-		if err := decode(t, &o); err != nil {
+		if err := t.DecodeOptions(&o); err != nil {
 			return nil, err
 		}
 		return OpenS2S(t.Name, o)
@@ -61,16 +61,6 @@ func openS2S(name string, o S2SOptions, now func() time.Time) (*Connector, error
 		return nil, fmt.Errorf("target %q: %w", name, err)
 	}
 	return newConnector(name, o.Options, S2SDefaults, api, now)
-}
-
-func decode(t connector.Target, v any) error {
-	if t.Decode == nil {
-		return fmt.Errorf("target %q: no options", t.Name)
-	}
-	if err := t.Decode(v); err != nil {
-		return fmt.Errorf("target %q: options: %w", t.Name, err)
-	}
-	return nil
 }
 
 // s2sAPI speaks the s2s contract: one signed POST per user id, answered

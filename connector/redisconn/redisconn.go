@@ -41,12 +41,9 @@ var (
 // New decodes and checks the target's options and creates the client. It
 // does not connect: Validate does.
 func New(_ context.Context, t connector.Target) (*Connector, error) {
-	if t.Decode == nil {
-		return nil, fmt.Errorf("target %q: no options", t.Name)
-	}
 	var o Options
-	if err := t.Decode(&o); err != nil {
-		return nil, fmt.Errorf("target %q: options: %w", t.Name, err)
+	if err := t.DecodeOptions(&o); err != nil {
+		return nil, err
 	}
 	return Open(t.Name, o)
 }

@@ -60,12 +60,9 @@ var (
 // New decodes and checks the target's options and opens its connection
 // pool. It does not connect: Validate checks the live database.
 func New(ctx context.Context, t connector.Target) (*Connector, error) {
-	if t.Decode == nil {
-		return nil, fmt.Errorf("target %q: no options", t.Name)
-	}
 	var o Options
-	if err := t.Decode(&o); err != nil {
-		return nil, fmt.Errorf("target %q: options: %w", t.Name, err)
+	if err := t.DecodeOptions(&o); err != nil {
+		return nil, err
 	}
 	return Open(t.Name, o)
 }

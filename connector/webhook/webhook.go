@@ -11,12 +11,12 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/connector/internal/pacing"
 )
 
 // Kind is the connector kind of webhook targets in the data map.
@@ -62,12 +62,9 @@ var (
 // New decodes and checks the target's options. It does not call the
 // service.
 func New(_ context.Context, t connector.Target) (*Connector, error) {
-	if t.Decode == nil {
-		return nil, fmt.Errorf("target %q: no options", t.Name)
-	}
 	var o Options
-	if err := t.Decode(&o); err != nil {
-		return nil, fmt.Errorf("target %q: options: %w", t.Name, err)
+	if err := t.DecodeOptions(&o); err != nil {
+		return nil, err
 	}
 	return Open(t.Name, o)
 }
@@ -217,7 +214,7 @@ func (c *Connector) errorf(format string, args ...any) error {
 func (c *Connector) classify(what string, r *response, s connector.Subject) error {
 	switch {
 	case r.status == http.StatusTooManyRequests || r.status == http.StatusServiceUnavailable:
-		if after, ok := retryAfter(r.header.Get("Retry-After"), c.now()); ok {
+		if after, ok := pacing.RetryAfter(r.header.Get("Retry-After"), c.now(), maxRetryAfter); ok {
 			return &connector.PendingError{
 				After:      after,
 				Checkpoint: s.Checkpoint, // unchanged: nothing new was accepted
@@ -232,23 +229,6 @@ func (c *Connector) classify(what string, r *response, s connector.Subject) erro
 	default:
 		return connector.Permanent(c.errorf("%s answered %d", what, r.status))
 	}
-}
-
-// retryAfter parses Retry-After (seconds or an HTTP date), clamped to
-// [1s, maxRetryAfter].
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	var d time.Duration
-	if n, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-		d = time.Duration(n) * time.Second
-	} else if t, err := http.ParseTime(v); err == nil {
-		d = t.Sub(now)
-	} else {
-		return 0, false
-	}
-	return min(max(d, time.Second), maxRetryAfter), true
 }
 
 func (c *Connector) decode(what string, r *response) (answer, error) {
@@ -374,7 +354,7 @@ func (c *Connector) Erase(ctx context.Context, s connector.Subject) (lethe.Repor
 		if next.CheckURL == "" {
 			reason = "accepted; waiting for the service to call back"
 		}
-		return lethe.Report{}, &connector.PendingError{After: c.backoff(cp.Polls), Checkpoint: string(b), Reason: reason}
+		return lethe.Report{}, &connector.PendingError{After: pacing.Backoff(c.o.PollInterval, c.o.PollMax, cp.Polls), Checkpoint: string(b), Reason: reason}
 	default:
 		return lethe.Report{}, c.errorf("%s answered %d with an unexpected status", what, r.status)
 	}
@@ -389,17 +369,6 @@ func (c *Connector) checkURL(raw string) (string, error) {
 		return "", connector.Permanent(c.errorf("erase endpoint answered a check_url that is not on its own scheme and host"))
 	}
 	return u.String(), nil
-}
-
-func (c *Connector) backoff(polls int) time.Duration {
-	d := c.o.PollInterval
-	for range min(polls, 30) {
-		d *= 2
-		if d >= c.o.PollMax {
-			return c.o.PollMax
-		}
-	}
-	return d
 }
 
 // Verify implements connector.Connector. With verify_url the service says

@@ -188,7 +188,7 @@ func FuzzDecodeJSON(f *testing.F) {
 			if !ok {
 				t.Fatalf("error %v (%T) is not a *lethe.Error", err, err)
 			}
-			if s := statusOf(le.Code); s < 400 || s > 499 {
+			if s := StatusOf(le.Code); s < 400 || s > 499 {
 				t.Fatalf("code %q maps to %d, want 4xx", le.Code, s)
 			}
 			if le.Message == "" {

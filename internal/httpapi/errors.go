@@ -9,20 +9,22 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/ratelimit"
 )
 
-// codeMethodNotAllowed is the one native error code that has no lethe
+// CodeMethodNotAllowed is the one native error code that has no lethe
 // counterpart: the router, not a service, decides it.
-const codeMethodNotAllowed = "method_not_allowed"
+const CodeMethodNotAllowed = "method_not_allowed"
 
-// errorStatus is the native API's only mapping from error codes to HTTP
-// status. Any code not listed is treated as EINTERNAL.
+// errorStatus is the native error shape's only mapping from error codes to
+// HTTP status, for the native API and the connect profile alike. Any code
+// not listed is treated as EINTERNAL.
 var errorStatus = map[string]int{
 	lethe.EINVALID:       http.StatusBadRequest,
 	lethe.EUNAUTH:        http.StatusUnauthorized,
 	lethe.EFORBIDDEN:     http.StatusForbidden,
 	lethe.ENOTFOUND:      http.StatusNotFound,
-	codeMethodNotAllowed: http.StatusMethodNotAllowed,
+	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	lethe.ECONFLICT:      http.StatusConflict,
 	lethe.ETOOLARGE:      http.StatusRequestEntityTooLarge,
 	lethe.EUNSUPPORTED:   http.StatusUnsupportedMediaType,
@@ -31,28 +33,31 @@ var errorStatus = map[string]int{
 	lethe.EINTERNAL:      http.StatusInternalServerError,
 }
 
-// statusOf returns the HTTP status for an error code.
-func statusOf(code string) int {
+// StatusOf returns the HTTP status for an error code.
+func StatusOf(code string) int {
 	if s, ok := errorStatus[code]; ok {
 		return s
 	}
 	return http.StatusInternalServerError
 }
 
-// errorBody is the native API's one error shape:
-// {"error":{"code":"invalid_request","message":"..."}}.
-type errorBody struct {
-	Error errorDetail `json:"error"`
+// ErrorBody is the native API's one error shape, which the connect profile
+// answers in too: {"error":{"code":"invalid_request","message":"..."}}.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
 }
 
-type errorDetail struct {
+// ErrorDetail is the inside of an ErrorBody.
+type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
 
 // RateLimitError is a rate_limited error that knows when the caller may try
-// again; the native API turns After into a Retry-After header. Limiters
-// return it (the *lethe.Error it wraps carries code and message).
+// again; SetErrorHeaders turns After into a Retry-After header. What
+// refuses a request over its limit returns it (an authenticator that
+// consults a ratelimit.Limiter, which itself only says how long to wait);
+// the *lethe.Error it wraps carries code and message.
 type RateLimitError struct {
 	Err   *lethe.Error
 	After time.Duration
@@ -68,14 +73,21 @@ func (e *RateLimitError) Error() string { return e.Err.Error() }
 // Unwrap lets lethe.ErrorCode and errors.As find the *lethe.Error.
 func (e *RateLimitError) Unwrap() error { return e.Err }
 
-// retryAfterSeconds rounds up so a client that waits exactly that long is
-// not refused again, and never says 0 (which would invite a hot loop).
-func retryAfterSeconds(d time.Duration) int64 {
-	s := int64((d + time.Second - 1) / time.Second)
-	if s < 1 {
-		s = 1
+// SetErrorHeaders sets the headers an error answer with code carries: the
+// Bearer challenge with EUNAUTH, Retry-After with ERATELIMIT (the wait of
+// the *RateLimitError in err, or a minute when the limiter did not say).
+func SetErrorHeaders(h http.Header, code string, err error) {
+	switch code {
+	case lethe.EUNAUTH:
+		h.Set("WWW-Authenticate", `Bearer realm="lethe"`)
+	case lethe.ERATELIMIT:
+		after := time.Minute // when the limiter did not say, a conservative guess
+		var rl *RateLimitError
+		if errors.As(err, &rl) {
+			after = rl.After
+		}
+		h.Set("Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(after), 10))
 	}
-	return s
 }
 
 // writeError answers err in the native error shape. Only *lethe.Error
@@ -83,7 +95,7 @@ func retryAfterSeconds(d time.Duration) int64 {
 // answered with a generic message.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := lethe.ErrorCode(err)
-	status := statusOf(code)
+	status := StatusOf(code)
 	msg := lethe.ErrorMessage(err)
 	switch {
 	case status == http.StatusInternalServerError:
@@ -103,16 +115,6 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("route", routeOf(r)),
 			slog.String("err", err.Error()))
 	}
-	switch code {
-	case lethe.EUNAUTH:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="lethe"`)
-	case lethe.ERATELIMIT:
-		after := time.Minute // when the limiter did not say, a conservative guess
-		var rl *RateLimitError
-		if errors.As(err, &rl) {
-			after = rl.After
-		}
-		w.Header().Set("Retry-After", strconv.FormatInt(retryAfterSeconds(after), 10))
-	}
-	s.writeJSON(w, r, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	SetErrorHeaders(w.Header(), code, err)
+	s.writeJSON(w, r, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
 }

@@ -297,7 +297,7 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handle
 	h.ServeHTTP(scratch, r)
 	if scratch.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", scratch.header.Get("Allow"))
-		s.writeError(w, r, &lethe.Error{Code: codeMethodNotAllowed, Message: "method not allowed"})
+		s.writeError(w, r, &lethe.Error{Code: CodeMethodNotAllowed, Message: "method not allowed"})
 		return
 	}
 	s.writeError(w, r, lethe.Errorf(lethe.ENOTFOUND, "no such route"))

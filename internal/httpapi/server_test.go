@@ -89,7 +89,7 @@ func TestUnmatchedRoutes(t *testing.T) {
 		t.Errorf("unknown path: %d %s", res.status, res.body)
 	}
 	res = e.do(t, call{method: "DELETE", path: "/v1/deletion-requests", token: adminTok})
-	if res.status != http.StatusMethodNotAllowed || res.errorCode(t) != codeMethodNotAllowed {
+	if res.status != http.StatusMethodNotAllowed || res.errorCode(t) != CodeMethodNotAllowed {
 		t.Errorf("wrong method: %d %s", res.status, res.body)
 	}
 	if got := res.header.Get("Allow"); !strings.Contains(got, "GET") || !strings.Contains(got, "POST") {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/lethe-privacy/lethe/internal/store"
 )
@@ -77,29 +76,14 @@ func (d *Deadlines) check() error {
 	return nil
 }
 
-// deadlineJobs schedules the sweep. River inserts periodic jobs on the
-// elected leader only, so however many processes share the database each
-// sweep runs once.
+// deadlineJobs schedules the sweep (see periodicJob: once per interval,
+// however many processes share the database).
 func (p *Pipeline) deadlineJobs() []*river.PeriodicJob {
 	d := p.cfg.Deadlines
 	if d == nil {
 		return nil
 	}
-	return []*river.PeriodicJob{river.NewPeriodicJob(
-		river.PeriodicInterval(d.Interval),
-		func() (river.JobArgs, *river.InsertOpts) {
-			return deadlineSweepArgs{}, &river.InsertOpts{
-				MaxAttempts: 5,
-				Priority:    priorityClose,
-				// A sweep still queued or running makes another pointless.
-				UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-					rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-					rivertype.JobStateRunning, rivertype.JobStateScheduled,
-				}},
-			}
-		},
-		&river.PeriodicJobOpts{RunOnStart: true},
-	)}
+	return []*river.PeriodicJob{periodicJob(d.Interval, deadlineSweepArgs{}, priorityClose)}
 }
 
 // SweepDeadlines records a "request.due_soon" or "request.overdue" audit

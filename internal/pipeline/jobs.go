@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Job kinds. They are stored in River's table, so renaming one orphans the
@@ -80,6 +82,28 @@ func verifyJob(requestID string) river.InsertManyParams {
 
 func finishJob(requestID string) river.InsertManyParams {
 	return river.InsertManyParams{Args: finishArgs{RequestID: requestID}, InsertOpts: insertOpts(priorityClose)}
+}
+
+// periodicJob schedules args every interval, and once at start. River
+// inserts periodic jobs on the elected leader only, so however many lethe
+// processes share the database each run happens once, not once per
+// process.
+func periodicJob(every time.Duration, args river.JobArgs, priority int) *river.PeriodicJob {
+	return river.NewPeriodicJob(
+		river.PeriodicInterval(every),
+		func() (river.JobArgs, *river.InsertOpts) {
+			return args, &river.InsertOpts{
+				MaxAttempts: 5,
+				Priority:    priority,
+				// A run still queued or running makes another pointless.
+				UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+					rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+					rivertype.JobStateRunning, rivertype.JobStateScheduled,
+				}},
+			}
+		},
+		&river.PeriodicJobOpts{RunOnStart: true},
+	)
 }
 
 type resolveWorker struct {

@@ -123,7 +123,7 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 	river.AddWorker(workers, &deadlineSweepWorker{p: p}) // deadlines.go
 
 	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}, queueCallbacks: {MaxWorkers: cfg.Callbacks.Workers}}
-	periodic := append(p.periodicJobs(), p.deadlineJobs()...)
+	periodic := append(p.purgeJobs(), p.deadlineJobs()...)
 	if cfg.InsertOnly {
 		// A River client without queues is insert-only: it never fetches
 		// jobs, runs no maintenance and never stands for leader.

@@ -426,8 +426,17 @@ func TestDuplicateJobsTakeEffectOnce(t *testing.T) {
 				t.Errorf("task %s: state %s, want done", task.Target, task.State)
 			}
 		}
-		want := map[string]int{"request.running": 1, "task.running": 2, "task.done": 2, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
-		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
+		got := auditTypes(t, st, id)
+		// Every attempt is audited as it starts. The early duplicate of a's
+		// erase job either runs beside the original (a second attempt,
+		// harmless because Erase is idempotent) or after the task ended
+		// (no attempt): so a has one or two, b exactly one.
+		if n := got["task.running"]; n != 2 && n != 3 {
+			t.Errorf("task.running events = %d, want 2 or 3", n)
+		}
+		delete(got, "task.running")
+		want := map[string]int{"request.running": 1, "task.done": 2, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
+		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
 		if n := b.count("erase"); n != 1 {

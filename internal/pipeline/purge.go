@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/lethe-privacy/lethe/internal/store"
 )
@@ -60,10 +59,9 @@ func (r *Retention) check() error {
 	return nil
 }
 
-// periodicJobs schedules the purge. River inserts periodic jobs on the
-// elected leader only, so with many lethe processes on one database the
-// purge still runs once per interval, not once per process.
-func (p *Pipeline) periodicJobs() []*river.PeriodicJob {
+// purgeJobs schedules the purge (see periodicJob: once per interval,
+// however many processes share the database).
+func (p *Pipeline) purgeJobs() []*river.PeriodicJob {
 	r := p.cfg.Retention
 	if r == nil {
 		return nil
@@ -72,21 +70,7 @@ func (p *Pipeline) periodicJobs() []*river.PeriodicJob {
 	if every == 0 {
 		every = DefaultPurgeInterval
 	}
-	return []*river.PeriodicJob{river.NewPeriodicJob(
-		river.PeriodicInterval(every),
-		func() (river.JobArgs, *river.InsertOpts) {
-			return purgeArgs{}, &river.InsertOpts{
-				MaxAttempts: 5,
-				Priority:    priorityWork + 1,
-				// A purge still queued or running makes another pointless.
-				UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-					rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
-					rivertype.JobStateRunning, rivertype.JobStateScheduled,
-				}},
-			}
-		},
-		&river.PeriodicJobOpts{RunOnStart: true},
-	)}
+	return []*river.PeriodicJob{periodicJob(every, purgeArgs{}, priorityWork+1)}
 }
 
 // purge removes what retention says is due: first finished requests'

@@ -102,7 +102,7 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	for _, p := range []string{PathToken, PathDelete, PathStatus} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", http.MethodPost)
-			h.writeError(w, r, &lethe.Error{Code: codeMethodNotAllowed, Message: "method not allowed; use POST"})
+			h.writeError(w, r, &lethe.Error{Code: httpapi.CodeMethodNotAllowed, Message: "method not allowed; use POST"})
 		})
 	}
 }

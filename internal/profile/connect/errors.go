@@ -7,50 +7,17 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/httpapi"
-	"github.com/lethe-privacy/lethe/internal/ratelimit"
 )
 
-// codeMethodNotAllowed has no lethe counterpart: the route decides it.
-const codeMethodNotAllowed = "method_not_allowed"
-
-// errorStatus is this profile's only mapping from error codes to HTTP
-// status; a code not listed is internal.
-var errorStatus = map[string]int{
-	lethe.EINVALID:       http.StatusBadRequest,
-	lethe.EUNAUTH:        http.StatusUnauthorized,
-	lethe.EFORBIDDEN:     http.StatusForbidden,
-	lethe.ENOTFOUND:      http.StatusNotFound,
-	codeMethodNotAllowed: http.StatusMethodNotAllowed,
-	lethe.ECONFLICT:      http.StatusConflict,
-	lethe.ETOOLARGE:      http.StatusRequestEntityTooLarge,
-	lethe.EUNSUPPORTED:   http.StatusUnsupportedMediaType,
-	lethe.ERATELIMIT:     http.StatusTooManyRequests,
-	lethe.EUNAVAILABLE:   http.StatusServiceUnavailable,
-	lethe.EINTERNAL:      http.StatusInternalServerError,
-}
-
-// errorBody is the profile's one error shape.
-type errorBody struct {
-	Error errorDetail `json:"error"`
-}
-
-type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-// writeError answers err in the profile's error shape. Only *lethe.Error
-// messages are shown; anything else is logged and answered generically.
+// writeError answers err in the native API's error shape, with its status
+// mapping (httpapi.StatusOf) and headers. Only *lethe.Error messages are
+// shown; anything else is logged and answered generically.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	code := lethe.ErrorCode(err)
-	status, ok := errorStatus[code]
-	if !ok {
-		status = http.StatusInternalServerError
-	}
+	status := httpapi.StatusOf(code)
 	msg := lethe.ErrorMessage(err)
 	if status >= http.StatusInternalServerError {
 		level := slog.LevelError
@@ -63,18 +30,8 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			code, msg = lethe.EINTERNAL, "internal error"
 		}
 	}
-	switch code {
-	case lethe.EUNAUTH:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="lethe"`)
-	case lethe.ERATELIMIT:
-		after := time.Minute // when the limiter did not say
-		var rl *httpapi.RateLimitError
-		if errors.As(err, &rl) {
-			after = rl.After
-		}
-		w.Header().Set("Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(after), 10))
-	}
-	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+	httpapi.SetErrorHeaders(w.Header(), code, err)
+	writeJSON(w, status, httpapi.ErrorBody{Error: httpapi.ErrorDetail{Code: code, Message: msg}})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
