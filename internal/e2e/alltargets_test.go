@@ -334,12 +334,10 @@ targets:
 	keys := mustCall(t, http.MethodGet, a.url+"/v1/signing-keys", nil, nil, 200, nil)
 	checkReceipt(t, rc.body, keys.body, id, map[string]map[string]string{
 		"shop": {"users": "delete 1", "orders": "delete 2"},
-		// "service: forward 0" is the webhook's Plan placeholder (no
-		// plan_url): settle keeps every plan line, so it stays in the
-		// signed receipt, with the reason "counts are known once the
-		// service answers", beside the counts the service did answer.
-		// Reported as a product wart; drop it here once fixed.
-		"billing-svc":  {"accounts": "delete 1", "sessions": "delete 2", "service": "forward 0"},
+		// Only what the service answered: the webhook's planning-time
+		// placeholder ("service: forward 0", no plan_url) must not reach
+		// the signed receipt.
+		"billing-svc":  {"accounts": "delete 1", "sessions": "delete 2"},
 		"proc-s2s":     nil, // forward; checked below
 		"proc-connect": nil,
 		"cache":        nil,

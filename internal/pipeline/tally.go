@@ -47,6 +47,12 @@ func settle(t store.TaskTally) lethe.Report {
 				it.Until = d.Until
 			}
 			delete(done, k)
+		} else if it.Rows == 0 && len(t.Progress.Items) > 0 {
+			// A plan line with no rows that no attempt reported claims
+			// nothing; keeping it would carry a planning-time placeholder
+			// (a webhook without plan_url says "counts are known once the
+			// service answers") into the receipt after the service answered.
+			continue
 		}
 		out.Items = append(out.Items, it)
 	}

@@ -35,9 +35,15 @@ func TestSettle(t *testing.T) {
 		{"rows created after the plan: the sum",
 			store.TaskTally{Planned: true, Plan: report(del("orders", 5)), Progress: report(del("orders", 7))},
 			report(del("orders", 7))},
-		{"plan order, zero lines kept, extra objects after",
-			store.TaskTally{Planned: true, Plan: report(del("sessions", 0), keep(3), del("users", 1)), Progress: report(del("users", 1), keep(2), del("audit", 4))},
+		{"plan order, zero lines an attempt reported kept, extra objects after",
+			store.TaskTally{Planned: true, Plan: report(del("sessions", 0), keep(3), del("users", 1)), Progress: report(del("sessions", 0), del("users", 1), keep(2), del("audit", 4))},
 			report(del("sessions", 0), keep(3), del("users", 1), del("audit", 4))},
+		{"a zero plan line no attempt reported is a placeholder: dropped",
+			store.TaskTally{Planned: true, Plan: report(lethe.ReportItem{Object: "service", Action: lethe.ActionForward, Reason: "counts are known once the service answers"}), Progress: report(del("accounts", 1))},
+			report(del("accounts", 1))},
+		{"before any attempt reported, the plan stands",
+			store.TaskTally{Planned: true, Plan: report(del("sessions", 0), del("users", 1))},
+			report(del("sessions", 0), del("users", 1))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
