@@ -17,6 +17,14 @@
 //
 // -token is needed in both modes: completion is read through the native
 // API as the admin.
+//
+// Helper modes for the in-run baselines of scripts/load, scripts/load-erase
+// and scripts/load-scale (docs/load.md), each given as the first argument:
+//
+//	lethe-load baseline-server ...  intake ceiling: HMAC check + one insert
+//	lethe-load webhook-server ...   a webhook target answering done after -delay
+//	lethe-load erase-baseline ...   hand-written SQL erasure of shop subjects
+//	lethe-load shop-reset ...       put shop subjects back as generated
 package main
 
 import (
@@ -41,11 +49,19 @@ import (
 
 type options struct {
 	url, mode, token, apiKey, secret, prefix string
-	n, c                                     int
+	emailFormat                              string
+	n, c, first                              int
 	wait                                     time.Duration
 }
 
 func main() {
+	if len(os.Args) > 1 && !strings.HasPrefix(os.Args[1], "-") {
+		if err := subcommand(os.Args[1], os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "lethe-load:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	flag.StringVar(&o.url, "url", "http://127.0.0.1:8080", "base URL of the lethe server")
 	flag.StringVar(&o.mode, "mode", "native", "native (POST /v1/deletion-requests) or s2s (POST /user_deletion_requests)")
@@ -53,6 +69,8 @@ func main() {
 	flag.StringVar(&o.apiKey, "api-key", "", "s2s X-API-KEY")
 	flag.StringVar(&o.secret, "secret", "", "s2s shared secret (HMAC-SHA256 key)")
 	flag.StringVar(&o.prefix, "prefix", "load", "subject prefix: native emails are <prefix>-<i>@load.example, s2s user ids <prefix>-<i>")
+	flag.StringVar(&o.emailFormat, "email-format", "", "native mode: fmt format of the subject's email given its index, e.g. user%d@example.com (overrides -prefix)")
+	flag.IntVar(&o.first, "first", 0, "index of the first subject")
 	flag.IntVar(&o.n, "n", 1000, "requests to submit")
 	flag.IntVar(&o.c, "c", 50, "concurrent clients")
 	flag.DurationVar(&o.wait, "wait", 10*time.Minute, "how long to wait for every request to end (0: do not wait)")
@@ -100,7 +118,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 				}
 				t0 := time.Now()
 				sent[i] = t0
-				id, code, err := submit(ctx, client, o, i)
+				id, code, err := submit(ctx, client, o, o.first+i)
 				lat[i] = time.Since(t0)
 				v, _ := status.LoadOrStore(code, new(atomic.Int64))
 				v.(*atomic.Int64).Add(1)
@@ -143,11 +161,16 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		if err != nil {
 			return err
 		}
+		// The whole run: from the first submission until the last
+		// request was seen completed.
+		wall := time.Since(began)
 		slices.Sort(done)
 		if len(done) > 0 {
-			fmt.Fprintf(w, "%s request-to-completed: %d completed, %d failed; p50 %s p99 %s max %s\n",
-				o.mode, len(done), failed, ms(pct(done, 50)), ms(pct(done, 99)), ms(done[len(done)-1]))
-			result += fmt.Sprintf(" completed=%d failed=%d done_p50_ms=%.0f done_p99_ms=%.0f", len(done), failed, msf(pct(done, 50)), msf(pct(done, 99)))
+			sps := float64(len(done)) / wall.Seconds()
+			fmt.Fprintf(w, "%s request-to-completed: %d completed, %d failed; p50 %s p99 %s max %s; all done after %.2fs: %.1f subjects/s\n",
+				o.mode, len(done), failed, ms(pct(done, 50)), ms(pct(done, 99)), ms(done[len(done)-1]), wall.Seconds(), sps)
+			result += fmt.Sprintf(" completed=%d failed=%d done_p50_ms=%.0f done_p99_ms=%.0f wall_s=%.2f subjects_s=%.1f",
+				len(done), failed, msf(pct(done, 50)), msf(pct(done, 99)), wall.Seconds(), sps)
 		}
 	}
 	fmt.Fprintln(w, result)
@@ -164,7 +187,11 @@ func submit(ctx context.Context, client *http.Client, o options, i int) (string,
 	subject := fmt.Sprintf("%s-%d", o.prefix, i)
 	if o.mode == "native" {
 		path = "/v1/deletion-requests"
-		body, _ = json.Marshal(map[string]any{"identities": []map[string]string{{"type": "email", "value": subject + "@load.example"}}})
+		email := subject + "@load.example"
+		if o.emailFormat != "" {
+			email = fmt.Sprintf(o.emailFormat, i)
+		}
+		body, _ = json.Marshal(map[string]any{"identities": []map[string]string{{"type": "email", "value": email}}})
 		hdr.Set("Authorization", "Bearer "+o.token)
 	} else {
 		path = "/user_deletion_requests"
