@@ -179,6 +179,77 @@ const (
 	ActorSystem Actor = "system"
 )
 
+// EventType names what an audit event records. docs/audit.md describes
+// each; a test fails when one is missing there.
+type EventType string
+
+// Audit event types. Request events name the request's status or step;
+// task events the task's state.
+const (
+	EventRequestReceived   EventType = "request.received"
+	EventRequestRunning    EventType = "request.running"
+	EventRequestVerified   EventType = "request.verified"
+	EventRequestCompleted  EventType = "request.completed"
+	EventRequestFailed     EventType = "request.failed"
+	EventRequestCanceled   EventType = "request.canceled"
+	EventRequestSuppressed EventType = "request.suppressed"
+	EventRequestDueSoon    EventType = "request.due_soon"
+	EventRequestOverdue    EventType = "request.overdue"
+	EventRequestPurged     EventType = "request.purged"
+
+	EventTaskRunning   EventType = "task.running"
+	EventTaskPending   EventType = "task.pending"
+	EventTaskConfirmed EventType = "task.confirmed"
+	EventTaskDone      EventType = "task.done"
+	EventTaskFailed    EventType = "task.failed"
+	EventTaskSkipped   EventType = "task.skipped"
+
+	EventReceiptIssued      EventType = "receipt.issued"
+	EventIdentitiesDropped  EventType = "identities.dropped"
+	EventSuppressionRemoved EventType = "suppression.removed"
+)
+
+// EventTypes lists every audit event type.
+var EventTypes = []EventType{
+	EventRequestReceived, EventRequestRunning, EventRequestVerified,
+	EventRequestCompleted, EventRequestFailed, EventRequestCanceled,
+	EventRequestSuppressed, EventRequestDueSoon, EventRequestOverdue, EventRequestPurged,
+	EventTaskRunning, EventTaskPending, EventTaskConfirmed,
+	EventTaskDone, EventTaskFailed, EventTaskSkipped,
+	EventReceiptIssued, EventIdentitiesDropped, EventSuppressionRemoved,
+}
+
+// StatusEvent is the event type of a request reaching status s; "" for
+// received, whose event says who submitted it (EventRequestReceived).
+func StatusEvent(s Status) EventType {
+	switch s {
+	case StatusRunning:
+		return EventRequestRunning
+	case StatusCompleted:
+		return EventRequestCompleted
+	case StatusFailed:
+		return EventRequestFailed
+	case StatusCanceled:
+		return EventRequestCanceled
+	}
+	return ""
+}
+
+// TaskEvent is the event type of a task reaching state s.
+func TaskEvent(s TaskState) EventType {
+	switch s {
+	case TaskRunning:
+		return EventTaskRunning
+	case TaskDone:
+		return EventTaskDone
+	case TaskFailed:
+		return EventTaskFailed
+	case TaskSkipped:
+		return EventTaskSkipped
+	}
+	return ""
+}
+
 // AuditEvent records one state change. Details never hold identity values.
 type AuditEvent struct {
 	Seq       int64 // assigned by the store
@@ -186,7 +257,7 @@ type AuditEvent struct {
 	Time      time.Time
 	Actor     Actor
 	ActorID   string // client id for ActorClient; empty otherwise
-	Type      string // e.g. "request.received", "task.done"
+	Type      EventType
 	Details   map[string]string
 	PrevHash  string // hex; filled by the store
 	Hash      string // hex; filled by the store

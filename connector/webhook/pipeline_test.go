@@ -151,7 +151,7 @@ func (l *lethe_) audit(t *testing.T, id string) map[string]int {
 	}
 	n := map[string]int{}
 	for _, e := range events {
-		n[e.Type]++
+		n[string(e.Type)]++
 	}
 	return n
 }

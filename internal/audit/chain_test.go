@@ -17,6 +17,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/store/postgres"
 	"github.com/lethe-privacy/lethe/internal/store/sqlite"
+	"github.com/lethe-privacy/lethe/internal/terminate"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
@@ -60,30 +61,29 @@ func closedRequest(t *testing.T, st store.Store, signer *audit.Signer) string {
 		Identities: []lethe.Identity{{Type: lethe.IdentityEmail, Value: "grace@example.com"}},
 		SubjectKey: uuid.NewString(), ReceivedAt: now, DueAt: now.Add(time.Hour), UpdatedAt: now,
 	}
-	ev := func(tx store.Tx, typ string) error {
+	ev := func(tx store.Tx, typ lethe.EventType) error {
 		return tx.AppendAudit(ctx, &lethe.AuditEvent{RequestID: r.ID, Time: time.Now(), Actor: lethe.ActorSystem, Type: typ,
-			Details: map[string]string{"n": typ}})
+			Details: map[string]string{"n": string(typ)}})
 	}
 	err := st.InTx(ctx, func(tx store.Tx) error {
 		if err := tx.CreateRequest(ctx, r); err != nil {
 			return err
 		}
-		if err := ev(tx, "request.received"); err != nil {
+		if err := ev(tx, lethe.EventRequestReceived); err != nil {
 			return err
 		}
-		if _, err := tx.UpdateRequestState(ctx, r.ID, nil, nil, lethe.StatusRunning, lethe.StageErase, time.Now()); err != nil {
+		if _, err := tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: time.Now()}); err != nil {
 			return err
 		}
-		if err := ev(tx, "request.running"); err != nil {
+		if err := ev(tx, lethe.EventRequestRunning); err != nil {
 			return err
 		}
-		if _, err := tx.UpdateRequestState(ctx, r.ID, nil, nil, lethe.StatusCompleted, lethe.StageDone, time.Now()); err != nil {
+		locked, err := tx.LockRequest(ctx, r.ID)
+		if err != nil {
 			return err
 		}
-		if err := ev(tx, "request.completed"); err != nil {
-			return err
-		}
-		return audit.CloseRequest(ctx, tx, signer, time.Now(), r.ID)
+		_, err = terminate.Path{Signer: signer}.Terminate(ctx, tx, locked, nil, terminate.Ending{To: lethe.StatusCompleted, At: time.Now()})
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)

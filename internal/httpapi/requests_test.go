@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
 )
 
 const validBody = `{"identities":[{"type":"email","value":"a@example.com"}]}`
@@ -222,7 +223,7 @@ func TestCancelAfterErasureStarted(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id := e.create(t, adminTok, "run@example.com", nil).view(t).ID
-	ok, err := e.store.UpdateRequestState(context.Background(), id, []lethe.Status{lethe.StatusReceived}, nil, lethe.StatusRunning, lethe.StageErase, time.Now())
+	ok, err := e.store.UpdateRequestState(context.Background(), store.UpdateRequestStateParams{ID: id, From: []lethe.Status{lethe.StatusReceived}, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: time.Now()})
 	if err != nil || !ok {
 		t.Fatalf("start: %v %v", ok, err)
 	}
@@ -298,7 +299,7 @@ func TestIdempotency(t *testing.T) {
 
 	// The request progresses; a replay shows it as it is now, with the
 	// first answer's status code.
-	if ok, err := e.store.UpdateRequestState(context.Background(), id, []lethe.Status{lethe.StatusReceived}, nil, lethe.StatusRunning, lethe.StageErase, time.Now()); err != nil || !ok {
+	if ok, err := e.store.UpdateRequestState(context.Background(), store.UpdateRequestStateParams{ID: id, From: []lethe.Status{lethe.StatusReceived}, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: time.Now()}); err != nil || !ok {
 		t.Fatalf("start: %v %v", ok, err)
 	}
 	replay := e.create(t, clientATok, "idem@example.com", key)
@@ -519,7 +520,7 @@ func TestGetShowsTasks(t *testing.T) {
 		{Object: "users", Action: lethe.ActionDelete, Rows: 1},
 		{Object: "invoices", Action: lethe.ActionRetain, Rows: 3, Reason: "tax law", Until: until},
 	}}
-	if ok, err := e.store.FinishTask(ctx, id, "app_db", lethe.TaskDone, report, "", t0.Add(time.Minute)); err != nil || !ok {
+	if ok, err := e.store.FinishTask(ctx, store.FinishTaskParams{RequestID: id, Target: "app_db", State: lethe.TaskDone, Report: report, At: t0.Add(time.Minute)}); err != nil || !ok {
 		t.Fatalf("finish: %v %v", ok, err)
 	}
 	if _, _, err := e.store.StartTaskAttempt(ctx, id, "crm", t0); err != nil {

@@ -21,6 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/terminate"
 )
 
 // Limits on a submission; each keeps one request's footprint bounded.
@@ -37,6 +38,12 @@ type Enqueuer interface {
 	EnqueueResolve(ctx context.Context, tx store.Tx, requestID string) error
 }
 
+// Terminator ends a request the way every request ends (terminate.Path):
+// the pipeline's also stores the status event.
+type Terminator interface {
+	Terminate(ctx context.Context, tx store.Tx, req *lethe.Request, tasks []lethe.Task, e terminate.Ending) (bool, error)
+}
+
 // Service accepts and cancels requests.
 type Service struct {
 	store     store.Store
@@ -44,7 +51,7 @@ type Service struct {
 	keys      *seal.Keyring
 	deadlines map[lethe.Regulation]time.Duration
 	now       func() time.Time
-	signer    *audit.Signer
+	end       Terminator
 }
 
 // Config configures a Service.
@@ -55,8 +62,13 @@ type Config struct {
 	Deadlines map[lethe.Regulation]time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Signer signs the receipt of a canceled request; nil issues none.
-	// Either way a cancel drops the identities' values (audit.CloseRequest).
+	// Terminator ends canceled requests; give the pipeline, so that the
+	// cancel reaches the request's callback_url. Default: terminate.Path
+	// with Signer, which sends no status event.
+	Terminator Terminator
+	// Signer signs the receipt of a canceled request when Terminator is
+	// nil; nil issues none. Either way a cancel drops the identities'
+	// values.
 	Signer *audit.Signer
 }
 
@@ -68,7 +80,10 @@ func New(st store.Store, q Enqueuer, keys *seal.Keyring, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, signer: cfg.Signer}
+	if cfg.Terminator == nil {
+		cfg.Terminator = terminate.Path{Signer: cfg.Signer}
+	}
+	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, end: cfg.Terminator}
 }
 
 // Submission is one request as a profile received it.
@@ -156,7 +171,7 @@ func (s *Service) submitOnce(ctx context.Context, r *lethe.Request) (*lethe.Requ
 			actor, actorID = lethe.ActorClient, r.ClientID
 		}
 		ev := &lethe.AuditEvent{
-			RequestID: r.ID, Time: r.ReceivedAt, Actor: actor, ActorID: actorID, Type: "request.received",
+			RequestID: r.ID, Time: r.ReceivedAt, Actor: actor, ActorID: actorID, Type: lethe.EventRequestReceived,
 			Details: map[string]string{
 				"regulation": string(r.Regulation),
 				"identities": identityTypes(r.Identities),
@@ -263,33 +278,26 @@ func SubjectKey(keys *seal.Keyring, ids []lethe.Identity) string {
 func (s *Service) Cancel(ctx context.Context, scope store.Scope, id string, actor lethe.Actor, actorID string) (*lethe.Request, error) {
 	var out *lethe.Request
 	err := s.store.InTx(ctx, func(tx store.Tx) error {
-		r, err := tx.GetRequest(ctx, id, scope)
-		if errors.Is(err, store.ErrNotFound) {
+		r, err := tx.LockRequest(ctx, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !scope.Sees(r.ClientID)) {
 			return lethe.Errorf(lethe.ENOTFOUND, "deletion request not found")
 		} else if err != nil {
 			return fmt.Errorf("get request: %w", err)
 		}
-		now := s.now().UTC().Truncate(time.Microsecond)
-		ok, err := tx.UpdateRequestState(ctx, id, []lethe.Status{lethe.StatusReceived}, nil, lethe.StatusCanceled, lethe.StageDone, now)
+		conflict := lethe.Errorf(lethe.ECONFLICT, "deletion request is %s; only a request that has not started erasing can be canceled", r.Status)
+		if r.Status != lethe.StatusReceived {
+			return conflict
+		}
+		// No tasks: resolve has not created them.
+		ok, err := s.end.Terminate(ctx, tx, r, nil, terminate.Ending{
+			To: lethe.StatusCanceled, Actor: actor, ActorID: actorID, At: s.now(),
+			Details: map[string]string{"from": string(r.Status)},
+		})
 		if err != nil {
 			return fmt.Errorf("cancel: %w", err)
 		}
 		if !ok {
-			return lethe.Errorf(lethe.ECONFLICT, "deletion request is %s; only a request that has not started erasing can be canceled", r.Status)
-		}
-		if err := tx.AppendAudit(ctx, &lethe.AuditEvent{
-			RequestID: id, Time: now, Actor: actor, ActorID: actorID, Type: "request.canceled",
-			Details: map[string]string{"from": string(r.Status)},
-		}); err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
-		if err := s.notifyStatus(ctx, tx, id); err != nil { // notify.go
-			return fmt.Errorf("cancel: %w", err)
-		}
-		// A canceled request ends like any other: receipt, then its
-		// identities are forgotten, in this transaction.
-		if err := audit.CloseRequest(ctx, tx, s.signer, now, id); err != nil {
-			return fmt.Errorf("cancel: %w", err)
+			return conflict
 		}
 		out, err = tx.GetRequest(ctx, id, scope)
 		return err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -96,10 +97,10 @@ func (p *Pipeline) SweepDeadlines(ctx context.Context) (dueSoon, overdue int, er
 		return 0, 0, nil
 	}
 	now := p.now()
-	if overdue, err = p.flagDeadlines(ctx, store.FlagOverdue, now, now, "request.overdue"); err != nil {
+	if overdue, err = p.flagDeadlines(ctx, store.FlagOverdue, now, now, lethe.EventRequestOverdue); err != nil {
 		return 0, overdue, err
 	}
-	if dueSoon, err = p.flagDeadlines(ctx, store.FlagDueSoon, now, now.Add(d.WarnBefore), "request.due_soon"); err != nil {
+	if dueSoon, err = p.flagDeadlines(ctx, store.FlagDueSoon, now, now.Add(d.WarnBefore), lethe.EventRequestDueSoon); err != nil {
 		return dueSoon, overdue, err
 	}
 	if dueSoon+overdue > 0 {
@@ -111,7 +112,7 @@ func (p *Pipeline) SweepDeadlines(ctx context.Context) (dueSoon, overdue int, er
 	return dueSoon, overdue, nil
 }
 
-func (p *Pipeline) flagDeadlines(ctx context.Context, flag store.DeadlineFlag, now, before time.Time, event string) (int, error) {
+func (p *Pipeline) flagDeadlines(ctx context.Context, flag store.DeadlineFlag, now, before time.Time, event lethe.EventType) (int, error) {
 	n := 0
 	for {
 		ids, err := p.st.UnflaggedDeadlines(ctx, flag, before, sweepBatch)

@@ -40,7 +40,7 @@ func createDue(t *testing.T, st store.Store, now, due time.Time, status lethe.St
 		t.Fatal(err)
 	}
 	if status != lethe.StatusReceived {
-		ok, err := st.UpdateRequestState(ctx, r.ID, []lethe.Status{lethe.StatusReceived}, []lethe.Stage{lethe.StageResolve}, status, lethe.StageResolve, now)
+		ok, err := st.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve}, To: status, ToStage: lethe.StageResolve, At: now})
 		if err != nil || !ok {
 			t.Fatalf("move to %s: %v, %v", status, ok, err)
 		}

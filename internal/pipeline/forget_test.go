@@ -164,7 +164,7 @@ func TestServiceForgets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			in := intake.New(st, p, kr, intake.Config{Signer: signer})
+			in := intake.New(st, p, kr, intake.Config{Terminator: p})
 			api := httpapi.New(httpapi.Options{
 				Intake: in, Store: st, Logger: log,
 				Auth: []httpapi.Authenticator{httpapi.AdminToken("admin-token-for-tests-0123456789")},

@@ -32,6 +32,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/terminate"
 )
 
 // Target is one configured system the pipeline erases from.
@@ -66,8 +67,10 @@ type Pipeline struct {
 	log     *slog.Logger
 	obs     Observer
 	eng     engine
-	// callbackClient delivers callbacks (callbacks.go).
+	// callbackClient delivers status events to callback URLs.
 	callbackClient *http.Client
+	// end is how requests end.
+	end terminate.Path
 
 	// stopping is set by Stop: a connector call cut short by shutdown is
 	// not the target's fault, so it must not count towards failing a task.
@@ -125,10 +128,11 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 	river.AddWorker(workers, &eraseWorker{p: p})
 	river.AddWorker(workers, &verifyWorker{p: p})
 	river.AddWorker(workers, &finishWorker{p: p})
-	river.AddWorker(workers, &callbackWorker{p: p}) // callbacks.go
+	river.AddWorker(workers, &callbackWorker{p: p})
 	p.callbackClient = newCallbackClient(cfg.Callbacks)
+	p.end = terminate.Path{Signer: cfg.Signer, Suppress: cfg.Suppression, Events: p}
 	river.AddWorker(workers, &purgeWorker{p: p})
-	river.AddWorker(workers, &deadlineSweepWorker{p: p}) // deadlines.go
+	river.AddWorker(workers, &deadlineSweepWorker{p: p})
 
 	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}, queueCallbacks: {MaxWorkers: cfg.Callbacks.Workers}}
 	periodic := append(p.purgeJobs(), p.deadlineJobs()...)

@@ -173,7 +173,7 @@ func auditTypes(t *testing.T, st store.Store, id string) map[string]int {
 	}
 	n := map[string]int{}
 	for _, e := range events {
-		n[e.Type]++
+		n[string(e.Type)]++
 	}
 	return n
 }
@@ -554,7 +554,7 @@ func TestCancelBeforeResolve(t *testing.T) {
 		p := build(t, st, testConfig(), Target{"t", target})
 		id := submit(t, st, p, email)
 		// What the API's cancel does: a compare-and-set from received.
-		ok, err := st.UpdateRequestState(ctx, id, []lethe.Status{lethe.StatusReceived}, nil, lethe.StatusCanceled, lethe.StageDone, time.Now())
+		ok, err := st.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: id, From: []lethe.Status{lethe.StatusReceived}, To: lethe.StatusCanceled, ToStage: lethe.StageDone, At: time.Now()})
 		if err != nil || !ok {
 			t.Fatalf("cancel: ok %v err %v", ok, err)
 		}
@@ -581,7 +581,7 @@ func TestCancelAfterResolveIsRefused(t *testing.T) {
 		p := start(t, st, testConfig(), Target{"t", newMemTarget()})
 		id := submit(t, st, p, email)
 		waitDone(t, st, id, lethe.StatusCompleted)
-		ok, err := st.UpdateRequestState(ctx, id, []lethe.Status{lethe.StatusReceived}, nil, lethe.StatusCanceled, lethe.StageDone, time.Now())
+		ok, err := st.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: id, From: []lethe.Status{lethe.StatusReceived}, To: lethe.StatusCanceled, ToStage: lethe.StageDone, At: time.Now()})
 		if err != nil || ok {
 			t.Fatalf("cancel after resolve: ok %v err %v, want refused", ok, err)
 		}

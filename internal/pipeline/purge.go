@@ -9,6 +9,7 @@ import (
 
 	"github.com/riverqueue/river"
 
+	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -74,7 +75,7 @@ func (p *Pipeline) purgeJobs() []*river.PeriodicJob {
 }
 
 // purge removes what retention says is due: first finished requests'
-// details (each with a "request.purged" audit event, in the transaction
+// details (each with a lethe.EventRequestPurged audit event, in the transaction
 // that deletes it), then receipts and audit chains past the legal period.
 // Every deletion is idempotent, so a purge cut short is finished by the
 // next one.
@@ -97,7 +98,7 @@ func (p *Pipeline) purge(ctx context.Context) error {
 					return err
 				}
 				details++
-				return p.audit(ctx, tx, id, "request.purged", map[string]string{"retention": r.RequestDetails.String()})
+				return p.audit(ctx, tx, id, lethe.EventRequestPurged, map[string]string{"retention": r.RequestDetails.String()})
 			})
 			if err != nil {
 				return fmt.Errorf("purge: %w", err)

@@ -49,7 +49,7 @@ func canonicalAudit(e *lethe.AuditEvent) []byte {
 		Time:      e.Time.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano),
 		Actor:     e.Actor,
 		ActorID:   e.ActorID,
-		Type:      e.Type,
+		Type:      string(e.Type),
 		Details:   details,
 	})
 	if err != nil {

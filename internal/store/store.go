@@ -59,10 +59,11 @@ type Queries interface {
 	Clients
 	RateLimits
 	Proofs
-	Callbacks    // callbacks.go
-	Suppressions // callbacks.go
-	TaskWaits    // waits.go
-	Deadlines    // deadlines.go
+	StatusEvents
+	Suppressions
+	Purges
+	TaskWaits
+	Deadlines
 }
 
 // Requests persists deletion requests and their identities. Identities are
@@ -95,7 +96,7 @@ type Requests interface {
 	// and reports whether it did: the compare-and-set every pipeline step
 	// and cancel rely on. StartedAt is set when the status becomes running
 	// and CompletedAt when it becomes terminal.
-	UpdateRequestState(ctx context.Context, id string, from []lethe.Status, fromStage []lethe.Stage, to lethe.Status, toStage lethe.Stage, at time.Time) (bool, error)
+	UpdateRequestState(ctx context.Context, p UpdateRequestStateParams) (bool, error)
 	// RequestIdentities returns the given and linked identities (opened),
 	// given ones first, each group in the order stored. Identities whose
 	// values were dropped are not returned.
@@ -111,12 +112,31 @@ type Requests interface {
 	CountRequestsByStatus(ctx context.Context) (map[lethe.Status]int64, error)
 }
 
+// UpdateRequestStateParams is a compare-and-set of a request's (status,
+// stage).
+type UpdateRequestStateParams struct {
+	ID string
+	// From and FromStage are the statuses and stages the request may be
+	// in; empty accepts any.
+	From      []lethe.Status
+	FromStage []lethe.Stage
+	To        lethe.Status
+	ToStage   lethe.Stage
+	At        time.Time
+}
+
 // Scope limits what a caller may see: ClientID set means only that client's
 // requests; All (the admin) sees every request. The zero Scope sees nothing,
 // so a forgotten scope fails closed.
 type Scope struct {
 	All      bool
 	ClientID string
+}
+
+// Sees reports whether the scope may see a request of clientID ("" for the
+// admin's requests), the rule GetRequest applies in SQL.
+func (s Scope) Sees(clientID string) bool {
+	return s.All || (s.ClientID != "" && s.ClientID == clientID)
 }
 
 // ListFilter selects a page of requests.
@@ -146,7 +166,7 @@ type Tasks interface {
 	RecordTaskError(ctx context.Context, requestID, target, msg string, at time.Time) error
 	// FinishTask moves a non-terminal task to a terminal state with its
 	// report and reports whether it did (false if it had already ended).
-	FinishTask(ctx context.Context, requestID, target string, state lethe.TaskState, report lethe.Report, lastError string, at time.Time) (bool, error)
+	FinishTask(ctx context.Context, p FinishTaskParams) (bool, error)
 	// FailVerifiedTask moves a done task to failed with msg when verify
 	// finds data left; false if the task was not done.
 	FailVerifiedTask(ctx context.Context, requestID, target, msg string, at time.Time) (bool, error)
@@ -162,6 +182,16 @@ type Tasks interface {
 	// progress (see AddReport) and returns the tally after it. On a task
 	// that has ended it changes nothing and returns the stored tally.
 	AddTaskProgress(ctx context.Context, requestID, target string, r lethe.Report, at time.Time) (TaskTally, error)
+}
+
+// FinishTaskParams ends one task.
+type FinishTaskParams struct {
+	RequestID string
+	Target    string
+	State     lethe.TaskState // terminal
+	Report    lethe.Report
+	LastError string // redacted; "" when it ended well
+	At        time.Time
 }
 
 // TaskTally is the bookkeeping behind a task's final report: the plan taken

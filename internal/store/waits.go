@@ -23,7 +23,7 @@ type TaskWaits interface {
 	// counted, since waiting is not a failed attempt. first reports
 	// whether this is the task's first pending answer; ok is false (and
 	// nothing changes) when the task is not running.
-	SetTaskPending(ctx context.Context, requestID, target, checkpoint, reason string, at time.Time) (first, ok bool, err error)
+	SetTaskPending(ctx context.Context, p SetTaskPendingParams) (first, ok bool, err error)
 	// TaskCallbackToken returns the task's callback token, creating it on
 	// first use; every later call returns the same token, so a repeated
 	// call to the target carries the same callback URL. ErrNotFound when
@@ -35,6 +35,15 @@ type TaskWaits interface {
 	// RecordTaskCompletion stores a target's confirmation on a running
 	// task that has none yet and reports whether it did.
 	RecordTaskCompletion(ctx context.Context, requestID, target string, c TaskCompletion, at time.Time) (bool, error)
+}
+
+// SetTaskPendingParams is one pending answer of a target.
+type SetTaskPendingParams struct {
+	RequestID  string
+	Target     string
+	Checkpoint string // "" clears it
+	Reason     string // redacted; kept as the task's last error
+	At         time.Time
 }
 
 // TaskWait is a task's wait record.

@@ -21,7 +21,7 @@ const MaxCheck = 100
 
 // EventRemoved is the audit event type of a removal. Its details hold the
 // identity's type and keyed hash, never the value.
-const EventRemoved = "suppression.removed"
+const EventRemoved = lethe.EventSuppressionRemoved
 
 // Check reports, per identity, whether it is suppressed within scope. The
 // identities are normalised first (emails lower-cased, phones to E.164),

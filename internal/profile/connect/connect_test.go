@@ -187,7 +187,7 @@ func TestStatus(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok, err := f.Store.UpdateRequestState(ctx, r.ID, []lethe.Status{lethe.StatusReceived}, nil, to, lethe.StageDone, f.Clock.Now()); err != nil || !ok {
+			if ok, err := f.Store.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, To: to, ToStage: lethe.StageDone, At: f.Clock.Now()}); err != nil || !ok {
 				t.Fatalf("set %s: %v %v", to, ok, err)
 			}
 		}

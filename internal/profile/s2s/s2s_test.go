@@ -162,7 +162,7 @@ func TestSeedExample(t *testing.T) {
 			t.Fatalf("%d requests stored, want 1", n)
 		}
 		// Once it has ended, a new request is made.
-		if ok, err := f.Store.UpdateRequestState(ctx, id, []lethe.Status{lethe.StatusReceived}, nil, lethe.StatusCompleted, lethe.StageDone, f.Clock.Now()); err != nil || !ok {
+		if ok, err := f.Store.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: id, From: []lethe.Status{lethe.StatusReceived}, To: lethe.StatusCompleted, ToStage: lethe.StageDone, At: f.Clock.Now()}); err != nil || !ok {
 			t.Fatalf("complete: %v %v", ok, err)
 		}
 		if next := acceptedID(t, f.post(t, seedAPIKey, seedSignature, seedBody)); next == id {

@@ -41,7 +41,7 @@ func (w *finishWorker) Work(ctx context.Context, job *river.Job[finishArgs]) err
 			return err
 		}
 		now := time.Now()
-		if _, err := tx.UpdateRequestState(ctx, r.ID, []lethe.Status{lethe.StatusReceived}, nil, lethe.StatusCompleted, lethe.StageDone, now); err != nil {
+		if _, err := tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, To: lethe.StatusCompleted, ToStage: lethe.StageDone, At: now}); err != nil {
 			return err
 		}
 		if err := tx.AppendAudit(ctx, &lethe.AuditEvent{RequestID: r.ID, Time: now, Actor: lethe.ActorSystem, Type: "request.completed"}); err != nil {

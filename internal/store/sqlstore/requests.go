@@ -274,7 +274,8 @@ func (q *queries) LatestRequestsBySubject(ctx context.Context, clientID string, 
 }
 
 // UpdateRequestState implements store.Requests.
-func (q *queries) UpdateRequestState(ctx context.Context, id string, from []lethe.Status, fromStage []lethe.Stage, to lethe.Status, toStage lethe.Stage, at time.Time) (bool, error) {
+func (q *queries) UpdateRequestState(ctx context.Context, p store.UpdateRequestStateParams) (bool, error) {
+	id, from, fromStage, to, toStage, at := p.ID, p.From, p.FromStage, p.To, p.ToStage, p.At
 	if !to.Valid() || toStage == "" {
 		return false, fmt.Errorf("update request state: invalid target state %q/%q", to, toStage)
 	}

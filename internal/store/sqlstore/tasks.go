@@ -105,7 +105,8 @@ func (q *queries) RecordTaskError(ctx context.Context, requestID, target, msg st
 }
 
 // FinishTask implements store.Tasks.
-func (q *queries) FinishTask(ctx context.Context, requestID, target string, state lethe.TaskState, report lethe.Report, lastError string, at time.Time) (bool, error) {
+func (q *queries) FinishTask(ctx context.Context, p store.FinishTaskParams) (bool, error) {
+	requestID, target, state, report, lastError, at := p.RequestID, p.Target, p.State, p.Report, p.LastError, p.At
 	if !state.Terminal() {
 		return false, fmt.Errorf("finish task: %q is not a terminal state", state)
 	}

@@ -60,7 +60,8 @@ func (q *queries) TaskWait(ctx context.Context, requestID, target string) (store
 }
 
 // SetTaskPending implements store.TaskWaits.
-func (q *queries) SetTaskPending(ctx context.Context, requestID, target, checkpoint, reason string, at time.Time) (first, ok bool, err error) {
+func (q *queries) SetTaskPending(ctx context.Context, p store.SetTaskPendingParams) (first, ok bool, err error) {
+	requestID, target, checkpoint, reason, at := p.RequestID, p.Target, p.Checkpoint, p.Reason, p.At
 	var sealed any // NULL, not an empty blob, when there is no checkpoint
 	if checkpoint != "" {
 		sealed = q.kr.Seal([]byte(checkpoint), checkpointAAD(requestID, target))

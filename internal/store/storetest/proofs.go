@@ -82,7 +82,7 @@ func testProofs(t *testing.T, s store.Store) {
 	}
 
 	// Retention.
-	if _, err := s.UpdateRequestState(ctx, r.ID, nil, nil, lethe.StatusCompleted, lethe.StageDone, t0); err != nil {
+	if _, err := s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, To: lethe.StatusCompleted, ToStage: lethe.StageDone, At: t0}); err != nil {
 		t.Fatal(err)
 	}
 	if ids, err := s.FinishedRequestsBefore(ctx, t0, 10); err != nil || len(ids) != 0 {

@@ -443,20 +443,20 @@ func testUpdateRequestState(t *testing.T, s store.Store) {
 	t1 := t0.Add(time.Minute)
 	t2 := t0.Add(2 * time.Minute)
 
-	ok, err := s.UpdateRequestState(ctx, r.ID, []lethe.Status{lethe.StatusRunning}, nil, lethe.StatusCompleted, lethe.StageDone, t1)
+	ok, err := s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusRunning}, To: lethe.StatusCompleted, ToStage: lethe.StageDone, At: t1})
 	if err != nil || ok {
 		t.Fatalf("update from a state it is not in = %v, %v; want false", ok, err)
 	}
-	ok, err = s.UpdateRequestState(ctx, r.ID, []lethe.Status{lethe.StatusReceived}, []lethe.Stage{lethe.StageErase}, lethe.StatusRunning, lethe.StageErase, t1)
+	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageErase}, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: t1})
 	if err != nil || ok {
 		t.Fatalf("update from a stage it is not in = %v, %v; want false", ok, err)
 	}
-	ok, err = s.UpdateRequestState(ctx, r.ID, []lethe.Status{lethe.StatusReceived}, []lethe.Stage{lethe.StageResolve}, lethe.StatusRunning, lethe.StageErase, t1)
+	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve}, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: t1})
 	if err != nil || !ok {
 		t.Fatalf("update = %v, %v; want true", ok, err)
 	}
 	// A replay must not move StartedAt.
-	ok, err = s.UpdateRequestState(ctx, r.ID, nil, nil, lethe.StatusRunning, lethe.StageVerify, t2)
+	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, To: lethe.StatusRunning, ToStage: lethe.StageVerify, At: t2})
 	if err != nil || !ok {
 		t.Fatalf("update from any = %v, %v; want true", ok, err)
 	}
@@ -468,7 +468,7 @@ func testUpdateRequestState(t *testing.T, s store.Store) {
 		!got.UpdatedAt.Equal(micro(t2)) || !got.CompletedAt.IsZero() {
 		t.Errorf("after running: %+v", got)
 	}
-	ok, err = s.UpdateRequestState(ctx, r.ID, []lethe.Status{lethe.StatusReceived, lethe.StatusRunning}, nil, lethe.StatusFailed, lethe.StageDone, t2)
+	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived, lethe.StatusRunning}, To: lethe.StatusFailed, ToStage: lethe.StageDone, At: t2})
 	if err != nil || !ok {
 		t.Fatalf("finish = %v, %v", ok, err)
 	}
@@ -476,11 +476,11 @@ func testUpdateRequestState(t *testing.T, s store.Store) {
 	if got.Status != lethe.StatusFailed || !got.CompletedAt.Equal(micro(t2)) || !got.StartedAt.Equal(micro(t1)) {
 		t.Errorf("after failing: %+v", got)
 	}
-	ok, err = s.UpdateRequestState(ctx, newID(t), nil, nil, lethe.StatusCanceled, lethe.StageDone, t2)
+	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: newID(t), To: lethe.StatusCanceled, ToStage: lethe.StageDone, At: t2})
 	if err != nil || ok {
 		t.Errorf("update of an unknown request = %v, %v; want false", ok, err)
 	}
-	if _, err := s.UpdateRequestState(ctx, r.ID, nil, nil, "bogus", lethe.StageDone, t2); err == nil {
+	if _, err := s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, To: "bogus", ToStage: lethe.StageDone, At: t2}); err == nil {
 		t.Error("update to an invalid status succeeded")
 	}
 }
@@ -498,10 +498,10 @@ func testUpdateRequestStateRace(t *testing.T, s store.Store) {
 			var ok bool
 			var err error
 			if i%2 == 0 {
-				ok, err = s.UpdateRequestState(ctx, r.ID, []lethe.Status{lethe.StatusReceived}, []lethe.Stage{lethe.StageResolve}, lethe.StatusRunning, lethe.StageErase, t0)
+				ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve}, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: t0})
 			} else {
 				err = s.InTx(ctx, func(tx store.Tx) error {
-					ok, err = tx.UpdateRequestState(ctx, r.ID, []lethe.Status{lethe.StatusReceived}, []lethe.Stage{lethe.StageResolve}, lethe.StatusRunning, lethe.StageErase, t0)
+					ok, err = tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve}, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: t0})
 					return err
 				})
 			}
@@ -640,13 +640,13 @@ func testTasks(t *testing.T, s store.Store) {
 		{Object: "users", Action: lethe.ActionDelete, Rows: 1},
 		{Object: "invoices", Action: lethe.ActionRetain, Rows: 3, Reason: "tax law", Until: time.Date(2035, 1, 1, 0, 0, 0, 0, time.UTC)},
 	}}
-	if ok, err := s.FinishTask(ctx, r.ID, "db", lethe.TaskDone, report, "", t3); err != nil || !ok {
+	if ok, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "db", State: lethe.TaskDone, Report: report, At: t3}); err != nil || !ok {
 		t.Fatalf("FinishTask = %v, %v", ok, err)
 	}
-	if ok, err := s.FinishTask(ctx, r.ID, "db", lethe.TaskFailed, lethe.Report{}, "late", t3); err != nil || ok {
+	if ok, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "db", State: lethe.TaskFailed, Report: lethe.Report{}, LastError: "late", At: t3}); err != nil || ok {
 		t.Errorf("FinishTask on an ended task = %v, %v; want false", ok, err)
 	}
-	if _, err := s.FinishTask(ctx, r.ID, "cache", lethe.TaskRunning, lethe.Report{}, "", t3); err == nil {
+	if _, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "cache", State: lethe.TaskRunning, Report: lethe.Report{}, At: t3}); err == nil {
 		t.Error("FinishTask to a non-terminal state succeeded")
 	}
 	if err := s.RecordTaskError(ctx, r.ID, "db", "late error", t3); err != nil {
@@ -661,7 +661,7 @@ func testTasks(t *testing.T, s store.Store) {
 	if diff := cmp.Diff(wantDone, task, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("ended task (-want +got):\n%s", diff)
 	}
-	if ok, err := s.FinishTask(ctx, r.ID, "cache", lethe.TaskSkipped, lethe.Report{}, "", t3); err != nil || !ok {
+	if ok, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "cache", State: lethe.TaskSkipped, Report: lethe.Report{}, At: t3}); err != nil || !ok {
 		t.Errorf("FinishTask(pending -> skipped) = %v, %v", ok, err)
 	}
 	if n, err := s.CountOpenTasks(ctx, r.ID); err != nil || n != 2 {
@@ -685,7 +685,7 @@ func testTasks(t *testing.T, s store.Store) {
 	_, _, err = s.StartTaskAttempt(ctx, r.ID, "nope", t3)
 	wantErr(t, "StartTaskAttempt(unknown)", err, store.ErrNotFound)
 	wantErr(t, "RecordTaskError(unknown)", s.RecordTaskError(ctx, r.ID, "nope", "x", t3), store.ErrNotFound)
-	if ok, err := s.FinishTask(ctx, r.ID, "nope", lethe.TaskDone, lethe.Report{}, "", t3); err != nil || ok {
+	if ok, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "nope", State: lethe.TaskDone, Report: lethe.Report{}, At: t3}); err != nil || ok {
 		t.Errorf("FinishTask(unknown) = %v, %v; want false", ok, err)
 	}
 }
@@ -699,7 +699,7 @@ func testAudit(t *testing.T, s store.Store) {
 			RequestID: rid,
 			Time:      t0.Add(time.Duration(i) * time.Second),
 			Actor:     lethe.ActorSystem,
-			Type:      fmt.Sprintf("event.%d", i),
+			Type:      lethe.EventType(fmt.Sprintf("event.%d", i)),
 		}
 		if i == 2 {
 			e.Actor, e.ActorID = lethe.ActorClient, "c1"
@@ -763,7 +763,7 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			e := &lethe.AuditEvent{RequestID: rid, Time: t0, Actor: lethe.ActorSystem, Type: fmt.Sprintf("e%d", i)}
+			e := &lethe.AuditEvent{RequestID: rid, Time: t0, Actor: lethe.ActorSystem, Type: lethe.EventType(fmt.Sprintf("e%d", i))}
 			var err error
 			if i%2 == 0 {
 				err = s.AppendAudit(ctx, e)

@@ -94,7 +94,7 @@ func testTaskTally(t *testing.T, s store.Store) {
 	}
 
 	// An ended task's tally is final.
-	if ok, err := s.FinishTask(ctx, r.ID, "cache", lethe.TaskDone, got.Progress, "", t2); err != nil || !ok {
+	if ok, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "cache", State: lethe.TaskDone, Report: got.Progress, At: t2}); err != nil || !ok {
 		t.Fatalf("FinishTask = %v, %v", ok, err)
 	}
 	late, err := s.AddTaskProgress(ctx, r.ID, "cache", lethe.Report{Items: []lethe.ReportItem{del("session", 1)}}, t2)

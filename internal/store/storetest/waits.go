@@ -61,7 +61,7 @@ func testTaskWaits(t *testing.T, s store.Store) {
 	// Pending answers: the first is reported as such, checkpoints replace
 	// each other, and the attempt is taken back.
 	checkpoint := "https://svc.example/check/" + newID(t)
-	first, ok, err := s.SetTaskPending(ctx, r.ID, "api", checkpoint, "accepted", t2)
+	first, ok, err := s.SetTaskPending(ctx, store.SetTaskPendingParams{RequestID: r.ID, Target: "api", Checkpoint: checkpoint, Reason: "accepted", At: t2})
 	if err != nil || !first || !ok {
 		t.Fatalf("first SetTaskPending = %v, %v, %v", first, ok, err)
 	}
@@ -69,7 +69,7 @@ func testTaskWaits(t *testing.T, s store.Store) {
 	if _, _, err := s.StartTaskAttempt(ctx, r.ID, "api", t2); err != nil {
 		t.Fatal(err)
 	}
-	first, ok, err = s.SetTaskPending(ctx, r.ID, "api", checkpoint+"/2", "still working", t3)
+	first, ok, err = s.SetTaskPending(ctx, store.SetTaskPendingParams{RequestID: r.ID, Target: "api", Checkpoint: checkpoint + "/2", Reason: "still working", At: t3})
 	if err != nil || first || !ok {
 		t.Fatalf("second SetTaskPending = %v, %v, %v; want not first", first, ok, err)
 	}
@@ -85,7 +85,7 @@ func testTaskWaits(t *testing.T, s store.Store) {
 	if tasks[0].Attempts != 0 || tasks[0].State != lethe.TaskRunning || tasks[0].LastError != "still working" {
 		t.Errorf("task after pending answers = %+v; want running, 0 attempts, last error the reason", tasks[0])
 	}
-	if _, _, err := s.SetTaskPending(ctx, r.ID, "api", "", "waiting for the callback", t3); err != nil {
+	if _, _, err := s.SetTaskPending(ctx, store.SetTaskPendingParams{RequestID: r.ID, Target: "api", Checkpoint: "", Reason: "waiting for the callback", At: t3}); err != nil {
 		t.Fatal(err)
 	}
 	if w, err := s.TaskWait(ctx, r.ID, "api"); err != nil || w.Checkpoint != "" {
@@ -110,11 +110,11 @@ func testTaskWaits(t *testing.T, s store.Store) {
 
 	// Ending the task drops checkpoint, token and completion, in the same
 	// transaction; the token still finds the (ended) task.
-	if _, _, err := s.SetTaskPending(ctx, r.ID, "api", checkpoint, "", t3); err != nil {
+	if _, _, err := s.SetTaskPending(ctx, store.SetTaskPendingParams{RequestID: r.ID, Target: "api", Checkpoint: checkpoint, Reason: "", At: t3}); err != nil {
 		t.Fatal(err)
 	}
 	err = s.InTx(ctx, func(tx store.Tx) error {
-		_, err := tx.FinishTask(ctx, r.ID, "api", lethe.TaskDone, c.Report, "", t3)
+		_, err := tx.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "api", State: lethe.TaskDone, Report: c.Report, At: t3})
 		return err
 	})
 	if err != nil {
@@ -129,7 +129,7 @@ func testTaskWaits(t *testing.T, s store.Store) {
 	if _, err := s.TaskCallbackToken(ctx, r.ID, "api", t3); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("TaskCallbackToken of an ended task: %v, want ErrConflict", err)
 	}
-	if _, ok, err := s.SetTaskPending(ctx, r.ID, "api", checkpoint, "", t3); err != nil || ok {
+	if _, ok, err := s.SetTaskPending(ctx, store.SetTaskPendingParams{RequestID: r.ID, Target: "api", Checkpoint: checkpoint, Reason: "", At: t3}); err != nil || ok {
 		t.Errorf("SetTaskPending on an ended task = %v, %v; want not ok", ok, err)
 	}
 	if ok, err := s.RecordTaskCompletion(ctx, r.ID, "api", c, t3); err != nil || ok {

@@ -40,8 +40,8 @@ type IdentityHash struct {
 	Source string // "given" or "linked"
 }
 
-// Proofs persists what proves a request was carried out (receipts, the
-// keys that sign them) and what retention removes.
+// Proofs persists what proves a request was carried out: receipts, the
+// keys that sign them, and what audit verification walks.
 type Proofs interface {
 	// RequestIdentityHashes returns the request's identities' types and
 	// keyed hashes, given ones first, whether or not values were dropped.
@@ -64,17 +64,4 @@ type Proofs interface {
 	// RequestsWithoutAudit returns up to limit ids of requests or receipts
 	// that have no audit event at all: a chain deleted as a whole.
 	RequestsWithoutAudit(ctx context.Context, limit int) ([]string, error)
-
-	// FinishedRequestsBefore returns up to limit ids of terminal requests
-	// completed before cutoff, oldest first.
-	FinishedRequestsBefore(ctx context.Context, cutoff time.Time, limit int) ([]string, error)
-	// DeleteRequest deletes a request with its identities' hashes and its
-	// tasks; false when it did not exist. Its receipt and audit events stay.
-	DeleteRequest(ctx context.Context, requestID string) (bool, error)
-	// ReceiptsIssuedBefore returns up to limit request ids whose receipt
-	// was issued before cutoff, oldest first.
-	ReceiptsIssuedBefore(ctx context.Context, cutoff time.Time, limit int) ([]string, error)
-	// DeleteProof deletes a request's receipt and audit events (and the
-	// request, if it is still there): the end of the legal retention.
-	DeleteProof(ctx context.Context, requestID string) error
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/terminate"
 )
 
 const (
@@ -298,7 +299,7 @@ func TestCallbackCanceled(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		in := intake.New(st, p, keys, intake.Config{})
+		in := intake.New(st, p, keys, intake.Config{Terminator: p})
 		client := newClientWithSecret(t, st, clientSecret)
 		req, _, err := in.Submit(ctx, intake.Submission{
 			Actor: lethe.ActorClient, ClientID: client, Identities: []lethe.Identity{email},
@@ -390,10 +391,12 @@ func TestCallbackAbandonedAfterWindow(t *testing.T) {
 		// Submitted with the callback; canceled in the same way intake does,
 		// so exactly one event exists when the clock starts to move.
 		err := st.InTx(context.Background(), func(tx store.Tx) error {
-			if _, err := tx.UpdateRequestState(context.Background(), id, []lethe.Status{lethe.StatusReceived}, nil, lethe.StatusCanceled, lethe.StageDone, clock.Now()); err != nil {
+			req, err := tx.LockRequest(context.Background(), id)
+			if err != nil {
 				return err
 			}
-			return p.NotifyStatus(context.Background(), tx, id)
+			_, err = p.Terminate(context.Background(), tx, req, nil, terminate.Ending{To: lethe.StatusCanceled, At: clock.Now()})
+			return err
 		})
 		if err != nil {
 			t.Fatal(err)

@@ -8,7 +8,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -23,20 +22,15 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
-	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
-// Callbacks: when a request with a callback_url changes status (running,
-// completed, failed, canceled), the transaction that changes it also
-// stores a callback event, with its body frozen, and inserts a job that
-// delivers it. Delivery is at least once: a receiver may see an event
-// twice and deduplicates on its id. docs/callbacks.md is the receiver's
-// side of this contract.
+// Delivery of status events to a request's callback_url: at least once,
+// retried with backoff within a window, signed, and never to a host or
+// address the configuration refuses.
 
 // Defaults of CallbackConfig.
 const (
@@ -164,120 +158,6 @@ func (w *callbackWorker) Work(ctx context.Context, job *river.Job[callbackArgs])
 func (w *callbackWorker) NextRetry(job *river.Job[callbackArgs]) time.Time {
 	c := w.p.cfg.Callbacks
 	return time.Now().Add(retryPolicy{base: c.BackoffBase, max: c.BackoffMax}.delay(job.Attempt))
-}
-
-// callbackBody is the JSON a receiver gets. It names the request and says
-// what happened, never who the request is about.
-type callbackBody struct {
-	ID          string          `json:"id"`
-	Type        string          `json:"type"`
-	Sequence    int             `json:"sequence"`
-	RequestID   string          `json:"request_id"`
-	ExternalID  string          `json:"external_id,omitempty"`
-	Status      lethe.Status    `json:"status"`
-	OccurredAt  string          `json:"occurred_at"`
-	ReceivedAt  string          `json:"received_at"`
-	DueAt       string          `json:"due_at"`
-	CompletedAt string          `json:"completed_at,omitempty"`
-	Tasks       callbackTally   `json:"tasks"`
-	Targets     []callbackTasks `json:"targets"`
-}
-
-type callbackTally struct {
-	Total   int `json:"total"`
-	Pending int `json:"pending"`
-	Running int `json:"running"`
-	Done    int `json:"done"`
-	Failed  int `json:"failed"`
-	Skipped int `json:"skipped"`
-}
-
-type callbackTasks struct {
-	Target string          `json:"target"`
-	State  lethe.TaskState `json:"state"`
-	Rows   int64           `json:"rows"`
-}
-
-// CallbackEventType is the "type" of every callback body.
-const CallbackEventType = "deletion_request.status_changed"
-
-func rfc3339(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
-
-// NotifyStatus stores a callback event for the request's current status
-// and queues its delivery, inside tx: call it in the transaction that
-// changed the status, after the change. It does nothing for a request
-// without a callback_url. intake.Cancel calls it too.
-func (p *Pipeline) NotifyStatus(ctx context.Context, tx store.Tx, requestID string) error {
-	// The row is already locked by the status change; reading it without
-	// its tasks first keeps requests without a callback at one cheap read.
-	req, err := tx.LockRequest(ctx, requestID)
-	if err != nil {
-		return fmt.Errorf("notify: %w", err)
-	}
-	if req.CallbackURL == "" || req.Status == lethe.StatusReceived {
-		return nil
-	}
-	if req.Tasks, err = tx.ListTasks(ctx, requestID); err != nil {
-		return fmt.Errorf("notify: %w", err)
-	}
-	seq, err := tx.NextCallbackSeq(ctx, requestID)
-	if err != nil {
-		return fmt.Errorf("notify: %w", err)
-	}
-	id, err := uuid.NewV7()
-	if err != nil {
-		return fmt.Errorf("notify: event id: %w", err)
-	}
-	now := p.now().UTC().Truncate(time.Microsecond)
-	body := callbackBody{
-		ID:          id.String(),
-		Type:        CallbackEventType,
-		Sequence:    seq,
-		RequestID:   req.ID,
-		ExternalID:  req.ExternalID,
-		Status:      req.Status,
-		OccurredAt:  rfc3339(now),
-		ReceivedAt:  rfc3339(req.ReceivedAt),
-		DueAt:       rfc3339(req.DueAt),
-		CompletedAt: rfc3339(req.CompletedAt),
-		Targets:     make([]callbackTasks, 0, len(req.Tasks)),
-	}
-	for _, t := range req.Tasks {
-		body.Tasks.Total++
-		switch t.State {
-		case lethe.TaskPending:
-			body.Tasks.Pending++
-		case lethe.TaskRunning:
-			body.Tasks.Running++
-		case lethe.TaskDone:
-			body.Tasks.Done++
-		case lethe.TaskFailed:
-			body.Tasks.Failed++
-		case lethe.TaskSkipped:
-			body.Tasks.Skipped++
-		}
-		body.Targets = append(body.Targets, callbackTasks{Target: t.Target, State: t.State, Rows: t.Report.Total()})
-	}
-	b, err := json.Marshal(body)
-	if err != nil {
-		return fmt.Errorf("notify: encode: %w", err)
-	}
-	ev := &store.CallbackEvent{
-		ID: body.ID, RequestID: req.ID, Seq: seq, Status: req.Status, ClientID: req.ClientID,
-		URL: req.CallbackURL, Body: b, CreatedAt: now,
-	}
-	if err := tx.CreateCallbackEvent(ctx, ev); err != nil {
-		return fmt.Errorf("notify: %w", err)
-	}
-	if err := p.eng.insertTx(ctx, tx, []river.InsertManyParams{callbackJob(ev.ID)}); err != nil {
-		return fmt.Errorf("notify: %w", err)
-	}
-	return nil
 }
 
 // Error classes recorded for failed attempts. They say what kind of thing
@@ -572,27 +452,4 @@ func publicAddr(ip netip.Addr) bool {
 		return false
 	}
 	return true
-}
-
-// statusChanged is what the pipeline's steps call in the transaction that
-// changed a request's status, before minimisation: a completed request's
-// identities go on the suppression list (when enabled), and the callback
-// event is stored and queued.
-func (p *Pipeline) statusChanged(ctx context.Context, tx store.Tx, requestID string) error {
-	if p.cfg.Suppression {
-		req, err := tx.LockRequest(ctx, requestID)
-		if err != nil {
-			return fmt.Errorf("suppress: %w", err)
-		}
-		if req.Status == lethe.StatusCompleted {
-			n, err := tx.SuppressRequestIdentities(ctx, requestID, p.now())
-			if err != nil {
-				return err
-			}
-			if err := p.audit(ctx, tx, requestID, "request.suppressed", map[string]string{"identities": strconv.Itoa(n)}); err != nil {
-				return err
-			}
-		}
-	}
-	return p.NotifyStatus(ctx, tx, requestID)
 }

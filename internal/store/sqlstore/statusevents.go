@@ -23,7 +23,7 @@ func scanCallbackEvent(s scanner) (*store.CallbackEvent, error) {
 	return e, nil
 }
 
-// NextCallbackSeq implements store.Callbacks.
+// NextCallbackSeq implements store.StatusEvents.
 func (q *queries) NextCallbackSeq(ctx context.Context, requestID string) (int, error) {
 	var seq int
 	if err := q.queryRow(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM callback_events WHERE request_id = ?`,
@@ -33,7 +33,7 @@ func (q *queries) NextCallbackSeq(ctx context.Context, requestID string) (int, e
 	return seq, nil
 }
 
-// CreateCallbackEvent implements store.Callbacks. Events of one request
+// CreateCallbackEvent implements store.StatusEvents. Events of one request
 // are created by its state changes, which the request's compare-and-set
 // already serialises; the unique (request_id, seq) is the backstop should
 // two ever race.
@@ -58,7 +58,7 @@ func (q *queries) CreateCallbackEvent(ctx context.Context, e *store.CallbackEven
 	return nil
 }
 
-// GetCallbackEvent implements store.Callbacks.
+// GetCallbackEvent implements store.StatusEvents.
 func (q *queries) GetCallbackEvent(ctx context.Context, id string) (*store.CallbackEvent, error) {
 	e, err := scanCallbackEvent(q.queryRow(ctx, `SELECT `+callbackCols+` FROM callback_events WHERE id = ?`, id))
 	if err != nil {
@@ -67,7 +67,7 @@ func (q *queries) GetCallbackEvent(ctx context.Context, id string) (*store.Callb
 	return e, nil
 }
 
-// ListCallbackEvents implements store.Callbacks.
+// ListCallbackEvents implements store.StatusEvents.
 func (q *queries) ListCallbackEvents(ctx context.Context, requestID string) ([]store.CallbackEvent, error) {
 	rows, err := q.query(ctx, `SELECT `+callbackCols+` FROM callback_events WHERE request_id = ? ORDER BY seq`, requestID)
 	if err != nil {
@@ -118,7 +118,7 @@ func (q *queries) ListCallbackEvents(ctx context.Context, requestID string) ([]s
 	return es, nil
 }
 
-// RecordCallbackAttempt implements store.Callbacks.
+// RecordCallbackAttempt implements store.StatusEvents.
 func (q *queries) RecordCallbackAttempt(ctx context.Context, eventID string, a store.CallbackAttempt) (int, error) {
 	if a.Time.IsZero() {
 		return 0, errors.New("record callback attempt: Time is required")
@@ -148,7 +148,7 @@ func (q *queries) RecordCallbackAttempt(ctx context.Context, eventID string, a s
 	return n, nil
 }
 
-// EndCallbackEvent implements store.Callbacks.
+// EndCallbackEvent implements store.StatusEvents.
 func (q *queries) EndCallbackEvent(ctx context.Context, eventID string, state store.CallbackState, at time.Time) (bool, error) {
 	if state != store.CallbackDelivered && state != store.CallbackAbandoned {
 		return false, fmt.Errorf("end callback event: invalid state %q", state)

@@ -1,0 +1,145 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/riverqueue/river"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// Status events: when a request with a callback_url changes status
+// (running, completed, failed, canceled), the transaction that changes it
+// also stores a status event ("callback" in the API and the store), with
+// its body frozen, and inserts a job that delivers it. Delivery is at least once: a receiver may see an event
+// twice and deduplicates on its id. docs/callbacks.md is the receiver's
+// side of this contract.
+
+// callbackBody is the JSON a receiver gets. It names the request and says
+// what happened, never who the request is about.
+type callbackBody struct {
+	ID          string          `json:"id"`
+	Type        string          `json:"type"`
+	Sequence    int             `json:"sequence"`
+	RequestID   string          `json:"request_id"`
+	ExternalID  string          `json:"external_id,omitempty"`
+	Status      lethe.Status    `json:"status"`
+	OccurredAt  string          `json:"occurred_at"`
+	ReceivedAt  string          `json:"received_at"`
+	DueAt       string          `json:"due_at"`
+	CompletedAt string          `json:"completed_at,omitempty"`
+	Tasks       callbackTally   `json:"tasks"`
+	Targets     []callbackTasks `json:"targets"`
+}
+
+type callbackTally struct {
+	Total   int `json:"total"`
+	Pending int `json:"pending"`
+	Running int `json:"running"`
+	Done    int `json:"done"`
+	Failed  int `json:"failed"`
+	Skipped int `json:"skipped"`
+}
+
+type callbackTasks struct {
+	Target string          `json:"target"`
+	State  lethe.TaskState `json:"state"`
+	Rows   int64           `json:"rows"`
+}
+
+// CallbackEventType is the "type" of every callback body.
+const CallbackEventType = "deletion_request.status_changed"
+
+func rfc3339(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// StoreStatusEvent stores the status event of req, whose status tx has
+// just changed, with its body frozen, and queues its delivery in tx.
+// tasks are the request's tasks as tx sees them. It does nothing for a
+// request without a callback_url. Every terminal status stores its event
+// through Terminate; statusMoved stores those of running.
+func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe.Request, tasks []lethe.Task) error {
+	if req.CallbackURL == "" || req.Status == lethe.StatusReceived {
+		return nil
+	}
+	seq, err := tx.NextCallbackSeq(ctx, req.ID)
+	if err != nil {
+		return fmt.Errorf("status event: %w", err)
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		return fmt.Errorf("status event: id: %w", err)
+	}
+	now := p.now().UTC().Truncate(time.Microsecond)
+	body := callbackBody{
+		ID:          id.String(),
+		Type:        CallbackEventType,
+		Sequence:    seq,
+		RequestID:   req.ID,
+		ExternalID:  req.ExternalID,
+		Status:      req.Status,
+		OccurredAt:  rfc3339(now),
+		ReceivedAt:  rfc3339(req.ReceivedAt),
+		DueAt:       rfc3339(req.DueAt),
+		CompletedAt: rfc3339(req.CompletedAt),
+		Targets:     make([]callbackTasks, 0, len(tasks)),
+	}
+	for _, t := range tasks {
+		body.Tasks.Total++
+		switch t.State {
+		case lethe.TaskPending:
+			body.Tasks.Pending++
+		case lethe.TaskRunning:
+			body.Tasks.Running++
+		case lethe.TaskDone:
+			body.Tasks.Done++
+		case lethe.TaskFailed:
+			body.Tasks.Failed++
+		case lethe.TaskSkipped:
+			body.Tasks.Skipped++
+		}
+		body.Targets = append(body.Targets, callbackTasks{Target: t.Target, State: t.State, Rows: t.Report.Total()})
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return fmt.Errorf("status event: encode: %w", err)
+	}
+	ev := &store.CallbackEvent{
+		ID: body.ID, RequestID: req.ID, Seq: seq, Status: req.Status, ClientID: req.ClientID,
+		URL: req.CallbackURL, Body: b, CreatedAt: now,
+	}
+	if err := tx.CreateCallbackEvent(ctx, ev); err != nil {
+		return fmt.Errorf("status event: %w", err)
+	}
+	if err := p.eng.insertTx(ctx, tx, []river.InsertManyParams{callbackJob(ev.ID)}); err != nil {
+		return fmt.Errorf("status event: %w", err)
+	}
+	return nil
+}
+
+// statusMoved stores the status event of a request that tx moved to a
+// status that keeps it open (running).
+func (p *Pipeline) statusMoved(ctx context.Context, tx store.Tx, requestID string) error {
+	// The row is already locked by the status change.
+	req, err := tx.LockRequest(ctx, requestID)
+	if err != nil {
+		return fmt.Errorf("status event: %w", err)
+	}
+	if req.CallbackURL == "" {
+		return nil // one cheap read for requests without a callback
+	}
+	tasks, err := tx.ListTasks(ctx, requestID)
+	if err != nil {
+		return fmt.Errorf("status event: %w", err)
+	}
+	return p.StoreStatusEvent(ctx, tx, req, tasks)
+}

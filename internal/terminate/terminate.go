@@ -1,0 +1,211 @@
+// Package terminate is the one way a deletion request ends. Every move to a
+// terminal status (completed and failed in the pipeline, canceled in
+// intake) goes through Path.Terminate, inside the transaction that holds
+// the request's row, so the status, the proof and the forgetting commit
+// together or not at all.
+package terminate
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// StatusEvents stores a request's outbound status event (and queues its
+// delivery) inside tx, the transaction that changed the status. The
+// pipeline implements it.
+type StatusEvents interface {
+	StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe.Request, tasks []lethe.Task) error
+}
+
+// Path ends requests. The zero Path issues no receipt, suppresses nothing
+// and sends no status event, but still records the end and drops the
+// identities' values.
+type Path struct {
+	// Signer signs receipts; nil issues none (tools and tests without keys).
+	Signer *audit.Signer
+	// Suppress puts the identities of completed requests on the
+	// suppression list.
+	Suppress bool
+	// Events stores the outbound status event; nil sends none.
+	Events StatusEvents
+}
+
+// Ending is one move of a request to a terminal status.
+type Ending struct {
+	// To is the terminal status. Its audit event is lethe.StatusEvent(To).
+	To lethe.Status
+	// Actor caused the end (ActorSystem when empty); ActorID names a client.
+	Actor   lethe.Actor
+	ActorID string
+	// At is when it ended: the request's CompletedAt, the time of every
+	// event it records and the receipt's issue time.
+	At time.Time
+	// Details of the terminal audit event; never identity values.
+	Details map[string]string
+}
+
+// ending is what the effects of one Terminate share.
+type ending struct {
+	Ending
+	req    *lethe.Request
+	tasks  []lethe.Task
+	hashes []store.IdentityHash // read once, by the first effect that needs them
+}
+
+func (e *ending) identityHashes(ctx context.Context, tx store.Tx) ([]store.IdentityHash, error) {
+	if e.hashes != nil {
+		return e.hashes, nil
+	}
+	ids, err := tx.RequestIdentityHashes(ctx, e.req.ID)
+	if err != nil {
+		return nil, err
+	}
+	e.hashes = ids
+	return ids, nil
+}
+
+// effect is one thing done to a request that has just ended.
+type effect struct {
+	name string
+	run  func(p Path, ctx context.Context, tx store.Tx, e *ending) error
+}
+
+// effects run in this order, which is the rule of ending a request: the
+// terminal event first, so the receipt's chain includes it; everything that
+// needs the identities' values (the suppression list) or that a receipt
+// should cover (the status event) next; the receipt; and the forgetting
+// last, since nothing after it can read a value.
+var effects = []effect{
+	{"audit", recordEnd},
+	{"suppress", suppress},
+	{"status_event", storeStatusEvent},
+	{"receipt", issueReceipt},
+	{"minimise", minimise},
+}
+
+// Terminate moves req, read by the caller in tx (LockRequest), from its
+// (status, stage) to (e.To, done) and, only if that compare-and-set won,
+// runs every effect in order. It reports whether the request ended here;
+// false means another transaction moved it first and nothing was done.
+// tasks are the request's tasks as the caller read them in tx.
+func (p Path) Terminate(ctx context.Context, tx store.Tx, req *lethe.Request, tasks []lethe.Task, e Ending) (bool, error) {
+	if !e.To.Terminal() || lethe.StatusEvent(e.To) == "" {
+		return false, fmt.Errorf("terminate: %q is not a terminal status", e.To)
+	}
+	if req.Status.Terminal() {
+		return false, nil
+	}
+	if e.Actor == "" {
+		e.Actor = lethe.ActorSystem
+	}
+	// The store keeps microseconds; the request in hand must match what a
+	// read would return, since the receipt is built from it.
+	e.At = e.At.UTC().Truncate(time.Microsecond)
+	ok, err := tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{
+		ID: req.ID, From: []lethe.Status{req.Status}, FromStage: []lethe.Stage{req.Stage},
+		To: e.To, ToStage: lethe.StageDone, At: e.At,
+	})
+	if err != nil || !ok {
+		return false, terminateErr("change state", err)
+	}
+	req.Status, req.Stage, req.CompletedAt, req.UpdatedAt = e.To, lethe.StageDone, e.At, e.At
+	end := &ending{Ending: e, req: req, tasks: tasks}
+	for _, f := range effects {
+		if err := f.run(p, ctx, tx, end); err != nil {
+			return false, terminateErr(f.name, err)
+		}
+	}
+	return true, nil
+}
+
+func terminateErr(step string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("terminate: %s: %w", step, err)
+}
+
+func recordEnd(_ Path, ctx context.Context, tx store.Tx, e *ending) error {
+	return tx.AppendAudit(ctx, &lethe.AuditEvent{
+		RequestID: e.req.ID, Time: e.At, Actor: e.Actor, ActorID: e.ActorID,
+		Type: lethe.StatusEvent(e.To), Details: e.Details,
+	})
+}
+
+// suppress lists a completed request's identities: only a request whose
+// erasure succeeded says "this person asked to be erased and was".
+func suppress(p Path, ctx context.Context, tx store.Tx, e *ending) error {
+	if !p.Suppress || e.To != lethe.StatusCompleted {
+		return nil
+	}
+	n, err := tx.SuppressRequestIdentities(ctx, e.req.ID, e.At)
+	if err != nil {
+		return err
+	}
+	return appendSystem(ctx, tx, e, lethe.EventRequestSuppressed, map[string]string{"identities": strconv.Itoa(n)})
+}
+
+func storeStatusEvent(p Path, ctx context.Context, tx store.Tx, e *ending) error {
+	if p.Events == nil {
+		return nil
+	}
+	return p.Events.StoreStatusEvent(ctx, tx, e.req, e.tasks)
+}
+
+// issueReceipt signs the receipt and records its digest in the chain.
+func issueReceipt(p Path, ctx context.Context, tx store.Tx, e *ending) error {
+	if p.Signer == nil {
+		return nil
+	}
+	ids, err := e.identityHashes(ctx, tx)
+	if err != nil {
+		return err
+	}
+	events, err := tx.ListAudit(ctx, e.req.ID)
+	if err != nil {
+		return err
+	}
+	doc, err := p.Signer.Sign(audit.NewReceipt(e.req, e.tasks, ids, events))
+	if err != nil {
+		return err
+	}
+	digest, err := audit.Digest(doc)
+	if err != nil {
+		return fmt.Errorf("receipt digest: %w", err)
+	}
+	if err := tx.PutReceipt(ctx, store.Receipt{
+		RequestID: e.req.ID, ClientID: e.req.ClientID, KeyID: p.Signer.KeyID(), Body: doc, IssuedAt: e.At,
+	}); err != nil {
+		return err
+	}
+	return appendSystem(ctx, tx, e, lethe.EventReceiptIssued, map[string]string{
+		"key_id": p.Signer.KeyID(), "receipt_sha256": digest,
+	})
+}
+
+// minimise drops the plaintext identities, keeping only their keyed
+// hashes.
+func minimise(_ Path, ctx context.Context, tx store.Tx, e *ending) error {
+	ids, err := e.identityHashes(ctx, tx)
+	if err != nil {
+		return err
+	}
+	if err := tx.DropIdentityValues(ctx, e.req.ID); err != nil {
+		return err
+	}
+	return appendSystem(ctx, tx, e, lethe.EventIdentitiesDropped, map[string]string{
+		"hashes_kept": strconv.Itoa(len(ids)),
+	})
+}
+
+func appendSystem(ctx context.Context, tx store.Tx, e *ending, typ lethe.EventType, details map[string]string) error {
+	return tx.AppendAudit(ctx, &lethe.AuditEvent{
+		RequestID: e.req.ID, Time: e.At, Actor: lethe.ActorSystem, Type: typ, Details: details,
+	})
+}
