@@ -93,8 +93,8 @@ type Config struct {
 	// Now is the clock for timestamps in the store. Default time.Now.
 	Now func() time.Time
 
-	// Callbacks tunes the delivery of status callbacks; each field states
-	// its default. See callbacks.go.
+	// Callbacks tunes the delivery of status events to callback URLs;
+	// each field states its default.
 	Callbacks CallbackConfig
 	// Suppression, when true, adds the identities of every completed
 	// request to the suppression list as the request finishes. Default
@@ -102,7 +102,7 @@ type Config struct {
 	Suppression bool
 
 	// Signer signs the receipt issued when a request ends. Default nil:
-	// no receipt (identities are dropped all the same). See close.go.
+	// no receipt (identities are dropped all the same).
 	Signer *audit.Signer
 
 	// Retention, when set, runs the purge as a periodic job (on the
@@ -161,7 +161,7 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	c.Callbacks = c.Callbacks.withDefaults()
-	c.Deadlines = c.Deadlines.withDefaults() // deadlines.go
+	c.Deadlines = c.Deadlines.withDefaults()
 	return c
 }
 

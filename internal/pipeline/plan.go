@@ -11,7 +11,7 @@ import (
 )
 
 // resolver is the part of the pipeline that walks the data map from the
-// given identities to every linked one (resolveIdentities, in steps.go).
+// given identities to every linked one (resolveIdentities).
 // Its fields carry the same names as the Pipeline's so that the resolve
 // step and Plan run literally the same fixed-point code: a plan that
 // resolved differently from the request it previews would be a lie.

@@ -178,7 +178,7 @@ func (q *queries) ListRequests(ctx context.Context, f store.ListFilter) ([]*leth
 		args = append(args, f.Status)
 	}
 	if f.Open {
-		where = append(where, openStatuses) // deadlines.go
+		where = append(where, openStatuses)
 	}
 	if !f.DueBefore.IsZero() {
 		where = append(where, "due_at < ?")
