@@ -13,41 +13,14 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/audit"
-	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/store/postgres"
-	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/terminate"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
-type migrating interface {
-	store.Store
-	Migrate(context.Context) error
-}
-
 func openStore(t *testing.T, dialect string) store.Store {
 	t.Helper()
-	ctx := context.Background()
-	kr, err := seal.New(make([]byte, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st migrating
-	switch dialect {
-	case "sqlite":
-		st, err = sqlite.Open(ctx, testdb.SQLitePath(t), sqlite.Options{Keyring: kr})
-	case "postgres":
-		st, err = postgres.Open(ctx, testdb.PostgresDSN(t), postgres.Options{Keyring: kr})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st
+	return testdb.OpenStore(t, dialect)
 }
 
 // closedRequest stores a request that went received -> running ->
@@ -113,7 +86,7 @@ func rawExec(t *testing.T, st store.Store, query string, args ...any) {
 
 func TestVerifyCatchesTampering(t *testing.T) {
 	t.Parallel()
-	for _, dialect := range []string{"sqlite", "postgres"} {
+	for _, dialect := range testdb.Dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -220,15 +193,12 @@ func TestVerifyCatchesTampering(t *testing.T) {
 // the stored (sealed) key is the one every later start loads.
 func TestKeyRotationKeepsOldReceiptsValid(t *testing.T) {
 	t.Parallel()
-	for _, dialect := range []string{"sqlite", "postgres"} {
+	for _, dialect := range testdb.Dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			st := openStore(t, dialect)
-			kr, err := seal.New(make([]byte, seal.KeySize))
-			if err != nil {
-				t.Fatal(err)
-			}
+			kr := testdb.Keyring(t)
 			first, created, err := audit.LoadSigner(ctx, st, kr, "", time.Now())
 			if err != nil || !created {
 				t.Fatalf("first start: created %v, %v", created, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 func TestMain(m *testing.M) {
@@ -48,7 +49,7 @@ func testConfig() Config {
 // both.
 func eachDialect(t *testing.T, test func(t *testing.T, st store.Store)) {
 	t.Helper()
-	for _, dialect := range []string{"sqlite", "postgres"} {
+	for _, dialect := range testdb.Dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			test(t, openStore(t, dialect))

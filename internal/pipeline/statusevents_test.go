@@ -28,9 +28,9 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/internal/intake"
-	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/terminate"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 const (
@@ -295,10 +295,7 @@ func TestCallbackCanceled(t *testing.T) {
 		ctx := context.Background()
 		rcv := newReceiver(t, always(http.StatusAccepted))
 		p := build(t, st, callbackConfig(), Target{"t", newMemTarget()})
-		keys, err := seal.New(make([]byte, seal.KeySize))
-		if err != nil {
-			t.Fatal(err)
-		}
+		keys := testdb.Keyring(t)
 		in := intake.New(st, p, keys, intake.Config{Terminator: p})
 		client := newClientWithSecret(t, st, clientSecret)
 		req, _, err := in.Submit(ctx, intake.Submission{

@@ -7,51 +7,17 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/store/postgres"
-	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
-// openStore opens a fresh, migrated store (lethe's tables, then River's)
-// closed at the end of the test. PostgreSQL tests are skipped unless
-// LETHE_TEST_POSTGRES is set.
+// openStore opens a fresh store (testdb.OpenStore) with River's tables
+// migrated too. PostgreSQL tests are skipped unless LETHE_TEST_POSTGRES is
+// set.
 func openStore(t *testing.T, dialect string) store.Store {
 	t.Helper()
 	ctx := context.Background()
-	kr, err := seal.New(make([]byte, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st interface {
-		store.Store
-		Migrate(context.Context) error
-	}
-	switch dialect {
-	case "sqlite":
-		s, err := sqlite.Open(ctx, testdb.SQLitePath(t), sqlite.Options{Keyring: kr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st = s
-	case "postgres":
-		s, err := postgres.Open(ctx, testdb.PostgresDSN(t), postgres.Options{Keyring: kr})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st = s
-	default:
-		t.Fatalf("unknown dialect %q", dialect)
-	}
-	t.Cleanup(func() {
-		if err := st.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-	})
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatalf("store migrations: %v", err)
-	}
+	st := testdb.OpenStore(t, dialect)
 	if err := Migrate(ctx, st); err != nil {
 		t.Fatal(err)
 	}

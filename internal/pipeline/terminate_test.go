@@ -12,8 +12,8 @@ import (
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/intake"
-	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // Every terminal transition ends through Terminate: the same effects in
@@ -45,10 +45,7 @@ func TestEveryEndTerminates(t *testing.T) {
 			t.Parallel()
 			eachDialect(t, func(t *testing.T, st store.Store) {
 				ctx := context.Background()
-				kr, err := seal.New(make([]byte, seal.KeySize))
-				if err != nil {
-					t.Fatal(err)
-				}
+				kr := testdb.Keyring(t)
 				signer, _, err := audit.LoadSigner(ctx, st, kr, "", time.Now())
 				if err != nil {
 					t.Fatal(err)
