@@ -161,7 +161,7 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	c.Callbacks = c.Callbacks.withDefaults()
-	c.Deadlines = c.Deadlines.withDefaults()
+	c.Deadlines = c.Deadlines.withDefaults() // deadlines.go
 	return c
 }
 

@@ -41,7 +41,7 @@ func wakeEraseJob(requestID, target string) river.InsertManyParams {
 // at once. Repeating a confirmation is harmless. Errors are *lethe.Error
 // for the caller; anything else is internal.
 func (p *Pipeline) CompleteTask(ctx context.Context, token string, h http.Header, body []byte) error {
-	task, err := p.st.FindTaskByCallbackToken(ctx, token)
+	task, err := p.st.FindTaskByConfirmationToken(ctx, token)
 	if errors.Is(err, store.ErrNotFound) {
 		return lethe.Errorf(lethe.ENOTFOUND, "no task has this callback token")
 	}

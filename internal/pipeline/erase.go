@@ -304,7 +304,7 @@ func (p *Pipeline) resumeWait(ctx, bctx context.Context, job *rivertype.JobRow, 
 	}
 	s.Checkpoint = w.Checkpoint
 	if c, ok := conn.(connector.Completer); ok && c.AcceptsCallbacks() {
-		token, err := p.st.TaskCallbackToken(ctx, task.RequestID, task.Target, p.now())
+		token, err := p.st.TaskConfirmationToken(ctx, task.RequestID, task.Target, p.now())
 		if errors.Is(err, store.ErrConflict) {
 			return true, nil // the task ended meanwhile: this job is a duplicate
 		}

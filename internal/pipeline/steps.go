@@ -25,6 +25,10 @@ import (
 //  3. in ONE transaction: compare-and-set the request's (status, stage),
 //     and only if that succeeded make the step's changes, append their
 //     audit events and insert the next job; then complete this job.
+//
+// Step 3 is commit; a step that ends the request makes its compare-and-set
+// through Terminate, which runs what every end does in the same
+// transaction.
 
 // bookkeepingTimeout bounds the store writes made after a connector call.
 // They run on a context detached from the job's, so that a job cut short by

@@ -9,8 +9,8 @@ import (
 
 // TaskWaits keeps what the pipeline needs while a target works on an
 // erasure asynchronously: the connector's checkpoint (sealed: it may be a
-// URL naming the subject), the callback token the target may use to
-// confirm, and a confirmation that arrived by callback. The record belongs
+// URL naming the subject), the token of the URL the target may confirm
+// at, and a confirmation that arrived there. The record belongs
 // to a running task; it is deleted when the task ends (by the database, in
 // the transaction that ends it) and with its request.
 type TaskWaits interface {
@@ -24,14 +24,15 @@ type TaskWaits interface {
 	// whether this is the task's first pending answer; ok is false (and
 	// nothing changes) when the task is not running.
 	SetTaskPending(ctx context.Context, p SetTaskPendingParams) (first, ok bool, err error)
-	// TaskCallbackToken returns the task's callback token, creating it on
-	// first use; every later call returns the same token, so a repeated
-	// call to the target carries the same callback URL. ErrNotFound when
-	// the task does not exist, ErrConflict when it has ended.
-	TaskCallbackToken(ctx context.Context, requestID, target string, at time.Time) (string, error)
-	// FindTaskByCallbackToken returns the task whose callback token is
-	// token (looked up by keyed hash), or ErrNotFound.
-	FindTaskByCallbackToken(ctx context.Context, token string) (lethe.Task, error)
+	// TaskConfirmationToken returns the token that names the task in the
+	// URL its target confirms at (connector.Subject.CallbackToken),
+	// creating it on first use; every later call returns the same token,
+	// so a repeated call to the target carries the same URL. ErrNotFound
+	// when the task does not exist, ErrConflict when it has ended.
+	TaskConfirmationToken(ctx context.Context, requestID, target string, at time.Time) (string, error)
+	// FindTaskByConfirmationToken returns the task whose confirmation
+	// token is token (looked up by keyed hash), or ErrNotFound.
+	FindTaskByConfirmationToken(ctx context.Context, token string) (lethe.Task, error)
 	// RecordTaskCompletion stores a target's confirmation on a running
 	// task that has none yet and reports whether it did.
 	RecordTaskCompletion(ctx context.Context, requestID, target string, c TaskCompletion, at time.Time) (bool, error)

@@ -94,8 +94,8 @@ func (q *queries) SetTaskPending(ctx context.Context, p store.SetTaskPendingPara
 	return first, ok, nil
 }
 
-// TaskCallbackToken implements store.TaskWaits.
-func (q *queries) TaskCallbackToken(ctx context.Context, requestID, target string, at time.Time) (string, error) {
+// TaskConfirmationToken implements store.TaskWaits.
+func (q *queries) TaskConfirmationToken(ctx context.Context, requestID, target string, at time.Time) (string, error) {
 	var token string
 	err := q.atomic(ctx, func(q *queries) error {
 		t, err := q.getTask(ctx, requestID, target)
@@ -138,8 +138,8 @@ func (q *queries) TaskCallbackToken(ctx context.Context, requestID, target strin
 	return token, nil
 }
 
-// FindTaskByCallbackToken implements store.TaskWaits.
-func (q *queries) FindTaskByCallbackToken(ctx context.Context, token string) (lethe.Task, error) {
+// FindTaskByConfirmationToken implements store.TaskWaits.
+func (q *queries) FindTaskByConfirmationToken(ctx context.Context, token string) (lethe.Task, error) {
 	if token == "" {
 		return lethe.Task{}, fmt.Errorf("find task by callback token: %w", store.ErrNotFound)
 	}

@@ -38,24 +38,24 @@ func testTaskWaits(t *testing.T, s store.Store) {
 	tokens := make([]string, 4)
 	errs := make([]error, 4)
 	for i := range tokens {
-		wg.Go(func() { tokens[i], errs[i] = s.TaskCallbackToken(ctx, r.ID, "api", t1) })
+		wg.Go(func() { tokens[i], errs[i] = s.TaskConfirmationToken(ctx, r.ID, "api", t1) })
 	}
 	wg.Wait()
 	for i := range tokens {
 		if errs[i] != nil || tokens[i] == "" || tokens[i] != tokens[0] {
-			t.Fatalf("TaskCallbackToken #%d = %q, %v; want one token for all", i, tokens[i], errs[i])
+			t.Fatalf("TaskConfirmationToken #%d = %q, %v; want one token for all", i, tokens[i], errs[i])
 		}
 	}
 	token := tokens[0]
 	assertAbsent(t, s, "task_waits", token)
-	if task, err := s.FindTaskByCallbackToken(ctx, token); err != nil || task.Target != "api" || task.RequestID != r.ID {
-		t.Errorf("FindTaskByCallbackToken = %+v, %v", task, err)
+	if task, err := s.FindTaskByConfirmationToken(ctx, token); err != nil || task.Target != "api" || task.RequestID != r.ID {
+		t.Errorf("FindTaskByConfirmationToken = %+v, %v", task, err)
 	}
-	if _, err := s.FindTaskByCallbackToken(ctx, token+"0"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("FindTaskByCallbackToken of an unknown token: %v, want ErrNotFound", err)
+	if _, err := s.FindTaskByConfirmationToken(ctx, token+"0"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("FindTaskByConfirmationToken of an unknown token: %v, want ErrNotFound", err)
 	}
-	if _, err := s.TaskCallbackToken(ctx, r.ID, "nope", t1); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("TaskCallbackToken of a missing task: %v, want ErrNotFound", err)
+	if _, err := s.TaskConfirmationToken(ctx, r.ID, "nope", t1); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("TaskConfirmationToken of a missing task: %v, want ErrNotFound", err)
 	}
 
 	// Pending answers: the first is reported as such, checkpoints replace
@@ -123,11 +123,11 @@ func testTaskWaits(t *testing.T, s store.Store) {
 	if w, err := s.TaskWait(ctx, r.ID, "api"); err != nil || w.Checkpoint != "" || w.Completion != nil {
 		t.Errorf("TaskWait of an ended task = %+v, %v; want checkpoint and completion dropped", w, err)
 	}
-	if task, err := s.FindTaskByCallbackToken(ctx, token); err != nil || task.State != lethe.TaskDone {
-		t.Errorf("FindTaskByCallbackToken after the end = %+v, %v; want the done task", task, err)
+	if task, err := s.FindTaskByConfirmationToken(ctx, token); err != nil || task.State != lethe.TaskDone {
+		t.Errorf("FindTaskByConfirmationToken after the end = %+v, %v; want the done task", task, err)
 	}
-	if _, err := s.TaskCallbackToken(ctx, r.ID, "api", t3); !errors.Is(err, store.ErrConflict) {
-		t.Errorf("TaskCallbackToken of an ended task: %v, want ErrConflict", err)
+	if _, err := s.TaskConfirmationToken(ctx, r.ID, "api", t3); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("TaskConfirmationToken of an ended task: %v, want ErrConflict", err)
 	}
 	if _, ok, err := s.SetTaskPending(ctx, store.SetTaskPendingParams{RequestID: r.ID, Target: "api", Checkpoint: checkpoint, Reason: "", At: t3}); err != nil || ok {
 		t.Errorf("SetTaskPending on an ended task = %v, %v; want not ok", ok, err)
