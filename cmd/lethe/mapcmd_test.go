@@ -72,7 +72,6 @@ func TestMapCommandsOnDemoShop(t *testing.T) {
 	if n := strings.Count(text, "REVIEW:"); n < 6 {
 		t.Errorf("%d REVIEW marks, want one per table at least:\n%s", n, text)
 	}
-	t.Logf("proposed map:\n%s", text)
 	out, errOut, err = runWithEnv(t, map[string]string{"SHOP_DSN": dsn}, "map", "check", "--config", proposed, "--json")
 	if err != nil {
 		t.Fatalf("map check of the proposed map: %v\n%s%s\n%s", err, out, errOut, text)

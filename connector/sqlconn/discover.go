@@ -395,14 +395,10 @@ func (dv *discovery) include(name string) *entry {
 	}
 	lt := dv.ls.tables[name]
 	e := &entry{name: name, identities: map[lethe.IdentityType]string{}}
-	switch len(lt.pk) {
-	case 1:
+	if len(lt.pk) == 1 {
 		e.pk = lt.pk[0]
-	case 0:
+	} else {
 		e.notes = append(e.notes, "REVIEW: no primary key; lethe changes rows by primary key, so add one (or name a unique column in primary_key)")
-	default:
-		e.pk = lt.pk[0]
-		e.notes = append(e.notes, fmt.Sprintf("REVIEW: the primary key has several columns (%s); primary_key names the first only", strings.Join(lt.pk, ", ")))
 	}
 	var personal []string
 	for _, col := range lt.order {
@@ -467,10 +463,10 @@ func (dv *discovery) walk() {
 			child := fk.table
 			switch {
 			case child == parent:
-				dv.skipped = append(dv.skipped, fmt.Sprintf("%s references itself (%s): rows of one person pointing at another's; lethe cannot follow it, and the check will ask how its ON DELETE rule treats other people's rows", parent, cols(fk)))
+				dv.skip(fmt.Sprintf("%s references itself (%s): rows of one person pointing at another's; lethe cannot follow it, and the check will ask how its ON DELETE rule treats other people's rows", parent, cols(fk)))
 				continue
 			case len(fk.columns) != 1:
-				dv.skipped = append(dv.skipped, fmt.Sprintf("%s references %s through several columns (%s); a reference follows one column: map it by hand", child, parent, cols(fk)))
+				dv.skip(fmt.Sprintf("%s references %s through several columns (%s); a reference follows one column: map it by hand", child, parent, cols(fk)))
 				continue
 			case !validTableName(child) || !validIdent(fk.columns[0]) || !validIdent(fk.refColumns[0]):
 				continue
@@ -505,6 +501,10 @@ func (dv *discovery) walk() {
 		}
 		lt := dv.ls.tables[name]
 		if slices.ContainsFunc(lt.order, func(col string) bool { return identityByName(col) != "" || dv.sampled[name][col] != "" }) {
+			if len(lt.pk) > 1 {
+				dv.skip(fmt.Sprintf("%s has identity columns and a primary key of several columns (%s): map it by hand", name, strings.Join(lt.pk, ", ")))
+				continue
+			}
 			e := dv.include(name)
 			if len(e.identities) == 0 {
 				delete(dv.entries, name)
@@ -519,8 +519,12 @@ func (dv *discovery) walk() {
 // link adds a reference from child to an included parent, unless it
 // would close a cycle (the connector refuses those).
 func (dv *discovery) link(child string, r Reference, note string) {
+	if pk := dv.ls.tables[child].pk; len(pk) > 1 {
+		dv.skip(fmt.Sprintf("%s has a primary key of several columns (%s) and references %s.%s: map it by hand", child, strings.Join(pk, ", "), r.Table, r.Column))
+		return
+	}
 	if dv.reaches(r.Table, child) {
-		dv.skipped = append(dv.skipped, fmt.Sprintf("%s.%s -> %s would close a cycle of references; it is left out", child, r.Column, r.Table))
+		dv.skip(fmt.Sprintf("%s.%s -> %s would close a cycle of references; it is left out", child, r.Column, r.Table))
 		return
 	}
 	e := dv.include(child)
@@ -530,6 +534,13 @@ func (dv *discovery) link(child string, r Reference, note string) {
 	e.refs = append(e.refs, r)
 	if note != "" {
 		e.notes = append(e.notes, note)
+	}
+}
+
+// skip records a link left out, once.
+func (dv *discovery) skip(note string) {
+	if !slices.Contains(dv.skipped, note) {
+		dv.skipped = append(dv.skipped, note)
 	}
 }
 
