@@ -19,10 +19,28 @@ import (
 func runWithEnv(t *testing.T, env map[string]string, args ...string) (string, string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	cmd := newRootCmd(&out, &errOut, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cmd := newRootCmd(&out, &errOut, cliDB{env: env}.lookup)
 	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(context.Background())
 	return out.String(), errOut.String(), err
+}
+
+// sqliteApp opens a new SQLite database in dir, with foreign keys
+// enforced as a real deployment's DSN would, and returns it and its DSN.
+func sqliteApp(t *testing.T, dir string, stmts ...string) (*sql.DB, string) {
+	t.Helper()
+	dsn := "file:" + filepath.Join(dir, "app.db") + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	for _, stmt := range stmts {
+		if _, err := db.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db, dsn
 }
 
 // TestMapCommandsOnDemoShop: the demo shop's own map passes `lethe map
@@ -31,12 +49,7 @@ func runWithEnv(t *testing.T, env map[string]string, args ...string) (string, st
 func TestMapCommandsOnDemoShop(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	dsn := "file:" + filepath.Join(dir, "shop.db") + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, dsn := sqliteApp(t, dir)
 	if _, _, err := demo.Create(context.Background(), db, "sqlite", 50); err != nil {
 		t.Fatal(err)
 	}
@@ -96,24 +109,13 @@ func TestMapCommandsOnDemoShop(t *testing.T) {
 func TestMapCheckRefusesServeAndPlan(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	dsn := "file:" + filepath.Join(dir, "app.db") + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, stmt := range []string{
+	db, dsn := sqliteApp(t, dir,
 		`CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)`,
 		`CREATE TABLE addresses (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id), street TEXT)`,
 		`CREATE TABLE invoices (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE RESTRICT)`,
 		`INSERT INTO users VALUES (1, 'a@example.com')`,
 		`INSERT INTO addresses VALUES (1, 1, 'Main St')`,
-		`INSERT INTO invoices VALUES (1, 1)`,
-	} {
-		if _, err := db.Exec(stmt); err != nil {
-			t.Fatal(err)
-		}
-	}
+		`INSERT INTO invoices VALUES (1, 1)`)
 	cfgPath := filepath.Join(dir, "lethe.yaml")
 	cfg := `targets:
   - name: app

@@ -2,6 +2,7 @@ package sqlconn_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -131,23 +132,26 @@ func (s *shop) dump(tb testing.TB) string {
 		cols, _ := rows.Columns()
 		var lines []string
 		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
+			// Every value as text (NULL as <nil>): the dialects scan
+			// numbers into different Go types.
+			cells := make([]*sql.NullString, len(cols))
+			dst := make([]any, 0, len(cols))
+			for i := range cells {
+				cells[i] = new(sql.NullString)
+				dst = append(dst, cells[i])
 			}
-			if err := rows.Scan(ptrs...); err != nil {
+			if err := rows.Scan(dst...); err != nil {
 				tb.Fatal(err)
 			}
-			var line strings.Builder
-			line.WriteString(t)
-			for i, v := range vals {
-				if bs, ok := v.([]byte); ok {
-					v = string(bs)
+			fields := []string{t}
+			for i, c := range cells {
+				v := "<nil>"
+				if c.Valid {
+					v = c.String
 				}
-				fmt.Fprintf(&line, " %s=%v", cols[i], v)
+				fields = append(fields, cols[i]+"="+v)
 			}
-			lines = append(lines, line.String())
+			lines = append(lines, strings.Join(fields, " "))
 		}
 		rows.Close()
 		slices.Sort(lines)

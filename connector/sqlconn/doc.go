@@ -101,9 +101,10 @@
 // tables the map does not account for; tables whose rows the database
 // itself deletes or unlinks are declared on the parent's entry:
 //
-//	- name: users
-//	  action: delete
-//	  cascades: [invoices]     # invoices.user_id ... ON DELETE CASCADE
+//	tables:
+//	  - name: users
+//	    action: delete
+//	    cascades: [invoices]     # invoices.user_id ... ON DELETE CASCADE
 //
 // and Plan counts them. Discover proposes a map from a schema.
 // docs/datamap-check.md lists every finding.

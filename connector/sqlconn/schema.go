@@ -70,20 +70,18 @@ func (s *liveSchema) lookup(name string, defaultSchema string) *liveTable {
 
 // into returns the foreign keys referencing table.
 func (s *liveSchema) into(table string) []foreignKey {
-	var out []foreignKey
-	for _, fk := range s.fks {
-		if fk.refTable == table {
-			out = append(out, fk)
-		}
-	}
-	return out
+	return s.keys(func(fk foreignKey) bool { return fk.refTable == table })
 }
 
 // outOf returns the foreign keys of table.
 func (s *liveSchema) outOf(table string) []foreignKey {
+	return s.keys(func(fk foreignKey) bool { return fk.table == table })
+}
+
+func (s *liveSchema) keys(match func(foreignKey) bool) []foreignKey {
 	var out []foreignKey
 	for _, fk := range s.fks {
-		if fk.table == table {
+		if match(fk) {
 			out = append(out, fk)
 		}
 	}
