@@ -19,9 +19,9 @@ func identityByName(col string) lethe.IdentityType {
 	words := strings.Split(strings.ToLower(col), "_")
 	for _, w := range words {
 		switch w {
-		case "email", "mail", "emailaddress":
+		case "email", "emailaddress":
 			return lethe.IdentityEmail
-		case "phone", "mobile", "msisdn", "telephone", "tel", "phonenumber", "cell":
+		case "phone", "mobile", "msisdn", "telephone", "phonenumber":
 			return lethe.IdentityPhone
 		}
 	}
@@ -76,7 +76,7 @@ func singular(table string) string {
 		return strings.TrimSuffix(name, "es")
 	case strings.HasSuffix(name, "ies"):
 		return strings.TrimSuffix(name, "ies") + "y"
-	case strings.HasSuffix(name, "s") && !strings.HasSuffix(name, "ss"):
+	case strings.HasSuffix(name, "s") && !strings.HasSuffix(name, "ss") && !strings.HasSuffix(name, "us"):
 		return strings.TrimSuffix(name, "s")
 	}
 	return name
@@ -155,7 +155,7 @@ func (ck *schemaCheck) entryFor(name string, fks []foreignKey) string {
 			e.pk = lt.pk[0]
 		}
 		for _, col := range lt.order {
-			if typ := identityByName(col); typ != "" && e.identities[typ] == "" && validIdent(col) {
+			if typ := identityByName(col); typ != "" && e.identities[typ] == "" && validIdent(col) && textual(lt.columns[col].dataType) {
 				e.identities[typ] = col
 			}
 		}
@@ -406,6 +406,9 @@ func (dv *discovery) include(name string) *entry {
 			continue
 		}
 		typ, how := identityByName(col), "its name"
+		if !textual(lt.columns[col].dataType) {
+			typ = "" // email_verified BOOLEAN, phone_count INT
+		}
 		if st := dv.sampled[name][col]; st != "" {
 			if typ != "" && typ != st {
 				e.notes = append(e.notes, fmt.Sprintf("REVIEW: %s is named like a %s but its values look like %ss", col, typ, st))
@@ -500,7 +503,9 @@ func (dv *discovery) walk() {
 			continue
 		}
 		lt := dv.ls.tables[name]
-		if slices.ContainsFunc(lt.order, func(col string) bool { return identityByName(col) != "" || dv.sampled[name][col] != "" }) {
+		if slices.ContainsFunc(lt.order, func(col string) bool {
+			return (identityByName(col) != "" && textual(lt.columns[col].dataType)) || dv.sampled[name][col] != ""
+		}) {
 			if len(lt.pk) > 1 {
 				dv.skip(fmt.Sprintf("%s has identity columns and a primary key of several columns (%s): map it by hand", name, strings.Join(lt.pk, ", ")))
 				continue
