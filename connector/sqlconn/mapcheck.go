@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
@@ -341,9 +342,19 @@ func (ck *schemaCheck) pseudonymized(ctx context.Context) error {
 		}
 		lt := ck.ls.tables[name]
 		for _, col := range t.columns {
-			if lc, ok := lt.columns[col]; ok && lc.notNull && t.Columns[col].kind() == StrategyNull {
+			lc, ok := lt.columns[col]
+			if !ok {
+				continue
+			}
+			st := t.Columns[col]
+			if lc.notNull && st.kind() == StrategyNull {
 				ck.add(connector.SeverityError, t.Name, col, "",
 					"is NOT NULL but pseudonymize sets it to null: the UPDATE would fail after earlier tables were already erased; use {fixed: ...}, hash or random, or allow NULL")
+			}
+			if n := writtenLen(st); lc.maxLen > 0 && n > lc.maxLen {
+				ck.add(connector.SeverityError, t.Name, col, "",
+					"holds at most %d characters but strategy %s writes %d: the UPDATE would fail (or cut the value) after earlier tables were already erased",
+					lc.maxLen, st.kind(), n)
 			}
 		}
 		for _, fk := range ck.ls.outOf(name) {
@@ -378,6 +389,21 @@ func (ck *schemaCheck) pseudonymized(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// writtenLen is how many characters strategy st writes into a column.
+func writtenLen(st Strategy) int {
+	switch st.kind() {
+	case StrategyHash:
+		return 64 // hex SHA-256
+	case StrategyRedactEmail:
+		return len("erased+0123456789abcdef@invalid")
+	case StrategyRandom:
+		return 32
+	case StrategyFixed:
+		return utf8.RuneCountInString(st.Value)
+	}
+	return 0
 }
 
 // indexes warns about match columns without an index on large tables:

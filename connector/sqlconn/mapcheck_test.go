@@ -257,7 +257,7 @@ func TestCheckNotNullToNull(t *testing.T) {
 	onEachBackend(t, func(t *testing.T, b backend) {
 		s, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
 			`CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT, shipping_name VARCHAR(255) NOT NULL, note VARCHAR(255),
-				ref VARCHAR(64), total BIGINT NOT NULL, FOREIGN KEY (user_id) REFERENCES users (id))`,
+				ref VARCHAR(64), code VARCHAR(16), total BIGINT NOT NULL, FOREIGN KEY (user_id) REFERENCES users (id))`,
 			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT, FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE SET NULL)`})...)
 		ps := check(t, openMap(t, b, dsn, fmt.Sprintf(usersMap, "cascades: [invoices]")+`
   - name: orders
@@ -283,6 +283,22 @@ func TestCheckNotNullToNull(t *testing.T) {
 			if got := find(ps, connector.SeverityError, "orders", "user_id"); len(got) != want || len(connector.Errors(ps)) != want {
 				t.Errorf("user_id fixed to %s: %d errors on orders.user_id, want %d: %v", fixed, len(got), want, ps)
 			}
+		}
+
+		// A 64-character hash does not fit VARCHAR(16); SQLite does not
+		// enforce lengths.
+		ps = check(t, openMap(t, b, dsn, fmt.Sprintf(usersMap, "cascades: [invoices]")+`
+  - name: orders
+    references: {column: user_id, table: users}
+    action: pseudonymize
+    columns: {user_id: null, shipping_name: {fixed: "erased"}, ref: hash, note: random, code: hash}
+`))
+		want := 1
+		if b.driver == "sqlite" {
+			want = 0
+		}
+		if got := find(ps, connector.SeverityError, "orders", "code"); len(got) != want || len(connector.Errors(ps)) != want {
+			t.Errorf("hash into VARCHAR(16): want %d errors on orders.code, got %v", want, ps)
 		}
 	})
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -30,7 +32,12 @@ type liveTable struct {
 type liveColumn struct {
 	dataType string
 	notNull  bool
+	maxLen   int // characters a text column holds; 0 when unbounded or not enforced (SQLite)
 }
+
+// declaredLen reads the length of a PostgreSQL character type as
+// format_type writes it: character varying(16), character(2).
+var declaredLen = regexp.MustCompile(`^(?:character varying|character|varchar|char|bpchar)\((\d+)\)$`)
 
 // foreignKey is Columns of Table referencing RefColumns of RefTable.
 type foreignKey struct {
@@ -201,7 +208,11 @@ func (in introspection) postgres(ctx context.Context, s *liveSchema, sch string)
 		WHERE n.nspname = $1 AND c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped
 		ORDER BY c.relname, a.attnum`, args, 4, func(v []string) {
 		t := s.table(in.qualify(sch, v[0]))
-		t.columns[v[1]] = liveColumn{dataType: v[2], notNull: v[3] == "true"}
+		c := liveColumn{dataType: v[2], notNull: v[3] == "true"}
+		if m := declaredLen.FindStringSubmatch(v[2]); m != nil {
+			c.maxLen, _ = strconv.Atoi(m[1])
+		}
+		t.columns[v[1]] = c
 		t.order = append(t.order, v[1])
 	})
 	if err != nil {
@@ -262,12 +273,16 @@ func pgRule(code string) string {
 
 func (in introspection) mysql(ctx context.Context, s *liveSchema, sch string) error {
 	args := []any{sch}
-	err := in.each(ctx, `SELECT c.table_name, c.column_name, c.data_type, c.is_nullable
+	err := in.each(ctx, `SELECT c.table_name, c.column_name, c.data_type, c.is_nullable, c.character_maximum_length
 		FROM information_schema.columns c JOIN information_schema.tables t
 		ON t.table_schema = c.table_schema AND t.table_name = c.table_name AND t.table_type = 'BASE TABLE'
-		WHERE c.table_schema = ? ORDER BY c.table_name, c.ordinal_position`, args, 4, func(v []string) {
+		WHERE c.table_schema = ? ORDER BY c.table_name, c.ordinal_position`, args, 5, func(v []string) {
 		t := s.table(in.qualify(sch, v[0]))
-		t.columns[v[1]] = liveColumn{dataType: v[2], notNull: v[3] == "NO"}
+		c := liveColumn{dataType: v[2], notNull: v[3] == "NO"}
+		if n, err := strconv.Atoi(v[4]); err == nil && textual(v[2]) {
+			c.maxLen = n
+		}
+		t.columns[v[1]] = c
 		t.order = append(t.order, v[1])
 	})
 	if err != nil {
