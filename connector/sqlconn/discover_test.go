@@ -119,7 +119,11 @@ func (s *shop) dump(tb testing.TB) string {
 		if err := rows.Scan(&n); err != nil {
 			tb.Fatal(err)
 		}
-		tables = append(tables, n)
+		// The demo's seed mark holds the time of seeding, which differs
+		// between the two databases; it is no map's business.
+		if n != "demo_seed" {
+			tables = append(tables, n)
+		}
 	}
 	rows.Close()
 	slices.Sort(tables)

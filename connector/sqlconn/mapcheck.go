@@ -351,6 +351,10 @@ func (ck *schemaCheck) pseudonymized(ctx context.Context) error {
 				ck.add(connector.SeverityError, t.Name, col, "",
 					"is NOT NULL but pseudonymize sets it to null: the UPDATE would fail after earlier tables were already erased; use {fixed: ...}, hash or random, or allow NULL")
 			}
+			if st.kind() == StrategyFixed && lt.unique[col] {
+				ck.add(connector.SeverityError, t.Name, col, "",
+					"has a unique index, but pseudonymize writes the same fixed value into every row: the second row would be refused; use hash or random")
+			}
 			if n := writtenLen(st); lc.maxLen > 0 && n > lc.maxLen {
 				ck.add(connector.SeverityError, t.Name, col, "",
 					"holds at most %d characters but strategy %s writes %d: the UPDATE would fail (or cut the value) after earlier tables were already erased",

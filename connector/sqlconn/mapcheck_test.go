@@ -258,6 +258,7 @@ func TestCheckNotNullToNull(t *testing.T) {
 		s, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
 			`CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT, shipping_name VARCHAR(255) NOT NULL, note VARCHAR(255),
 				ref VARCHAR(64), code VARCHAR(16), total BIGINT NOT NULL, FOREIGN KEY (user_id) REFERENCES users (id))`,
+			`CREATE UNIQUE INDEX orders_ref ON orders (ref)`,
 			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT, FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE SET NULL)`})...)
 		ps := check(t, openMap(t, b, dsn, fmt.Sprintf(usersMap, "cascades: [invoices]")+`
   - name: orders
@@ -299,6 +300,17 @@ func TestCheckNotNullToNull(t *testing.T) {
 		}
 		if got := find(ps, connector.SeverityError, "orders", "code"); len(got) != want || len(connector.Errors(ps)) != want {
 			t.Errorf("hash into VARCHAR(16): want %d errors on orders.code, got %v", want, ps)
+		}
+
+		// One fixed value in every row of a unique column.
+		ps = check(t, openMap(t, b, dsn, fmt.Sprintf(usersMap, "cascades: [invoices]")+`
+  - name: orders
+    references: {column: user_id, table: users}
+    action: pseudonymize
+    columns: {user_id: null, shipping_name: {fixed: "erased"}, ref: {fixed: "gone"}}
+`))
+		if got := find(ps, connector.SeverityError, "orders", "ref"); len(got) != 1 || len(connector.Errors(ps)) != 1 || !strings.Contains(got[0].Message, "unique") {
+			t.Errorf("fixed value into a unique column: want one error on orders.ref, got %v", ps)
 		}
 	})
 }

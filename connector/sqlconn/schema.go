@@ -27,6 +27,7 @@ type liveTable struct {
 	order   []string        // column names in declaration order
 	pk      []string        // primary key columns in key order
 	indexed map[string]bool // columns that lead an index (the primary key's included)
+	unique  map[string]bool // columns with a unique index of their own
 }
 
 type liveColumn struct {
@@ -98,7 +99,7 @@ func (s *liveSchema) keys(match func(foreignKey) bool) []foreignKey {
 func (s *liveSchema) table(name string) *liveTable {
 	t := s.tables[name]
 	if t == nil {
-		t = &liveTable{name: name, columns: map[string]liveColumn{}, indexed: map[string]bool{}}
+		t = &liveTable{name: name, columns: map[string]liveColumn{}, indexed: map[string]bool{}, unique: map[string]bool{}}
 		s.tables[name] = t
 		s.names = append(s.names, name)
 	}
@@ -219,14 +220,15 @@ func (in introspection) postgres(ctx context.Context, s *liveSchema, sch string)
 		return fmt.Errorf("columns: %w", err)
 	}
 	// One row per column of every index, in key order; indkey[0] leads.
-	err = in.each(ctx, `SELECT c.relname, a.attname, i.indisprimary, k.ord
+	err = in.each(ctx, `SELECT c.relname, a.attname, i.indisprimary, k.ord, i.indisunique AND i.indnkeyatts = 1
 		FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace
 		JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) ON true
 		JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum
-		WHERE n.nspname = $1 ORDER BY c.relname, i.indexrelid, k.ord`, args, 4, func(v []string) {
+		WHERE n.nspname = $1 ORDER BY c.relname, i.indexrelid, k.ord`, args, 5, func(v []string) {
 		t := s.table(in.qualify(sch, v[0]))
 		if v[3] == "1" {
 			t.indexed[v[1]] = true
+			t.unique[v[1]] = t.unique[v[1]] || v[4] == "true"
 		}
 		if v[2] == "true" {
 			t.pk = append(t.pk, v[1])
@@ -288,12 +290,15 @@ func (in introspection) mysql(ctx context.Context, s *liveSchema, sch string) er
 	if err != nil {
 		return fmt.Errorf("columns: %w", err)
 	}
-	err = in.each(ctx, `SELECT table_name, column_name, index_name, seq_in_index
-		FROM information_schema.statistics WHERE table_schema = ?
-		ORDER BY table_name, index_name, seq_in_index`, args, 4, func(v []string) {
+	err = in.each(ctx, `SELECT s.table_name, s.column_name, s.index_name, s.seq_in_index,
+			s.non_unique = 0 AND (SELECT COUNT(*) FROM information_schema.statistics o
+				WHERE o.table_schema = s.table_schema AND o.table_name = s.table_name AND o.index_name = s.index_name) = 1
+		FROM information_schema.statistics s WHERE s.table_schema = ?
+		ORDER BY s.table_name, s.index_name, s.seq_in_index`, args, 5, func(v []string) {
 		t := s.table(in.qualify(sch, v[0]))
 		if v[3] == "1" {
 			t.indexed[v[1]] = true
+			t.unique[v[1]] = t.unique[v[1]] || v[4] == "1"
 		}
 		if v[2] == "PRIMARY" {
 			t.pk = append(t.pk, v[1])
@@ -366,9 +371,11 @@ func (in introspection) sqlite(ctx context.Context, s *liveSchema, sch string) e
 			// An INTEGER PRIMARY KEY is the rowid and has no index entry.
 			t.indexed[t.pk[0]] = true
 		}
-		err = in.each(ctx, `SELECT ii.name FROM pragma_index_list(?, ?) il JOIN pragma_index_info(il.name, ?) ii
-			WHERE ii.seqno = 0`, []any{name, sch, sch}, 1, func(v []string) {
+		err = in.each(ctx, `SELECT ii.name, il."unique" = 1 AND (SELECT COUNT(*) FROM pragma_index_info(il.name, ?)) = 1
+			FROM pragma_index_list(?, ?) il JOIN pragma_index_info(il.name, ?) ii
+			WHERE ii.seqno = 0`, []any{sch, name, sch, sch}, 2, func(v []string) {
 			t.indexed[v[0]] = true
+			t.unique[v[0]] = t.unique[v[0]] || v[1] == "1"
 		})
 		if err != nil {
 			return fmt.Errorf("indexes of %q: %w", name, err)
