@@ -64,7 +64,8 @@ func (cs cascade) reason() string {
 // column than its key), ON DELETE/UPDATE CASCADE, SET NULL and SET DEFAULT
 // rules that change tables the map does not declare in cascades, NOT NULL
 // columns pseudonymized to null, foreign key columns pseudonymized to a
-// value no parent row holds. Warnings: unmapped tables linked to mapped
+// value no parent row holds, columns too short for what their strategy
+// writes, one fixed value for a unique column. Warnings: unmapped tables linked to mapped
 // ones or named like personal data, each with a suggested entry; match
 // columns without an index on large tables; declared cascades that never
 // happen. Missing tables and columns are Validate's to report.
