@@ -57,6 +57,7 @@ func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
 		newReceiptCmd(), // audit.go
 		newKeysCmd(g),   // audit.go
 		newPlanCmd(g),   // plan.go
+		newMapCmd(g),
 		newCallbacksCmd(g),
 		newSuppressionsCmd(g),
 		newVersionCmd(),

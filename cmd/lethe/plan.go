@@ -58,6 +58,9 @@ TYPE is email, phone, user_id or x-<name>; phones are international
 				return err
 			}
 			defer closeTargets()
+			if err := checkDataMap(cmd.Context(), targets, log); err != nil {
+				return err
+			}
 			planner, err := pipeline.NewPlanner(pipeline.Config{}, targets, log)
 			if err != nil {
 				return err

@@ -107,6 +107,9 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 		return err
 	}
 	defer closeTargets()
+	if err := checkDataMap(ctx, targets, log); err != nil {
+		return err
+	}
 
 	names := make([]string, len(targets))
 	for i, t := range targets {

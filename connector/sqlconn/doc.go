@@ -95,7 +95,19 @@
 // strategies, unknown parents, reference cycles, tables no identity can
 // reach, pseudonymize covering its linking columns. Validate checks the
 // live schema: tables and columns exist and text-producing strategies do
-// not target integer columns.
+// not target integer columns. CheckSchema checks the map against the
+// schema's constraints (foreign keys and their ON DELETE / ON UPDATE
+// rules, NOT NULL, indexes) so that no erase can fail midway or change
+// tables the map does not account for; tables whose rows the database
+// itself deletes or unlinks are declared on the parent's entry:
+//
+//	tables:
+//	  - name: users
+//	    action: delete
+//	    cascades: [invoices]     # invoices.user_id ... ON DELETE CASCADE
+//
+// and Plan counts them. Discover proposes a map from a schema.
+// docs/datamap-check.md lists every finding.
 //
 // SQLite targets should use a DSN with _txlock=immediate and a busy
 // timeout (file:shop.db?_txlock=immediate&_pragma=busy_timeout(5000)) so

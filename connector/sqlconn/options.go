@@ -41,6 +41,8 @@ type Table struct {
 	Columns map[string]Strategy `yaml:"columns"`
 	Reason  string              `yaml:"reason"` // required for retain
 	Until   string              `yaml:"until"`  // optional for retain: YYYY-MM-DD or RFC 3339
+	// Cascades lists the tables that ON DELETE CASCADE / SET NULL rules change when rows of this table go (CheckSchema).
+	Cascades []string `yaml:"cascades"`
 }
 
 // Reference says that Column of this table holds To of the parent Table.

@@ -49,6 +49,8 @@ type Connector struct {
 
 	mu     sync.Mutex
 	schema schema // nil until first loaded
+
+	live liveCache // constraints read for CheckSchema and declared cascades
 }
 
 var (
@@ -412,6 +414,11 @@ func (c *Connector) Plan(ctx context.Context, subj connector.Subject) (lethe.Rep
 			return lethe.Report{}, c.fail(v, "plan", t, err)
 		}
 		rep.Items = append(rep.Items, item(t, n))
+		cascaded, err := c.cascadeItems(ctx, t, v, s)
+		if err != nil {
+			return lethe.Report{}, c.fail(v, "plan", t, err)
+		}
+		rep.Items = append(rep.Items, cascaded...)
 	}
 	return rep, nil
 }

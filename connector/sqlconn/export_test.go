@@ -1,0 +1,4 @@
+package sqlconn
+
+// LargeTableRows lets the tests build a table just above the threshold.
+var LargeTableRows = largeTableRows
