@@ -164,8 +164,8 @@ func (s Strategy) kind() string {
 const (
 	defaultBatchSize   = 1000
 	defaultFollowLimit = 10
-	maxBatchSize     = 100000
-	minHashKeyLen    = 16
+	maxBatchSize       = 100000
+	minHashKeyLen      = 16
 )
 
 // ident is what a table or column name may look like. Names are quoted
