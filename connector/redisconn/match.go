@@ -81,6 +81,8 @@ func (m itemMatch) glob(value string) (string, bool) {
 	b.WriteString(globEscape(m.prefix))
 	switch m.rule {
 	case MatchCaseInsensitive:
+		// Stored values may carry spaces around them (canonical trims).
+		b.WriteByte('*')
 		for _, r := range value {
 			lo, up := unicode.ToLower(r), unicode.ToUpper(r)
 			if lo != up {
@@ -89,6 +91,7 @@ func (m itemMatch) glob(value string) (string, bool) {
 			}
 			b.WriteString(globEscape(string(r)))
 		}
+		b.WriteByte('*')
 	case MatchPhone:
 		nsn, ok := lethe.PhoneNationalNumber(value)
 		if !ok {
