@@ -12,6 +12,12 @@
 //			return connectortest.Fixture{Connector: ..., Subject: ..., Snapshot: ..., Remaining: ...}
 //		}})
 //	}
+//
+// Connectors that match stored values themselves (SQL, Redis) also give
+// Harness.Scenario, which seeds the real-data shapes of Scenarios (mixed-case
+// emails, formatted phones, shared phones, placeholders, missing identity
+// types, composite keys); every check runs on each, plus the root-record
+// and placeholder checks of connector.SubjectResolver.
 package connectortest
 
 import (
