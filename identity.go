@@ -6,6 +6,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/nyaruka/phonenumbers"
+	"golang.org/x/text/unicode/norm"
 )
 
 // IdentityType says what kind of value identifies a subject.
@@ -48,17 +51,32 @@ func (id Identity) String() string { return string(id.Type) + ":<redacted>" }
 // GoString keeps %#v as safe as %v.
 func (id Identity) GoString() string { return id.String() }
 
-// NormalizeIdentity validates id and returns its canonical form: emails
-// trimmed and lower-cased, phones in E.164, other values trimmed. Errors are
+// NormalizeIdentity validates id and returns its canonical form. Errors are
 // *Error with EINVALID and never quote the value.
+//
+// Every value, whatever its type, is first checked and normalised by one
+// rule (see checkText): it must be valid UTF-8 without control, format
+// (zero-width, bidi), private-use or replacement characters, it is put in
+// Unicode NFC, and it must not change under NFKC (full-width or styled
+// look-alike letters) nor mix scripts beyond the combinations of UTS #39's
+// "highly restrictive" level (Latin with Han, Hiragana, Katakana, Hangul or
+// Bopomofo). Such values are refused, not repaired: a look-alike address
+// names somebody else, and quietly matching nothing would complete the
+// request having erased nothing.
+//
+// Then emails are trimmed and lower-cased; phones are parsed with
+// libphonenumber's rules (github.com/nyaruka/phonenumbers), must be a valid
+// number written internationally ("+" or "00") and become E.164; other
+// values are trimmed and kept as given.
 func NormalizeIdentity(id Identity) (Identity, error) {
 	if !id.Type.Valid() {
 		return Identity{}, Errorf(EINVALID, "identity type %q is not supported (use email, phone, user_id or x-<name>)", truncateForMessage(string(id.Type)))
 	}
-	if !utf8.ValidString(id.Value) {
-		return Identity{}, Errorf(EINVALID, "%s identity is not valid UTF-8", id.Type)
+	v, problem := checkText(id.Value)
+	if problem != "" {
+		return Identity{}, Errorf(EINVALID, "%s identity %s", id.Type, problem)
 	}
-	v := strings.TrimSpace(id.Value)
+	v = strings.TrimSpace(v)
 	if v == "" {
 		return Identity{}, Errorf(EINVALID, "%s identity is empty", id.Type)
 	}
@@ -79,11 +97,92 @@ func NormalizeIdentity(id Identity) (Identity, error) {
 		if len(v) > MaxValueLen {
 			return Identity{}, Errorf(EINVALID, "%s identity is longer than %d bytes", id.Type, MaxValueLen)
 		}
-		if strings.IndexFunc(v, unicode.IsControl) >= 0 {
-			return Identity{}, Errorf(EINVALID, "%s identity contains control characters", id.Type)
-		}
 		return Identity{Type: id.Type, Value: v}, nil
 	}
+}
+
+// checkText applies the rule every identity value passes before its type's
+// own rule (see NormalizeIdentity) and returns the value in NFC, or a
+// problem phrased to follow "<type> identity ".
+func checkText(s string) (string, string) {
+	if !utf8.ValidString(s) {
+		// Lone surrogates arrive as invalid UTF-8 (or, through JSON, as
+		// U+FFFD, refused below).
+		return "", "is not valid UTF-8"
+	}
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			return "", "contains a replacement character (a lone surrogate or a broken byte sequence)"
+		case unicode.Is(unicode.Cf, r):
+			return "", "contains invisible formatting characters (zero-width or bidi marks)"
+		case unicode.IsControl(r):
+			return "", "contains control characters"
+		case unicode.Is(unicode.Co, r) || unicode.Is(unicode.Cs, r):
+			return "", "contains private-use characters"
+		}
+	}
+	n := norm.NFC.String(s)
+	if norm.NFKC.String(n) != n {
+		return "", "contains compatibility characters (full-width, styled or ligature letters that look like others)"
+	}
+	if mixedScripts(n) {
+		return "", "mixes letters of different scripts (look-alike characters)"
+	}
+	return n, ""
+}
+
+// scriptOrder lists the scripts looked up first; a letter outside them is
+// looked up in every script (rare).
+var scriptOrder = []string{"Latin", "Cyrillic", "Greek", "Han", "Hiragana", "Katakana", "Hangul", "Arabic", "Hebrew", "Devanagari", "Thai", "Armenian", "Georgian", "Bopomofo"}
+
+// allowedWith are the scripts UTS #39's highly restrictive level lets a
+// value combine with Latin (and with each other): the CJK writing systems.
+var cjk = map[string]bool{"Han": true, "Hiragana": true, "Katakana": true, "Hangul": true, "Bopomofo": true}
+
+func scriptOf(r rune) string {
+	for _, name := range scriptOrder {
+		if unicode.Is(unicode.Scripts[name], r) {
+			return name
+		}
+	}
+	for name, t := range unicode.Scripts {
+		if name != "Common" && name != "Inherited" && unicode.Is(t, r) {
+			return name
+		}
+	}
+	return "" // Common or Inherited: digits, punctuation, marks
+}
+
+// mixedScripts reports whether s has letters of more than one script,
+// other than Latin with the CJK scripts (Japanese mixes Han, Hiragana and
+// Katakana; Korean Han and Hangul).
+func mixedScripts(s string) bool {
+	seen := map[string]bool{}
+	for _, r := range s {
+		if r < utf8.RuneSelf {
+			if unicode.IsLetter(r) {
+				seen["Latin"] = true
+			}
+			continue
+		}
+		if sc := scriptOf(r); sc != "" {
+			seen[sc] = true
+		}
+	}
+	other := 0
+	for sc := range seen {
+		if sc != "Latin" && !cjk[sc] {
+			other++
+		}
+	}
+	switch {
+	case other == 0:
+		return false // Latin and/or CJK only
+	case other == 1 && len(seen) == 1:
+		return false // one non-Latin script alone
+	}
+	return true
 }
 
 // NormalizeEmail returns the trimmed, lower-cased address and whether it is a
@@ -105,34 +204,83 @@ func NormalizeEmail(s string) (string, bool) {
 	return s, true
 }
 
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-
-// NormalizePhone returns the number in E.164 and whether s is an
-// international number: a leading "+" or "00", then 7 to 15 digits, with
-// spaces, dots, dashes and parentheses allowed as separators. National
-// numbers are refused because the country cannot be known.
+// NormalizePhone returns the number in E.164 and whether s is a valid
+// international number: a leading "+" or "00", digits, and spaces, dots,
+// dashes, slashes and parentheses as separators, valid under
+// libphonenumber's metadata. National numbers are refused because the
+// country cannot be known; letters (vanity numbers, "ext.") are refused
+// because intake takes the number, not a way of dialling it.
 func NormalizePhone(s string) (string, bool) {
 	s = strings.TrimSpace(s)
-	var b strings.Builder
 	for i, r := range s {
 		switch {
 		case r >= '0' && r <= '9':
-			b.WriteRune(r)
 		case r == '+' && i == 0:
-			b.WriteRune(r)
-		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')':
+		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')' || r == '/':
 		default:
 			return "", false
 		}
 	}
-	p := b.String()
-	if strings.HasPrefix(p, "00") {
-		p = "+" + p[2:]
-	}
-	if !e164.MatchString(p) {
+	if !strings.HasPrefix(s, "+") && !strings.HasPrefix(s, "00") {
 		return "", false
 	}
-	return p, true
+	n, ok := parsePhone(s, "")
+	if !ok || !phonenumbers.IsValidNumber(n) {
+		return "", false
+	}
+	return phonenumbers.Format(n, phonenumbers.E164), true
+}
+
+// CanonicalPhone returns the E.164 form of a stored phone number however it
+// was written (separators, "00" or "+", an extension, or a national number
+// when region, an ISO 3166 code such as "GB", says whose), and whether it
+// could be read as a possible number at all. Connectors use it to compare
+// stored values with a subject's phone; unlike NormalizePhone it accepts
+// numbers libphonenumber does not know to be assigned, because stored data
+// is what it is.
+func CanonicalPhone(s, region string) (string, bool) {
+	n, ok := parsePhone(strings.TrimSpace(s), region)
+	if !ok || !phonenumbers.IsPossibleNumber(n) {
+		return "", false
+	}
+	return phonenumbers.Format(n, phonenumbers.E164), true
+}
+
+// PhoneNationalNumber returns the national significant number of an E.164
+// phone (the digits after the country code): every way of writing the
+// number contains these digits in a row, which is what lets a database
+// pre-select candidate rows before CanonicalPhone decides.
+func PhoneNationalNumber(e164 string) (string, bool) {
+	n, ok := parsePhone(e164, "")
+	if !ok {
+		return "", false
+	}
+	return phonenumbers.GetNationalSignificantNumber(n), true
+}
+
+func parsePhone(s, region string) (*phonenumbers.PhoneNumber, bool) {
+	if len(s) > 64 || s == "" {
+		return nil, false
+	}
+	if region == "" {
+		// Without a region only international forms can be read; "00" is
+		// the international prefix almost everywhere outside North America.
+		if strings.HasPrefix(s, "00") {
+			s = "+" + s[2:]
+		}
+		region = "ZZ"
+	}
+	n, err := phonenumbers.Parse(s, strings.ToUpper(region))
+	if err != nil {
+		return nil, false
+	}
+	return n, true
+}
+
+// ValidPhoneRegion reports whether region is a region libphonenumber knows
+// (an ISO 3166-1 alpha-2 code such as "GB").
+func ValidPhoneRegion(region string) bool {
+	return phonenumbers.GetCountryCodeForRegion(strings.ToUpper(region)) != 0
 }
 
 // ClassifyIdentifier turns a free-form customer identifier (as the connect
@@ -144,8 +292,10 @@ func NormalizePhone(s string) (string, bool) {
 func ClassifyIdentifier(s string) (Identity, error) {
 	v := strings.TrimSpace(s)
 	if strings.Contains(v, "@") {
-		if e, ok := NormalizeEmail(v); ok {
-			return Identity{Type: IdentityEmail, Value: e}, nil
+		if _, problem := checkText(v); problem == "" {
+			if e, ok := NormalizeEmail(v); ok {
+				return NormalizeIdentity(Identity{Type: IdentityEmail, Value: e})
+			}
 		}
 	}
 	if p, ok := NormalizePhone(v); ok && strings.HasPrefix(v, "+") {

@@ -133,3 +133,109 @@ func FuzzNormalizeIdentity(f *testing.F) {
 		}
 	})
 }
+
+// Look-alike, invisible and broken characters are refused for every type
+// (see NormalizeIdentity for the rule), with an error that names the
+// problem and never the value.
+func TestNormalizeIdentityRefusesDeceptiveText(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, typ, value, want string
+	}{
+		{"cyrillic a in latin email", "email", "\u0430lice@example.com", "mixes letters of different scripts"},
+		{"greek omicron in latin id", "user_id", "jane.d\u03bfe", "mixes letters of different scripts"},
+		{"zero-width space", "email", "alice\u200b@example.com", "invisible formatting characters"},
+		{"zero-width joiner in id", "user_id", "cust\u200d42", "invisible formatting characters"},
+		{"byte order mark", "x-serial", "\ufeffdevice-1", "invisible formatting characters"},
+		{"right-to-left override", "email", "alice\u202e@example.com", "invisible formatting characters"},
+		{"right-to-left mark", "user_id", "42\u200f", "invisible formatting characters"},
+		{"lone surrogate (WTF-8)", "email", "alice\xed\xa0\x80@example.com", "not valid UTF-8"},
+		{"lone surrogate through JSON", "user_id", "cust\ufffd42", "replacement character"},
+		{"full-width letters", "email", "\uff41lice@example.com", "compatibility characters"},
+		{"mathematical bold letters", "user_id", "\U0001d41a\U0001d41b\U0001d41c", "compatibility characters"},
+		{"private use", "user_id", "id\ue000", "private-use characters"},
+		{"phone with letters", "phone", "+1 555 CALL NOW", "not a valid international number"},
+		{"unassigned phone", "phone", "+10000000000", "not a valid international number"},
+		{"national phone", "phone", "07911 123456", "not a valid international number"},
+	}
+	for _, tt := range tests {
+		_, err := lethe.NormalizeIdentity(lethe.Identity{Type: lethe.IdentityType(tt.typ), Value: tt.value})
+		if lethe.ErrorCode(err) != lethe.EINVALID {
+			t.Errorf("%s: err = %v, want %s", tt.name, err, lethe.EINVALID)
+			continue
+		}
+		msg := lethe.ErrorMessage(err)
+		if !strings.Contains(msg, tt.want) {
+			t.Errorf("%s: message %q does not say %q", tt.name, msg, tt.want)
+		}
+		for _, part := range []string{"alice", "cust", "device", "jane", "555"} {
+			if strings.Contains(tt.value, part) && strings.Contains(msg, part) {
+				t.Errorf("%s: message %q quotes the value", tt.name, msg)
+			}
+		}
+	}
+}
+
+// Values in one script other than Latin, and the CJK combinations, are
+// accepted; decomposed accents are put in NFC (the documented rule), so
+// the two ways of writing é are one identity.
+func TestNormalizeIdentityAcceptsOneScript(t *testing.T) {
+	t.Parallel()
+	tests := []struct{ typ, in, want string }{
+		{"email", "Иван@пример.рф", "иван@пример.рф"},
+		{"email", "ΑΛΦΑ@example.gr", "αλφα@example.gr"}, // Greek letters with a Latin domain are two scripts: see below
+		{"user_id", "山田たろう-42", "山田たろう-42"},
+		{"user_id", "taro山田", "taro山田"},
+		{"email", "jose\u0301@example.com", "jos\u00e9@example.com"},
+		{"email", "Jos\u00e9@Example.com", "jos\u00e9@example.com"},
+		{"phone", "+44 20 7946 0958", "+442079460958"},
+		{"phone", "+1 (415) 555-0123", "+14155550123"},
+		{"phone", "0049 151 1234 5678", "+4915112345678"},
+		{"phone", "+49 (0)151 12345678", "+4915112345678"},
+	}
+	for _, tt := range tests {
+		got, err := lethe.NormalizeIdentity(lethe.Identity{Type: lethe.IdentityType(tt.typ), Value: tt.in})
+		if tt.in == "ΑΛΦΑ@example.gr" {
+			// Greek local part, Latin domain: mixed, so refused.
+			if lethe.ErrorCode(err) != lethe.EINVALID {
+				t.Errorf("Greek local part with a Latin domain accepted: %v", err)
+			}
+			continue
+		}
+		if err != nil || got.Value != tt.want {
+			t.Errorf("NormalizeIdentity(%s %q) = %q, %v; want %q", tt.typ, tt.in, got.Value, err, tt.want)
+		}
+	}
+}
+
+func TestCanonicalPhone(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in, region, want string
+		ok               bool
+	}{
+		{"+44 7911 123456", "", "+447911123456", true},
+		{"(+44) 7911-123-456", "", "+447911123456", true},
+		{"0044.7911.123456", "", "+447911123456", true},
+		{"07911 123456", "GB", "+447911123456", true},
+		{"07911 123456", "", "", false}, // national, no region: unknowable
+		{"(415) 555-0123", "US", "+14155550123", true},
+		{"415.555.0123", "us", "+14155550123", true},
+		{"+1 415 555 0123 ext. 7", "", "+14155550123", true},
+		{"+10000000000", "", "+10000000000", true}, // possible, if unassigned: stored data is what it is
+		{"not a number", "GB", "", false},
+		{"", "GB", "", false},
+	}
+	for _, tt := range tests {
+		got, ok := lethe.CanonicalPhone(tt.in, tt.region)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("CanonicalPhone(%q, %q) = %q, %v; want %q, %v", tt.in, tt.region, got, ok, tt.want, tt.ok)
+		}
+	}
+	if nsn, ok := lethe.PhoneNationalNumber("+447911123456"); !ok || nsn != "7911123456" {
+		t.Errorf("PhoneNationalNumber = %q, %v", nsn, ok)
+	}
+	if !lethe.ValidPhoneRegion("GB") || lethe.ValidPhoneRegion("XX") {
+		t.Error("ValidPhoneRegion: GB must be known and XX not")
+	}
+}

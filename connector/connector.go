@@ -72,6 +72,53 @@ type Connector interface {
 	Verify(ctx context.Context, s Subject) error
 }
 
+// SubjectResolver is implemented by connectors that know which of their
+// records are the subject's accounts (the data map's root entity, such as a
+// users table). The pipeline finds it by type assertion; for a connector
+// without it, Resolve is all there is and no root records are reported.
+//
+// ResolveSubject is Resolve that also says how far the identities reach,
+// so that the pipeline can stop before erasing anyone else: it changes
+// nothing, must honour ctx, and its Resolution never holds a value outside
+// Identities. Resolve and ResolveSubject return the same Identities.
+//
+// A connector implementing it follows only the values that identify one
+// person (columns or keys the map marks as followed), and never a value
+// that matches more root records than the map's follow limit (a
+// placeholder shared by many accounts): such a value is left out of
+// Identities and its kind named in Unfollowed.
+type SubjectResolver interface {
+	ResolveSubject(ctx context.Context, s Subject) (Resolution, error)
+}
+
+// Resolution is what ResolveSubject found.
+type Resolution struct {
+	// Identities are the linked identities, as Resolve returns them.
+	Identities []lethe.Identity
+	// RootRecords counts, per root object (a table, a Redis index), the
+	// distinct root records reached by the subject's identities: those
+	// given and those found. More than one in any object means the
+	// identities name several accounts (Ambiguous). Objects the
+	// identities reach no record of may be absent.
+	RootRecords map[string]int
+	// Unfollowed names where values were found that were not followed
+	// because each matched more root records than the follow limit, as
+	// "object.column" (or the Redis entry): kinds, never values. Sorted,
+	// without duplicates.
+	Unfollowed []string
+}
+
+// Ambiguous reports whether the identities reach more than one record of
+// some root object, so erasing would touch more than one account.
+func (r Resolution) Ambiguous() bool {
+	for _, n := range r.RootRecords {
+		if n > 1 {
+			return true
+		}
+	}
+	return false
+}
+
 // Validator is implemented by connectors that can check their
 // configuration against the live system (tables exist, keys are reachable)
 // at start, before any request runs.

@@ -12,6 +12,12 @@
 //			return connectortest.Fixture{Connector: ..., Subject: ..., Snapshot: ..., Remaining: ...}
 //		}})
 //	}
+//
+// Connectors that match stored values themselves (SQL, Redis) also give
+// Harness.Scenario, which seeds the real-data shapes of Scenarios (mixed-case
+// emails, formatted phones, shared phones, placeholders, missing identity
+// types, composite keys); every check runs on each, plus the root-record
+// and placeholder checks of connector.SubjectResolver.
 package connectortest
 
 import (
@@ -33,7 +39,54 @@ type Harness struct {
 	// It is called once per check, so checks never see each other's
 	// changes; release resources with tb.Cleanup.
 	Setup func(tb testing.TB) Fixture
+	// Scenario prepares a fresh system for one matching scenario (see
+	// Scenarios), like Setup. ok false says the scenario cannot exist in
+	// this kind of system (composite keys in Redis); the suite logs it.
+	// Nil for connectors that do no matching of their own (processors,
+	// webhooks): the scenarios are not run.
+	Scenario func(tb testing.TB, sc Scenario) (f Fixture, ok bool)
 }
+
+// Scenario names one shape of real data the matching rules must handle.
+// The harness seeds the subject's data in that shape next to other
+// people's; the suite runs every property check on it, plus the
+// scenario's own checks.
+type Scenario string
+
+// The scenarios every matching connector seeds.
+const (
+	// MixedCaseEmail: the subject's email is stored in mixed case
+	// ("Alice.Smith@Example.com") and given in another case.
+	MixedCaseEmail Scenario = "MixedCaseEmail"
+	// FormattedPhone: the subject's phone is stored in four formats
+	// (spaces, dashes or dots, parentheses, "00" or national with the
+	// map's default region) and given in E.164.
+	FormattedPhone Scenario = "FormattedPhone"
+	// UserIDMixedCaseEmail: the subject is given by user id only; their
+	// stored email is mixed case and other records hold only that email,
+	// so they are found only if the email read back matches its rows.
+	UserIDMixedCaseEmail Scenario = "UserIDMixedCaseEmail"
+	// SharedPhone: two accounts share the phone the subject is given by.
+	// The connector must implement connector.SubjectResolver and report 2
+	// root records (the pipeline stops such a request as ambiguous).
+	SharedPhone Scenario = "SharedPhone"
+	// Placeholder: the subject, given by email, has a value (a phone such
+	// as +1 000..., an email such as test@test.com) shared by 300 other
+	// accounts; Fixture.Shared holds it. It must never be followed: it is
+	// absent from the resolution, named in Unfollowed, and the 300
+	// accounts stay untouched.
+	Placeholder Scenario = "Placeholder"
+	// MissingIdentityType: the subject lacks an identity type some entry
+	// of the map needs (a Redis set keyed on {user_id}, a table matched
+	// only by phone): that entry yields no work and no error.
+	MissingIdentityType Scenario = "MissingIdentityType"
+	// CompositeKey: the subject's rows of a table with a composite primary
+	// key cross a batch boundary.
+	CompositeKey Scenario = "CompositeKey"
+)
+
+// Scenarios lists every scenario, in the order the suite runs them.
+var Scenarios = []Scenario{MixedCaseEmail, FormattedPhone, UserIDMixedCaseEmail, SharedPhone, Placeholder, MissingIdentityType, CompositeKey}
 
 // Fixture is one prepared system.
 type Fixture struct {
@@ -60,6 +113,9 @@ type Fixture struct {
 	// receiving side) to reach zero, the repeat to change nothing, and
 	// every other check.
 	Blind bool
+	// Shared holds values of the subject that other people's records hold
+	// too and that resolution must not follow (Placeholder).
+	Shared []lethe.Identity
 }
 
 // Exercise runs every check as a subtest of t.
@@ -73,15 +129,128 @@ func Exercise(t *testing.T, h Harness) {
 // exercise is Exercise over an abstract subtest runner, so the suite's own
 // test can run it with a recorder and show that it fails broken connectors.
 func exercise(h Harness, run func(name string, check func(tb testing.TB))) {
-	for _, c := range checks {
-		run(c.name, func(tb testing.TB) {
-			tb.Helper()
-			f := h.Setup(tb)
-			if f.Connector == nil || f.Snapshot == nil || f.Remaining == nil || len(f.Subject.Identities) == 0 {
-				tb.Fatalf("Harness.Setup must return a Connector, Snapshot, Remaining and a Subject with identities")
+	runChecks("", h.Setup, run)
+	if h.Scenario == nil {
+		return
+	}
+	for _, sc := range Scenarios {
+		setup := func(tb testing.TB) Fixture {
+			f, ok := h.Scenario(tb, sc)
+			if !ok {
+				tb.Logf("scenario %s does not apply to this connector", sc)
+				tb.SkipNow()
 			}
-			c.fn(tb, &fixture{Fixture: f})
+			return f
+		}
+		prefix := string(sc) + "/"
+		switch sc {
+		case SharedPhone:
+			run(prefix+"ReportsTwoRootRecords", func(tb testing.TB) { checkShared(tb, newFixture(tb, setup)) })
+		case Placeholder:
+			run(prefix+"NeverFollowed", func(tb testing.TB) { checkPlaceholder(tb, newFixture(tb, setup)) })
+			runChecks(prefix, setup, run)
+		default:
+			runChecks(prefix, setup, run)
+		}
+	}
+}
+
+func runChecks(prefix string, setup func(tb testing.TB) Fixture, run func(name string, check func(tb testing.TB))) {
+	for _, c := range checks {
+		run(prefix+c.name, func(tb testing.TB) {
+			tb.Helper()
+			c.fn(tb, newFixture(tb, setup))
 		})
+	}
+}
+
+func newFixture(tb testing.TB, setup func(tb testing.TB) Fixture) *fixture {
+	tb.Helper()
+	f := setup(tb)
+	if f.Connector == nil || f.Snapshot == nil || f.Remaining == nil || len(f.Subject.Identities) == 0 {
+		tb.Fatalf("Harness.Setup must return a Connector, Snapshot, Remaining and a Subject with identities")
+	}
+	return &fixture{Fixture: f}
+}
+
+// resolution runs ResolveSubject, which the scenario needs.
+func (f *fixture) resolution(tb testing.TB) connector.Resolution {
+	tb.Helper()
+	sr, ok := f.Connector.(connector.SubjectResolver)
+	if !ok {
+		tb.Fatalf("connector does not implement connector.SubjectResolver")
+	}
+	f.remember(f.Subject.Identities)
+	f.remember(f.Shared)
+	s, o := f.snapshot(tb)
+	r, err := sr.ResolveSubject(bg(), f.Subject)
+	f.noLeak(tb, "ResolveSubject", err)
+	if err != nil {
+		tb.Fatalf("ResolveSubject: %v", err)
+	}
+	f.unchanged(tb, "ResolveSubject", s, o)
+	for _, u := range r.Unfollowed {
+		for _, v := range f.values {
+			if strings.Contains(u, v) {
+				tb.Errorf("Unfollowed names a value (len %d), not a kind", len(v))
+			}
+		}
+	}
+	// Resolve must agree with ResolveSubject.
+	ids, err := f.Connector.Resolve(bg(), f.Subject)
+	if err != nil {
+		tb.Fatalf("Resolve: %v", err)
+	}
+	if fmt.Sprint(idValues(ids)) != fmt.Sprint(idValues(r.Identities)) {
+		tb.Errorf("Resolve and ResolveSubject return different identities (%d and %d)", len(ids), len(r.Identities))
+	}
+	return r
+}
+
+func idValues(ids []lethe.Identity) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = string(id.Type) + "\x00" + id.Value
+	}
+	sort.Strings(out)
+	return out
+}
+
+func maxRoots(r connector.Resolution) int {
+	n := 0
+	for _, c := range r.RootRecords {
+		n = max(n, c)
+	}
+	return n
+}
+
+// checkShared: a phone shared by two accounts reaches both; the
+// resolution says so, so the pipeline can stop before erasing either.
+func checkShared(tb testing.TB, f *fixture) {
+	r := f.resolution(tb)
+	if n := maxRoots(r); n != 2 || !r.Ambiguous() {
+		tb.Errorf("two accounts share the phone: root records %v, want 2 in one object (ambiguous)", r.RootRecords)
+	}
+}
+
+// checkPlaceholder: a value shared by 300 accounts is not followed.
+func checkPlaceholder(tb testing.TB, f *fixture) {
+	if len(f.Shared) == 0 {
+		tb.Fatalf("the Placeholder fixture must name the shared value in Fixture.Shared")
+	}
+	r := f.resolution(tb)
+	for _, id := range r.Identities {
+		for _, sh := range f.Shared {
+			if id == sh {
+				tb.Errorf("resolution followed the %s shared by 300 accounts", id.Type)
+			}
+		}
+	}
+	if len(r.Unfollowed) == 0 {
+		tb.Errorf("resolution does not name the placeholder it did not follow (Unfollowed empty)")
+	}
+	if n := maxRoots(r); n != 1 || r.Ambiguous() {
+		tb.Errorf("subject has one account: root records %v, want 1", r.RootRecords)
 	}
 }
 

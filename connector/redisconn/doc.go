@@ -21,9 +21,13 @@
 //	      - {key: leaderboard, member: "{user_id}"}
 //	    scans:                       # every matching key deleted
 //	      - {pattern: "recent:{email}:*", count: 1000, max_iterations: 10000}
+//	    default_region: GB           # phones stored as national numbers; optional
+//	    follow_limit: 10             # never follow a value reaching more root records; default 10
 //	    resolve:                     # optional: keys holding linked identities
 //	      - {key: "user_by_email:{email}", type: user_id}           # GET
 //	      - {key: "profile:{email}", field: user_id, type: user_id} # HGET
+//	      - {key: email_index, field: "{email}", type: user_id, root: true} # an index hash
+//	      - {key: "phone_users:{phone}", type: user_id, root: true} # a set: SMEMBERS
 //
 // {email}, {phone}, {user_id} and {x-...} are replaced by each of the
 // subject's values of that type (a template with two placeholders yields
@@ -32,6 +36,23 @@
 // parsed as a template. Every key template must name an identity, so no
 // entry can delete a key shared by everyone; hashes and sets may have a
 // fixed key when the field or member names the identity.
+//
+// # Matching
+//
+// A hash field or set member template of one placeholder is matched by
+// the rule of its identity type (email case_insensitive, phone phone,
+// others exact) or the entry's match: option: HSCAN, SSCAN or ZSCAN with a
+// glob every stored form matches, each item confirmed by its canonical
+// form in Go, and the items found are what HDEL, SREM and ZREM remove. Key
+// names are built from the canonical value. An entry whose identity type
+// the subject lacks sends no command.
+//
+// Resolve follows links (GET of a string, HGET of a field, SMEMBERS of a
+// set) with what it finds, up to four rounds. Links marked root yield the
+// subject's accounts: ResolveSubject (connector.SubjectResolver) counts
+// the distinct values they yield as root records, and never follows a
+// value reaching more than follow_limit of them (a set larger than that is
+// only counted). See docs/datamap.md.
 //
 // # SCAN
 //

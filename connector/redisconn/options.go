@@ -20,12 +20,19 @@ type Options struct {
 	SortedSets []Member `yaml:"sorted_sets"` // members removed from sorted sets
 	Scans      []Scan   `yaml:"scans"`       // keys matched by SCAN, deleted
 	Resolve    []Link   `yaml:"resolve"`     // keys holding linked identities
+	// DefaultRegion (ISO 3166, e.g. "GB") reads phones stored as national
+	// numbers; without it only international forms match.
+	DefaultRegion string `yaml:"default_region"`
+	// FollowLimit: Resolve never follows a value that reaches more than
+	// this many root records (see Link.Root). Default 10.
+	FollowLimit int `yaml:"follow_limit"`
 }
 
 // Hash deletes Fields (templates) from the hash at Key (a template).
 type Hash struct {
 	Key    string   `yaml:"key"`
 	Fields []string `yaml:"fields"`
+	Match  string   `yaml:"match"` // exact | case_insensitive | phone; default by type
 }
 
 // Member removes Member (a template, usually just "{email}") from the set
@@ -33,6 +40,7 @@ type Hash struct {
 type Member struct {
 	Key    string `yaml:"key"`
 	Member string `yaml:"member"`
+	Match  string `yaml:"match"` // exact | case_insensitive | phone; default by type
 }
 
 // Scan deletes every key matching Pattern: a Redis glob in which the
@@ -47,17 +55,23 @@ type Scan struct {
 }
 
 // Link says that the string at Key (or, with Field, that field of the hash
-// at Key) holds an identity of Type linked to the subject: the email finds
-// the user id.
+// at Key; or every member of the set at Key) holds an identity of Type
+// linked to the subject: the email finds the user id. Key may be fixed
+// when Field names an identity (an index hash: HGET email_index {email}).
 type Link struct {
 	Key   string             `yaml:"key"`
 	Field string             `yaml:"field"`
 	Type  lethe.IdentityType `yaml:"type"`
+	Match string             `yaml:"match"` // for Field, as in Hash
+	// Root says the values this link yields are the subject's accounts
+	// (user ids): distinct values are distinct root records.
+	Root bool `yaml:"root"`
 }
 
 const (
 	defaultScanCount     = 1000
 	defaultMaxIterations = 10000
+	defaultFollowLimit   = 10
 )
 
 // object is one compiled entry of the map: what Plan, Erase and Verify
@@ -66,14 +80,19 @@ type object struct {
 	kind   string // key | hash | set | zset | scan
 	name   string // the report's object: the template as written
 	key    template
-	fields []template // hash
-	member template   // set, zset
+	fields []template  // hash
+	fmatch []itemMatch // hash: per field
+	member template    // set, zset
+	mmatch itemMatch   // set, zset
 	scan   Scan
 }
 
 type link struct {
+	name       string // the entry as written, for Unfollowed and RootRecords
 	key, field template
+	fmatch     itemMatch
 	typ        lethe.IdentityType
+	root       bool
 }
 
 func compile(o *Options) ([]object, []link, error) {
@@ -81,6 +100,22 @@ func compile(o *Options) ([]object, []link, error) {
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	if o.URL == "" {
 		bad("url is required")
+	}
+	if o.DefaultRegion != "" && !lethe.ValidPhoneRegion(o.DefaultRegion) {
+		bad("default_region %q is not a region code (ISO 3166, e.g. GB)", o.DefaultRegion)
+	}
+	switch {
+	case o.FollowLimit == 0:
+		o.FollowLimit = defaultFollowLimit
+	case o.FollowLimit < 1:
+		bad("follow_limit %d must be at least 1", o.FollowLimit)
+	}
+	itemRule := func(where string, t template, option string) itemMatch {
+		m, err := compileMatch(t, option)
+		if err != nil {
+			bad("%s: %v", where, err)
+		}
+		return m
 	}
 	tmpl := func(where, s string, needPlaceholder bool) template {
 		if s == "" {
@@ -128,6 +163,7 @@ func compile(o *Options) ([]object, []link, error) {
 			}
 			anyPlaceholder = anyPlaceholder || t.hasPlaceholder()
 			ob.fields = append(ob.fields, t)
+			ob.fmatch = append(ob.fmatch, itemRule(fmt.Sprintf("%s.fields[%d]", where, j), t, h.Match))
 			ob.name += " " + f
 		}
 		if !anyPlaceholder {
@@ -137,11 +173,15 @@ func compile(o *Options) ([]object, []link, error) {
 	}
 	for i, m := range o.Sets {
 		where := fmt.Sprintf("sets[%d]", i)
-		objs = append(objs, object{kind: "set", name: m.Key + " " + m.Member, key: tmpl(where+".key", m.Key, false), member: member(where+".member", m.Member)})
+		ob := object{kind: "set", name: m.Key + " " + m.Member, key: tmpl(where+".key", m.Key, false), member: member(where+".member", m.Member)}
+		ob.mmatch = itemRule(where+".member", ob.member, m.Match)
+		objs = append(objs, ob)
 	}
 	for i, m := range o.SortedSets {
 		where := fmt.Sprintf("sorted_sets[%d]", i)
-		objs = append(objs, object{kind: "zset", name: m.Key + " " + m.Member, key: tmpl(where+".key", m.Key, false), member: member(where+".member", m.Member)})
+		ob := object{kind: "zset", name: m.Key + " " + m.Member, key: tmpl(where+".key", m.Key, false), member: member(where+".member", m.Member)}
+		ob.mmatch = itemRule(where+".member", ob.member, m.Match)
+		objs = append(objs, ob)
 	}
 	for i, s := range o.Scans {
 		where := fmt.Sprintf("scans[%d]", i)
@@ -169,14 +209,18 @@ func compile(o *Options) ([]object, []link, error) {
 	var links []link
 	for i, l := range o.Resolve {
 		where := fmt.Sprintf("resolve[%d]", i)
-		ln := link{key: tmpl(where+".key", l.Key, true), typ: l.Type}
+		ln := link{name: l.Key, typ: l.Type, root: l.Root}
 		if l.Field != "" {
+			ln.name += " " + l.Field
 			t, err := parseTemplate(l.Field)
 			if err != nil {
 				bad("%s.field: %v", where, err)
 			}
 			ln.field = t
+			ln.fmatch = itemRule(where+".field", t, l.Match)
 		}
+		// A fixed key is an index when the field names the identity.
+		ln.key = tmpl(where+".key", l.Key, !ln.field.hasPlaceholder())
 		if !l.Type.Valid() {
 			bad("%s.type: %q is not an identity type", where, l.Type)
 		}

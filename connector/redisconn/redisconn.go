@@ -30,6 +30,8 @@ type Connector struct {
 	rdb     *redis.Client
 	objects []object
 	links   []link
+	region  string // default_region
+	follow  int    // follow_limit
 }
 
 var (
@@ -59,7 +61,8 @@ func Open(name string, o Options) (*Connector, error) {
 		// Not the URL itself: it may hold a password.
 		return nil, fmt.Errorf("target %q: url is not a redis:// or rediss:// URL", name)
 	}
-	return &Connector{name: name, rdb: redis.NewClient(opts), objects: objs, links: links}, nil
+	return &Connector{name: name, rdb: redis.NewClient(opts), objects: objs, links: links,
+		region: o.DefaultRegion, follow: o.FollowLimit}, nil
 }
 
 // Close closes the client.
@@ -123,33 +126,51 @@ func pairs(keys, items []string) [][2]string {
 	return out
 }
 
-func (ob *object) expand(v values) (keys []string, items [][2]string, err error) {
+// items returns the subject's keys of ob and, for hashes and sets, the
+// (key, field or member) pairs to act on: the expanded template for exact
+// items, the stored items whose canonical form is the subject's otherwise.
+// A key without items is left out, so a template whose identity type the
+// subject lacks yields no work (and no SREM without members).
+func (c *Connector) items(ctx context.Context, ob *object, v values) (keys []string, items [][2]string, err error) {
 	keys, err = ob.key.expand(v, same)
 	if err != nil || len(keys) == 0 {
 		return nil, nil, err
 	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
-	switch ob.kind {
-	case "hash":
-		var fields []string
-		for _, f := range ob.fields {
-			fs, err := f.expand(v, same)
-			if err != nil {
+	if ob.kind == "key" {
+		return keys, nil, nil
+	}
+	tmpls, rules := ob.fields, ob.fmatch
+	if ob.kind != "hash" {
+		tmpls, rules = []template{ob.member}, []itemMatch{ob.mmatch}
+	}
+	seen := map[[2]string]bool{}
+	for _, k := range keys {
+		for i, t := range tmpls {
+			var its []string
+			if rules[i].rule == "" {
+				if its, err = t.expand(v, same); err != nil {
+					return nil, nil, err
+				}
+			} else if its, err = c.scanItems(ctx, ob.kind, k, rules[i], v[rules[i].typ]); err != nil {
 				return nil, nil, err
 			}
-			fields = append(fields, fs...)
+			for _, it := range its {
+				if p := [2]string{k, it}; !seen[p] {
+					seen[p] = true
+					items = append(items, p)
+				}
+			}
 		}
-		slices.Sort(fields)
-		items = pairs(keys, slices.Compact(fields))
-	case "set", "zset":
-		ms, err := ob.member.expand(v, same)
-		if err != nil {
-			return nil, nil, err
-		}
-		items = pairs(keys, ms)
 	}
-	return keys, items, nil
+	var withItems []string
+	for _, k := range keys {
+		if slices.ContainsFunc(items, func(p [2]string) bool { return p[0] == k }) {
+			withItems = append(withItems, k)
+		}
+	}
+	return withItems, items, nil
 }
 
 // count returns how many of the subject's keys, fields or members ob
@@ -160,7 +181,7 @@ func (c *Connector) count(ctx context.Context, ob *object, v values) (int64, err
 		err := c.scan(ctx, ob, v, func(keys []string) error { n += int64(len(keys)); return nil })
 		return n, err
 	}
-	keys, items, err := ob.expand(v)
+	keys, items, err := c.items(ctx, ob, v)
 	if err != nil || len(keys) == 0 {
 		return 0, err
 	}
@@ -212,7 +233,7 @@ func (c *Connector) erase(ctx context.Context, ob *object, v values) (int64, err
 		})
 		return n, err
 	}
-	keys, items, err := ob.expand(v)
+	keys, items, err := c.items(ctx, ob, v)
 	if err != nil || len(keys) == 0 {
 		return 0, err
 	}
@@ -284,52 +305,6 @@ func (c *Connector) scan(ctx context.Context, ob *object, v values, fn func(keys
 
 func item(ob *object, n int64) lethe.ReportItem {
 	return lethe.ReportItem{Object: ob.kind + " " + ob.name, Action: lethe.ActionDelete, Rows: n}
-}
-
-// Resolve implements connector.Connector: every link's key (or hash field)
-// holding a value is a linked identity.
-func (c *Connector) Resolve(ctx context.Context, s connector.Subject) ([]lethe.Identity, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, c.fail("resolve", nil, err)
-	}
-	v := valuesOf(s.Identities)
-	var out []lethe.Identity
-	for _, l := range c.links {
-		keys, err := l.key.expand(v, same)
-		if err != nil {
-			return nil, c.fail("resolve", nil, err)
-		}
-		var fields []string
-		if len(l.field.parts) > 0 {
-			if fields, err = l.field.expand(v, same); err != nil {
-				return nil, c.fail("resolve", nil, err)
-			}
-		}
-		for _, k := range keys {
-			var vals []string
-			if len(l.field.parts) == 0 {
-				val, err := c.rdb.Get(ctx, k).Result()
-				if err != nil && !errors.Is(err, redis.Nil) {
-					return nil, c.fail("resolve", nil, err)
-				}
-				vals = append(vals, val)
-			} else {
-				for _, f := range fields {
-					val, err := c.rdb.HGet(ctx, k, f).Result()
-					if err != nil && !errors.Is(err, redis.Nil) {
-						return nil, c.fail("resolve", nil, err)
-					}
-					vals = append(vals, val)
-				}
-			}
-			for _, val := range vals {
-				if val = strings.TrimSpace(val); val != "" {
-					out = append(out, lethe.Identity{Type: l.typ, Value: val})
-				}
-			}
-		}
-	}
-	return out, nil
 }
 
 // Plan implements connector.Connector: one line per entry of the map,

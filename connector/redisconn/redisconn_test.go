@@ -37,7 +37,7 @@ sets:
 sorted_sets:
   - {key: leaderboard, member: "{user_id}"}
 scans:
-  - {pattern: "recent:{email}:*", count: 2, max_iterations: 1000}
+  - {pattern: "recent:{email}:*", count: 10, max_iterations: 100000} # the test server is shared: other keys exist
 resolve:
   - {key: "user_by_email:{email}", type: user_id}
 `

@@ -111,10 +111,11 @@ type assign struct {
 	value  any
 }
 
-// keyed is one row of a pseudonymize batch: its primary key and the new
-// value of each perRow column, in the order of the assignments.
+// keyed is one row of a pseudonymize batch: its primary key (one value per
+// key column) and the new value of each perRow column, in the order of the
+// assignments.
 type keyed struct {
-	pk   any
+	pk   []any
 	vals []any
 }
 
@@ -122,7 +123,7 @@ type keyed struct {
 // row its new values by primary key: one statement for the whole batch on
 // PostgreSQL, one per maxCaseRows rows elsewhere. Values travel only as
 // parameters.
-func (d dialect) updateRows(table, pk string, sets []assign, rows []keyed) ([]query, error) {
+func (d dialect) updateRows(table string, pk []string, sets []assign, rows []keyed) ([]query, error) {
 	perRow := slices.ContainsFunc(sets, func(a assign) bool { return a.perRow })
 	if d.name == "postgres" && perRow {
 		q, err := d.updateFromJSON(table, pk, sets, rows)
@@ -154,9 +155,13 @@ func (d dialect) updateRows(table, pk string, sets []assign, rows []keyed) ([]qu
 				// CASE reads only pk, which is never rewritten, and the
 				// column's own old value.
 				var b strings.Builder
-				fmt.Fprintf(&b, "%s = CASE %s", c, d.quote(pk))
+				fmt.Fprintf(&b, "%s = CASE", c)
 				for _, r := range chunk {
-					fmt.Fprintf(&b, " WHEN %s THEN %s", q.arg(r.pk), q.arg(r.vals[i]))
+					conds := make([]string, len(pk))
+					for k, col := range pk {
+						conds[k] = d.quote(col) + " = " + q.arg(r.pk[k])
+					}
+					fmt.Fprintf(&b, " WHEN %s THEN %s", strings.Join(conds, " AND "), q.arg(r.vals[i]))
 				}
 				// ELSE keeps the value rather than NULLing it should a
 				// key ever fail to compare equal; Verify then says so.
@@ -169,11 +174,11 @@ func (d dialect) updateRows(table, pk string, sets []assign, rows []keyed) ([]qu
 				list[j] = c + " = " + q.arg(a.value)
 			}
 		}
-		keys := make([]any, len(chunk))
+		keys := make([][]any, len(chunk))
 		for k, r := range chunk {
 			keys[k] = r.pk
 		}
-		q.text = fmt.Sprintf("UPDATE %s SET %s WHERE %s IN (%s)", d.quote(table), strings.Join(list, ", "), d.quote(pk), q.keyList(keys))
+		q.text = fmt.Sprintf("UPDATE %s SET %s WHERE %s IN (%s)", d.quote(table), strings.Join(list, ", "), d.keyCols(pk), q.tupleList(keys))
 		out = append(out, q)
 	}
 	return out, nil
@@ -184,7 +189,7 @@ func (d dialect) updateRows(table, pk string, sets []assign, rows []keyed) ([]qu
 // table's own row type, so every value gets its column's type without the
 // statement naming any type, and the statement text is the same for every
 // batch (pgx prepares it once per connection).
-func (d dialect) updateFromJSON(table, pk string, sets []assign, rows []keyed) (query, error) {
+func (d dialect) updateFromJSON(table string, pk []string, sets []assign, rows []keyed) (query, error) {
 	q := query{d: d}
 	list := make([]string, len(sets))
 	var perRow []string
@@ -203,7 +208,9 @@ func (d dialect) updateFromJSON(table, pk string, sets []assign, rows []keyed) (
 	objs := make([]map[string]any, len(rows))
 	for i, r := range rows {
 		o := make(map[string]any, len(perRow)+1)
-		o[pk] = jsonKey(r.pk)
+		for k, col := range pk {
+			o[col] = jsonKey(r.pk[k])
+		}
 		for k, col := range perRow {
 			o[col] = r.vals[k]
 		}
@@ -213,9 +220,13 @@ func (d dialect) updateFromJSON(table, pk string, sets []assign, rows []keyed) (
 	if err != nil {
 		return query{}, fmt.Errorf("encode batch: %w", err)
 	}
-	t, p := d.quote(table), d.quote(pk)
-	q.text = fmt.Sprintf("UPDATE %s AS lethe_t SET %s FROM json_populate_recordset(NULL::%s, %s) AS lethe_v WHERE lethe_t.%s = lethe_v.%s",
-		t, strings.Join(list, ", "), t, q.arg(string(doc)), p, p)
+	t := d.quote(table)
+	join := make([]string, len(pk))
+	for k, col := range pk {
+		join[k] = fmt.Sprintf("lethe_t.%s = lethe_v.%s", d.quote(col), d.quote(col))
+	}
+	q.text = fmt.Sprintf("UPDATE %s AS lethe_t SET %s FROM json_populate_recordset(NULL::%s, %s) AS lethe_v WHERE %s",
+		t, strings.Join(list, ", "), t, q.arg(string(doc)), strings.Join(join, " AND "))
 	return q, nil
 }
 
@@ -327,4 +338,69 @@ func (d dialect) missing(err error) bool {
 		return strings.Contains(m, "no such table") || strings.Contains(m, "no such column")
 	}
 	return false
+}
+
+// digits returns an expression of the characters of expr that are digits,
+// for the candidate filter of the phone rule. SQLite has no regular
+// expressions, so there the usual separators are removed instead; letters
+// left behind (an "ext.") do not hide the run of digits the filter looks
+// for.
+func (d dialect) digits(expr string) string {
+	switch d.name {
+	case "postgres":
+		return fmt.Sprintf("regexp_replace(CAST(%s AS TEXT), '[^0-9]', '', 'g')", expr)
+	case "mysql":
+		return fmt.Sprintf("REGEXP_REPLACE(CAST(%s AS CHAR), '[^0-9]', '')", expr)
+	}
+	out := "CAST(" + expr + " AS TEXT)"
+	for _, sep := range []string{"' '", "'-'", "'.'", "'('", "')'", "'+'", "'/'", "char(9)", "char(160)", "char(8209)", "char(8211)"} {
+		out = "replace(" + out + ", " + sep + ", '')"
+	}
+	return out
+}
+
+// lowerTrim is the expression the case-insensitive rule compares: an
+// index on exactly this expression serves it (see the package
+// documentation).
+func (d dialect) lowerTrim(expr string) string {
+	return "lower(trim(" + expr + "))"
+}
+
+// keyCols writes a primary key for comparison: the column, or a row value
+// of the columns of a composite key.
+func (d dialect) keyCols(key []string) string {
+	cols := make([]string, len(key))
+	for i, k := range key {
+		cols[i] = d.quote(k)
+	}
+	if len(cols) == 1 {
+		return cols[0]
+	}
+	return "(" + strings.Join(cols, ", ") + ")"
+}
+
+// tupleList is keyList for keys of any width: one parameter per key
+// column, in row values when a key has several.
+func (q *query) tupleList(keys [][]any) string {
+	if len(keys) > 0 && len(keys[0]) == 1 {
+		flat := make([]any, len(keys))
+		for i, k := range keys {
+			flat[i] = k[0]
+		}
+		return q.keyList(flat)
+	}
+	n := 1
+	for n < len(keys) {
+		n *= 2
+	}
+	out := make([]string, n)
+	for i := range out {
+		k := keys[min(i, len(keys)-1)]
+		ph := make([]string, len(k))
+		for j, v := range k {
+			ph[j] = q.arg(v)
+		}
+		out[i] = "(" + strings.Join(ph, ", ") + ")"
+	}
+	return strings.Join(out, ", ")
 }

@@ -12,10 +12,15 @@
 //	    dsn: ${SHOP_DSN}
 //	    batch_size: 1000            # rows per transaction; default 1000
 //	    hash_key: ${LETHE_HASH_KEY} # >= 16 bytes; needed by hash and redact_email
+//	    default_region: GB          # phones stored as national numbers; optional
+//	    follow_limit: 10            # never follow a value matching more root rows; default 10
 //	    tables:
 //	      - name: users
-//	        primary_key: id         # default "id"
+//	        root: true              # the subject's accounts
+//	        primary_key: id         # default "id"; a list for a composite key
 //	        identities: {email: email, phone: phone, user_id: id}  # identity type -> column
+//	        match: {phone: exact}   # optional: exact | case_insensitive | phone
+//	        follow: [id, email]     # optional: columns Resolve follows
 //	        action: delete
 //	      - name: addresses
 //	        references: {column: user_id, table: users, to: id}     # addresses.user_id -> users.id
@@ -52,14 +57,27 @@
 // # Which rows are the subject's
 //
 // A row of a table belongs to the subject when one of its identity columns
-// holds one of the subject's values of that type, or when one of its
-// references points at a subject's row of the parent, recursively. Values
-// are compared with the column's own equality (so MySQL's case- and
-// accent-insensitive collations apply there); emails arrive lower-cased,
-// so a PostgreSQL or SQLite column holding mixed-case addresses should be
-// normalised or matched through another identity. Against integer (and
-// PostgreSQL uuid) columns only values of that shape are compared: "42abc"
-// never matches user 42.
+// holds one of the subject's values of that type under the column's match
+// rule, or when one of its references points at a subject's row of the
+// parent, recursively. Rules default by identity type (email
+// case_insensitive, phone phone, others exact) and are overridden per
+// column with match:; see docs/datamap.md for the rules, the indexes that
+// serve them, root tables (root: true), followed columns (follow:),
+// follow_limit and default_region. Rules SQL cannot decide exactly (phone,
+// case_insensitive, and exact on MySQL text columns, whose collations are
+// case- and accent-insensitive) select candidates in SQL and confirm each
+// in Go, then act by primary key. Against integer (and PostgreSQL uuid)
+// columns only values of that shape are compared: "42abc" never matches
+// user 42. A column whose type the subject lacks yields no work.
+//
+// primary_key may list several columns (primary_key: [appointment_id,
+// line_no]): batches select, lock, delete and update by the whole key
+// (row values), and a reference to such a table names its column with to.
+//
+// Resolve follows only followed columns and never a value matching more
+// than follow_limit rows of a root table; ResolveSubject
+// (connector.SubjectResolver) also reports the root rows reached and the
+// columns whose values were not followed.
 //
 // # Erase
 //

@@ -23,16 +23,36 @@ type Options struct {
 	// HashKey keys the hash and redact_email strategies (HMAC-SHA256). It
 	// must stay the same across runs for pseudonyms to stay stable.
 	// Required, at least 16 bytes, when either strategy is used.
-	HashKey string  `yaml:"hash_key"`
-	Tables  []Table `yaml:"tables"`
+	HashKey string `yaml:"hash_key"`
+	// DefaultRegion (ISO 3166, e.g. "GB") reads phones stored as national
+	// numbers ("07911 123456"); without it only international forms match.
+	DefaultRegion string `yaml:"default_region"`
+	// FollowLimit: Resolve never follows a value found in the data that
+	// matches more than this many rows of a root table (a placeholder
+	// such as +10000000000 or test@test.com shared by many accounts); it
+	// names it in Resolution.Unfollowed instead. Default 10.
+	FollowLimit int     `yaml:"follow_limit"`
+	Tables      []Table `yaml:"tables"`
 }
 
 // Table maps one table of the target.
 type Table struct {
 	Name       string `yaml:"name"`        // table, or schema.table
-	PrimaryKey string `yaml:"primary_key"` // default "id"
+	PrimaryKey Key    `yaml:"primary_key"` // default "id"; a list for a composite key
+	// Root marks the table whose rows are the subject's accounts (users):
+	// a resolution reaching more than one of its rows is ambiguous.
+	Root bool `yaml:"root"`
 	// Identities maps identity types to the columns holding them.
 	Identities map[lethe.IdentityType]string `yaml:"identities"`
+	// Match overrides, per identity column, how stored values are
+	// compared with the subject's (MatchExact, MatchCaseInsensitive,
+	// MatchPhone); the default comes from the column's identity type.
+	Match map[string]string `yaml:"match"`
+	// Follow lists the identity columns whose values Resolve reads to
+	// discover more identities (they identify one person). Unset: the
+	// identity columns of root tables when the map has a root, every
+	// identity column otherwise. Other columns only match rows.
+	Follow []string `yaml:"follow"`
 	// References link the table to its parents; a row belongs to the
 	// subject if any reference points at a subject's row of the parent.
 	References References   `yaml:"references"`
@@ -43,6 +63,24 @@ type Table struct {
 	Until   string              `yaml:"until"`  // optional for retain: YYYY-MM-DD or RFC 3339
 	// Cascades lists the tables that ON DELETE CASCADE / SET NULL rules change when rows of this table go (CheckSchema).
 	Cascades []string `yaml:"cascades"`
+}
+
+// Key is a primary key: one column, or a list of columns for a composite
+// key (primary_key: [appointment_id, line_no]).
+type Key []string
+
+// UnmarshalYAML implements yaml.Unmarshaler: a column name or a list.
+func (k *Key) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*k = Key{n.Value}
+		return nil
+	}
+	var many []string
+	if err := n.Decode(&many); err != nil {
+		return err
+	}
+	*k = many
+	return nil
 }
 
 // Reference says that Column of this table holds To of the parent Table.
@@ -126,9 +164,10 @@ func (s Strategy) kind() string {
 }
 
 const (
-	defaultBatchSize = 1000
-	maxBatchSize     = 100000
-	minHashKeyLen    = 16
+	defaultBatchSize   = 1000
+	defaultFollowLimit = 10
+	maxBatchSize       = 100000
+	minHashKeyLen      = 16
 )
 
 // ident is what a table or column name may look like. Names are quoted
@@ -153,6 +192,9 @@ func validTableName(s string) bool {
 // table is a validated Table with its links resolved.
 type table struct {
 	Table
+	key      []string             // primary key columns
+	rules    map[string]rule      // identity column -> how it matches
+	follow   map[string]bool      // identity columns Resolve reads
 	idTypes  []lethe.IdentityType // sorted, for stable queries
 	parents  []link
 	columns  []string // pseudonymized columns, sorted
@@ -189,6 +231,15 @@ func compile(target string, o *Options) ([]*table, error) {
 	if len(o.Tables) == 0 {
 		fail("no tables")
 	}
+	if o.DefaultRegion != "" && !lethe.ValidPhoneRegion(o.DefaultRegion) {
+		fail("default_region %q is not a region code (ISO 3166, e.g. GB)", o.DefaultRegion)
+	}
+	switch {
+	case o.FollowLimit == 0:
+		o.FollowLimit = defaultFollowLimit
+	case o.FollowLimit < 1:
+		fail("follow_limit %d must be at least 1", o.FollowLimit)
+	}
 	byName := map[string]*table{}
 	var tables []*table
 	for i := range o.Tables {
@@ -207,11 +258,17 @@ func compile(target string, o *Options) ([]*table, error) {
 	usesKey := false
 	for _, t := range tables {
 		tfail := func(format string, args ...any) { fail("table %q: "+format, append([]any{t.Name}, args...)...) }
-		if t.PrimaryKey == "" {
-			t.PrimaryKey = "id"
+		t.key = t.PrimaryKey
+		if len(t.key) == 0 {
+			t.key = []string{"id"}
 		}
-		if !validIdent(t.PrimaryKey) {
-			tfail("primary_key %q is not a plain identifier", t.PrimaryKey)
+		for _, k := range t.key {
+			if !validIdent(k) {
+				tfail("primary_key %q is not a plain identifier", k)
+			}
+		}
+		if len(slices.Compact(slices.Sorted(slices.Values(t.key)))) != len(t.key) {
+			tfail("primary_key lists a column twice")
 		}
 		for typ, col := range t.Identities {
 			if !typ.Valid() {
@@ -235,9 +292,14 @@ func compile(target string, o *Options) ([]*table, error) {
 			}
 			to := r.To
 			if to == "" {
-				to = p.PrimaryKey
-				if to == "" {
+				switch len(p.PrimaryKey) {
+				case 0:
 					to = "id"
+				case 1:
+					to = p.PrimaryKey[0]
+				default:
+					tfail("references %q, whose primary key has several columns: say which column with to", r.Table)
+					continue
 				}
 			}
 			if !validIdent(to) {
@@ -272,7 +334,7 @@ func compile(target string, o *Options) ([]*table, error) {
 					tfail("column %q is not a plain identifier", col)
 					continue
 				}
-				if col == t.PrimaryKey {
+				if slices.Contains(t.key, col) {
 					tfail("column %q is the primary key; rows are updated by it, so it cannot be pseudonymized", col)
 				}
 				switch st.kind() {
@@ -304,6 +366,7 @@ func compile(target string, o *Options) ([]*table, error) {
 			tfail("action %q is not supported (use delete, pseudonymize or retain)", t.Action)
 		}
 	}
+	compileMatching(tables, fail)
 	if usesKey && len(o.HashKey) < minHashKeyLen {
 		fail("hash_key of at least %d bytes is required by the hash and redact_email strategies", minHashKeyLen)
 	}

@@ -46,6 +46,8 @@ type Connector struct {
 	batch  int
 	key    []byte
 	tables []*table // children before parents
+	region string   // default_region for phones stored nationally
+	follow int      // follow_limit
 
 	mu     sync.Mutex
 	schema schema // nil until first loaded
@@ -80,7 +82,8 @@ func Open(name string, o Options) (*Connector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("target %q: open: %w", name, err)
 	}
-	return &Connector{name: name, d: d, db: db, batch: o.BatchSize, key: []byte(o.HashKey), tables: tables}, nil
+	return &Connector{name: name, d: d, db: db, batch: o.BatchSize, key: []byte(o.HashKey), tables: tables,
+		region: o.DefaultRegion, follow: o.FollowLimit}, nil
 }
 
 // Close closes the connection pool.
@@ -137,7 +140,9 @@ func (c *Connector) Validate(ctx context.Context) error {
 				fail("%s column %q does not exist", role, col)
 			}
 		}
-		need(t.PrimaryKey, "primary key")
+		for _, k := range t.key {
+			need(k, "primary key")
+		}
 		for _, typ := range t.idTypes {
 			need(t.Identities[typ], string(typ)+" identity")
 		}
@@ -231,11 +236,17 @@ func typed(vs []string, k colKind) []any {
 // column holds one of the subject's values, or a reference points at a
 // subject's row of the parent (recursively, so links span several hops).
 // It returns "" when nothing can match.
-func (c *Connector) where(q *query, t *table, v values, s schema) string {
+func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
 	var terms []string
 	for _, typ := range t.idTypes {
 		col := t.Identities[typ]
-		args := typed(v[typ], s.kind(t.Name, col))
+		if m.confirmed[t][col] {
+			if keys := m.keys[t][col]; len(keys) > 0 {
+				terms = append(terms, c.keyTerm(q, t, keys))
+			}
+			continue
+		}
+		args := typed(m.v[typ], s.kind(t.Name, col))
 		if len(args) == 0 {
 			continue
 		}
@@ -246,7 +257,7 @@ func (c *Connector) where(q *query, t *table, v values, s schema) string {
 		terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(col), strings.Join(ph, ", ")))
 	}
 	for _, l := range t.parents {
-		sub := c.where(q, l.parent, v, s)
+		sub := c.where(q, l.parent, m, s)
 		if sub == "" {
 			continue
 		}
@@ -265,20 +276,34 @@ func (c *Connector) where(q *query, t *table, v values, s schema) string {
 	// docs/performance.md). A UNION of one indexable SELECT per term finds
 	// the same rows through the indexes. The derived table keeps MySQL from
 	// refusing a subquery on the table a DELETE changes (error 1093).
-	pk, name := c.d.quote(t.PrimaryKey), c.d.quote(t.Name)
+	pk, name := c.d.keyCols(t.key), c.d.quote(t.Name)
+	list := strings.Trim(pk, "()")
 	sel := make([]string, len(terms))
 	for i, term := range terms {
-		sel[i] = fmt.Sprintf("SELECT %s FROM %s WHERE %s", pk, name, term)
+		sel[i] = fmt.Sprintf("SELECT %s FROM %s WHERE %s", list, name, term)
 	}
-	return fmt.Sprintf("(%s IN (SELECT %s FROM (%s) AS subject_rows))", pk, pk, strings.Join(sel, " UNION "))
+	return fmt.Sprintf("(%s IN (SELECT %s FROM (%s) AS subject_rows))", pk, list, strings.Join(sel, " UNION "))
 }
 
-// begin checks ctx and loads the schema: the start of every method.
-func (c *Connector) begin(ctx context.Context, op string) (schema, error) {
+// begin checks ctx, loads the schema and matches the subject's values
+// (see matcher): the start of every method.
+func (c *Connector) begin(ctx context.Context, op string, v values) (schema, *matcher, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("target %q: %s: %w", c.name, op, err)
+		return nil, nil, redact(fmt.Errorf("target %q: %s: %w", c.name, op, err), v.all())
 	}
-	return c.loadSchema(ctx)
+	s, err := c.loadSchema(ctx)
+	if err != nil {
+		return nil, nil, redact(err, v.all())
+	}
+	m, err := c.match(ctx, v, s)
+	if err != nil {
+		err = fmt.Errorf("target %q: %s: %w", c.name, op, err)
+		if c.d.missing(err) {
+			err = connector.Permanent(err)
+		}
+		return nil, nil, redact(err, v.all())
+	}
+	return s, m, nil
 }
 
 // fail wraps a database error with the target and table, marks errors no
@@ -289,96 +314,6 @@ func (c *Connector) fail(v values, op string, t *table, err error) error {
 		err = connector.Permanent(err)
 	}
 	return redact(err, v.all())
-}
-
-// Resolve returns the identities held in the subject's rows, following
-// what it finds until nothing new turns up (bounded).
-func (c *Connector) Resolve(ctx context.Context, subj connector.Subject) ([]lethe.Identity, error) {
-	s, err := c.begin(ctx, "resolve")
-	if err != nil {
-		return nil, redact(err, valuesOf(subj.Identities).all())
-	}
-	known := map[lethe.Identity]bool{}
-	for _, id := range subj.Identities {
-		known[id] = true
-	}
-	all := slices.Clone(subj.Identities)
-	var found []lethe.Identity
-	for round := 0; round < maxResolveRounds; round++ {
-		v := valuesOf(all)
-		added := false
-		for _, t := range c.tables {
-			if len(t.idTypes) == 0 {
-				continue
-			}
-			ids, err := c.identities(ctx, t, v, s)
-			if err != nil {
-				return nil, c.fail(v, "resolve", t, err)
-			}
-			for _, id := range ids {
-				if !known[id] {
-					known[id] = true
-					found = append(found, id)
-					all = append(all, id)
-					added = true
-				}
-			}
-		}
-		if !added {
-			break
-		}
-	}
-	slices.SortFunc(found, func(a, b lethe.Identity) int {
-		return strings.Compare(string(a.Type)+"\x00"+a.Value, string(b.Type)+"\x00"+b.Value)
-	})
-	return found, nil
-}
-
-func (c *Connector) identities(ctx context.Context, t *table, v values, s schema) ([]lethe.Identity, error) {
-	q := &query{d: c.d}
-	w := c.where(q, t, v, s)
-	if w == "" {
-		return nil, nil
-	}
-	cols := make([]string, len(t.idTypes))
-	for i, typ := range t.idTypes {
-		cols[i] = c.d.quote(t.Identities[typ])
-	}
-	stmt := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s LIMIT %d",
-		strings.Join(cols, ", "), c.d.quote(t.Name), w, maxResolveRows+1)
-	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []lethe.Identity
-	n := 0
-	for rows.Next() {
-		if n++; n > maxResolveRows {
-			return nil, fmt.Errorf("more than %d distinct linked identities; check the data map", maxResolveRows)
-		}
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
-		}
-		for i, typ := range t.idTypes {
-			raw, ok := text(vals[i])
-			if !ok {
-				continue
-			}
-			// A value that is not a valid identity (a malformed stored
-			// email) cannot be passed on; the row itself is still found
-			// through the identity that led here.
-			if id, err := lethe.NormalizeIdentity(lethe.Identity{Type: typ, Value: raw}); err == nil {
-				out = append(out, id)
-			}
-		}
-	}
-	return out, rows.Err()
 }
 
 // text renders a scanned value as an identity value; false for NULL.
@@ -403,13 +338,13 @@ func text(v any) (string, bool) {
 // Plan counts the subject's rows per table.
 func (c *Connector) Plan(ctx context.Context, subj connector.Subject) (lethe.Report, error) {
 	v := valuesOf(subj.Identities)
-	s, err := c.begin(ctx, "plan")
+	s, m, err := c.begin(ctx, "plan", v)
 	if err != nil {
-		return lethe.Report{}, redact(err, v.all())
+		return lethe.Report{}, err
 	}
 	var rep lethe.Report
 	for _, t := range c.tables {
-		n, err := c.count(ctx, t, v, s)
+		n, err := c.count(ctx, t, m, s)
 		if err != nil {
 			return lethe.Report{}, c.fail(v, "plan", t, err)
 		}
@@ -431,9 +366,9 @@ func item(t *table, n int64) lethe.ReportItem {
 	return it
 }
 
-func (c *Connector) count(ctx context.Context, t *table, v values, s schema) (int64, error) {
+func (c *Connector) count(ctx context.Context, t *table, m *matcher, s schema) (int64, error) {
 	q := &query{d: c.d}
-	w := c.where(q, t, v, s)
+	w := c.where(q, t, m, s)
 	if w == "" {
 		return 0, nil
 	}
@@ -449,9 +384,9 @@ func (c *Connector) count(ctx context.Context, t *table, v values, s schema) (in
 // was committed before it.
 func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Report, error) {
 	v := valuesOf(subj.Identities)
-	s, err := c.begin(ctx, "erase")
+	s, m, err := c.begin(ctx, "erase", v)
 	if err != nil {
-		return lethe.Report{}, redact(err, v.all())
+		return lethe.Report{}, err
 	}
 	var rep lethe.Report
 	for _, t := range c.tables {
@@ -459,11 +394,11 @@ func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Re
 		var err error
 		switch t.Action {
 		case lethe.ActionDelete:
-			n, err = c.deleteRows(ctx, t, v, s)
+			n, err = c.deleteRows(ctx, t, m, s)
 		case lethe.ActionPseudonymize:
-			n, err = c.pseudonymizeRows(ctx, t, v, s)
+			n, err = c.pseudonymizeRows(ctx, t, m, s)
 		case lethe.ActionRetain:
-			n, err = c.count(ctx, t, v, s)
+			n, err = c.count(ctx, t, m, s)
 		}
 		rep.Items = append(rep.Items, item(t, n))
 		if err != nil {
@@ -476,9 +411,9 @@ func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Re
 // deleteRows deletes the subject's rows of t in batches: each selects and
 // locks up to batch_size primary keys, deletes them by key and commits on
 // its own, keeping locks short (see the batch comment in dialect.go).
-func (c *Connector) deleteRows(ctx context.Context, t *table, v values, s schema) (int64, error) {
+func (c *Connector) deleteRows(ctx context.Context, t *table, m *matcher, s schema) (int64, error) {
 	q := &query{d: c.d}
-	w := c.where(q, t, v, s)
+	w := c.where(q, t, m, s)
 	if w == "" {
 		return 0, nil
 	}
@@ -486,7 +421,7 @@ func (c *Connector) deleteRows(ctx context.Context, t *table, v values, s schema
 	// order instead of using the lookups, and deleted rows stop matching,
 	// so the next batch finds the rest without a cursor.
 	sel := fmt.Sprintf("SELECT %s FROM %s WHERE %s LIMIT %d%s",
-		c.d.quote(t.PrimaryKey), c.d.quote(t.Name), w, c.batch, c.d.lockRows())
+		strings.Trim(c.d.keyCols(t.key), "()"), c.d.quote(t.Name), w, c.batch, c.d.lockRows())
 	var total int64
 	for {
 		if err := ctx.Err(); err != nil {
@@ -508,14 +443,18 @@ func (c *Connector) deleteBatch(ctx context.Context, t *table, sel string, args 
 		return 0, false, err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	var keys []any
+	var keys [][]any
 	rows, err := tx.QueryContext(ctx, sel, args...)
 	if err != nil {
 		return 0, false, err
 	}
 	for rows.Next() {
-		var k any
-		if err := rows.Scan(&k); err != nil {
+		k := make([]any, len(t.key))
+		ptrs := make([]any, len(k))
+		for i := range k {
+			ptrs[i] = &k[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
 			rows.Close()
 			return 0, false, err
 		}
@@ -530,10 +469,10 @@ func (c *Connector) deleteBatch(ctx context.Context, t *table, sel string, args 
 	}
 	var n int64
 	for rest := keys; len(rest) > 0; {
-		chunk := rest[:min(len(rest), maxKeysPerStmt)]
+		chunk := rest[:min(len(rest), maxKeysPerStmt/len(t.key))]
 		rest = rest[len(chunk):]
 		q := &query{d: c.d}
-		stmt := fmt.Sprintf("DELETE FROM %s WHERE %s IN (%s)", c.d.quote(t.Name), c.d.quote(t.PrimaryKey), q.keyList(chunk))
+		stmt := fmt.Sprintf("DELETE FROM %s WHERE %s", c.d.quote(t.Name), c.keyTerm(q, t, chunk))
 		res, err := tx.ExecContext(ctx, stmt, q.args...)
 		if err != nil {
 			return 0, false, err
@@ -562,22 +501,24 @@ func (c *Connector) deleteBatch(ctx context.Context, t *table, sel string, args 
 // of them in one statement where the dialect allows (dialect.updateRows).
 // Batches advance by primary key, so every row is visited once per call
 // even if a rewritten row were somehow to match again.
-func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, v values, s schema) (int64, error) {
+func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, m *matcher, s schema) (int64, error) {
 	var total int64
-	var last any
+	var last []any
 	for {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
 		q := &query{d: c.d}
-		w := c.where(q, t, v, s)
+		w := c.where(q, t, m, s)
 		if w == "" {
 			return total, nil
 		}
-		pk := c.d.quote(t.PrimaryKey)
+		pk := c.d.keyCols(t.key)
 		if last != nil {
-			w += fmt.Sprintf(" AND %s > %s", pk, q.arg(last))
+			// A row value comparison walks a composite key in its order.
+			w += fmt.Sprintf(" AND %s > %s", pk, q.tupleList([][]any{last}))
 		}
+		pk = strings.Trim(pk, "()")
 		cols := []string{pk}
 		for _, col := range t.columns {
 			cols = append(cols, c.d.quote(col))
@@ -595,7 +536,7 @@ func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, v values, s 
 
 // pseudonymizeBatch runs one batch in one transaction and returns the rows
 // changed and the last primary key seen (nil when the batch was the last).
-func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string, args []any) (int64, any, error) {
+func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string, args []any) (int64, []any, error) {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, nil, err
@@ -607,7 +548,7 @@ func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string,
 		return 0, nil, err
 	}
 	for rows.Next() {
-		dst := make([]any, len(t.columns)+1)
+		dst := make([]any, len(t.key)+len(t.columns))
 		ptrs := make([]any, len(dst))
 		for i := range dst {
 			ptrs[i] = &dst[i]
@@ -616,7 +557,7 @@ func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string,
 			rows.Close()
 			return 0, nil, err
 		}
-		batch = append(batch, keyed{pk: dst[0], vals: dst[1:]})
+		batch = append(batch, keyed{pk: dst[:len(t.key)], vals: dst[len(t.key):]})
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -644,7 +585,7 @@ func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string,
 			if !sets[i].perRow {
 				continue
 			}
-			nv, err := c.pseudonym(t.Columns[col], batch[r].vals[i])
+			nv, err := c.pseudonym(t.Columns[col], c.pseudonymInput(t, col, batch[r].vals[i]))
 			if err != nil {
 				return 0, nil, err
 			}
@@ -652,7 +593,7 @@ func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string,
 		}
 		batch[r].vals = vals
 	}
-	stmts, err := c.d.updateRows(t.Name, t.PrimaryKey, sets, batch)
+	stmts, err := c.d.updateRows(t.Name, t.key, sets, batch)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -683,6 +624,25 @@ func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string,
 		return n, nil, nil
 	}
 	return n, batch[len(batch)-1].pk, nil
+}
+
+// pseudonymInput is the value a derived strategy (hash, redact_email) is
+// computed from: for an identity column, its canonical form under the
+// column's rule, so the case variants of one address (or the ways of
+// writing one phone) get one pseudonym.
+func (c *Connector) pseudonymInput(t *table, col string, value any) any {
+	r, ok := t.rules[col]
+	if !ok || r == MatchExact {
+		return value
+	}
+	raw, ok := text(value)
+	if !ok {
+		return value
+	}
+	if cv, ok := canonical(r, c.region, raw); ok {
+		return cv
+	}
+	return value
 }
 
 // pseudonym returns the replacement for value under st. NULL stays NULL
@@ -724,16 +684,16 @@ func (c *Connector) mac(s string) string {
 // reference columns were rewritten (compile insists on it).
 func (c *Connector) Verify(ctx context.Context, subj connector.Subject) error {
 	v := valuesOf(subj.Identities)
-	s, err := c.begin(ctx, "verify")
+	s, m, err := c.begin(ctx, "verify", v)
 	if err != nil {
-		return redact(err, v.all())
+		return err
 	}
 	var left []string
 	for _, t := range c.tables {
 		if t.Action == lethe.ActionRetain {
 			continue
 		}
-		n, err := c.count(ctx, t, v, s)
+		n, err := c.count(ctx, t, m, s)
 		if err != nil {
 			return c.fail(v, "verify", t, err)
 		}

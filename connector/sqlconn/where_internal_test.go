@@ -35,10 +35,16 @@ func FuzzWhere(f *testing.F) {
 		tables := shopTables(t)
 		s := schema{"users": {"id": {kind: kindInt}, "email": {kind: kindText}}}
 		v := valuesOf([]lethe.Identity{{Type: "email", Value: email}, {Type: "user_id", Value: id}})
+		users := tables[2]
+		// The email column is matched by keys confirmed in Go (one here);
+		// user_id by SQL.
+		m := &matcher{v: v,
+			confirmed: map[*table]map[string]bool{users: {"email": true}},
+			keys:      map[*table]map[string][][]any{users: {"email": {{int64(7)}}}}}
 		for _, d := range dialects {
 			c := &Connector{d: d}
 			q := &query{d: d}
-			w := c.where(q, tables[0], v, s) // items: two hops
+			w := c.where(q, tables[0], m, s) // items: two hops
 			marks := strings.Count(w, "?")
 			if d.name == "postgres" {
 				marks = strings.Count(w, "$")

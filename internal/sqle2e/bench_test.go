@@ -41,13 +41,21 @@ const (
 )
 
 // BenchmarkErase erases one subject with 1,000 rows from a PostgreSQL shop
-// of 100k and of 1M users, three ways in the same run:
+// of 100k and of 1M users, several ways in the same run. Emails are
+// matched case-insensitively (the default rule for email columns), so every
+// way compares lower(trim(email)):
 //   - sqlconn: Connector.Erase, what the pipeline's erase task runs;
 //   - sqlconn-request: Resolve from the email, Erase and Verify, all the
 //     connector work of one request;
 //   - hand: one hand-written transaction doing the same deletes and the
-//     same pseudonymisation (the redacted email computed in Go, as
-//     redact_email does).
+//     same pseudonymisation with the same case-insensitive comparison (the
+//     redacted email computed in Go, as redact_email does);
+//
+// all three with indexes on lower(trim(email)) (what docs/datamap.md asks
+// for), and sqlconn-noindex and hand-noindex the same without them (only
+// the plain email indexes, which a case-insensitive match cannot use).
+// Phones are stored in E.164 by the generator, so the map declares
+// match: exact for users.phone (the phone rule would scan).
 //
 // scripts/bench-erase runs it and prints the ratios; docs/performance.md
 // has the results. It needs LETHE_TEST_POSTGRES; it never runs as part of
@@ -74,8 +82,13 @@ func BenchmarkErase(b *testing.B) {
 			}
 			defer db.Close()
 			s := &shop{b: backend{driver: "postgres", sqlName: "pgx"}, dsn: dsn, db: db, users: n}
+			benchMap := strings.Replace(s.mapYAML(), "    identities: {email: email, phone: phone, user_id: id, x-customer_ref: customer_ref}\n",
+				"    identities: {email: email, phone: phone, user_id: id, x-customer_ref: customer_ref}\n    match: {phone: exact}\n", 1)
+			if benchMap == s.mapYAML() {
+				b.Fatal("bench map: users entry not found")
+			}
 			conn, err := sqlconn.New(context.Background(), connector.Target{Name: "shop", Kind: sqlconn.Kind,
-				Decode: func(v any) error { return yaml.Unmarshal([]byte(s.mapYAML()), v) }})
+				Decode: func(v any) error { return yaml.Unmarshal([]byte(benchMap), v) }})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -88,15 +101,21 @@ func BenchmarkErase(b *testing.B) {
 				{Type: lethe.IdentityEmail, Value: benchEmail}, {Type: lethe.IdentityUserID, Value: uid}}}
 			given := connector.Subject{Identities: full.Identities[:1]}
 
+			sqlconnErase := func(ctx context.Context) (int64, error) {
+				rep, err := conn.Erase(ctx, full)
+				return rep.Total(), err
+			}
+			handCI := func(ctx context.Context) (int64, error) { return handErase(ctx, db) }
 			modes := []struct {
-				name  string
-				erase func(ctx context.Context) (int64, error)
+				name    string
+				ciIndex bool
+				erase   func(ctx context.Context) (int64, error)
 			}{
-				{"sqlconn", func(ctx context.Context) (int64, error) {
+				{"sqlconn", true, func(ctx context.Context) (int64, error) {
 					rep, err := conn.Erase(ctx, full)
 					return rep.Total(), err
 				}},
-				{"sqlconn-request", func(ctx context.Context) (int64, error) {
+				{"sqlconn-request", true, func(ctx context.Context) (int64, error) {
 					found, err := conn.Resolve(ctx, given)
 					if err != nil {
 						return 0, err
@@ -108,9 +127,13 @@ func BenchmarkErase(b *testing.B) {
 					}
 					return rep.Total(), conn.Verify(ctx, subj)
 				}},
-				{"hand", func(ctx context.Context) (int64, error) { return handErase(ctx, db) }},
+				{"hand", true, handCI},
+				{"sqlconn-noindex", false, sqlconnErase},
+				{"hand-noindex", false, handCI},
 			}
+			defer setCIIndexes(b, s, true) // leave the shop as generated
 			for _, m := range modes {
+				setCIIndexes(b, s, m.ciIndex)
 				b.Run(m.name, func(b *testing.B) {
 					ctx := context.Background()
 					b.ReportAllocs()
@@ -137,8 +160,30 @@ func BenchmarkErase(b *testing.B) {
 	}
 }
 
+// ciIndexes are the expression indexes that serve case-insensitive email
+// matching (docs/datamap.md).
+var ciIndexes = []struct{ name, table string }{
+	{"bench_users_email_ci", "users"},
+	{"bench_orders_email_ci", "orders"},
+	{"bench_support_tickets_email_ci", "support_tickets"},
+}
+
+// setCIIndexes creates (and analyzes) or drops the ciIndexes.
+func setCIIndexes(tb testing.TB, s *shop, on bool) {
+	tb.Helper()
+	for _, ix := range ciIndexes {
+		if on {
+			s.exec(tb, `CREATE INDEX IF NOT EXISTS `+ix.name+` ON `+ix.table+` (lower(trim(email)))`)
+			s.exec(tb, `ANALYZE `+ix.table)
+		} else {
+			s.exec(tb, `DROP INDEX IF EXISTS `+ix.name)
+		}
+	}
+}
+
 // handErase is what a careful engineer would write for this schema: one
-// transaction, one set-based statement per table, children first.
+// transaction, one set-based statement per table, children first, emails
+// compared as lethe's case-insensitive rule does.
 func handErase(ctx context.Context, db *sql.DB) (int64, error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
@@ -151,14 +196,14 @@ func handErase(ctx context.Context, db *sql.DB) (int64, error) {
 		sql  string
 		args []any
 	}{
-		{`DELETE FROM order_items WHERE order_id IN (SELECT id FROM orders WHERE user_id = $1 OR email = $2)`, []any{uid, email}},
+		{`DELETE FROM order_items WHERE order_id IN (SELECT id FROM orders WHERE user_id = $1 OR lower(trim(email)) = $2)`, []any{uid, email}},
 		// Two statements, not "email = $2 OR order_id IN (...)": under OR
 		// PostgreSQL scans the whole table (see sqlconn's where).
-		{`DELETE FROM support_tickets WHERE order_id IN (SELECT id FROM orders WHERE user_id = $1 OR email = $2)`, []any{uid, email}},
-		{`DELETE FROM support_tickets WHERE email = $1`, []any{email}},
-		{`UPDATE orders SET user_id = NULL, email = $3, shipping_name = NULL WHERE user_id = $1 OR email = $2`, []any{uid, email, redactedEmail(email)}},
+		{`DELETE FROM support_tickets WHERE order_id IN (SELECT id FROM orders WHERE user_id = $1 OR lower(trim(email)) = $2)`, []any{uid, email}},
+		{`DELETE FROM support_tickets WHERE lower(trim(email)) = $1`, []any{email}},
+		{`UPDATE orders SET user_id = NULL, email = $3, shipping_name = NULL WHERE user_id = $1 OR lower(trim(email)) = $2`, []any{uid, email, redactedEmail(email)}},
 		{`DELETE FROM addresses WHERE user_id = $1`, []any{uid}},
-		{`DELETE FROM users WHERE id = $1 OR email = $2`, []any{uid, email}},
+		{`DELETE FROM users WHERE id = $1 OR lower(trim(email)) = $2`, []any{uid, email}},
 	} {
 		res, err := tx.ExecContext(ctx, st.sql, st.args...)
 		if err != nil {

@@ -25,6 +25,8 @@ var (
 // TestHostileIdentities submits injection attempts, look-alikes and values
 // at the length limits through the native API. Invalid ones must get a 400
 // and change nothing; valid ones must erase exactly their own subject.
+// Look-alikes (a Cyrillic letter among Latin ones) are invalid: they name
+// somebody else, so the users holding them stay untouched.
 func TestHostileIdentities(t *testing.T) {
 	t.Parallel()
 	if len(longRef) != 256 || len(longEmail) != 254 {
@@ -70,6 +72,11 @@ func TestHostileIdentities(t *testing.T) {
 				{"no identities", nil},
 				// One bad identity spoils the request: nothing of it runs.
 				{"valid and invalid", []identity{{"user_id", "1"}, {"email", dropRef}}},
+				{"look-alike email", []identity{{"email", cyrillicAlice}}},
+				{"look-alike custom", []identity{{"x-customer_ref", cyrillicRef}}},
+				{"zero-width space in email", []identity{{"email", "alice\u200b@example.com"}}},
+				{"right-to-left override in custom", []identity{{"x-customer_ref", "cref-1\u202e"}}},
+				{"lone surrogate in user_id", []identity{{"user_id", "1\ufffd"}}},
 			} {
 				status, body := in.call(t, "POST", "/v1/deletion-requests", map[string]any{"identities": tc.ids})
 				if status != http.StatusBadRequest {
@@ -96,16 +103,14 @@ func TestHostileIdentities(t *testing.T) {
 
 			// Valid: each erases its one subject; the user_id injections
 			// name nobody (users.id is an integer) and complete with nothing.
-			subjects := map[int64]bool{20001: true, 20003: true, 20004: true, 20005: true, 20006: true, 20007: true, 20008: true}
+			subjects := map[int64]bool{20003: true, 20004: true, 20005: true, 20006: true, 20007: true}
 			var reqs []string
 			for _, ids := range [][]identity{
-				{{"email", cyrillicAlice}},
 				{{"email", quoteEmail}},
 				{{"x-customer_ref", quoteRef}},
 				{{"x-customer_ref", dropRef}},
 				{{"x-customer_ref", longRef}},
 				{{"email", strings.ToUpper(longEmail)}},
-				{{"x-customer_ref", cyrillicRef}},
 				{{"user_id", quoteRef}},
 				{{"user_id", "1 OR 1=1"}},
 				{{"user_id", "2abc"}}, // MySQL would cast this to 2

@@ -1,0 +1,256 @@
+package sqlconn
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
+)
+
+var _ connector.SubjectResolver = (*Connector)(nil)
+
+// Resolve returns the identities held in the followed columns of the
+// subject's rows; see ResolveSubject.
+func (c *Connector) Resolve(ctx context.Context, subj connector.Subject) ([]lethe.Identity, error) {
+	r, err := c.ResolveSubject(ctx, subj)
+	return r.Identities, err
+}
+
+// ResolveSubject follows the subject's values through the map's followed
+// columns until nothing new turns up (bounded), never following a value
+// that reaches more than follow_limit rows of a root table, and counts the
+// root rows the identities reach.
+func (c *Connector) ResolveSubject(ctx context.Context, subj connector.Subject) (connector.Resolution, error) {
+	given := valuesOf(subj.Identities)
+	if err := ctx.Err(); err != nil {
+		return connector.Resolution{}, redact(fmt.Errorf("target %q: resolve: %w", c.name, err), given.all())
+	}
+	s, err := c.loadSchema(ctx)
+	if err != nil {
+		return connector.Resolution{}, redact(err, given.all())
+	}
+	r := &resolution{c: c, s: s, known: map[lethe.Identity]bool{}, unfollowed: map[string]bool{}}
+	all := slices.Clone(subj.Identities)
+	var follow []lethe.Identity
+	for _, id := range subj.Identities {
+		if r.known[id] {
+			continue
+		}
+		r.known[id] = true
+		ok, err := r.followable(ctx, id, "")
+		if err != nil {
+			return connector.Resolution{}, c.failResolve(all, err)
+		}
+		if ok {
+			follow = append(follow, id)
+		}
+	}
+	var found []lethe.Identity
+	for round := 0; round < maxResolveRounds; round++ {
+		m, err := c.match(ctx, valuesOf(follow), s)
+		if err != nil {
+			return connector.Resolution{}, c.failResolve(all, err)
+		}
+		added := false
+		for _, t := range c.tables {
+			if len(t.follow) == 0 {
+				continue
+			}
+			ids, err := c.identities(ctx, t, m, s)
+			if err != nil {
+				return connector.Resolution{}, c.failResolve(all, fmt.Errorf("%q: %w", t.Name, err))
+			}
+			for _, fid := range ids {
+				if r.known[fid.Identity] {
+					continue
+				}
+				r.known[fid.Identity] = true
+				all = append(all, fid.Identity)
+				ok, err := r.followable(ctx, fid.Identity, t.Name+"."+fid.column)
+				if err != nil {
+					return connector.Resolution{}, c.failResolve(all, err)
+				}
+				if ok {
+					found = append(found, fid.Identity)
+					follow = append(follow, fid.Identity)
+					added = true
+				}
+			}
+		}
+		if !added {
+			break
+		}
+	}
+	slices.SortFunc(found, func(a, b lethe.Identity) int {
+		return strings.Compare(string(a.Type)+"\x00"+a.Value, string(b.Type)+"\x00"+b.Value)
+	})
+	roots, err := r.roots(ctx, append(slices.Clone(subj.Identities), found...))
+	if err != nil {
+		return connector.Resolution{}, c.failResolve(all, err)
+	}
+	res := connector.Resolution{Identities: found, RootRecords: roots}
+	for name := range r.unfollowed {
+		res.Unfollowed = append(res.Unfollowed, name)
+	}
+	slices.Sort(res.Unfollowed)
+	return res, nil
+}
+
+func (c *Connector) failResolve(ids []lethe.Identity, err error) error {
+	err = fmt.Errorf("target %q: resolve: %w", c.name, err)
+	if c.d.missing(err) {
+		err = connector.Permanent(err)
+	}
+	return redact(err, valuesOf(ids).all())
+}
+
+// resolution is the state of one ResolveSubject call.
+type resolution struct {
+	c          *Connector
+	s          schema
+	known      map[lethe.Identity]bool
+	unfollowed map[string]bool
+}
+
+// followable reports whether id may be followed: it reaches at most
+// follow_limit rows of every root table. A value that reaches more is
+// named by where it was found (for a given value, the root column it
+// matched).
+func (r *resolution) followable(ctx context.Context, id lethe.Identity, foundIn string) (bool, error) {
+	for _, root := range r.c.tables {
+		if !root.Root {
+			continue
+		}
+		n, err := r.c.reach(ctx, root, values{id.Type: {id.Value}}, r.s, int64(r.c.follow)+1)
+		if err != nil {
+			return false, err
+		}
+		if n > int64(r.c.follow) {
+			name := foundIn
+			if name == "" {
+				name = root.Name + "." + root.Identities[id.Type]
+			}
+			r.unfollowed[name] = true
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// roots counts the rows of each root table the identities reach.
+func (r *resolution) roots(ctx context.Context, ids []lethe.Identity) (map[string]int, error) {
+	out := map[string]int{}
+	for _, root := range r.c.tables {
+		if !root.Root {
+			continue
+		}
+		n, err := r.c.reach(ctx, root, valuesOf(ids), r.s, 0)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			out[root.Name] = int(n)
+		}
+	}
+	return out, nil
+}
+
+// reach counts the rows of t that values v match, stopping at limit when
+// limit > 0. Only t and the tables it references are matched.
+func (c *Connector) reach(ctx context.Context, t *table, v values, s schema, limit int64) (int64, error) {
+	m, err := c.matchTables(ctx, v, s, lineage(t, nil))
+	if err != nil {
+		return 0, err
+	}
+	q := &query{d: c.d}
+	w := c.where(q, t, m, s)
+	if w == "" {
+		return 0, nil
+	}
+	lim := ""
+	if limit > 0 {
+		lim = fmt.Sprintf(" LIMIT %d", limit)
+	}
+	var n int64
+	err = c.db.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM (SELECT 1 AS one FROM %s WHERE %s%s) AS reach", c.d.quote(t.Name), w, lim), q.args...).Scan(&n)
+	return n, err
+}
+
+// lineage returns t and every table it references, recursively.
+func lineage(t *table, acc []*table) []*table {
+	if slices.Contains(acc, t) {
+		return acc
+	}
+	acc = append(acc, t)
+	for _, l := range t.parents {
+		acc = lineage(l.parent, acc)
+	}
+	return acc
+}
+
+// foundIdentity is an identity read from a followed column.
+type foundIdentity struct {
+	lethe.Identity
+	column string
+}
+
+// identities reads the followed columns of the subject's rows of t, each
+// value put in its canonical form under the column's rule.
+func (c *Connector) identities(ctx context.Context, t *table, m *matcher, s schema) ([]foundIdentity, error) {
+	q := &query{d: c.d}
+	w := c.where(q, t, m, s)
+	if w == "" {
+		return nil, nil
+	}
+	var types []lethe.IdentityType
+	var cols []string
+	for _, typ := range t.idTypes {
+		if col := t.Identities[typ]; t.follow[col] {
+			types = append(types, typ)
+			cols = append(cols, c.d.quote(col))
+		}
+	}
+	stmt := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s LIMIT %d",
+		strings.Join(cols, ", "), c.d.quote(t.Name), w, maxResolveRows+1)
+	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []foundIdentity
+	n := 0
+	for rows.Next() {
+		if n++; n > maxResolveRows {
+			return nil, fmt.Errorf("more than %d distinct linked identities; check the data map", maxResolveRows)
+		}
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, err
+		}
+		for i, typ := range types {
+			raw, ok := text(vals[i])
+			if !ok {
+				continue
+			}
+			col := t.Identities[typ]
+			cv, ok := canonical(t.rules[col], c.region, raw)
+			if !ok {
+				continue
+			}
+			// A value that is not a valid identity (a malformed stored
+			// email) cannot be passed on; the row itself is still found
+			// through the identity that led here.
+			if id, err := lethe.NormalizeIdentity(lethe.Identity{Type: typ, Value: cv}); err == nil {
+				out = append(out, foundIdentity{Identity: id, column: col})
+			}
+		}
+	}
+	return out, rows.Err()
+}
