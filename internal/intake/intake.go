@@ -282,7 +282,7 @@ func (s *Service) Cancel(ctx context.Context, scope store.Scope, id string, acto
 		if errors.Is(err, store.ErrNotFound) || (err == nil && !scope.Sees(r.ClientID)) {
 			return lethe.Errorf(lethe.ENOTFOUND, "deletion request not found")
 		} else if err != nil {
-			return fmt.Errorf("get request: %w", err)
+			return fmt.Errorf("cancel: %w", err)
 		}
 		conflict := lethe.Errorf(lethe.ECONFLICT, "deletion request is %s; only a request that has not started erasing can be canceled", r.Status)
 		if r.Status != lethe.StatusReceived {
