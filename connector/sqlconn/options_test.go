@@ -187,3 +187,41 @@ func TestMissingTableIsPermanent(t *testing.T) {
 		t.Errorf("error contains the identity value: %v", err)
 	}
 }
+
+// The matching options are checked at start, each mistake named.
+func TestMatchingOptionsRefused(t *testing.T) {
+	const head = "driver: sqlite\ndsn: x.db\n"
+	for name, tc := range map[string]struct{ doc, want string }{
+		"unknown rule": {head + `tables: [{name: users, identities: {email: email}, match: {email: fuzzy}, action: delete}]`,
+			`match "fuzzy" for column "email" is not a rule`},
+		"match on a non-identity column": {head + `tables: [{name: users, identities: {email: email}, match: {name: exact}, action: delete}]`,
+			`match names "name"`},
+		"follow a non-identity column": {head + `tables: [{name: users, identities: {email: email}, follow: [name], action: delete}]`,
+			`follow names "name"`},
+		"bad region": {head + "default_region: XX\n" + `tables: [{name: users, identities: {email: email}, action: delete}]`,
+			`default_region "XX" is not a region code`},
+		"negative follow limit": {head + "follow_limit: -1\n" + `tables: [{name: users, identities: {email: email}, action: delete}]`,
+			`follow_limit -1 must be at least 1`},
+		"root without identities": {head + `tables: [{name: users, identities: {email: email}, action: delete}, {name: a, root: true, references: {column: u, table: users}, action: delete}]`,
+			`root needs identity columns`},
+		"reference to a composite key without to": {head + `tables: [{name: lines, primary_key: [a, b], identities: {email: email}, action: delete}, {name: notes, references: {column: line, table: lines}, action: delete}]`,
+			`say which column with to`},
+		"key column twice": {head + `tables: [{name: lines, primary_key: [a, a], identities: {email: email}, action: delete}]`,
+			`primary_key lists a column twice`},
+		"pseudonymize a key column": {head + "hash_key: 0123456789abcdef-x\n" + `tables: [{name: lines, primary_key: [a, b], identities: {email: email}, action: pseudonymize, columns: {email: hash, b: null}}]`,
+			`column "b" is the primary key`},
+	} {
+		_, err := sqlconn.New(context.Background(), target(tc.doc))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want it to say %q", name, err, tc.want)
+		}
+	}
+	// A composite key decodes from a list, a single one from a name.
+	var o sqlconn.Options
+	if err := yaml.Unmarshal([]byte(`tables: [{name: a, primary_key: [x, y]}, {name: b, primary_key: id}]`), &o); err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Tables[0].PrimaryKey) != 2 || o.Tables[0].PrimaryKey[1] != "y" || len(o.Tables[1].PrimaryKey) != 1 {
+		t.Errorf("primary keys = %v, %v", o.Tables[0].PrimaryKey, o.Tables[1].PrimaryKey)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -136,45 +137,12 @@ func (s *scenarioDB) snapshot(tb testing.TB) (string, string) {
 	tb.Helper()
 	var mine, others strings.Builder
 	for _, t := range scenarioTables {
-		rows, err := s.db.Query("SELECT * FROM " + t)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		var lines []string
-		var owners []string
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				tb.Fatal(err)
-			}
-			var line strings.Builder
-			line.WriteString(t)
-			owner := ""
-			for i, v := range vals {
-				if b, ok := v.([]byte); ok {
-					v = string(b)
-				}
-				if cols[i] == "owner" {
-					owner = fmt.Sprint(v)
-				}
-				fmt.Fprintf(&line, " %s=%v", cols[i], v)
-			}
-			lines = append(lines, line.String())
-			owners = append(owners, owner)
-		}
-		if err := rows.Close(); err != nil {
-			tb.Fatal(err)
-		}
+		lines, owners := dumpRows(tb, s.db, t, "SELECT * FROM "+t, "owner")
 		idx := make([]int, len(lines))
 		for i := range idx {
 			idx[i] = i
 		}
-		sortByLine(idx, lines)
+		sort.Slice(idx, func(a, b int) bool { return lines[idx[a]] < lines[idx[b]] })
 		for _, i := range idx {
 			w := &others
 			if owners[i] == "subject" {
@@ -184,14 +152,6 @@ func (s *scenarioDB) snapshot(tb testing.TB) (string, string) {
 		}
 	}
 	return mine.String(), others.String()
-}
-
-func sortByLine(idx []int, lines []string) {
-	for i := 1; i < len(idx); i++ {
-		for j := i; j > 0 && lines[idx[j]] < lines[idx[j-1]]; j-- {
-			idx[j], idx[j-1] = idx[j-1], idx[j]
-		}
-	}
 }
 
 // remaining counts the subject's rows that still identify them: every row

@@ -206,43 +206,55 @@ func (s *shop) snapshot(tb testing.TB, owner string) (string, string) {
 	tb.Helper()
 	var mine, others strings.Builder
 	for _, t := range shopTables {
-		rows, err := s.db.Query("SELECT * FROM " + t + " ORDER BY id")
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				tb.Fatal(err)
-			}
-			var line strings.Builder
-			line.WriteString(t)
-			rowOwner := ""
-			for i, v := range vals {
-				if b, ok := v.([]byte); ok {
-					v = string(b)
-				}
-				if cols[i] == "seed_owner" {
-					rowOwner = fmt.Sprint(v)
-				}
-				fmt.Fprintf(&line, " %s=%v", cols[i], v)
-			}
+		lines, owners := dumpRows(tb, s.db, t, "SELECT * FROM "+t+" ORDER BY id", "seed_owner")
+		for i, l := range lines {
 			w := &others
-			if rowOwner == owner {
+			if owners[i] == owner {
 				w = &mine
 			}
-			w.WriteString(line.String() + "\n")
-		}
-		if err := rows.Close(); err != nil {
-			tb.Fatal(err)
+			w.WriteString(l + "\n")
 		}
 	}
 	return mine.String(), others.String()
+}
+
+// dumpRows renders each row of query as "table col=value ...", and returns
+// the value of ownerCol of each.
+func dumpRows(tb testing.TB, db *sql.DB, table, query, ownerCol string) (lines, owners []string) {
+	tb.Helper()
+	rows, err := db.Query(query)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cols, _ := rows.Columns()
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			tb.Fatal(err)
+		}
+		var line strings.Builder
+		line.WriteString(table)
+		rowOwner := ""
+		for i, v := range vals {
+			if b, ok := v.([]byte); ok {
+				v = string(b)
+			}
+			if cols[i] == ownerCol {
+				rowOwner = fmt.Sprint(v)
+			}
+			fmt.Fprintf(&line, " %s=%v", cols[i], v)
+		}
+		lines = append(lines, line.String())
+		owners = append(owners, rowOwner)
+	}
+	if err := rows.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	return lines, owners
 }
 
 // remaining counts owner's rows that still identify them: rows of delete

@@ -83,3 +83,37 @@ func TestRedact(t *testing.T) {
 		t.Error("redact replaced an error without values")
 	}
 }
+
+// Derived pseudonyms of identity columns are computed from the canonical
+// form: case variants of one address, and the ways of writing one phone,
+// get one pseudonym; other columns keep their value as it is.
+func TestPseudonymOfCanonicalForm(t *testing.T) {
+	o := Options{Driver: "sqlite", DSN: "x.db", HashKey: "0123456789abcdef-k", DefaultRegion: "GB", Tables: []Table{{
+		Name: "orders", Identities: map[lethe.IdentityType]string{"email": "email", "phone": "phone", "x-ref": "ref"},
+		Action: lethe.ActionPseudonymize, Columns: map[string]Strategy{"email": {Kind: StrategyHash}, "phone": {Kind: StrategyHash}, "ref": {Kind: StrategyHash}, "note": {Kind: StrategyHash}},
+	}}}
+	tables, err := compile("shop", &o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Connector{key: []byte(o.HashKey), region: o.DefaultRegion}
+	pseudo := func(col, v string) any {
+		p, err := c.pseudonym(Strategy{Kind: StrategyHash}, c.pseudonymInput(tables[0], col, v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if a, b := pseudo("email", "Alice.Smith@Example.com"), pseudo("email", " alice.smith@example.COM"); a != b {
+		t.Errorf("email case variants got different pseudonyms")
+	}
+	if a, b := pseudo("phone", "+44 7911 123456"), pseudo("phone", "07911-123-456"); a != b {
+		t.Errorf("phone formats got different pseudonyms")
+	}
+	if a, b := pseudo("ref", "AB-1"), pseudo("ref", "ab-1"); a == b {
+		t.Errorf("an exact column's case variants got one pseudonym")
+	}
+	if a, b := pseudo("note", "Hello"), pseudo("note", "hello"); a == b {
+		t.Errorf("a non-identity column was canonicalised")
+	}
+}
