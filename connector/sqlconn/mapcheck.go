@@ -461,7 +461,7 @@ func (ck *schemaCheck) indexes(ctx context.Context) error {
 
 // cascadeItems counts, for Plan, the rows that the cascades declared on t
 // would change, one line per foreign key.
-func (c *Connector) cascadeItems(ctx context.Context, t *table, v values, s schema) ([]lethe.ReportItem, error) {
+func (c *Connector) cascadeItems(ctx context.Context, t *table, m *matcher, s schema) ([]lethe.ReportItem, error) {
 	if len(t.Cascades) == 0 {
 		return nil, nil
 	}
@@ -481,7 +481,7 @@ func (c *Connector) cascadeItems(ctx context.Context, t *table, v values, s sche
 			continue
 		}
 		q := &query{d: c.d}
-		w := c.cascadeWhere(q, cs, all, v, s, 0)
+		w := c.cascadeWhere(q, cs, all, m, s, 0)
 		if w == "" {
 			items = append(items, lethe.ReportItem{Object: cs.fk.table, Action: cs.action(), Reason: cs.reason()})
 			continue
@@ -502,15 +502,15 @@ const maxCascadeDepth = 8
 // cascadeWhere writes the condition selecting the child rows cs changes:
 // their key points at a subject's row of the parent, which is either a
 // mapped table or one a cascade deletes in turn. "" when nothing can match.
-func (c *Connector) cascadeWhere(q *query, cs cascade, all []cascade, v values, s schema, depth int) string {
+func (c *Connector) cascadeWhere(q *query, cs cascade, all []cascade, m *matcher, s schema, depth int) string {
 	var sub string
 	if pt := c.mappedLive(cs.parent); pt != nil {
-		sub = c.where(q, pt, v, s)
+		sub = c.where(q, pt, m, s)
 	} else if depth < maxCascadeDepth {
 		var terms []string
 		for _, up := range all {
 			if up.fk.table == cs.parent && up.action() == lethe.ActionDelete {
-				if w := c.cascadeWhere(q, up, all, v, s, depth+1); w != "" {
+				if w := c.cascadeWhere(q, up, all, m, s, depth+1); w != "" {
 					terms = append(terms, w)
 				}
 			}

@@ -349,7 +349,7 @@ func (c *Connector) Plan(ctx context.Context, subj connector.Subject) (lethe.Rep
 			return lethe.Report{}, c.fail(v, "plan", t, err)
 		}
 		rep.Items = append(rep.Items, item(t, n))
-		cascaded, err := c.cascadeItems(ctx, t, v, s)
+		cascaded, err := c.cascadeItems(ctx, t, m, s)
 		if err != nil {
 			return lethe.Report{}, c.fail(v, "plan", t, err)
 		}
