@@ -148,7 +148,7 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 	}
 	defer closeLimiter()
 
-	in := intake.New(st, pipe, keys, intake.Config{Deadlines: cfg.Regulations, Signer: signer})
+	in := intake.New(st, pipe, keys, intake.Config{Deadlines: cfg.Regulations, Signer: signer, CallbackURLs: callbackURLs(cfg)})
 	cl, err := clients.New(st, keys, clients.Config{})
 	if err != nil {
 		return err

@@ -295,7 +295,7 @@ func Default() *Config {
 			S2S:     Limit{Limit: 50, Window: 10 * time.Minute, Block: 10 * time.Minute},
 		},
 		Retention: Retention{RequestDetails: 7 * 24 * time.Hour, Legal: 3 * 365 * 24 * time.Hour},
-		Callbacks: Callbacks{Window: 24 * time.Hour, Timeout: 10 * time.Second},
+		Callbacks: Callbacks{Window: 24 * time.Hour, Timeout: 10 * time.Second, ForbidPrivateAddresses: true},
 	}
 }
 

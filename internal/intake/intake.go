@@ -19,6 +19,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/netguard"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
@@ -45,6 +46,7 @@ type Service struct {
 	deadlines map[lethe.Regulation]time.Duration
 	now       func() time.Time
 	signer    *audit.Signer
+	callbacks netguard.CallbackURLs
 }
 
 // Config configures a Service.
@@ -55,6 +57,9 @@ type Config struct {
 	Deadlines map[lethe.Regulation]time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// CallbackURLs is what a callback_url may name. Default: https to
+	// public addresses, any host.
+	CallbackURLs netguard.CallbackURLs
 	// Signer signs the receipt of a canceled request; nil issues none.
 	// Either way a cancel drops the identities' values (audit.CloseRequest).
 	Signer *audit.Signer
@@ -68,7 +73,7 @@ func New(st store.Store, q Enqueuer, keys *seal.Keyring, cfg Config) *Service {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, signer: cfg.Signer}
+	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, signer: cfg.Signer, callbacks: cfg.CallbackURLs}
 }
 
 // Submission is one request as a profile received it.
@@ -200,7 +205,7 @@ func (s *Service) build(sub Submission) (*lethe.Request, error) {
 	if err := checkText("Idempotency-Key", sub.IdempotencyKey, MaxIdempotencyLen); err != nil {
 		return nil, err
 	}
-	if err := checkCallbackURL(sub.CallbackURL); err != nil {
+	if err := checkCallbackURL(sub.CallbackURL, s.callbacks); err != nil {
 		return nil, err
 	}
 	id, err := uuid.NewV7()
@@ -329,7 +334,7 @@ func checkText(field, v string, max int) error {
 	return nil
 }
 
-func checkCallbackURL(v string) error {
+func checkCallbackURL(v string, allowed netguard.CallbackURLs) error {
 	if v == "" {
 		return nil
 	}
@@ -340,7 +345,7 @@ func checkCallbackURL(v string) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		return lethe.Errorf(lethe.EINVALID, "callback_url must be an absolute http(s) URL without credentials")
 	}
-	return nil
+	return allowed.Check(v)
 }
 
 func clip(s string) string {
