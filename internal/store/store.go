@@ -244,13 +244,26 @@ type Clients interface {
 	FindToken(ctx context.Context, hash string, now time.Time) (Token, error)
 }
 
-// RateLimits keeps fixed-window counters with a block period, shared by
+// RateLimits keeps sliding-window limits with a block period, shared by
 // every lethe process on the same database.
 type RateLimits interface {
-	// TakeRateLimit counts one request for key at now. A key over limit
-	// within window is blocked for block from the moment it went over;
-	// while blocked, requests are refused and do not extend the block.
-	// It returns whether the request is allowed and, when not, how long
-	// until it would be.
-	TakeRateLimit(ctx context.Context, key string, limit int, window, block time.Duration, now time.Time) (allowed bool, retryAfter time.Duration, err error)
+	// TakeRateLimit counts one request for p.Key at p.Now. A request is
+	// allowed while fewer than p.Limit requests were allowed in the
+	// p.Window before it (a sliding window: the limit holds over every
+	// window, not only over fixed ones). The request that goes over blocks
+	// the key for p.Block from that moment; while blocked, requests are
+	// refused and do not extend the block. With no Block, requests are
+	// refused until the oldest counted one leaves the window. It returns
+	// whether the request is allowed and, when not, how long until one
+	// would be.
+	TakeRateLimit(ctx context.Context, p TakeRateLimitParams) (allowed bool, retryAfter time.Duration, err error)
+}
+
+// TakeRateLimitParams are the arguments of RateLimits.TakeRateLimit.
+type TakeRateLimitParams struct {
+	Key    string
+	Limit  int           // at least 1
+	Window time.Duration // positive
+	Block  time.Duration // zero: no block, refused until the window allows
+	Now    time.Time
 }
