@@ -144,8 +144,8 @@ type RateLimits struct {
 	Clients map[string]ClientLimits `yaml:"clients"`
 }
 
-// Limit is a fixed-window limit with a block: more than Limit requests
-// within Window blocks the client for Block. Its defaults are those of the
+// Limit is a sliding-window limit with a block: more than Limit requests
+// within any Window blocks the client for Block. Its defaults are those of the
 // profile it sets (see RateLimits); a written-out Limit needs all three.
 type Limit struct {
 	Limit  int           `yaml:"limit"`  // requests per window, at least 1

@@ -226,6 +226,8 @@ type Clients interface {
 	GetClient(ctx context.Context, id string) (*lethe.Client, error)
 	GetClientByName(ctx context.Context, name string) (*lethe.Client, error)
 	ListClients(ctx context.Context) ([]*lethe.Client, error)
+	// SetClientDisabled disables or enables the client. Disabling deletes
+	// its access tokens: they stay dead when the client is enabled again.
 	SetClientDisabled(ctx context.Context, id string, disabled bool) error
 	// AddCredential adds a credential to a client.
 	AddCredential(ctx context.Context, c Credential) error
@@ -239,6 +241,9 @@ type Clients interface {
 	// unexpired at now (sealed ones opened).
 	ClientCredentials(ctx context.Context, clientID string, kind CredentialKind, now time.Time) ([]Credential, error)
 	CreateToken(ctx context.Context, t Token) error
+	// ExpireTokens makes the client's access tokens expire at at, unless
+	// they expire earlier already (a rotation's overlap ends them).
+	ExpireTokens(ctx context.Context, clientID string, at time.Time) error
 	// FindToken returns the unexpired token with hash whose client is
 	// enabled; ErrNotFound otherwise.
 	FindToken(ctx context.Context, hash string, now time.Time) (Token, error)
