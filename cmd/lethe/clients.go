@@ -90,34 +90,12 @@ func newClientsCmd(g *globals) *cobra.Command {
 	}
 	rotate.Flags().DurationVar(&overlap, "overlap", clients.DefaultOverlap, "how long the old secrets stay valid (0 ends them now)")
 
-	disable := &cobra.Command{
-		Use:   "disable NAME",
-		Short: "Disable a client: its keys, secrets and tokens stop working at once (tokens for good)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withClients(cmd, func(ctx context.Context, svc *clients.Service) error {
-				if err := svc.Disable(ctx, args[0]); err != nil {
-					return err
-				}
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "client %s disabled\n", args[0])
-				return err
-			})
-		},
-	}
-	enable := &cobra.Command{
-		Use:   "enable NAME",
-		Short: "Enable a disabled client: its keys and secrets work again; tokens issued before the disable do not",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			return g.withClients(cmd, func(ctx context.Context, svc *clients.Service) error {
-				if err := svc.Enable(ctx, args[0]); err != nil {
-					return err
-				}
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "client %s enabled\n", args[0])
-				return err
-			})
-		},
-	}
+	disable := g.clientSwitchCmd("disable", "disabled",
+		"Disable a client: its keys, secrets and tokens stop working at once (tokens for good)",
+		(*clients.Service).Disable)
+	enable := g.clientSwitchCmd("enable", "enabled",
+		"Enable a disabled client: its keys and secrets work again; tokens issued before the disable do not",
+		(*clients.Service).Enable)
 	cmd.AddCommand(create, list, rotate, disable, enable)
 	return cmd
 }
@@ -145,6 +123,25 @@ func checkSecretStrength(flag, v string) error {
 		return fmt.Errorf("%s is too weak: give at least %d characters with %d different ones (e.g. openssl rand -hex 32), or leave it out to have one generated", flag, minSecretLen, minSecretDistinct)
 	}
 	return nil
+}
+
+// clientSwitchCmd is `clients disable` or `clients enable`: apply to the
+// client named by the one argument, then say it is done.
+func (g *globals) clientSwitchCmd(verb, done, short string, apply func(*clients.Service, context.Context, string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return g.withClients(cmd, func(ctx context.Context, svc *clients.Service) error {
+				if err := apply(svc, ctx, args[0]); err != nil {
+					return err
+				}
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "client %s %s\n", args[0], done)
+				return err
+			})
+		},
+	}
 }
 
 // withClients is withStore for the clients commands, which work through

@@ -18,7 +18,7 @@ func TestTokensDieWithRotation(t *testing.T) {
 	profiletest.ForEach(t, func(t *testing.T, b profiletest.Backend) {
 		ctx := context.Background()
 		e := newEnv(t, b)
-		c, err := e.Clients.Create(ctx, clients.CreateParams{Name: "acme"})
+		c, err := e.Clients.Create(ctx, clients.CreateParams{Name: "rotating"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +40,7 @@ func TestTokensDieWithRotation(t *testing.T) {
 		}
 
 		before := issue()
-		rot, err := e.Clients.RotateSecret(ctx, "acme", time.Hour)
+		rot, err := e.Clients.RotateSecret(ctx, "rotating", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,7 +66,7 @@ func TestTokensDieWithRotation(t *testing.T) {
 		}
 
 		// No overlap (a leaked secret): every token ends now.
-		if _, err := e.Clients.RotateSecret(ctx, "acme", 0); err != nil {
+		if _, err := e.Clients.RotateSecret(ctx, "rotating", 0); err != nil {
 			t.Fatal(err)
 		}
 		if alive(after) {
