@@ -29,6 +29,8 @@
 //
 // Only public internet addresses are dialed unless the host is in
 // allow_hosts; every address a name resolves to is checked when dialed.
+// Proxies from the environment (HTTPS_PROXY) are not used: the check must
+// see the real destination.
 //
 // Credentials are given as ${VAR}; they never appear in logs, metrics or
 // errors.

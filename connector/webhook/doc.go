@@ -26,6 +26,8 @@
 // networks): every address a name resolves to is checked when dialed, so
 // an internal service needs its host listed. url, plan_url and verify_url
 // must be https, or http to a loopback address or a host in allow_hosts.
+// Proxies from the environment (HTTPS_PROXY) are not used: the check must
+// see the real destination.
 //
 // # The calls
 //

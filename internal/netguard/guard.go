@@ -161,10 +161,10 @@ func (g *Guard) PlainHTTPAllowed(host string) bool {
 	return g.HostAllowed(host)
 }
 
-// DialContext connects to address ("host:port"), refusing with ErrRefused
-// when any address the host resolves to is not allowed: a name that
-// points at a private address as well as a public one is refused rather
-// than tried in turn. Addresses are dialed in the resolver's order.
+// DialContext connects to address ("host:port") at the first of the
+// host's addresses that is allowed and answers, in the resolver's order.
+// Addresses that are not allowed are never dialed; when none is allowed
+// the error wraps ErrRefused.
 func (g *Guard) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
@@ -182,18 +182,19 @@ func (g *Guard) DialContext(ctx context.Context, network, address string) (net.C
 		if err != nil {
 			return nil, err
 		}
-		if len(ips) == 0 {
-			return nil, &net.DNSError{Err: "no addresses", Name: host, IsNotFound: true}
+	}
+	allowed := ips[:0:0]
+	for _, ip := range ips {
+		if g.AddrAllowed(host, ip) {
+			allowed = append(allowed, ip)
 		}
 	}
-	for _, ip := range ips {
-		if !g.AddrAllowed(host, ip) {
-			return nil, &net.OpError{Op: "dial", Net: network, Err: ErrRefused}
-		}
+	if len(allowed) == 0 {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: ErrRefused}
 	}
 	d := g.dialer(host)
 	var firstErr error
-	for _, ip := range ips {
+	for _, ip := range allowed {
 		c, err := d.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
 		if err == nil {
 			return c, nil

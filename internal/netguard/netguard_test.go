@@ -114,7 +114,7 @@ func TestDialRefusesNonPublic(t *testing.T) {
 	for i, s := range refused {
 		names["n"+strings.Repeat("x", i)+".test"] = []string{strings.Split(s, "%")[0]}
 	}
-	names["mixed.test"] = []string{"8.8.8.8", "10.0.0.1"}
+	names["mixed.test"] = []string{"10.0.0.1", "169.254.169.254", "::1"}
 	var dials atomic.Int64
 	g := guard(t, nil, names, &dials)
 	ctx := context.Background()
@@ -159,6 +159,8 @@ func TestHTTPClient(t *testing.T) {
 		"metadata.example": {"169.254.169.254"},
 		"lan.example":      {"192.168.1.20", "10.1.1.1"},
 		"v6.example":       {"fd00::1"},
+		"mixed.example":    {"10.1.1.1", "169.254.169.254", "127.0.0.1"},
+		"empty.example":    {},
 	}
 	get := func(t *testing.T, g *netguard.Guard, u string) error {
 		t.Helper()
@@ -199,6 +201,10 @@ func TestHTTPClient(t *testing.T) {
 		{"redirect to NAT64 address", []string{"127.0.0.1"}, redirect(srv.URL, "http://[64:ff9b::a00:1]/"), false},
 		{"redirect to 6to4 address", []string{"127.0.0.1"}, redirect(srv.URL, "http://[2002:c0a8:101::1]/"), false},
 		{"redirect to allowed loopback name", []string{"127.0.0.1"}, redirect(srv.URL, at("hooks.internal")), true},
+		// Only the allowed address of several is dialed (the dialer hook
+		// fails the test on any other).
+		{"name with private and allowed addresses", []string{"127.0.0.1"}, at("mixed.example"), true},
+		{"name without addresses", []string{"127.0.0.1"}, at("empty.example"), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
