@@ -37,8 +37,8 @@ type Guard struct {
 	// Resolver resolves host names. Default net.DefaultResolver.
 	Resolver Resolver
 	// Dialer connects to the checked addresses; its Control, if any, runs
-	// after the Guard's own check. Default: 10s connect timeout, 30s
-	// keep-alive.
+	// after the Guard's own check (its ControlContext is not used). Default:
+	// 10s connect timeout, 30s keep-alive.
 	Dialer *net.Dialer
 
 	names    map[string]bool // exact host names, lower-case
