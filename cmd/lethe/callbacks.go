@@ -10,6 +10,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/netguard"
 	"github.com/lethe-privacy/lethe/internal/pipeline"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/suppression"
@@ -32,12 +33,35 @@ func callbackSecret(cfg *config.Config, keys *seal.Keyring) string {
 // callbackConfig turns the file's callbacks section into the pipeline's.
 func callbackConfig(cfg *config.Config, keys *seal.Keyring) pipeline.CallbackConfig {
 	return pipeline.CallbackConfig{
-		Window:                 cfg.Callbacks.Window,
-		Timeout:                cfg.Callbacks.Timeout,
-		AdminSecret:            callbackSecret(cfg, keys),
-		AllowHosts:             cfg.Callbacks.AllowHosts,
-		ForbidPrivateAddresses: cfg.Callbacks.ForbidPrivateAddresses,
+		Window:      cfg.Callbacks.Window,
+		Timeout:     cfg.Callbacks.Timeout,
+		AdminSecret: callbackSecret(cfg, keys),
+		AllowHosts:  cfg.Callbacks.AllowHosts,
+		Guard:       callbackGuard(cfg),
 	}
+}
+
+// callbackURLs is what intake accepts as a callback_url: what delivery
+// will be allowed to reach.
+func callbackURLs(cfg *config.Config) netguard.CallbackURLs {
+	return netguard.CallbackURLs{Guard: callbackGuard(cfg), Hosts: cfg.Callbacks.AllowHosts}
+}
+
+// callbackGuard is the address check of callbacks: public addresses and
+// callbacks.allow_private_hosts, or everything with
+// forbid_private_addresses: false.
+func callbackGuard(cfg *config.Config) *netguard.Guard {
+	allow := cfg.Callbacks.AllowPrivateHosts
+	if !cfg.Callbacks.ForbidPrivateAddresses {
+		allow = []string{"0.0.0.0/0", "::/0"}
+	}
+	g, err := netguard.New(allow)
+	if err != nil {
+		// config.Load validated every entry; refuse everything private
+		// rather than guess.
+		return netguard.Strict()
+	}
+	return g
 }
 
 func newCallbacksCmd(g *globals) *cobra.Command {

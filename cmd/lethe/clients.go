@@ -18,7 +18,7 @@ import (
 func newClientsCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clients",
-		Short: "Create, list, rotate and disable the clients allowed to submit requests",
+		Short: "Create, list, rotate, disable and enable the clients allowed to submit requests",
 	}
 	var p clients.CreateParams
 	create := &cobra.Command{
@@ -26,6 +26,11 @@ func newClientsCmd(g *globals) *cobra.Command {
 		Short: "Create a client; credentials not given are generated and printed once, as JSON",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, s := range []struct{ flag, v string }{{"--secret", p.Secret}, {"--client-secret", p.ClientSecret}} {
+				if err := checkSecretStrength(s.flag, s.v); err != nil {
+					return err
+				}
+			}
 			return g.withClients(cmd, func(ctx context.Context, svc *clients.Service) error {
 				c, err := svc.Create(ctx, p)
 				if err != nil {
@@ -38,9 +43,9 @@ func newClientsCmd(g *globals) *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&p.Name, "name", "", "unique client name (required)")
 	f.StringVar(&p.APIKey, "api-key", "", "s2s X-API-KEY (generated when empty)")
-	f.StringVar(&p.Secret, "secret", "", "s2s HMAC shared secret (generated when empty)")
+	f.StringVar(&p.Secret, "secret", "", fmt.Sprintf("s2s HMAC shared secret (generated when empty; given: at least %d characters, %d different)", minSecretLen, minSecretDistinct))
 	f.StringVar(&p.ClientID, "client-id", "", "connect OAuth client_id (generated when empty)")
-	f.StringVar(&p.ClientSecret, "client-secret", "", "connect OAuth client_secret (generated when empty)")
+	f.StringVar(&p.ClientSecret, "client-secret", "", fmt.Sprintf("connect OAuth client_secret (generated when empty; given: at least %d characters, %d different)", minSecretLen, minSecretDistinct))
 	_ = create.MarkFlagRequired("name")
 
 	list := &cobra.Command{
@@ -85,22 +90,58 @@ func newClientsCmd(g *globals) *cobra.Command {
 	}
 	rotate.Flags().DurationVar(&overlap, "overlap", clients.DefaultOverlap, "how long the old secrets stay valid (0 ends them now)")
 
-	disable := &cobra.Command{
-		Use:   "disable NAME",
-		Short: "Disable a client: its keys, secrets and tokens stop working at once",
+	disable := g.clientSwitchCmd("disable", "disabled",
+		"Disable a client: its keys, secrets and tokens stop working at once (tokens for good)",
+		(*clients.Service).Disable)
+	enable := g.clientSwitchCmd("enable", "enabled",
+		"Enable a disabled client: its keys and secrets work again; tokens issued before the disable do not",
+		(*clients.Service).Enable)
+	cmd.AddCommand(create, list, rotate, disable, enable)
+	return cmd
+}
+
+// A secret given to `clients create` must be at least minSecretLen
+// characters with minSecretDistinct different ones: about the 128 bits of
+// a random 32-character hex string at the least, and never a word or a
+// repeated character. Generated secrets carry 256 bits.
+const (
+	minSecretLen      = 32
+	minSecretDistinct = 10
+)
+
+// checkSecretStrength refuses a given secret that is short or repetitive;
+// "" (generate one) passes. The message never quotes the secret.
+func checkSecretStrength(flag, v string) error {
+	if v == "" {
+		return nil
+	}
+	distinct := map[rune]bool{}
+	for _, r := range v {
+		distinct[r] = true
+	}
+	if len(v) < minSecretLen || len(distinct) < minSecretDistinct {
+		return fmt.Errorf("%s is too weak: give at least %d characters with %d different ones (e.g. openssl rand -hex 32), or leave it out to have one generated", flag, minSecretLen, minSecretDistinct)
+	}
+	return nil
+}
+
+// clientSwitchCmd is `clients disable` or `clients enable`: apply to the
+// client named by the one argument, then say it is done.
+func (g *globals) clientSwitchCmd(verb, done, short string, apply func(*clients.Service, context.Context, string) error) *cobra.Command {
+	return &cobra.Command{
+		Use:   verb + " NAME",
+		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return g.withClients(cmd, func(ctx context.Context, svc *clients.Service) error {
-				if err := svc.Disable(ctx, args[0]); err != nil {
+				if err := apply(svc, ctx, args[0]); err != nil {
 					return err
 				}
-				_, err := fmt.Fprintf(cmd.OutOrStdout(), "client %s disabled\n", args[0])
+				_, err := fmt.Fprintf(cmd.OutOrStdout(), "client %s %s\n", args[0], done)
 				return err
 			})
 		},
 	}
-	cmd.AddCommand(create, list, rotate, disable)
-	return cmd
 }
 
 // withClients is withStore for the clients commands, which work through

@@ -51,8 +51,8 @@ func testClientsCommands(t *testing.T, d cliDB) {
 	if acme.ID == "" || acme.Name != "acme" || acme.APIKey == "" || acme.Secret == "" || acme.ClientID == "" || acme.ClientSecret == "" {
 		t.Fatalf("create printed %+v; want every credential generated", acme)
 	}
-	mustRunLethe(t, d, &given, clients("create", "--name", "globex", "--api-key", "globex-key-0123456789abcdef", "--secret", "globex-secret-0123456789abcdef")...)
-	if given.APIKey != "globex-key-0123456789abcdef" || given.Secret != "globex-secret-0123456789abcdef" {
+	mustRunLethe(t, d, &given, clients("create", "--name", "globex", "--api-key", "globex-key-0123456789abcdef", "--secret", "globex-secret-0123456789abcdefghij")...)
+	if given.APIKey != "globex-key-0123456789abcdef" || given.Secret != "globex-secret-0123456789abcdefghij" {
 		t.Errorf("create with given credentials printed %+v", given)
 	}
 	if _, err := runLethe(t, d, clients("create", "--name", "acme")...); err == nil || !strings.Contains(err.Error(), "already exists") {
@@ -149,12 +149,44 @@ func testClientsCommands(t *testing.T, d cliDB) {
 		t.Errorf("list after disable = %+v; want acme disabled only", rows)
 	}
 
+	// Enabling lets the client's current credentials in again.
+	if out := mustRunLethe(t, d, nil, clients("enable", "acme")...); !strings.Contains(out, "enabled") {
+		t.Errorf("enable printed %q", out)
+	}
+	if code := s2s(acme.APIKey, rot2.Secret); !ok(code) {
+		t.Errorf("s2s of a re-enabled client: %d", code)
+	}
+	rows = nil
+	mustRunLethe(t, d, &rows, clients("list")...)
+	if len(rows) != 2 || rows[0].Disabled || rows[1].Disabled {
+		t.Errorf("list after enable = %+v; want both enabled", rows)
+	}
+
+	// Weak given secrets are refused, and nothing is created.
+	for _, weak := range [][]string{
+		{"--secret", "a"},
+		{"--secret", "globex-secret"},
+		{"--secret", strings.Repeat("ab", 20)},
+		{"--client-secret", "0123456789abcdef0123456789abcde"}, // 31 characters
+	} {
+		out, err := runLethe(t, d, clients(append([]string{"create", "--name", "weak"}, weak...)...)...)
+		if err == nil || !strings.Contains(err.Error(), "too weak") || (len(weak[1]) > 8 && strings.Contains(err.Error(), weak[1])) {
+			t.Errorf("create with %s %q: err = %v, printed %q; want refused as too weak, without the value", weak[0], weak[1], err, out)
+		}
+	}
+	rows = nil
+	mustRunLethe(t, d, &rows, clients("list")...)
+	if len(rows) != 2 {
+		t.Errorf("list after weak creates = %+v; want nothing added", rows)
+	}
+
 	for _, c := range []struct {
 		name string
 		args []string
 	}{
 		{"rotate unknown", clients("rotate-secret", "nobody")},
 		{"disable unknown", clients("disable", "nobody")},
+		{"enable unknown", clients("enable", "nobody")},
 		{"create without name", clients("create")},
 		{"negative overlap", clients("rotate-secret", "globex", "--overlap", "-1h")},
 	} {

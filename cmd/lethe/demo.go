@@ -21,6 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/demo"
 	"github.com/lethe-privacy/lethe/internal/profile/connect"
 	"github.com/lethe-privacy/lethe/internal/profile/s2s"
+	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 )
 
 // Files the demo keeps beside lethe's database.
@@ -88,6 +89,9 @@ func setupDemo(ctx context.Context, g *globals, listen string, out io.Writer, lo
 
 	// The shop.
 	shopPath := filepath.Join(dir, demoShopFile)
+	if err := sqlite.CreatePrivateFile(shopPath); err != nil {
+		return fmt.Errorf("demo shop: %w", err)
+	}
 	dsn := "file:" + shopPath + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
 	shop, err := sql.Open("sqlite", dsn)
 	if err != nil {

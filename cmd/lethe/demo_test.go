@@ -155,6 +155,25 @@ func TestDemoWalkthrough(t *testing.T) {
 	srv := startDemo(t, bin, dir, addr)
 	script := srv.script(t)
 
+	// Everything the demo wrote (databases with their WAL files, the key,
+	// the config and the state with its tokens) is its owner's only.
+	files, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		fi, err := f.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().IsRegular() && fi.Mode().Perm() != 0o600 {
+			t.Errorf("demo file %s has mode %o, want 600", f.Name(), fi.Mode().Perm())
+		}
+	}
+	if len(files) < 3 {
+		t.Errorf("demo wrote %d files into its folder, want its databases, config and state", len(files))
+	}
+
 	people := demo.People(demo.DefaultPeople)
 	if !strings.Contains(script, people[0].Email) || !strings.Contains(script, "customer 1 by email") {
 		t.Fatalf("the walkthrough does not erase customer 1:\n%s", script)

@@ -151,7 +151,7 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 	}
 	defer closeLimiter()
 
-	in := intake.New(st, pipe, keys, intake.Config{Deadlines: cfg.Regulations, Terminator: pipe})
+	in := intake.New(st, pipe, keys, intake.Config{Deadlines: cfg.Regulations, Terminator: pipe, CallbackURLs: callbackURLs(cfg)})
 	cl, err := clients.New(st, keys, clients.Config{})
 	if err != nil {
 		return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/internal/pacing"
+	"github.com/lethe-privacy/lethe/internal/netguard"
 )
 
 // maxAnswerBytes caps what is read of an answer: an id, a token, a few
@@ -47,6 +48,10 @@ type Client struct {
 }
 
 func newClient(name string, o Options, block time.Duration, now func() time.Time) *Client {
+	g := o.guard
+	if g == nil {
+		g = netguard.Strict()
+	}
 	return &Client{
 		name:    name,
 		base:    strings.TrimRight(o.BaseURL, "/"),
@@ -56,6 +61,8 @@ func newClient(name string, o Options, block time.Duration, now func() time.Time
 		block:   block,
 		window:  newWindow(o.RateLimit),
 		http: &http.Client{
+			// Only public addresses, and those of allow_hosts, are dialed.
+			Transport:     g.Transport(),
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
@@ -119,6 +126,9 @@ func (c *Client) Do(ctx context.Context, call Call) (*Response, error) {
 			return nil, c.Errorf("%s: %w", call.What, ctx.Err())
 		case cctx.Err() != nil:
 			return nil, c.Errorf("%s did not answer within %s", call.What, c.timeout)
+		case errors.Is(err, netguard.ErrRefused):
+			// Retrying will not change the address; the operator must.
+			return nil, connector.Permanent(c.Errorf("%s refused: its address is not public and its host is not in allow_hosts", call.What))
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {

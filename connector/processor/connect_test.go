@@ -47,6 +47,7 @@ func connOptions(r *receiver) processor.ConnectOptions {
 			Timeout:      5 * time.Second,
 			PollInterval: 10 * time.Millisecond,
 			PollMax:      50 * time.Millisecond,
+			AllowHosts:   []string{"127.0.0.1"}, // the test processor listens on loopback
 		},
 		ClientID:     clientID,
 		ClientSecret: clientSecret,
@@ -222,7 +223,7 @@ func TestConnectAlreadyExists(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	o := processor.ConnectOptions{
-		Options:  processor.Options{BaseURL: srv.URL, Identities: []lethe.IdentityType{lethe.IdentityEmail}, PollInterval: time.Millisecond},
+		Options:  processor.Options{BaseURL: srv.URL, Identities: []lethe.IdentityType{lethe.IdentityEmail}, PollInterval: time.Millisecond, AllowHosts: []string{"127.0.0.1"}},
 		ClientID: "id", ClientSecret: "secret",
 	}
 	c, err := processor.OpenConnect("storefront", o)

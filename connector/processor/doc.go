@@ -16,7 +16,7 @@
 //
 // Options every processor target takes:
 //
-//	base_url: https://api.processor.example # required; https (http only to loopback)
+//	base_url: https://api.processor.example # required; https (http only to loopback or allow_hosts)
 //	identities: [user_id]   # identity types the processor may receive
 //	timeout: 10s            # per HTTP call; default 10s
 //	rate_limit: 50/10m      # calls (all endpoints) in any window; "0" = none; default per kind
@@ -25,6 +25,12 @@
 //	poll_interval: 30s      # first status check after submitting; doubles; default 30s
 //	poll_max: 30m           # longest wait between status checks; default 30m
 //	confirm_within: 24h     # the processor must complete within; default the pipeline's
+//	allow_hosts: []         # hosts that may have non-public addresses (names, *.domain, IPs, CIDRs); default none
+//
+// Only public internet addresses are dialed unless the host is in
+// allow_hosts; every address a name resolves to is checked when dialed.
+// Proxies from the environment (HTTPS_PROXY) are not used: the check must
+// see the real destination.
 //
 // Credentials are given as ${VAR}; they never appear in logs, metrics or
 // errors.

@@ -3,22 +3,22 @@ package processor
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/netguard"
 )
 
 // Options are what every processor target has; each API's options embed
 // them inline (see the package documentation for the YAML form).
 type Options struct {
 	// BaseURL is where the processor's API lives, without the endpoint
-	// paths. Required; https, or http only to a loopback address (a local
-	// proxy or a test), since identities and credentials travel in the
-	// calls.
+	// paths. Required; https, or http only to a loopback address or a
+	// host in AllowHosts (a local proxy or a test), since identities and
+	// credentials travel in the calls.
 	BaseURL string `yaml:"base_url"`
 	// Identities lists the identity types this processor may receive;
 	// the subject's other identities are never sent. Each API states its
@@ -46,6 +46,14 @@ type Options struct {
 	// deletion, from the task's first attempt; past it the task fails.
 	// Default: the pipeline's (24h).
 	ConfirmWithin time.Duration `yaml:"confirm_within"`
+	// AllowHosts are the hosts this target may reach although their
+	// addresses are not public (loopback, private networks, ...), and
+	// over plain http: exact names, "*." and a domain, IP addresses or
+	// CIDR networks. Every other address is refused when dialed. Default
+	// none: public addresses only.
+	AllowHosts []string `yaml:"allow_hosts"`
+
+	guard *netguard.Guard // built by check from AllowHosts
 }
 
 const (
@@ -61,9 +69,15 @@ const (
 func (o *Options) check(def Defaults) error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	g, err := netguard.New(o.AllowHosts)
+	if err != nil {
+		errs = append(errs, err)
+		g = netguard.Strict()
+	}
+	o.guard = g
 	if o.BaseURL == "" {
 		bad("base_url is required")
-	} else if err := checkBaseURL(o.BaseURL); err != nil {
+	} else if err := checkBaseURL(o.BaseURL, g); err != nil {
 		bad("%v", err)
 	}
 	if len(o.Identities) == 0 {
@@ -114,7 +128,7 @@ func (o *Options) check(def Defaults) error {
 }
 
 // checkBaseURL never quotes the URL: it may carry a credential.
-func checkBaseURL(raw string) error {
+func checkBaseURL(raw string, g *netguard.Guard) error {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return errors.New("base_url must be an absolute URL without credentials, query or fragment")
@@ -123,21 +137,13 @@ func checkBaseURL(raw string) error {
 	case "https":
 		return nil
 	case "http":
-		if loopback(u.Hostname()) {
+		if g.PlainHTTPAllowed(u.Hostname()) {
 			return nil
 		}
-		return errors.New("base_url must use https (http only to a loopback address): identities and credentials travel in the calls")
+		return errors.New("base_url must use https (http only to a loopback address or a host in allow_hosts): identities and credentials travel in the calls")
 	default:
 		return errors.New("base_url must be an https URL")
 	}
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Rate is a call budget: at most N calls in any window of Per. The zero

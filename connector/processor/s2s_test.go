@@ -36,7 +36,7 @@ func s2sSubject() connector.Subject {
 
 func s2sOptions(r *receiver) processor.S2SOptions {
 	return processor.S2SOptions{
-		Options: processor.Options{BaseURL: r.url, Timeout: 5 * time.Second},
+		Options: processor.Options{BaseURL: r.url, Timeout: 5 * time.Second, AllowHosts: []string{"127.0.0.1"}},
 		APIKey:  apiKey,
 		Secret:  sharedSecret,
 	}
@@ -255,5 +255,27 @@ func noValues(t *testing.T, err error) {
 		if strings.Contains(err.Error(), id.Value) {
 			t.Errorf("error shows an identity value: %v", err)
 		}
+	}
+}
+
+// TestPrivateAddressRefusedByDefault: without allow_hosts, a processor on
+// a loopback address is never called; the refusal is permanent, since a
+// retry would meet the same address.
+func TestPrivateAddressRefusedByDefault(t *testing.T) {
+	t.Parallel()
+	r := startReceiver(t, receiverConfig{})
+	o := s2sOptions(r)
+	o.AllowHosts = nil
+	c, err := processor.OpenS2S("purchasely", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, err = c.Erase(context.Background(), s2sSubject())
+	if !connector.IsPermanent(err) || !strings.Contains(err.Error(), "allow_hosts") {
+		t.Fatalf("Erase = %v, want a permanent refusal naming allow_hosts", err)
+	}
+	if n := r.calls(s2sPath); n != 0 {
+		t.Fatalf("%d calls reached the loopback processor, want none", n)
 	}
 }

@@ -19,6 +19,15 @@
 //	    poll_interval: 30s          # first wait after "pending"; doubles; default 30s
 //	    poll_max: 30m               # longest wait between polls; default 30m
 //	    confirm_within: 24h         # the service must confirm within; default the pipeline's 24h
+//	    allow_hosts: [billing.internal] # hosts that may have non-public addresses; default none
+//
+// lethe calls only public internet addresses unless the host is in
+// allow_hosts (exact names, "*." and a domain, IP addresses or CIDR
+// networks): every address a name resolves to is checked when dialed, so
+// an internal service needs its host listed. url, plan_url and verify_url
+// must be https, or http to a loopback address or a host in allow_hosts.
+// Proxies from the environment (HTTPS_PROXY) are not used: the check must
+// see the real destination.
 //
 // # The calls
 //

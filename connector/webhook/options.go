@@ -7,12 +7,15 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/netguard"
 )
 
 // Options configure one webhook target; see the package documentation for
 // the YAML form.
 type Options struct {
-	// URL is the service's erase endpoint (POST). Required, http or https.
+	// URL is the service's erase endpoint (POST). Required; https, or
+	// http only to a loopback address or a host in AllowHosts, since
+	// identities travel in the calls.
 	URL string `yaml:"url"`
 	// PlanURL, optional, answers what an erase would delete (POST, same
 	// body). Without it Plan reports one "forward" line with unknown
@@ -44,6 +47,14 @@ type Options struct {
 	// from the task's first attempt; past it the task fails. Default: the
 	// pipeline's (24h).
 	ConfirmWithin time.Duration `yaml:"confirm_within"`
+	// AllowHosts are the hosts this target may reach although their
+	// addresses are not public (loopback, private networks, ...), and
+	// over plain http: exact names, "*." and a domain, IP addresses or
+	// CIDR networks. Every other address is refused when dialed. Default
+	// none: public addresses only.
+	AllowHosts []string `yaml:"allow_hosts"`
+
+	guard *netguard.Guard // built by check from AllowHosts
 }
 
 const (
@@ -57,6 +68,12 @@ const (
 func (o *Options) check() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	g, err := netguard.New(o.AllowHosts)
+	if err != nil {
+		errs = append(errs, err)
+		g = netguard.Strict()
+	}
+	o.guard = g
 	for _, u := range []struct{ name, v string }{
 		{"url", o.URL}, {"plan_url", o.PlanURL}, {"verify_url", o.VerifyURL}, {"callback_base_url", o.CallbackBaseURL},
 	} {
@@ -68,8 +85,13 @@ func (o *Options) check() error {
 		}
 		// No URL in the message: it may hold a credential.
 		p, err := url.Parse(u.v)
-		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		switch {
+		case err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "":
 			bad("%s must be an absolute http or https URL", u.name)
+		case p.Scheme == "http" && u.name != "callback_base_url" && !g.PlainHTTPAllowed(p.Hostname()):
+			// callback_base_url is lethe's own address, called by the
+			// service, never by lethe.
+			bad("%s must use https (http only to a loopback address or a host in allow_hosts): identities travel in the calls", u.name)
 		}
 	}
 	if len(o.Secret) < minSecretLen {

@@ -17,6 +17,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/internal/pacing"
+	"github.com/lethe-privacy/lethe/internal/netguard"
 )
 
 // Kind is the connector kind of webhook targets in the data map.
@@ -84,6 +85,8 @@ func Open(name string, o Options) (*Connector, error) {
 		sem:     make(chan struct{}, o.MaxConcurrency),
 		now:     time.Now,
 		client: &http.Client{
+			// Only public addresses, and those of allow_hosts, are dialed.
+			Transport: o.guard.Transport(),
 			// Identities travel in these calls: never to wherever a
 			// redirect points.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -183,6 +186,9 @@ func (c *Connector) do(ctx context.Context, what, method, target, requestID stri
 			return nil, c.errorf("%s: %w", what, ctx.Err())
 		case cctx.Err() != nil:
 			return nil, c.errorf("%s did not answer within %s", what, c.o.Timeout)
+		case errors.Is(err, netguard.ErrRefused):
+			// Retrying will not change the address; the operator must.
+			return nil, connector.Permanent(c.errorf("%s refused: its address is not public and its host is not in allow_hosts", what))
 		}
 		var ue *url.Error
 		if errors.As(err, &ue) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,7 @@ func options(s *service) webhook.Options {
 		Timeout:      2 * time.Second,
 		PollInterval: 5 * time.Millisecond,
 		PollMax:      20 * time.Millisecond,
+		AllowHosts:   []string{"127.0.0.1"}, // the test service listens on loopback
 	}
 }
 
@@ -114,12 +116,15 @@ confirm_within: 2h
 		t.Errorf("callbacks %v, confirm within %s", c.AcceptsCallbacks(), c.ConfirmWithin())
 	}
 	bad := []webhook.Options{
-		{Secret: secret, Identities: []lethe.IdentityType{"email"}},                                  // no url
-		{URL: "ftp://x/y", Secret: secret, Identities: []lethe.IdentityType{"email"}},                // scheme
-		{URL: "https://x/y", Secret: "short", Identities: []lethe.IdentityType{"email"}},             // secret
-		{URL: "https://x/y", Secret: secret},                                                         // identities
-		{URL: "https://x/y", Secret: secret, Identities: []lethe.IdentityType{"nope"}},               // type
-		{URL: "https://x/y", Secret: secret, Identities: []lethe.IdentityType{"email"}, Timeout: -1}, // timeout
+		{Secret: secret, Identities: []lethe.IdentityType{"email"}},                                                       // no url
+		{URL: "ftp://x/y", Secret: secret, Identities: []lethe.IdentityType{"email"}},                                     // scheme
+		{URL: "https://x/y", Secret: "short", Identities: []lethe.IdentityType{"email"}},                                  // secret
+		{URL: "https://x/y", Secret: secret},                                                                              // identities
+		{URL: "https://x/y", Secret: secret, Identities: []lethe.IdentityType{"nope"}},                                    // type
+		{URL: "https://x/y", Secret: secret, Identities: []lethe.IdentityType{"email"}, Timeout: -1},                      // timeout
+		{URL: "http://billing.example/y", Secret: secret, Identities: []lethe.IdentityType{"email"}},                      // plain http to a public host
+		{URL: "https://x/y", VerifyURL: "http://10.0.0.1/v", Secret: secret, Identities: []lethe.IdentityType{"email"}},   // plain http to a private host
+		{URL: "https://x/y", Secret: secret, Identities: []lethe.IdentityType{"email"}, AllowHosts: []string{"http://x"}}, // allow entry
 	}
 	for i, o := range bad {
 		if _, err := webhook.Open("svc", o); err == nil {
@@ -248,5 +253,21 @@ func TestOnlyAllowedIdentities(t *testing.T) {
 	phoneOnly := connector.Subject{RequestID: "r", Identities: []lethe.Identity{{Type: lethe.IdentityPhone, Value: "+4915112345678"}}}
 	if rep, err := c.Erase(context.Background(), phoneOnly); err != nil || len(rep.Items) != 0 || len(bodies) != 1 {
 		t.Errorf("phone-only subject: %v, %v, %d calls", rep, err, len(bodies))
+	}
+}
+
+// TestPrivateAddressRefusedByDefault: without allow_hosts, a service on a
+// loopback address is never called; the refusal is permanent.
+func TestPrivateAddressRefusedByDefault(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptestServer(t, func(w http.ResponseWriter, r *http.Request) { hits.Add(1) })
+	o := options(&service{srv: srv})
+	o.AllowHosts = nil
+	_, err := open(t, o).Erase(context.Background(), subject())
+	if !connector.IsPermanent(err) || !strings.Contains(err.Error(), "allow_hosts") {
+		t.Fatalf("Erase = %v, want a permanent refusal naming allow_hosts", err)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("%d calls reached the loopback service, want none", n)
 	}
 }

@@ -89,7 +89,8 @@ type Token struct {
 }
 
 // IssueToken makes a new opaque bearer token for the client, valid for the
-// Service's TokenTTL.
+// Service's TokenTTL, or until the end of a rotation's overlap when one is
+// running: the token may have been obtained with the secret being retired.
 func (s *Service) IssueToken(ctx context.Context, clientID, scope string) (Token, error) {
 	now := s.clock()
 	t := Token{
@@ -99,7 +100,16 @@ func (s *Service) IssueToken(ctx context.Context, clientID, scope string) (Token
 		CreatedAt: now,
 		ExpiresAt: now.Add(s.tokenTTL),
 	}
-	err := s.st.CreateToken(ctx, store.Token{
+	secrets, err := s.st.ClientCredentials(ctx, clientID, store.CredOAuthSecret, now)
+	if err != nil {
+		return Token{}, fmt.Errorf("issue token: %w", err)
+	}
+	for _, c := range secrets {
+		if !c.ExpiresAt.IsZero() && c.ExpiresAt.Before(t.ExpiresAt) {
+			t.ExpiresAt = c.ExpiresAt
+		}
+	}
+	err = s.st.CreateToken(ctx, store.Token{
 		Hash: s.keys.Hash(domainAccessToken, t.Value), ClientID: clientID, Scope: scope,
 		CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt,
 	})

@@ -263,8 +263,8 @@ type Rotated struct {
 //
 // overlap is used as given: zero retires the old secrets at once (for a
 // leaked secret). The CLI defaults it to DefaultOverlap. Access tokens
-// already issued stay valid until they expire; disable the client to cut
-// them off.
+// already issued, and those issued during the overlap, expire with the
+// old secrets at the overlap's end at the latest.
 //
 // Caveat: store.ExpireCredentials only sets an expiry on credentials that
 // have none, so a secret already in an earlier rotation's overlap keeps
@@ -295,6 +295,9 @@ func (s *Service) RotateSecret(ctx context.Context, name string, overlap time.Du
 				return err
 			}
 		}
+		if err := tx.ExpireTokens(ctx, c.ID, out.OldValidUntil); err != nil {
+			return err
+		}
 		if err := tx.AddCredential(ctx, store.Credential{ClientID: c.ID, Kind: store.CredHMACSecret, Secret: out.Secret, CreatedAt: now}); err != nil {
 			return err
 		}
@@ -307,12 +310,13 @@ func (s *Service) RotateSecret(ctx context.Context, name string, overlap time.Du
 }
 
 // Disable stops the client: its credentials and tokens are refused from
-// now on; its requests stay and keep being processed.
+// now on, the tokens for good; its requests stay and keep being processed.
 func (s *Service) Disable(ctx context.Context, name string) error {
 	return s.setDisabled(ctx, name, true)
 }
 
-// Enable lets a disabled client in again.
+// Enable lets a disabled client in again with its credentials; access
+// tokens issued before the disable stay dead.
 func (s *Service) Enable(ctx context.Context, name string) error {
 	return s.setDisabled(ctx, name, false)
 }

@@ -146,8 +146,13 @@ func TestAuthenticate(t *testing.T) {
 		if err := e.Clients.Enable(ctx, "acme"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.Clients.AuthenticateToken(ctx, tok.Value); err != nil {
-			t.Errorf("enabled again: AuthenticateToken = %v", err)
+		// The client is back, its old token is not: it died with the
+		// disable (it may be why the client was disabled).
+		if _, err := e.Clients.AuthenticateToken(ctx, tok.Value); !errors.Is(err, clients.ErrInvalidCredentials) {
+			t.Errorf("enabled again: AuthenticateToken(token of before the disable) = %v, want ErrInvalidCredentials", err)
+		}
+		if _, _, err := e.Clients.AuthenticateAPIKey(ctx, c.APIKey); err != nil {
+			t.Errorf("enabled again: AuthenticateAPIKey = %v", err)
 		}
 		if err := e.Clients.Disable(ctx, "nobody"); lethe.ErrorCode(err) != lethe.ENOTFOUND {
 			t.Errorf("Disable(unknown) = %v, want not_found", err)

@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"time"
+
+	"github.com/lethe-privacy/lethe/internal/netguard"
 )
 
 // Callbacks tunes the status callbacks sent to a request's callback_url
@@ -22,8 +24,14 @@ type Callbacks struct {
 	// ("*.example.com" for subdomains). Default none (any host).
 	AllowHosts []string `yaml:"allow_hosts"`
 	// ForbidPrivateAddresses refuses loopback, private, link-local and
-	// other non-public destination addresses. Default false.
+	// other non-public destination addresses (netguard.Public), checked
+	// on every address dialed. Default true; false turns the check off.
 	ForbidPrivateAddresses bool `yaml:"forbid_private_addresses"`
+	// AllowPrivateHosts are the hosts callbacks may reach although their
+	// addresses are not public: exact names, "*." and a domain, IP
+	// addresses or CIDR networks (e.g. 127.0.0.1 for a local receiver).
+	// Plain http:// is allowed to them too. Default none.
+	AllowPrivateHosts []string `yaml:"allow_private_hosts"`
 }
 
 // Suppression configures the suppression list (docs/suppression.md).
@@ -46,6 +54,11 @@ func (c *Config) validateCallbacks(bad badFunc) {
 	for i, h := range cb.AllowHosts {
 		if strings.TrimPrefix(h, "*.") == "" || strings.ContainsAny(h, "/:@ ") {
 			bad(joinIndex("callbacks.allow_hosts", i), "must be a host name, or *. and a domain")
+		}
+	}
+	for i, h := range cb.AllowPrivateHosts {
+		if _, err := netguard.New([]string{h}); err != nil {
+			bad(joinIndex("callbacks.allow_private_hosts", i), `must be a host name, "*." and a domain, an IP address or a CIDR network`)
 		}
 	}
 }

@@ -144,8 +144,8 @@ type RateLimits struct {
 	Clients map[string]ClientLimits `yaml:"clients"`
 }
 
-// Limit is a fixed-window limit with a block: more than Limit requests
-// within Window blocks the client for Block. Its defaults are those of the
+// Limit is a sliding-window limit with a block: more than Limit requests
+// within any Window blocks the client for Block. Its defaults are those of the
 // profile it sets (see RateLimits); a written-out Limit needs all three.
 type Limit struct {
 	Limit  int           `yaml:"limit"`  // requests per window, at least 1
@@ -295,7 +295,7 @@ func Default() *Config {
 			S2S:     Limit{Limit: 50, Window: 10 * time.Minute, Block: 10 * time.Minute},
 		},
 		Retention: Retention{RequestDetails: 7 * 24 * time.Hour, Legal: 3 * 365 * 24 * time.Hour},
-		Callbacks: Callbacks{Window: 24 * time.Hour, Timeout: 10 * time.Second},
+		Callbacks: Callbacks{Window: 24 * time.Hour, Timeout: 10 * time.Second, ForbidPrivateAddresses: true},
 	}
 }
 

@@ -172,6 +172,7 @@ targets:
     secret: %q
     identities: [email, user_id]
     timeout: 5s
+    allow_hosts: [127.0.0.1]
   - name: proc-s2s
     kind: processor-s2s
     base_url: %q
@@ -180,6 +181,7 @@ targets:
     identities: [user_id]
     poll_interval: 200ms
     poll_max: 1s
+    allow_hosts: [127.0.0.1]
   - name: proc-connect
     kind: processor-connect
     base_url: %q
@@ -188,6 +190,7 @@ targets:
     identities: [email, user_id]
     poll_interval: 200ms
     poll_max: 1s
+    allow_hosts: [127.0.0.1]
 `, storeDSN, shopDSN, redisURL, prefix, hook.URL+"/erase", webhookSecret,
 		b.url, procAPIKey, procSecret, b.url, procClientID, procClientSecret), aKey)
 	a.start()

@@ -26,8 +26,8 @@ func TestTwoProcessesShareOneRateLimit(t *testing.T) {
 	dsn, key := testdb.PostgresDSN(t), randomKey(t)
 	// Clients are made on the database before either process starts (the
 	// command migrates it).
-	seq := createClient(t, dsn, key, "partner-seq", "--api-key", "e2e-seq-api-key-0123456789", "--secret", "e2e-seq-secret-0123456789")
-	par := createClient(t, dsn, key, "partner-par", "--api-key", "e2e-par-api-key-0123456789", "--secret", "e2e-par-secret-0123456789")
+	seq := createClient(t, dsn, key, "partner-seq", "--api-key", "e2e-seq-api-key-0123456789", "--secret", "e2e-seq-secret-0123456789abcdefghij")
+	par := createClient(t, dsn, key, "partner-par", "--api-key", "e2e-par-api-key-0123456789", "--secret", "e2e-par-secret-0123456789abcdefghij")
 	yaml := fmt.Sprintf("db: %q\nadmin_token: ${LETHE_ADMIN_TOKEN}\n", dsn)
 	nodes := []*server{newServer(t, yaml, key), newServer(t, yaml, key)}
 	for _, n := range nodes {

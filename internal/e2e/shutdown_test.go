@@ -91,6 +91,7 @@ targets:
     identities: [email]
     timeout: 5s
     max_concurrency: 4
+    allow_hosts: [127.0.0.1]
 `, dbPath, shutdownTimeout, hook.URL+"/erase", webhookSecret), "")
 	srv.start()
 

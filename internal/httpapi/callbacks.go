@@ -28,12 +28,15 @@ type callbackView struct {
 	Attempts  []callbackAttemptView `json:"attempts"`
 }
 
+// deliveryFailed is the one error an attempt without an answer shows.
+const deliveryFailed = "delivery_failed"
+
 type callbackAttemptView struct {
 	Attempt    int    `json:"attempt"`
 	Time       string `json:"time"`
 	HTTPStatus int    `json:"http_status,omitempty"`
 	Error      string `json:"error,omitempty"`
-	DurationMS int64  `json:"duration_ms"`
+	DurationMS int64  `json:"duration_ms,omitempty"`
 }
 
 func (s *Server) newRequestDetail(ctx context.Context, req *lethe.Request) (requestDetail, error) {
@@ -52,6 +55,13 @@ func (s *Server) newRequestDetail(ctx context.Context, req *lethe.Request) (requ
 			cv.Attempts[j] = callbackAttemptView{
 				Attempt: a.Attempt, Time: formatTime(a.Time), HTTPStatus: a.HTTPStatus, Error: a.Error,
 				DurationMS: a.Duration.Milliseconds(),
+			}
+			if a.Error != "" && a.HTTPStatus == 0 {
+				// No answer came: whether the address refused, timed out,
+				// did not resolve or was forbidden is network-level detail
+				// that would make the callback a port scanner for whoever
+				// chose the URL, and so is how long the attempt took.
+				cv.Attempts[j].Error, cv.Attempts[j].DurationMS = deliveryFailed, 0
 			}
 		}
 		d.Callbacks[i] = cv

@@ -52,7 +52,7 @@ func TestGetShowsCallbacks(t *testing.T) {
 		"id": ev.ID, "sequence": 1.0, "status": "running", "state": "delivered",
 		"created_at": "2025-01-01T00:00:00Z", "ended_at": "2025-01-01T01:00:00Z",
 		"attempts": []any{
-			map[string]any{"attempt": 1.0, "time": "2025-01-01T00:00:00Z", "error": "timeout", "duration_ms": 10000.0},
+			map[string]any{"attempt": 1.0, "time": "2025-01-01T00:00:00Z", "error": "delivery_failed"}, // never the network-level reason or timing
 			map[string]any{"attempt": 2.0, "time": "2025-01-01T00:01:00Z", "http_status": 500.0, "error": "http_status", "duration_ms": 25.0},
 			map[string]any{"attempt": 3.0, "time": "2025-01-01T01:00:00Z", "http_status": 204.0, "duration_ms": 3.0},
 		},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/netguard"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/terminate"
@@ -52,6 +53,7 @@ type Service struct {
 	deadlines map[lethe.Regulation]time.Duration
 	now       func() time.Time
 	end       Terminator
+	callbacks netguard.CallbackURLs
 }
 
 // Config configures a Service.
@@ -69,6 +71,9 @@ type Config struct {
 	// Signer signs the receipt of a canceled request when Terminator is
 	// nil; nil issues none. Either way a cancel drops the identities'
 	// values.
+	// CallbackURLs is what a callback_url may name. Default: https to
+	// public addresses, any host.
+	CallbackURLs netguard.CallbackURLs
 	Signer *audit.Signer
 }
 
@@ -83,7 +88,7 @@ func New(st store.Store, q Enqueuer, keys *seal.Keyring, cfg Config) *Service {
 	if cfg.Terminator == nil {
 		cfg.Terminator = terminate.Path{Signer: cfg.Signer}
 	}
-	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, end: cfg.Terminator}
+	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, end: cfg.Terminator, callbacks: cfg.CallbackURLs}
 }
 
 // Submission is one request as a profile received it.
@@ -215,7 +220,7 @@ func (s *Service) build(sub Submission) (*lethe.Request, error) {
 	if err := checkText("Idempotency-Key", sub.IdempotencyKey, MaxIdempotencyLen); err != nil {
 		return nil, err
 	}
-	if err := checkCallbackURL(sub.CallbackURL); err != nil {
+	if err := checkCallbackURL(sub.CallbackURL, s.callbacks); err != nil {
 		return nil, err
 	}
 	id, err := uuid.NewV7()
@@ -337,7 +342,7 @@ func checkText(field, v string, max int) error {
 	return nil
 }
 
-func checkCallbackURL(v string) error {
+func checkCallbackURL(v string, allowed netguard.CallbackURLs) error {
 	if v == "" {
 		return nil
 	}
@@ -348,7 +353,7 @@ func checkCallbackURL(v string) error {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 		return lethe.Errorf(lethe.EINVALID, "callback_url must be an absolute http(s) URL without credentials")
 	}
-	return nil
+	return allowed.Check(v)
 }
 
 func clip(s string) string {

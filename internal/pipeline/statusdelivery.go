@@ -25,6 +25,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/lethe-privacy/lethe/internal/netguard"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -65,12 +66,12 @@ type CallbackConfig struct {
 	// (exact host names, case-insensitive; "*.example.com" for
 	// subdomains). Events for other hosts are abandoned at once.
 	AllowHosts []string
-	// ForbidPrivateAddresses refuses to connect to loopback, private,
-	// link-local and other non-public addresses, checked on the address
-	// actually dialed (so DNS answers cannot get around it).
-	ForbidPrivateAddresses bool
+	// Guard decides which addresses deliveries may connect to, checked on
+	// every address actually dialed (so DNS answers and redirects cannot
+	// get around it). Nil: public addresses only (netguard.Strict).
+	Guard *netguard.Guard
 	// Transport, when set, replaces the HTTP transport (tests). The
-	// dialer checks of ForbidPrivateAddresses apply only to the default.
+	// Guard applies only to the default.
 	Transport http.RoundTripper
 }
 
@@ -351,12 +352,9 @@ func hostAllowed(allow []string, host string) bool {
 	return false
 }
 
-// errRedirect and errForbiddenAddr mark the two refusals of the client
-// so they can be classified.
-var (
-	errRedirect      = errors.New("redirect refused")
-	errForbiddenAddr = errors.New("address refused")
-)
+// errRedirect marks the client's refusal of a redirect so it can be
+// classified (netguard.ErrRefused marks its refusal of an address).
+var errRedirect = errors.New("redirect refused")
 
 func classifyCallbackError(err error) string {
 	var dnsErr *net.DNSError
@@ -367,7 +365,7 @@ func classifyCallbackError(err error) string {
 	switch {
 	case errors.Is(err, errRedirect):
 		return classRedirect
-	case errors.Is(err, errForbiddenAddr):
+	case errors.Is(err, netguard.ErrRefused):
 		return classForbiddenAddr
 	case errors.Is(err, context.DeadlineExceeded), isTimeout(err):
 		return classTimeout
@@ -394,37 +392,20 @@ func isDial(err error) bool {
 
 // newCallbackClient builds the HTTP client of deliveries: bounded by the
 // attempt's context, following redirects only to the same host (and
-// never from https to http), and, with ForbidPrivateAddresses, refusing
-// non-public addresses at dial time.
+// never from https to http), and refusing the addresses cfg.Guard refuses
+// at dial time.
 func newCallbackClient(cfg CallbackConfig) *http.Client {
 	rt := cfg.Transport
 	if rt == nil {
-		dialer := &net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}
-		if cfg.ForbidPrivateAddresses {
-			dialer.Control = func(_, address string, _ syscall.RawConn) error {
-				host, _, err := net.SplitHostPort(address)
-				if err != nil {
-					return errForbiddenAddr
-				}
-				ip, err := netip.ParseAddr(host)
-				if err != nil || !publicAddr(ip) {
-					return errForbiddenAddr
-				}
-				return nil
-			}
+		g := cfg.Guard
+		if g == nil {
+			g = netguard.Strict()
 		}
-		rt = &http.Transport{
-			// No proxy from the environment: it would dial in our place
-			// and the address check would see only the proxy.
-			Proxy:                  nil,
-			DialContext:            dialer.DialContext,
-			ForceAttemptHTTP2:      true,
-			MaxIdleConns:           32,
-			IdleConnTimeout:        90 * time.Second,
-			TLSHandshakeTimeout:    cfg.Timeout,
-			ResponseHeaderTimeout:  cfg.Timeout,
-			MaxResponseHeaderBytes: 16 << 10,
-		}
+		tr := g.Transport()
+		tr.TLSHandshakeTimeout = cfg.Timeout
+		tr.ResponseHeaderTimeout = cfg.Timeout
+		tr.MaxResponseHeaderBytes = 16 << 10
+		rt = tr
 	}
 	return &http.Client{
 		Transport: rt,
@@ -441,15 +422,5 @@ func newCallbackClient(cfg CallbackConfig) *http.Client {
 	}
 }
 
-// publicAddr reports whether ip is a globally routable unicast address.
-func publicAddr(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if !ip.IsGlobalUnicast() || ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() {
-		return false
-	}
-	// Shared address space (carrier-grade NAT), often internal too.
-	if netip.MustParsePrefix("100.64.0.0/10").Contains(ip) {
-		return false
-	}
-	return true
-}
+// publicAddr reports whether ip is a public internet address.
+func publicAddr(ip netip.Addr) bool { return netguard.Public(ip) }

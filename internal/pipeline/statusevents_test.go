@@ -28,6 +28,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/internal/intake"
+	"github.com/lethe-privacy/lethe/internal/netguard"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/terminate"
 	"github.com/lethe-privacy/lethe/internal/testdb"
@@ -45,9 +46,14 @@ func callbackConfig() Config {
 		BackoffBase: 10 * time.Millisecond,
 		BackoffMax:  50 * time.Millisecond,
 		AdminSecret: adminSecret,
+		Guard:       loopbackGuard,
 	}
 	return cfg
 }
+
+// loopbackGuard lets deliveries reach the test's loopback receivers, which
+// the default guard refuses.
+var loopbackGuard, _ = netguard.New([]string{"127.0.0.1", "::1"})
 
 // receiver is a callback endpoint that records what it gets and answers
 // with status(n) for the n-th (1-based) delivery of an event.
@@ -296,7 +302,7 @@ func TestCallbackCanceled(t *testing.T) {
 		rcv := newReceiver(t, always(http.StatusAccepted))
 		p := build(t, st, callbackConfig(), Target{"t", newMemTarget()})
 		keys := testdb.Keyring(t)
-		in := intake.New(st, p, keys, intake.Config{Terminator: p})
+		in := intake.New(st, p, keys, intake.Config{Terminator: p, CallbackURLs: netguard.CallbackURLs{Guard: loopbackGuard}})
 		client := newClientWithSecret(t, st, clientSecret)
 		req, _, err := in.Submit(ctx, intake.Submission{
 			Actor: lethe.ActorClient, ClientID: client, Identities: []lethe.Identity{email},
@@ -518,7 +524,7 @@ func TestCallbackTransportRules(t *testing.T) {
 	t.Cleanup(slow.Close)
 
 	pipe := func(mod func(*CallbackConfig)) *Pipeline {
-		c := CallbackConfig{AdminSecret: adminSecret, Timeout: 300 * time.Millisecond}
+		c := CallbackConfig{AdminSecret: adminSecret, Timeout: 300 * time.Millisecond, Guard: loopbackGuard}
 		if mod != nil {
 			mod(&c)
 		}
@@ -538,7 +544,7 @@ func TestCallbackTransportRules(t *testing.T) {
 		{"302 on the same host", nil, sameHost.URL + "/get", 0, classRedirect},
 		{"timeout", nil, slow.URL, 0, classTimeout},
 		{"connection refused", nil, "http://127.0.0.1:1/", 0, classConnect},
-		{"private address forbidden", func(c *CallbackConfig) { c.ForbidPrivateAddresses = true }, ok.URL, 0, classForbiddenAddr},
+		{"private address forbidden", func(c *CallbackConfig) { c.Guard = nil }, ok.URL, 0, classForbiddenAddr},
 		{"host not allowed", func(c *CallbackConfig) { c.AllowHosts = []string{"hooks.example.com"} }, ok.URL, 0, classForbiddenHost},
 		{"host allowed", func(c *CallbackConfig) { c.AllowHosts = []string{"example.com", "127.0.0.1"} }, ok.URL, 200, ""},
 		{"no admin secret", func(c *CallbackConfig) { c.AdminSecret = "" }, ok.URL, 0, classNoSecret},

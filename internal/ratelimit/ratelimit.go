@@ -1,10 +1,12 @@
 // Package ratelimit decides whether a caller may make one more request.
 //
-// Every limit is a fixed window with a block: at most Rule.Limit requests
-// per Rule.Window; the request that goes over blocks the key for Rule.Block
-// from that moment. While blocked every request is refused and none of them
-// extends the block (so a client that keeps retrying is let back in on
-// time). When the block ends, the next request opens a fresh window.
+// Every limit is a sliding window with a block: at most Rule.Limit requests
+// are let through in any Rule.Window, whichever instant it starts at (a
+// fixed window would let 2*Limit through across its boundary); the request
+// that goes over blocks the key for Rule.Block from that moment. While
+// blocked every request is refused and none of them extends the block (so
+// a client that keeps retrying is let back in on time). Refused requests
+// are not counted.
 //
 // State lives outside the process (the lethe database through
 // store.RateLimits, or Redis), so several lethe processes serving one
@@ -27,7 +29,7 @@ type Rule struct {
 	Limit  int
 	Window time.Duration
 	// Block is how long a key stays refused after going over. Zero refuses
-	// only until the current window ends.
+	// only until the oldest counted request leaves the window.
 	Block time.Duration
 }
 
@@ -104,7 +106,9 @@ func (s *Store) Allow(ctx context.Context, key string, r Rule) (bool, time.Durat
 	if key == "" {
 		return false, 0, errors.New("rate limit: empty key")
 	}
-	ok, retry, err := s.rl.TakeRateLimit(ctx, key, r.Limit, r.Window, r.Block, s.now())
+	ok, retry, err := s.rl.TakeRateLimit(ctx, store.TakeRateLimitParams{
+		Key: key, Limit: r.Limit, Window: r.Window, Block: r.Block, Now: s.now(),
+	})
 	if err != nil {
 		return false, 0, fmt.Errorf("rate limit: %w", err)
 	}

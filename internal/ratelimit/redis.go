@@ -11,8 +11,9 @@ import (
 )
 
 // Redis is a Limiter whose state is in Redis, for deployments that want
-// rate limiting off the database. Each key is one hash updated by a Lua
-// script, so a check-and-count is atomic across every lethe process.
+// rate limiting off the database. Each key is a hash (the block) and a
+// sorted set (the hits within the window) updated by one Lua script, so a
+// check-and-count is atomic across every lethe process.
 //
 // Times come from the process clock (passed to the script), not from the
 // Redis server, so the clock can be injected in tests; processes sharing a
@@ -60,8 +61,9 @@ func OpenRedis(ctx context.Context, url string, now func() time.Time) (*Redis, e
 // Close releases the connection if OpenRedis made it.
 func (r *Redis) Close() error { return r.close() }
 
-// takeScript is the Redis form of store.RateLimits.TakeRateLimit. State is a
-// hash: s = window start, n = count, b = blocked until (all unix
+// takeScript is the Redis form of store.RateLimits.TakeRateLimit. KEYS[1]
+// is a hash: b = blocked until, q = a sequence naming each hit; KEYS[2] a
+// sorted set of the hits let through, scored by time (all unix
 // milliseconds). string.format keeps the numbers integral: Lua would
 // otherwise print large ones in exponent form.
 var takeScript = redis.NewScript(`
@@ -69,30 +71,27 @@ local now = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
 local window = tonumber(ARGV[3])
 local block = tonumber(ARGV[4])
-local st = redis.call('HMGET', KEYS[1], 's', 'n', 'b')
-local start = tonumber(st[1])
-local count = tonumber(st[2])
-local blocked = tonumber(st[3])
+local blocked = tonumber(redis.call('HGET', KEYS[1], 'b'))
 if blocked and now < blocked then
   return {0, blocked - now}
 end
-if (not start) or blocked or now >= start + window then
-  start = now
-  count = 0
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', now - window))
+local n = redis.call('ZCARD', KEYS[2])
+if n < limit then
+  local seq = redis.call('HINCRBY', KEYS[1], 'q', 1)
+  redis.call('ZADD', KEYS[2], string.format('%d', now), string.format('%d', seq))
+  redis.call('HDEL', KEYS[1], 'b')
+  redis.call('PEXPIRE', KEYS[2], string.format('%d', window))
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', window))
+  return {1, 0}
 end
-count = count + 1
-if count > limit and block > 0 then
-  redis.call('HSET', KEYS[1], 's', string.format('%d', start), 'n', string.format('%d', count), 'b', string.format('%d', now + block))
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', block))
+if block > 0 then
+  redis.call('HSET', KEYS[1], 'b', string.format('%d', now + block))
+  redis.call('PEXPIRE', KEYS[1], string.format('%d', math.max(block, window)))
   return {0, block}
 end
-redis.call('HSET', KEYS[1], 's', string.format('%d', start), 'n', string.format('%d', count))
-redis.call('HDEL', KEYS[1], 'b')
-redis.call('PEXPIRE', KEYS[1], string.format('%d', start + window - now))
-if count > limit then
-  return {0, start + window - now}
-end
-return {1, 0}
+local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+return {0, tonumber(oldest[2]) + window - now}
 `)
 
 // Allow implements Limiter.
@@ -103,7 +102,7 @@ func (r *Redis) Allow(ctx context.Context, key string, rule Rule) (bool, time.Du
 	if key == "" {
 		return false, 0, errors.New("rate limit: empty key")
 	}
-	res, err := takeScript.Run(ctx, r.client, []string{r.prefix + key},
+	res, err := takeScript.Run(ctx, r.client, []string{r.prefix + key, r.prefix + key + ":hits"},
 		r.now().UnixMilli(), rule.Limit, ceilMillis(rule.Window), ceilMillis(rule.Block)).Int64Slice()
 	if err != nil {
 		return false, 0, fmt.Errorf("rate limit: redis: %w", err)

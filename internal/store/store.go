@@ -256,6 +256,8 @@ type Clients interface {
 	GetClient(ctx context.Context, id string) (*lethe.Client, error)
 	GetClientByName(ctx context.Context, name string) (*lethe.Client, error)
 	ListClients(ctx context.Context) ([]*lethe.Client, error)
+	// SetClientDisabled disables or enables the client. Disabling deletes
+	// its access tokens: they stay dead when the client is enabled again.
 	SetClientDisabled(ctx context.Context, id string, disabled bool) error
 	// AddCredential adds a credential to a client.
 	AddCredential(ctx context.Context, c Credential) error
@@ -269,18 +271,34 @@ type Clients interface {
 	// unexpired at now (sealed ones opened).
 	ClientCredentials(ctx context.Context, clientID string, kind CredentialKind, now time.Time) ([]Credential, error)
 	CreateToken(ctx context.Context, t Token) error
+	// ExpireTokens makes the client's access tokens expire at at, unless
+	// they expire earlier already (a rotation's overlap ends them).
+	ExpireTokens(ctx context.Context, clientID string, at time.Time) error
 	// FindToken returns the unexpired token with hash whose client is
 	// enabled; ErrNotFound otherwise.
 	FindToken(ctx context.Context, hash string, now time.Time) (Token, error)
 }
 
-// RateLimits keeps fixed-window counters with a block period, shared by
+// RateLimits keeps sliding-window limits with a block period, shared by
 // every lethe process on the same database.
 type RateLimits interface {
-	// TakeRateLimit counts one request for key at now. A key over limit
-	// within window is blocked for block from the moment it went over;
-	// while blocked, requests are refused and do not extend the block.
-	// It returns whether the request is allowed and, when not, how long
-	// until it would be.
-	TakeRateLimit(ctx context.Context, key string, limit int, window, block time.Duration, now time.Time) (allowed bool, retryAfter time.Duration, err error)
+	// TakeRateLimit counts one request for p.Key at p.Now. A request is
+	// allowed while fewer than p.Limit requests were allowed in the
+	// p.Window before it (a sliding window: the limit holds over every
+	// window, not only over fixed ones). The request that goes over blocks
+	// the key for p.Block from that moment; while blocked, requests are
+	// refused and do not extend the block. With no Block, requests are
+	// refused until the oldest counted one leaves the window. It returns
+	// whether the request is allowed and, when not, how long until one
+	// would be.
+	TakeRateLimit(ctx context.Context, p TakeRateLimitParams) (allowed bool, retryAfter time.Duration, err error)
+}
+
+// TakeRateLimitParams are the arguments of RateLimits.TakeRateLimit.
+type TakeRateLimitParams struct {
+	Key    string
+	Limit  int           // at least 1
+	Window time.Duration // positive
+	Block  time.Duration // zero: no block, refused until the window allows
+	Now    time.Time
 }

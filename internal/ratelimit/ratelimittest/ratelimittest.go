@@ -115,17 +115,36 @@ func Exercise(t *testing.T, open Open) {
 		refused(t, l, "k", rule, 10*time.Minute)
 	})
 
-	t.Run("FixedWindowFromFirstRequest", func(t *testing.T) {
+	t.Run("SlidingWindow", func(t *testing.T) {
 		t.Parallel()
 		clk := NewClock()
 		l := open(t, clk.Now, 1)[0]
 		allowN(t, l, "k", rule, 1)
 		clk.Advance(9 * time.Minute)
 		allowN(t, l, "k", rule, 49)
-		// The window opened by the first request ends at 10 minutes, so
-		// the count starts over then, not 10 minutes after the last one.
+		// At 10 minutes only the first request has left the window; the
+		// 49 of 9 minutes still count, so one more is allowed, not 50.
 		clk.Advance(time.Minute)
-		allowN(t, l, "k", rule, 50)
+		allowN(t, l, "k", rule, 1)
+		refused(t, l, "k", rule, 10*time.Minute)
+	})
+
+	t.Run("BoundaryStraddle", func(t *testing.T) {
+		t.Parallel()
+		clk := NewClock()
+		ls := open(t, clk.Now, 2)
+		allowN(t, ls[0], "k", rule, 1)
+		// 100 concurrent requests around the instant a fixed window
+		// opened by the first would end: 49 just before, 51 just after.
+		// A fixed window lets 49+50 through; at most 50 may pass in any
+		// 10 minutes, the first included.
+		clk.Advance(10*time.Minute - time.Second)
+		before := concurrent(t, ls, "k", rule, 49)
+		clk.Advance(2 * time.Second)
+		after := concurrent(t, ls, "k", rule, 51)
+		if before+after != rule.Limit {
+			t.Fatalf("%d + %d of 100 requests allowed across the boundary, want %d in all", before, after, rule.Limit)
+		}
 	})
 
 	t.Run("KeysAreIndependent", func(t *testing.T) {
@@ -178,35 +197,47 @@ func Exercise(t *testing.T, open Open) {
 		t.Parallel()
 		clk := NewClock()
 		ls := open(t, clk.Now, 2)
-		const workers, each = 8, 10
-		var (
-			wg      sync.WaitGroup
-			mu      sync.Mutex
-			allowed int
-			errs    []error
-		)
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func(l ratelimit.Limiter) {
-				defer wg.Done()
-				for i := 0; i < each; i++ {
-					ok, _, err := l.Allow(ctx, "k", rule)
-					mu.Lock()
-					if err != nil {
-						errs = append(errs, err)
-					} else if ok {
-						allowed++
-					}
-					mu.Unlock()
-				}
-			}(ls[w%2])
-		}
-		wg.Wait()
-		if len(errs) > 0 {
-			t.Fatalf("Allow: %v", errs[0])
-		}
-		if allowed != rule.Limit {
-			t.Fatalf("%d of %d concurrent requests allowed, want exactly %d", allowed, workers*each, rule.Limit)
+		if allowed := concurrent(t, ls, "k", rule, 80); allowed != rule.Limit {
+			t.Fatalf("%d of 80 concurrent requests allowed, want exactly %d", allowed, rule.Limit)
 		}
 	})
+}
+
+// concurrent makes n requests for key at once, spread over the limiters
+// and 8 workers, and returns how many were allowed.
+func concurrent(t *testing.T, ls []ratelimit.Limiter, key string, r ratelimit.Rule, n int) int {
+	t.Helper()
+	const workers = 8
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		allowed int
+		errs    []error
+		next    = make(chan struct{}, n)
+	)
+	for range n {
+		next <- struct{}{}
+	}
+	close(next)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(l ratelimit.Limiter) {
+			defer wg.Done()
+			for range next {
+				ok, _, err := l.Allow(context.Background(), key, r)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err)
+				} else if ok {
+					allowed++
+				}
+				mu.Unlock()
+			}
+		}(ls[w%len(ls)])
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("Allow: %v", errs[0])
+	}
+	return allowed
 }

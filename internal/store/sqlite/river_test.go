@@ -146,7 +146,7 @@ func TestSharedWithRiver(t *testing.T) {
 					t.Errorf("list: %v", err)
 					return
 				}
-				if _, _, err := s.TakeRateLimit(ctx, fmt.Sprintf("key-%d", i), 1000000, time.Minute, time.Minute, time.Now()); err != nil {
+				if _, _, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: fmt.Sprintf("key-%d", i), Limit: 1000000, Window: time.Minute, Block: time.Minute, Now: time.Now()}); err != nil {
 					t.Errorf("rate limit: %v", err)
 					return
 				}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -82,6 +83,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if n == 0 {
 		n = DefaultMaxOpenConns
 	}
+	if err := CreatePrivateFile(path); err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
 	db, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
@@ -101,6 +105,22 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	return &Store{Store: st, db: db}, nil
+}
+
+// CreatePrivateFile creates a database file, empty and readable by its
+// owner only (0600), when it does not exist yet: lethe's holds sealed
+// identities, keyed hashes and the audit chain, and SQLite would create it
+// with the umask's mode (usually 0644). SQLite gives its -wal and -shm
+// files the mode of the database file. An existing file is left as it is.
+func CreatePrivateFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 func newStore(db *sql.DB, kr *seal.Keyring) (*sqlstore.Store, error) {

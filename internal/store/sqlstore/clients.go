@@ -84,12 +84,23 @@ func (q *queries) ListClients(ctx context.Context) ([]*lethe.Client, error) {
 
 // SetClientDisabled implements store.Clients.
 func (q *queries) SetClientDisabled(ctx context.Context, id string, disabled bool) error {
-	n, err := q.exec(ctx, `UPDATE clients SET disabled = ? WHERE id = ?`, disabled, id)
+	err := q.atomic(ctx, func(q *queries) error {
+		n, err := q.exec(ctx, `UPDATE clients SET disabled = ? WHERE id = ?`, disabled, id)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return store.ErrNotFound
+		}
+		if disabled {
+			// Tokens die with the disable, so enabling the client again
+			// does not bring back tokens that may have leaked.
+			_, err = q.exec(ctx, `DELETE FROM access_tokens WHERE client_id = ?`, id)
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("set client disabled: %w", err)
-	}
-	if n == 0 {
-		return fmt.Errorf("set client disabled: %w", store.ErrNotFound)
 	}
 	return nil
 }
@@ -242,6 +253,19 @@ func (q *queries) CreateToken(ctx context.Context, t store.Token) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create token: %w", err)
+	}
+	return nil
+}
+
+// ExpireTokens implements store.Clients.
+func (q *queries) ExpireTokens(ctx context.Context, clientID string, at time.Time) error {
+	if at.IsZero() {
+		return errors.New("expire tokens: a time is required")
+	}
+	_, err := q.exec(ctx, `UPDATE access_tokens SET expires_at = ?
+		WHERE client_id = ? AND (expires_at IS NULL OR expires_at > ?)`, q.ts(at), clientID, q.ts(at))
+	if err != nil {
+		return fmt.Errorf("expire tokens: %w", err)
 	}
 	return nil
 }

@@ -187,9 +187,40 @@ func testTokens(t *testing.T, s store.Store) {
 	wantErr(t, "FindToken(expired)", err, store.ErrNotFound)
 	_, err = s.FindToken(ctx, "other-hash", t0)
 	wantErr(t, "FindToken(unknown)", err, store.ErrNotFound)
+
+	// ExpireTokens shortens, never lengthens.
+	long := store.Token{Hash: "long-hash", ClientID: c.ID, CreatedAt: t0, ExpiresAt: t0.Add(48 * time.Hour)}
+	if err := s.CreateToken(ctx, long); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ExpireTokens(ctx, c.ID, t0.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FindToken(ctx, "long-hash", t0.Add(2*time.Hour-time.Microsecond)); err != nil {
+		t.Errorf("FindToken before the new expiry: %v", err)
+	}
+	_, err = s.FindToken(ctx, "long-hash", t0.Add(2*time.Hour))
+	wantErr(t, "FindToken(at the new expiry)", err, store.ErrNotFound)
+	if got, err := s.FindToken(ctx, "token-hash", t0); err != nil || !got.ExpiresAt.Equal(micro(t0.Add(time.Hour))) {
+		t.Errorf("ExpireTokens lengthened an earlier expiry: %+v, %v", got, err)
+	}
+
 	if err := s.SetClientDisabled(ctx, c.ID, true); err != nil {
 		t.Fatal(err)
 	}
 	_, err = s.FindToken(ctx, "token-hash", t0)
 	wantErr(t, "FindToken(disabled client)", err, store.ErrNotFound)
+	// Tokens die with the disable: enabling again does not revive them.
+	if err := s.SetClientDisabled(ctx, c.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.FindToken(ctx, "token-hash", t0)
+	wantErr(t, "FindToken(re-enabled client, token of before the disable)", err, store.ErrNotFound)
+	fresh := store.Token{Hash: "fresh-hash", ClientID: c.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	if err := s.CreateToken(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FindToken(ctx, "fresh-hash", t0); err != nil {
+		t.Errorf("FindToken(token issued after re-enabling): %v", err)
+	}
 }

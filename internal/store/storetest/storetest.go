@@ -139,7 +139,7 @@ func testRateLimit(t *testing.T, s store.Store) {
 	const window, block = 10 * time.Minute, 10 * time.Minute
 	take := func(key string, limit int, at time.Time, block time.Duration) (bool, time.Duration) {
 		t.Helper()
-		ok, retry, err := s.TakeRateLimit(ctx, key, limit, window, block, at)
+		ok, retry, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: key, Limit: limit, Window: window, Block: block, Now: at})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +190,20 @@ func testRateLimit(t *testing.T, s store.Store) {
 		t.Fatal("refused at the start of the next window")
 	}
 
-	// Without a block period it is a plain fixed window.
+	// The window slides: two takes 9 minutes apart leave room for one more
+	// only once the first is a window old, and then for no other until
+	// the second is (a fixed window would start afresh at 10m).
+	take("s", 2, t0, block)
+	take("s", 2, t0.Add(9*time.Minute), block)
+	if ok, _ := take("s", 2, t0.Add(window), block); !ok {
+		t.Fatal("sliding: refused once the first take left the window")
+	}
+	if ok, retry := take("s", 2, t0.Add(window+time.Second), block); ok || retry != block {
+		t.Fatalf("sliding: third take within 10 minutes = %v, %v; want refused for %v", ok, retry, block)
+	}
+
+	// Without a block period, refused until the oldest take leaves the
+	// window.
 	take("nb", 1, t0, 0)
 	ok, retry = take("nb", 1, t0.Add(time.Minute), 0)
 	if ok || retry != window-time.Minute {
@@ -199,7 +212,7 @@ func testRateLimit(t *testing.T, s store.Store) {
 	if ok, _ := take("nb", 1, t0.Add(window), 0); !ok {
 		t.Fatal("no-block: refused in the next window")
 	}
-	if _, _, err := s.TakeRateLimit(ctx, "k", 0, window, block, t0); err == nil {
+	if _, _, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: "k", Window: window, Block: block, Now: t0}); err == nil {
 		t.Error("limit 0 accepted")
 	}
 }
@@ -211,7 +224,7 @@ func testRateLimitConcurrent(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for i := range takes {
 		wg.Go(func() {
-			ok, _, err := s.TakeRateLimit(ctx, "shared", limit, 10*time.Minute, 10*time.Minute, t0.Add(time.Duration(i)*time.Millisecond))
+			ok, _, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: "shared", Limit: limit, Window: 10 * time.Minute, Block: 10 * time.Minute, Now: t0.Add(time.Duration(i) * time.Millisecond)})
 			if err != nil {
 				t.Errorf("TakeRateLimit: %v", err)
 			}
