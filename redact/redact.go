@@ -411,12 +411,14 @@ func wordBefore(s string, u []unit, i int) bool { return joinedLeft(s, u, i, 'a'
 // wordAt reports whether u[j] is a rune of a token, read both ways.
 func wordAt(s string, u []unit, j int) bool { return joinedRight(s, u, j, 'a') }
 
-func sameRune(a, b rune) bool {
+// sameRune compares runes ignoring case; inside a value (not at its edges,
+// where a space is a separator) a "+" and a space are the same: a query
+// string's "+" may have been decoded to a space, or a space encoded as "+".
+func sameRune(a, b rune, inside bool) bool {
 	if a == b {
 		return true
 	}
-	// A "+" read from a query string may have been decoded to a space.
-	if (a == '+' && b == ' ') || (a == ' ' && b == '+') {
+	if inside && (a == '+' && b == ' ' || a == ' ' && b == '+') {
 		return true
 	}
 	for f := unicode.SimpleFold(a); f != a; f = unicode.SimpleFold(f) {
@@ -432,7 +434,7 @@ func findValue(spans []span, s string, u []unit, v []rune) []span {
 	n := len(v)
 	for i := 0; i+n <= len(u); i++ {
 		k := 0
-		for k < n && sameRune(u[i+k].r, v[k]) {
+		for k < n && sameRune(u[i+k].r, v[k], k > 0 && k < n-1) {
 			k++
 		}
 		if k < n || joinedLeft(s, u, i, v[0]) || joinedRight(s, u, i+n, v[n-1]) {
@@ -533,7 +535,11 @@ func findPhones(spans []span, s string, u []unit) []span {
 			continue
 		}
 		if wordBefore(s, u, i) {
-			i = skipToken(i) // inside a token: 0x1234567, id_1234567
+			if isDigit(r) {
+				i = skipToken(i) // inside a token: 0x1234567, id_1234567
+			} else {
+				i++ // "A(0123456": the digits start a token of their own
+			}
 			continue
 		}
 		j, last, digits, seps := i, -1, 0, 0
