@@ -515,8 +515,10 @@ func findEmails(spans []span, u []unit) []span {
 }
 
 var (
-	dateLike = regexp.MustCompile(`^(?:\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})`)
-	dotted   = regexp.MustCompile(`^\d{1,3}(?:\.\d{1,3}){2,}$`)
+	dateLike = regexp.MustCompile(`^(?:\d{4}-[01]?\d-[0-3]?\d|[0-3]?\d[./-][01]?\d[./-]\d{2,4}|[01]?\d/[0-3]?\d/\d{2,4})`)
+	// IPv4 addresses and versions; five groups and more are phone numbers
+	// as the French write them (01.23.45.67.89).
+	dotted = regexp.MustCompile(`^\d{1,3}(?:\.\d{1,3}){2,3}$`)
 )
 
 // findPhones adds the spans of runs of digits and separators that hold at

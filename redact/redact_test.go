@@ -71,6 +71,8 @@ func TestString(t *testing.T) {
 		{"digits before a word", nil, "call 4155550123 2nd time", "call " + X + " 2nd time"},
 		{"entity before value", []lethe.Identity{nameID}, "&#65;ada &#34;ada&#34; \\nada", "&#65;" + X + " &#34;" + X + "&#34; \\n" + X},
 		{"hex kept", nil, "0x12345678 id_1234567 1234567ms", "0x12345678 id_1234567 1234567ms"},
+		{"dotted phone", nil, "call 01.23.45.67.89 or 12-34-5678", "call " + X + " or " + X},
+		{"US date kept", nil, "since 11/28/2026", "since 11/28/2026"},
 		{"few digits kept", nil, "answered 503 after 120 s", "answered 503 after 120 s"},
 		// Text around it.
 		{"control characters", nil, "line one\nline\ttwo\x00", "line one line two "},
