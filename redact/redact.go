@@ -133,9 +133,12 @@ func (r *Redactor) String(s string) string {
 	// Only what can reach the first MaxLen bytes matters; cutting after
 	// scrubbing keeps a value from being split so that half of it no longer
 	// matches.
-	cut := len(s) > MaxLen
+	// Text past limit is dropped; the margin after it holds the rest of any
+	// form that starts before it.
+	cut, limit := len(s) > MaxLen, len(s)
 	if len(s) > MaxLen+r.margin {
-		s = strings.ToValidUTF8(s[:MaxLen+r.margin], "")
+		s = s[:cutAt(s, MaxLen+r.margin)]
+		limit = cutAt(s, MaxLen)
 	}
 	var spans []span
 	streams := [][]unit{rawUnits(s)}
@@ -152,7 +155,7 @@ func (r *Redactor) String(s string) string {
 		spans = findEmails(spans, u)
 		spans = findPhones(spans, s, u)
 	}
-	out, marks := replace(s, spans)
+	out, marks := replace(s, spans, limit)
 	if !cut && len(out) <= MaxLen {
 		return out
 	}
@@ -162,7 +165,32 @@ func (r *Redactor) String(s string) string {
 			end = m // never leave half a placeholder
 		}
 	}
-	return strings.ToValidUTF8(out[:end], "") + "..."
+	return out[:cutAt(out, end)] + "..."
+}
+
+// cutAt returns the offset at or before i where s can be cut without
+// splitting a rune or, unless it is longer than any identity value, a
+// token: "adam" cut to "ada" would read as a token.
+func cutAt(s string, i int) int {
+	if i >= len(s) {
+		return len(s)
+	}
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	rune0 := i
+	for i > 0 && rune0-i <= lethe.MaxValueLen {
+		before, w := utf8.DecodeLastRuneInString(s[:i])
+		at, _ := utf8.DecodeRuneInString(s[i:])
+		if !isWord(before) || !isWord(at) {
+			return i
+		}
+		i -= w
+	}
+	if i == 0 {
+		return 0
+	}
+	return rune0
 }
 
 // clean makes s valid UTF-8 and turns control characters into spaces, so a
@@ -180,17 +208,18 @@ func clean(s string) string {
 // span is a byte range of the text to remove.
 type span struct{ start, end int }
 
-// replace puts Placeholder in place of the union of spans; marks are the
-// offsets of the placeholders in the result.
-func replace(s string, spans []span) (string, []int) {
+// replace returns s up to limit with Placeholder in place of the union of
+// spans (a span that starts before limit goes whole); marks are the offsets
+// of the placeholders in the result.
+func replace(s string, spans []span, limit int) (string, []int) {
 	if len(spans) == 0 {
-		return s, nil
+		return s[:limit], nil
 	}
 	slices.SortFunc(spans, func(a, b span) int { return a.start - b.start })
 	var b strings.Builder
 	var marks []int
 	at := 0
-	for i := 0; i < len(spans); {
+	for i := 0; i < len(spans) && spans[i].start < limit; {
 		sp := spans[i]
 		for i++; i < len(spans) && spans[i].start <= sp.end; i++ {
 			sp.end = max(sp.end, spans[i].end)
@@ -200,7 +229,9 @@ func replace(s string, spans []span) (string, []int) {
 		b.WriteString(Placeholder)
 		at = sp.end
 	}
-	b.WriteString(s[at:])
+	if at < limit {
+		b.WriteString(s[at:limit])
+	}
 	return b.String(), marks
 }
 

@@ -107,6 +107,13 @@ func TestCut(t *testing.T) {
 			t.Fatalf("pad %d: half a placeholder in %q", pad, got[i:])
 		}
 	}
+	// A cut inside "adam" must not leave "ada", which would read as the id.
+	for pad := redact.MaxLen - 6; pad <= redact.MaxLen; pad++ {
+		got := redact.String(strings.Repeat(" ", pad)+"adam "+strings.Repeat("y ", redact.MaxLen), []lethe.Identity{nameID})
+		if body := strings.TrimSuffix(got, "..."); strings.HasSuffix(body, "ad") || strings.HasSuffix(body, "ada") {
+			t.Fatalf("pad %d: cut inside a token: %q", pad, got[len(got)-10:])
+		}
+	}
 	long := strings.Repeat("é", 10*redact.MaxLen)
 	got := redact.String(long, nil)
 	if len(got) > redact.MaxLen+3 || !strings.HasSuffix(got, "...") || !strings.HasPrefix(got, "éé") {
