@@ -66,8 +66,9 @@ func New(ids []lethe.Identity) *Redactor {
 		}
 		seen[k] = true
 		*list = append(*list, []rune(v))
-		// The longest encoding of a rune (%25XX four times) is 20 bytes.
-		r.margin = max(r.margin, 24*utf8.RuneCountInString(v)+64)
+		// The longest encoding of a rune (%25XX four times) is 20 bytes;
+		// the rest covers a cut backed off to a token boundary.
+		r.margin = max(r.margin, 24*utf8.RuneCountInString(v)+512)
 	}
 	for _, id := range ids {
 		v := strings.TrimSpace(id.Value)
