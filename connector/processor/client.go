@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -176,7 +175,8 @@ func (c *Client) Errorf(format string, args ...any) error {
 // API's default block), which also holds every call to this target back
 // until then; a retryable error for 408 and 5xx; permanent for the rest
 // (a 4xx is a request lethe must not repeat unchanged). detail, when not
-// empty, is the processor's own message, already redacted by the API.
+// empty, is the processor's own message, already redacted by the API
+// (package redact).
 func (c *Client) Classify(what string, r *Response, detail string) error {
 	if detail != "" {
 		detail = ": " + detail
@@ -243,27 +243,4 @@ func (w *window) take(now time.Time) (time.Duration, bool) {
 	w.at[w.next] = now
 	w.next = (w.next + 1) % len(w.at)
 	return 0, true
-}
-
-// Redact replaces every identity value in s (a processor's error message)
-// and cuts it to a length fit for a task's last error. Processors are free
-// to echo what they were sent; lethe must not store it.
-func Redact(s string, values ...string) string {
-	for _, v := range values {
-		if v != "" {
-			// Case-insensitive: a processor may echo an email upper-cased.
-			s = regexp.MustCompile("(?i)"+regexp.QuoteMeta(v)).ReplaceAllLiteralString(s, "<redacted>")
-		}
-	}
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
-	const maxLen = 200
-	if len(s) > maxLen {
-		s = strings.ToValidUTF8(s[:maxLen], "") + "..."
-	}
-	return s
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/redact"
 )
 
 // KindConnect is the connector kind of processors speaking the "connect"
@@ -196,14 +197,14 @@ func (a *connectAPI) call(ctx context.Context, c *Client, what, path string, bod
 
 // errorText reads the profile's error shape, {"error":{"message":"..."}},
 // for the task's last error.
-func errorText(body []byte, values ...string) string {
+func errorText(body []byte, ids []lethe.Identity) string {
 	var e struct {
 		Error struct {
 			Message string `json:"message"`
 		} `json:"error"`
 	}
 	_ = json.Unmarshal(body, &e) // best effort: the status decides
-	return Redact(e.Error.Message, values...)
+	return redact.String(e.Error.Message, ids)
 }
 
 // Submit POSTs {"identifier":"..."}. {"success": false} means a request
@@ -216,7 +217,7 @@ func (a *connectAPI) Submit(ctx context.Context, c *Client, id lethe.Identity) (
 		return "", err
 	}
 	if r.Status != http.StatusOK {
-		return "", c.Classify(what, r, errorText(r.Body, id.Value))
+		return "", c.Classify(what, r, errorText(r.Body, []lethe.Identity{id}))
 	}
 	var ok struct {
 		Success *bool `json:"success"`
@@ -240,7 +241,7 @@ func (a *connectAPI) Status(ctx context.Context, c *Client, ids []lethe.Identity
 		return nil, err
 	}
 	if r.Status != http.StatusOK {
-		return nil, c.Classify(what, r, errorText(r.Body, vals...))
+		return nil, c.Classify(what, r, errorText(r.Body, ids))
 	}
 	var ans struct {
 		Results []struct {

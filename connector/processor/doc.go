@@ -9,8 +9,8 @@
 // processor alike: the HTTP client (timeout per call, no redirects, calls
 // in flight capped), the target's call budget, Retry-After and the block
 // after a 429, batches, the checkpoint that keeps a retry from submitting
-// twice, pending answers with backoff, redaction of identity values from
-// the processor's messages, and the report.
+// twice, pending answers with backoff, and the report. An API passes the
+// processor's messages through package redact before they become errors.
 //
 // # Data map
 //

@@ -8,6 +8,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/redact"
 )
 
 func TestRate(t *testing.T) {
@@ -52,12 +53,17 @@ func TestWindow(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	got := Redact("user ADA@Example.com\nnot found", "ada@example.com")
-	if got != "user <redacted> not found" {
-		t.Errorf("Redact = %q", got)
+// TestErrorText: a processor's message is redacted before it becomes part
+// of an error: the subject's values in any case, other people's emails,
+// line breaks, and length.
+func TestErrorText(t *testing.T) {
+	ids := []lethe.Identity{{Type: lethe.IdentityEmail, Value: "ada@example.com"}}
+	got := errorText([]byte(`{"error":{"message":"user ADA@Example.com\nnot found, see bob@example.org"}}`), ids)
+	if got != "user <redacted> not found, see <redacted>" {
+		t.Errorf("errorText = %q", got)
 	}
-	if long := Redact(strings.Repeat("é", 300)); len(long) > 204 {
+	long := errorText([]byte(`{"error":{"message":"`+strings.Repeat("é", 600)+`"}}`), nil)
+	if len(long) > redact.MaxLen+3 {
 		t.Errorf("not cut: %d bytes", len(long))
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/redact"
 )
 
 // KindS2S is the connector kind of processors speaking the "s2s" user
@@ -114,7 +115,7 @@ func (a *s2sAPI) Submit(ctx context.Context, c *Client, id lethe.Identity) (stri
 			Errors []string `json:"errors"`
 		}
 		_ = json.Unmarshal(r.Body, &e) // best effort: the status decides
-		return "", c.Classify(what, r, Redact(strings.Join(e.Errors, "; "), id.Value))
+		return "", c.Classify(what, r, redact.String(strings.Join(e.Errors, "; "), []lethe.Identity{id}))
 	}
 	var ok struct {
 		ID string `json:"id"`

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/redact"
 )
 
 // Kind is the connector kind of Redis targets in the data map.
@@ -100,12 +101,9 @@ func (c *Connector) fail(op string, ob *object, err error) error {
 	if errors.As(err, &se) {
 		return fmt.Errorf("target %q: %s%s: %w", c.name, op, name, err)
 	}
-	// Redis error texts name commands and types, not keys; cut them anyway.
-	msg := err.Error()
-	if len(msg) > 200 {
-		msg = msg[:200]
-	}
-	return fmt.Errorf("target %q: %s%s: %s", c.name, op, name, msg)
+	// Redis error texts name commands and types, not keys; redact and cut
+	// them anyway.
+	return fmt.Errorf("target %q: %s%s: %s", c.name, op, name, redact.String(err.Error(), nil))
 }
 
 type scanLimit struct{ iterations int }

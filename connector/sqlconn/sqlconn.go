@@ -18,6 +18,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	scrub "github.com/lethe-privacy/lethe/redact"
 )
 
 // Kind is the connector kind of SQL targets in the data map.
@@ -188,10 +189,13 @@ func valuesOf(ids []lethe.Identity) values {
 	return v
 }
 
-func (v values) all() []string {
-	var out []string
-	for _, vs := range v {
-		out = append(out, vs...)
+// all returns the values as identities again, for redaction.
+func (v values) all() []lethe.Identity {
+	var out []lethe.Identity
+	for t, vs := range v {
+		for _, s := range vs {
+			out = append(out, lethe.Identity{Type: t, Value: s})
+		}
 	}
 	return out
 }
@@ -707,38 +711,12 @@ func (c *Connector) Verify(ctx context.Context, subj connector.Subject) error {
 	return nil
 }
 
-// redacted is an error whose text had identity values removed. It unwraps
-// only to a context error, so errors.Is still sees cancellation, but the
-// original text cannot be reached through it.
-type redacted struct {
-	msg   string
-	cause error
-}
-
-func (e *redacted) Error() string { return e.msg }
-func (e *redacted) Unwrap() error { return e.cause }
-
-func redact(err error, vals []string) error {
-	if err == nil {
-		return nil
-	}
-	msg := err.Error()
-	out := msg
-	for _, v := range vals {
-		if v != "" {
-			out = strings.ReplaceAll(out, v, "<redacted>")
-		}
-	}
-	if out == msg {
-		return err
-	}
-	r := &redacted{msg: out}
-	for _, ce := range []error{context.Canceled, context.DeadlineExceeded} {
-		if errors.Is(err, ce) {
-			r.cause = ce
-		}
-	}
-	if connector.IsPermanent(err) {
+// redact strips every form of the subject's identities, and anything that
+// looks like an email address or phone number, from a database error;
+// an error no retry can fix stays so.
+func redact(err error, ids []lethe.Identity) error {
+	r := scrub.Error(err, ids)
+	if r != err && connector.IsPermanent(err) {
 		return connector.Permanent(r)
 	}
 	return r

@@ -74,12 +74,13 @@ func TestChildrenFirst(t *testing.T) {
 
 func TestRedact(t *testing.T) {
 	err := fmt.Errorf("query: invalid input %q: %w", "alice@example.com", context.Canceled)
-	r := redact(connector.Permanent(err), []string{"alice@example.com"})
+	ids := []lethe.Identity{{Type: lethe.IdentityEmail, Value: "alice@example.com"}}
+	r := redact(connector.Permanent(err), ids)
 	if strings.Contains(r.Error(), "alice") || !errors.Is(r, context.Canceled) || !connector.IsPermanent(r) {
 		t.Errorf("redact = %v (canceled %v, permanent %v)", r, errors.Is(r, context.Canceled), connector.IsPermanent(r))
 	}
 	plain := errors.New("no values here")
-	if redact(plain, []string{"alice@example.com"}) != plain {
+	if redact(plain, ids) != plain {
 		t.Error("redact replaced an error without values")
 	}
 }

@@ -32,12 +32,11 @@
 // # The calls
 //
 // Every call carries Content-Type application/json, Idempotency-Key: the
-// request id, and
-//
-//	X-Lethe-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>
-//
-// which the service must check (VerifySignature does it in Go; refuse
-// timestamps more than 5 minutes off). Redirects are never followed.
+// request id, and an X-Lethe-Signature header keyed with the target's
+// secret, which the service must check: the scheme is described once, in
+// docs/callbacks.md ("Verifying the signature"), and signature.Verify
+// (package github.com/lethe-privacy/lethe/signature) checks it in Go.
+// Redirects are never followed.
 //
 // Erase, plan and verify calls POST
 //

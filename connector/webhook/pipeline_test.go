@@ -21,6 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
+	"github.com/lethe-privacy/lethe/signature"
 )
 
 // These tests run a webhook target inside the real pipeline (SQLite, River)
@@ -229,9 +230,9 @@ func TestPipelineCallback(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, cb, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		if sign {
-			req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte(secret), time.Now(), []byte(body)))
+			req.Header.Set(signature.Header, signature.Sign(time.Now(), []byte(body), []byte(secret)))
 		} else {
-			req.Header.Set(webhook.SignatureHeader, webhook.Sign([]byte("another-secret-0123456789"), time.Now(), []byte(body)))
+			req.Header.Set(signature.Header, signature.Sign(time.Now(), []byte(body), []byte("another-secret-0123456789")))
 		}
 		res, err := http.DefaultClient.Do(req)
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lethe-privacy/lethe/connector/webhook"
+	"github.com/lethe-privacy/lethe/signature"
 )
 
 // service is an internal service in miniature: it keeps records in memory,
@@ -69,7 +69,7 @@ type call struct {
 // read checks the signature and idempotency key and decodes the call.
 func (s *service) read(w http.ResponseWriter, r *http.Request) (call, bool) {
 	body, _ := io.ReadAll(r.Body)
-	if err := webhook.VerifySignature(s.secret, r.Header.Get(webhook.SignatureHeader), body, time.Now()); err != nil {
+	if err := signature.Verify(s.secret, r.Header.Get(signature.Header), body, time.Now()); err != nil {
 		s.t.Errorf("%s %s: %v", r.Method, r.URL.Path, err)
 		w.WriteHeader(http.StatusUnauthorized)
 		return call{}, false

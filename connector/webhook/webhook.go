@@ -18,6 +18,7 @@ import (
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/internal/pacing"
 	"github.com/lethe-privacy/lethe/internal/netguard"
+	"github.com/lethe-privacy/lethe/signature"
 )
 
 // Kind is the connector kind of webhook targets in the data map.
@@ -178,7 +179,7 @@ func (c *Connector) do(ctx context.Context, what, method, target, requestID stri
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", "lethe")
 	req.Header.Set("Idempotency-Key", requestID)
-	req.Header.Set(SignatureHeader, Sign(c.secret, c.now(), body))
+	req.Header.Set(signature.Header, signature.Sign(c.now(), body, c.secret))
 	res, err := c.client.Do(req)
 	if err != nil {
 		switch {
@@ -425,8 +426,8 @@ type completionBody struct {
 // VerifyCompletion implements connector.Completer: the body must be signed
 // with this target's secret, and say done or failed.
 func (c *Connector) VerifyCompletion(h http.Header, body []byte) (connector.Completion, error) {
-	if err := VerifySignature(c.secret, h.Get(SignatureHeader), body, c.now()); err != nil {
-		return connector.Completion{}, lethe.Errorf(lethe.EUNAUTH, "%s: %v", SignatureHeader, err)
+	if err := signature.Verify(c.secret, h.Get(signature.Header), body, c.now()); err != nil {
+		return connector.Completion{}, lethe.Errorf(lethe.EUNAUTH, "%s: %v", signature.Header, err)
 	}
 	var b completionBody
 	if err := json.Unmarshal(body, &b); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/connectortest"
 	"github.com/lethe-privacy/lethe/connector/webhook"
+	"github.com/lethe-privacy/lethe/signature"
 )
 
 const secret = "s3cret-for-tests-only-0123456789"
@@ -133,29 +134,30 @@ confirm_within: 2h
 	}
 }
 
-// TestSignatureVector pins the signature format documented for services.
+// TestSignatureVector pins the signature format documented for services
+// (package signature signs and checks every webhook call).
 func TestSignatureVector(t *testing.T) {
 	body := []byte(`{"status":"done"}`)
 	at := time.Unix(1700000000, 0)
-	got := webhook.Sign([]byte("foobar"), at, body)
+	got := signature.Sign(at, body, []byte("foobar"))
 	want := "t=1700000000,v1=" + hmacHex("foobar", "1700000000."+string(body))
 	if got != want {
 		t.Fatalf("Sign = %s, want %s", got, want)
 	}
-	if err := webhook.VerifySignature([]byte("foobar"), got, body, at.Add(time.Minute)); err != nil {
-		t.Errorf("VerifySignature: %v", err)
+	if err := signature.Verify([]byte("foobar"), got, body, at.Add(time.Minute)); err != nil {
+		t.Errorf("Verify: %v", err)
 	}
 	for name, tc := range map[string]struct {
 		header string
 		now    time.Time
 		want   error
 	}{
-		"expired":   {got, at.Add(10 * time.Minute), webhook.ErrSignatureExpired},
-		"tampered":  {strings.Replace(got, "v1=", "v1=0", 1), at, webhook.ErrSignatureInvalid},
-		"malformed": {"v1=abc", at, webhook.ErrSignatureMissing},
-		"empty":     {"", at, webhook.ErrSignatureMissing},
+		"expired":   {got, at.Add(10 * time.Minute), signature.ErrExpired},
+		"tampered":  {strings.Replace(got, "v1=", "v1=0", 1), at, signature.ErrInvalid},
+		"malformed": {"v1=abc", at, signature.ErrMissing},
+		"empty":     {"", at, signature.ErrMissing},
 	} {
-		if err := webhook.VerifySignature([]byte("foobar"), tc.header, body, tc.now); !errors.Is(err, tc.want) {
+		if err := signature.Verify([]byte("foobar"), tc.header, body, tc.now); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}

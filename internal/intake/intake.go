@@ -74,7 +74,7 @@ type Config struct {
 	// CallbackURLs is what a callback_url may name. Default: https to
 	// public addresses, any host.
 	CallbackURLs netguard.CallbackURLs
-	Signer *audit.Signer
+	Signer       *audit.Signer
 }
 
 // New returns a Service.

@@ -3,11 +3,8 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +14,6 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -27,6 +23,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/internal/netguard"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/signature"
 )
 
 // Delivery of status events to a request's callback_url: at least once,
@@ -274,18 +271,13 @@ func (p *Pipeline) callbackSecrets(ctx context.Context, clientID string) ([]stri
 }
 
 // SignCallback returns the X-Lethe-Signature value for body at t: one
-// v1 per secret, each the hex HMAC-SHA256 of "<t>.<body>".
+// v1 per secret (package signature).
 func SignCallback(t time.Time, body []byte, secrets ...string) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	parts := []string{"t=" + ts}
-	for _, s := range secrets {
-		m := hmac.New(sha256.New, []byte(s))
-		m.Write([]byte(ts))
-		m.Write([]byte{'.'})
-		m.Write(body)
-		parts = append(parts, "v1="+hex.EncodeToString(m.Sum(nil)))
+	keys := make([][]byte, len(secrets))
+	for i, s := range secrets {
+		keys[i] = []byte(s)
 	}
-	return strings.Join(parts, ",")
+	return signature.Sign(t, body, keys...)
 }
 
 // postCallback sends one attempt and returns the HTTP status (0 when no
@@ -316,7 +308,7 @@ func (p *Pipeline) postCallback(ctx context.Context, ev *store.CallbackEvent) (i
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "lethe-callbacks/1")
 	req.Header.Set("X-Lethe-Event-Id", ev.ID)
-	req.Header.Set("X-Lethe-Signature", SignCallback(time.Now(), ev.Body, secrets...))
+	req.Header.Set(signature.Header, SignCallback(time.Now(), ev.Body, secrets...))
 	resp, err := p.callbackClient.Do(req)
 	if err != nil {
 		return 0, classifyCallbackError(err)
