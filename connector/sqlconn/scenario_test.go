@@ -1,15 +1,12 @@
 package sqlconn_test
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
@@ -118,19 +115,7 @@ func newScenarioDB(tb testing.TB, b backend) (*scenarioDB, string) {
 
 func (s *scenarioDB) connector(tb testing.TB, dsn string) *sqlconn.Connector {
 	tb.Helper()
-	doc := fmt.Sprintf(scenarioMap, s.b.driver, strconv.Quote(dsn))
-	c, err := sqlconn.New(context.Background(), connector.Target{
-		Name: "clinic", Kind: sqlconn.Kind,
-		Decode: func(v any) error { return yaml.Unmarshal([]byte(doc), v) },
-	})
-	if err != nil {
-		tb.Fatalf("New: %v", err)
-	}
-	tb.Cleanup(func() { c.Close() })
-	if err := c.Validate(context.Background()); err != nil {
-		tb.Fatalf("Validate: %v", err)
-	}
-	return c
+	return openValidated(tb, "clinic", fmt.Sprintf(scenarioMap, s.b.driver, strconv.Quote(dsn)))
 }
 
 func (s *scenarioDB) snapshot(tb testing.TB) (string, string) {

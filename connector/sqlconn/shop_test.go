@@ -186,9 +186,15 @@ func newShop(tb testing.TB, b backend) (*shop, string) {
 
 func (s *shop) connector(tb testing.TB, dsn string, batch int) *sqlconn.Connector {
 	tb.Helper()
-	doc := fmt.Sprintf(shopMap, s.b.driver, strconv.Quote(dsn), batch)
+	return openValidated(tb, "shop", fmt.Sprintf(shopMap, s.b.driver, strconv.Quote(dsn), batch))
+}
+
+// openValidated builds the connector of target name from its YAML map and
+// validates it against the live schema.
+func openValidated(tb testing.TB, name, doc string) *sqlconn.Connector {
+	tb.Helper()
 	c, err := sqlconn.New(context.Background(), connector.Target{
-		Name: "shop", Kind: sqlconn.Kind,
+		Name: name, Kind: sqlconn.Kind,
 		Decode: func(v any) error { return yaml.Unmarshal([]byte(doc), v) },
 	})
 	if err != nil {
