@@ -62,7 +62,7 @@
 //	429 rate_limited            with Retry-After (seconds)
 //	500 internal                details only in the log
 //
-// Bodies are decoded strictly (httpapi.UnmarshalStrict): one JSON object in
+// Bodies are decoded strictly (request.UnmarshalStrict): one JSON object in
 // valid UTF-8, no unknown or duplicate members, nothing after it.
 //
 // Rate limits apply per client after authentication, to the token endpoint

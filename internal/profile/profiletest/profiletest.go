@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
@@ -108,7 +109,10 @@ type Env struct {
 	Clients *clients.Service
 	Intake  *intake.Service
 	Limiter ratelimit.Limiter
-	Logger  *slog.Logger
+	// Throttle counts failed sign-ins on Clock; give it to every surface
+	// built over the Env.
+	Throttle *auth.Throttle
+	Logger   *slog.Logger
 }
 
 // NewEnv builds the services over s. clock may be shared between Envs.
@@ -119,13 +123,14 @@ func NewEnv(t *testing.T, s store.Store, k *seal.Keyring, clock *ratelimittest.C
 		t.Fatal(err)
 	}
 	return &Env{
-		Store:   s,
-		Keyring: k,
-		Clock:   clock,
-		Clients: cs,
-		Intake:  intake.New(s, NopQueue{}, k, intake.Config{Now: clock.Now}),
-		Limiter: ratelimit.NewStore(s, clock.Now),
-		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Store:    s,
+		Keyring:  k,
+		Clock:    clock,
+		Clients:  cs,
+		Intake:   intake.New(s, NopQueue{}, k, intake.Config{Now: clock.Now}),
+		Limiter:  ratelimit.NewStore(s, clock.Now),
+		Throttle: auth.NewThrottle(auth.FailureRule{}, auth.FailureRule{}, clock.Now),
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	}
 }
 
