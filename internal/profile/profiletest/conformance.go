@@ -3,6 +3,7 @@ package profiletest
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -39,9 +40,9 @@ type Surface struct {
 	// InvalidStatus is what a body of the wrong schema is answered (400,
 	// or 422 for s2s).
 	InvalidStatus int
-	// Limit is how many Valid requests the rate limit lets through before
-	// the next one is refused (the surface's rule less what setting up
-	// used).
+	// Limit is how many Valid requests the rate limit lets through in a
+	// window (of at most an hour, blocks included) before the next one is
+	// refused.
 	Limit int
 	// MaxBodyBytes is the body limit the surface was built with.
 	MaxBodyBytes int64
@@ -137,6 +138,8 @@ func Conformance(t *testing.T, s Surface) {
 	})
 
 	t.Run("rate limit", func(t *testing.T) {
+		// The calls above counted too; start from a fresh window.
+		s.Env.Clock.Advance(time.Hour)
 		for i := range s.Limit {
 			if w := serve(from(s.Valid(t, 100+i), "192.0.2.14")); w.Code >= 300 {
 				t.Fatalf("call %d of %d: %d %s", i+1, s.Limit, w.Code, w.Body.String())
@@ -236,4 +239,23 @@ func Serve(t *testing.T, e *Env, o ServeOptions) http.Handler {
 		Logger:   e.Logger,
 		Timeouts: httpapi.Timeouts{BodyIdle: time.Second},
 	}).Handler()
+}
+
+// NativeMessage returns the message of a body in the native error shape,
+// {"error":{"code":"...","message":"..."}}, and fails t when body is not
+// exactly that.
+func NativeMessage(t *testing.T, body []byte) string {
+	t.Helper()
+	var b struct {
+		Error struct {
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil || b.Error.Code == "" {
+		t.Fatalf("body %s is not in the native error shape (%v)", body, err)
+	}
+	return b.Error.Message
 }
