@@ -51,8 +51,9 @@ type Throttle struct {
 	perKey, perAddr FailureRule
 	now             func() time.Time
 
-	mu   sync.Mutex
-	seen map[[sha256.Size]byte]*failures
+	mu         sync.Mutex
+	seen       map[[sha256.Size]byte]*failures
+	lastForget time.Time
 }
 
 type failures struct {
@@ -152,7 +153,10 @@ func (t *Throttle) entry(digest [sha256.Size]byte, now time.Time) *failures {
 	if f, ok := t.seen[digest]; ok {
 		return f
 	}
-	if len(t.seen) >= maxThrottleKeys {
+	// A sweep walks the whole map: at most one a second, so a spray of
+	// new keys cannot make every failure pay for one.
+	if len(t.seen) >= maxThrottleKeys && now.Sub(t.lastForget) >= time.Second {
+		t.lastForget = now
 		t.forget(now)
 	}
 	if len(t.seen) >= maxThrottleKeys {

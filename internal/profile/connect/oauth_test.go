@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/profile/connect"
 	"github.com/lethe-privacy/lethe/internal/profile/profiletest"
@@ -95,4 +97,43 @@ func TestTokenBothWays(t *testing.T) {
 	w := httptest.NewRecorder()
 	f.mux.ServeHTTP(w, req)
 	expect(t, w, 400, oauthErr("invalid_request", "client credentials must be sent one way: in the Authorization header or in the body, not both"))
+}
+
+// TestTokenThrottle: 1,500 wrong secrets for one client_id get 10 plain
+// refusals, then 429 in RFC 6749's shape with Retry-After; the right
+// secret is refused alike while the block lasts, and works after it.
+func TestTokenThrottle(t *testing.T) {
+	f := newFixture(t, profiletest.Backends()[0], ratelimit.Rules{})
+	send := func(secret, addr string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(http.MethodPost, connect.PathToken, strings.NewReader("grant_type=client_credentials"))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		r.SetBasicAuth("sf-client", secret)
+		r.RemoteAddr = addr + ":5555"
+		w := httptest.NewRecorder()
+		f.mux.ServeHTTP(w, r)
+		return w
+	}
+	counts := map[int]int{}
+	for i := range 1500 {
+		// Spread over addresses, as a botnet would: the client key
+		// still counts every failure.
+		w := send("wrong", "203.0.113."+strconv.Itoa(i%200))
+		counts[w.Code]++
+		if w.Code == http.StatusTooManyRequests {
+			if w.Body.String() != oauthErr("slow_down", "too many failed sign-ins; retry later") || w.Header().Get("Retry-After") == "" {
+				t.Fatalf("throttled answer: %s Retry-After %q", w.Body.String(), w.Header().Get("Retry-After"))
+			}
+		}
+	}
+	want := map[int]int{http.StatusUnauthorized: auth.DefaultFailuresPerKey.Failures - 1, http.StatusTooManyRequests: 1500 - auth.DefaultFailuresPerKey.Failures + 1}
+	if counts[401] != want[401] || counts[429] != want[429] || len(counts) != 2 {
+		t.Fatalf("answers %v, want %v", counts, want)
+	}
+	if w := send("sf-secret", "192.0.2.50"); w.Code != http.StatusTooManyRequests {
+		t.Fatalf("right secret while blocked: %d %s", w.Code, w.Body.String())
+	}
+	f.Clock.Advance(auth.DefaultFailuresPerKey.Block)
+	if w := send("sf-secret", "192.0.2.50"); w.Code != http.StatusOK {
+		t.Fatalf("right secret after the block: %d %s", w.Code, w.Body.String())
+	}
 }
