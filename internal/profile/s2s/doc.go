@@ -49,7 +49,7 @@
 //     256-bit MAC, and some platforms print upper case (Java's "%02X", .NET's
 //     "X2"); anything else (a prefix, whitespace inside, a wrong length) is
 //     a wrong signature.
-//  2a. Failed sign-ins (no signature, an unknown key, a wrong signature)
+//     2a. Failed sign-ins (no signature, an unknown key, a wrong signature)
 //     are counted per API key and per source address in the memory of
 //     each lethe process (auth.Throttle): after 10 failures of a key, or 30
 //     from an address, within a minute, that key or address is answered
