@@ -49,17 +49,17 @@
 //     256-bit MAC, and some platforms print upper case (Java's "%02X", .NET's
 //     "X2"); anything else (a prefix, whitespace inside, a wrong length) is
 //     a wrong signature.
-//     2a. Failed sign-ins (no signature, an unknown key, a wrong signature)
+//  3. Failed sign-ins (no signature, an unknown key, a wrong signature)
 //     are counted per API key and per source address in the memory of
 //     each lethe process (auth.Throttle): after 10 failures of a key, or 30
 //     from an address, within a minute, that key or address is answered
 //     429 for a minute, good signatures included, so a guess made while
 //     blocked tells nothing. Messages never say which part was wrong.
-//  3. Rate limit, per client, only after authentication: counting
+//  4. Rate limit, per client, only after authentication: counting
 //     unauthenticated requests would let anyone who learned an API key
 //     (which travels in a header and lands in logs) use up its owner's
 //     allowance; the failed sign-in throttle above bounds that to a minute.
-//  4. Body validation, so a well-signed but malformed body is a 422 and
+//  5. Body validation, so a well-signed but malformed body is a 422 and
 //     counts against the limit.
 //
 // Content-Type is not checked: the signed bytes are parsed as JSON whatever
