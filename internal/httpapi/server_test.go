@@ -260,3 +260,47 @@ func TestProfileOwnsItsPaths(t *testing.T) {
 		t.Errorf("GET /teapot: %d %s, want the native 404", res.status, res.body)
 	}
 }
+
+// slowProfile reads its body, then works longer than the body idle
+// timeout before it answers with whether its context survived.
+type slowProfile struct{}
+
+func (slowProfile) Prefixes() []string { return []string{"/slow"} }
+func (slowProfile) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("POST /slow", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := request.ReadBody(r, 1<<10); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			w.WriteHeader(http.StatusGone)
+		case <-time.After(600 * time.Millisecond):
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+}
+func (slowProfile) WriteError(w http.ResponseWriter, _ *http.Request, _ error) {
+	w.WriteHeader(http.StatusInternalServerError)
+}
+
+// TestBodyIdleOnlyWhileReading: the stalled-body cut-off ends with the
+// body; a handler may work longer than it afterwards without its context
+// being canceled.
+func TestBodyIdleOnlyWhileReading(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *Options) {
+		o.Profiles = []Profile{slowProfile{}}
+		o.Timeouts.BodyIdle = 200 * time.Millisecond
+	})
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	res, err := http.Post(srv.URL+"/slow", "application/json", strings.NewReader(`{"a":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d, want 204 (410: the context was canceled)", res.StatusCode)
+	}
+}

@@ -118,6 +118,10 @@ type watchedBody struct {
 
 func (b *watchedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
+	// Once the body is over (err != nil) the deadline is left alone:
+	// net/http clears it as it starts reading the connection in the
+	// background, and one set now would cancel the request's context
+	// when it passed.
 	if n > 0 && err == nil {
 		// Progress: the next read gets a fresh idle period.
 		_ = b.rc.SetReadDeadline(earlier(time.Now().Add(b.idle), b.end))
