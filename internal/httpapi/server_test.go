@@ -304,3 +304,24 @@ func TestBodyIdleOnlyWhileReading(t *testing.T) {
 		t.Fatalf("status %d, want 204 (410: the context was canceled)", res.StatusCode)
 	}
 }
+
+// TestMessagesEchoNoValues: refusals of values the caller chose (a
+// regulation, an identity type, a member name) say what is wrong without
+// repeating them.
+func TestMessagesEchoNoValues(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, body := range []string{
+		`{"identities":[{"type":"email","value":"a@b.co"}],"regulation":"jane.doe@example.com"}`,
+		`{"identities":[{"type":"jane.doe@example.com","value":"a@b.co"}]}`,
+		`{"identities":[{"type":"email","value":"a@b.co"}],"jane.doe@example.com":1}`,
+	} {
+		res := e.do(t, call{method: "POST", path: "/v1/deletion-requests", token: adminTok, body: body})
+		if res.status != http.StatusBadRequest {
+			t.Fatalf("%s: %d %s, want 400", body, res.status, res.body)
+		}
+		if strings.Contains(string(res.body), "jane") {
+			t.Errorf("%s: answer %s echoes the caller's value", body, res.body)
+		}
+	}
+}
