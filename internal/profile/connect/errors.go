@@ -13,8 +13,8 @@ import (
 // native shape.
 var errorStatus = response.StandardStatus()
 
-// writeError answers err on the compliance endpoints in the native API's
-// error shape; the token endpoint answers RFC 6749's (token.go).
+// errorWriter answers errors on the compliance endpoints in the native
+// API's shape; the token endpoint answers RFC 6749's (token.go).
 func (h *Handler) errorWriter() response.Errors {
 	return response.Errors{
 		Status:  errorStatus,

@@ -1,6 +1,8 @@
-// Package profiletest builds what the API profiles and the clients service
+// Package profiletest builds what the API surfaces and the clients service
 // need in tests, on real stores: a fresh SQLite file, or a fresh schema on
-// the PostgreSQL named by LETHE_TEST_POSTGRES (skipped when unset).
+// the PostgreSQL named by LETHE_TEST_POSTGRES (skipped when unset). Its
+// Conformance suite is what every API surface (the native API, each
+// profile) runs, as the stores and connectors run theirs.
 package profiletest
 
 import (
