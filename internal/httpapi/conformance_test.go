@@ -12,16 +12,13 @@ import (
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/profile/profiletest"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
-	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
 )
 
 // TestConformance runs the API surface suite against the native API with
 // the admin token and client tokens, rate-limited as lethe serves them.
 func TestConformance(t *testing.T) {
 	profiletest.ForEach(t, func(t *testing.T, b profiletest.Backend) {
-		k := profiletest.Keyring(t)
-		st, _ := b.Open(t, k)
-		e := profiletest.NewEnv(t, st, k, ratelimittest.NewClock())
+		e := profiletest.OpenEnv(t, b)
 		const limit = 5
 		const admin = "conformance-admin-token"
 		rules := ratelimit.Rules{Default: ratelimit.Rule{Limit: limit, Window: time.Minute, Block: time.Minute}}

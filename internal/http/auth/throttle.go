@@ -107,14 +107,23 @@ type throttleKey struct {
 // Check returns a *response.RateLimitError while the attempt's client key
 // or source address is blocked, else nil.
 func (t *Throttle) Check(a Attempt) error {
+	return t.each(a, func(k throttleKey, now time.Time) time.Duration {
+		if f := t.seen[k.digest]; f != nil && now.Before(f.blockedUntil) {
+			return f.blockedUntil.Sub(now)
+		}
+		return 0
+	})
+}
+
+// each calls fn, under the lock, for each key of a, and returns a
+// *response.RateLimitError for the longest wait fn returns, if any.
+func (t *Throttle) each(a Attempt, fn func(k throttleKey, now time.Time) time.Duration) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.now()
 	var wait time.Duration
 	for _, k := range a.keys(t) {
-		if f := t.seen[k.digest]; f != nil && now.Before(f.blockedUntil) {
-			wait = max(wait, f.blockedUntil.Sub(now))
-		}
+		wait = max(wait, fn(k, now))
 	}
 	if wait > 0 {
 		return errThrottled(wait)
@@ -126,26 +135,19 @@ func (t *Throttle) Check(a Attempt) error {
 // *response.RateLimitError when this failure blocked its key or address,
 // so the caller answers 429 rather than its usual refusal; else nil.
 func (t *Throttle) Fail(a Attempt) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	now := t.now()
-	var wait time.Duration
-	for _, k := range a.keys(t) {
+	return t.each(a, func(k throttleKey, now time.Time) time.Duration {
 		f := t.entry(k.digest, now)
 		if now.Sub(f.windowStart) >= k.rule.Window {
 			f.count, f.windowStart = 0, now
 		}
 		f.count++
-		if f.count >= k.rule.Failures {
-			f.blockedUntil = now.Add(k.rule.Block)
-			f.count, f.windowStart = 0, f.blockedUntil
-			wait = max(wait, k.rule.Block)
+		if f.count < k.rule.Failures {
+			return 0
 		}
-	}
-	if wait > 0 {
-		return errThrottled(wait)
-	}
-	return nil
+		f.blockedUntil = now.Add(k.rule.Block)
+		f.count, f.windowStart = 0, f.blockedUntil
+		return k.rule.Block
+	})
 }
 
 // entry returns the failures of digest, making room when the map is full.

@@ -16,19 +16,16 @@ import (
 	"github.com/lethe-privacy/lethe/internal/profile/connect"
 	"github.com/lethe-privacy/lethe/internal/profile/profiletest"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
-	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
 )
 
 // TestConformance runs the API surface suite against the profile, mounted
 // on the native server as lethe serves it.
 func TestConformance(t *testing.T) {
 	profiletest.ForEach(t, func(t *testing.T, b profiletest.Backend) {
-		k := profiletest.Keyring(t)
-		st, _ := b.Open(t, k)
-		e := profiletest.NewEnv(t, st, k, ratelimittest.NewClock())
+		e := profiletest.OpenEnv(t, b)
 		const limit = 5
 		h, err := connect.New(connect.Options{
-			Intake: e.Intake, Clients: e.Clients, Store: e.Store, Keyring: k, Limiter: e.Limiter,
+			Intake: e.Intake, Clients: e.Clients, Store: e.Store, Keyring: e.Keyring, Limiter: e.Limiter,
 			Rules:    ratelimit.Rules{Default: ratelimit.Rule{Limit: limit, Window: time.Minute, Block: time.Minute}},
 			Throttle: e.Throttle, Logger: e.Logger,
 		})

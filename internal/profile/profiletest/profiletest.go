@@ -136,6 +136,15 @@ func NewEnv(t *testing.T, s store.Store, k *seal.Keyring, clock *ratelimittest.C
 	}
 }
 
+// OpenEnv opens a fresh store of backend b and builds the services over
+// it, on a clock of their own.
+func OpenEnv(t *testing.T, b Backend) *Env {
+	t.Helper()
+	k := Keyring(t)
+	s, _ := b.Open(t, k)
+	return NewEnv(t, s, k, ratelimittest.NewClock())
+}
+
 // testWriter sends log lines to t.Log so they show with the failing test.
 type testWriter struct{ t *testing.T }
 

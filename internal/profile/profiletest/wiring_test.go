@@ -16,7 +16,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/profile/profiletest"
 	"github.com/lethe-privacy/lethe/internal/profile/s2s"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
-	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
 )
 
 // TestNativeIsolation wires the native API with both profiles mounted, as
@@ -25,9 +24,7 @@ import (
 func TestNativeIsolation(t *testing.T) {
 	profiletest.ForEach(t, func(t *testing.T, b profiletest.Backend) {
 		ctx := context.Background()
-		k := profiletest.Keyring(t)
-		st, _ := b.Open(t, k)
-		e := profiletest.NewEnv(t, st, k, ratelimittest.NewClock())
+		e := profiletest.OpenEnv(t, b)
 		s2sH, err := s2s.New(s2s.Options{Intake: e.Intake, Clients: e.Clients, Limiter: e.Limiter, Logger: e.Logger})
 		if err != nil {
 			t.Fatal(err)

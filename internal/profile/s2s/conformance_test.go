@@ -16,7 +16,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/profile/profiletest"
 	"github.com/lethe-privacy/lethe/internal/profile/s2s"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
-	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
 )
 
 var errorsShape = regexp.MustCompile(`^\{ "errors": \[("(?:[^"\\]|\\.)*")\] \}$`)
@@ -40,9 +39,7 @@ func s2sMessage(t *testing.T, body []byte) string {
 // on the native server as lethe serves it.
 func TestConformance(t *testing.T) {
 	profiletest.ForEach(t, func(t *testing.T, b profiletest.Backend) {
-		k := profiletest.Keyring(t)
-		st, _ := b.Open(t, k)
-		e := profiletest.NewEnv(t, st, k, ratelimittest.NewClock())
+		e := profiletest.OpenEnv(t, b)
 		const limit = 5
 		h, err := s2s.New(s2s.Options{
 			Intake: e.Intake, Clients: e.Clients, Limiter: e.Limiter,
