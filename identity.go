@@ -70,7 +70,7 @@ func (id Identity) GoString() string { return id.String() }
 // values are trimmed and kept as given.
 func NormalizeIdentity(id Identity) (Identity, error) {
 	if !id.Type.Valid() {
-		return Identity{}, Errorf(EINVALID, "identity type %q is not supported (use email, phone, user_id or x-<name>)", truncateForMessage(string(id.Type)))
+		return Identity{}, Errorf(EINVALID, "identity type is not supported (use email, phone, user_id or x-<name>)")
 	}
 	v, problem := checkText(id.Value)
 	if problem != "" {
@@ -302,14 +302,4 @@ func ClassifyIdentifier(s string) (Identity, error) {
 		return Identity{Type: IdentityPhone, Value: p}, nil
 	}
 	return NormalizeIdentity(Identity{Type: IdentityUserID, Value: s})
-}
-
-func truncateForMessage(s string) string {
-	if !utf8.ValidString(s) {
-		return "<invalid utf-8>"
-	}
-	if len(s) > 40 {
-		s = strings.ToValidUTF8(s[:40], "") + "..."
-	}
-	return s
 }

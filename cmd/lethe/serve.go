@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +17,7 @@ import (
 	"github.com/lethe-privacy/lethe/connector/webhook"
 	"github.com/lethe-privacy/lethe/internal/clients"
 	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/metrics"
@@ -171,9 +171,9 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 	api := httpapi.New(httpapi.Options{
 		Intake: in,
 		Store:  st,
-		Auth: []httpapi.Authenticator{
-			limitedAdmin{httpapi.AdminToken(cfg.AdminToken), limiter, rules[config.ProfileNative].Default},
-			cl.NativeAuthenticator(limiter, rules[config.ProfileNative]),
+		Auth: []auth.Authenticator{
+			auth.Limited(auth.AdminToken(cfg.AdminToken), limiter, httpapi.RateLimitPrefix, rules[config.ProfileNative]),
+			auth.Limited(httpapi.ClientTokens(cl), limiter, httpapi.RateLimitPrefix, rules[config.ProfileNative]),
 		},
 		Ready: func(ctx context.Context) error {
 			if err := st.Ready(ctx); err != nil {
@@ -184,7 +184,7 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 		Metrics:      m.Handler(),
 		Logger:       log,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		Mount:        []func(*http.ServeMux){s2sProfile.Mount, connectProfile.Mount},
+		Profiles:     []httpapi.Profile{s2sProfile, connectProfile},
 		Observer:     m,
 		Plan:         apiPlanner(pipe), // plan.go
 		CompleteTask: pipe,             // targets confirming an erasure: POST /v1/tasks/{token}/complete
@@ -302,26 +302,4 @@ func limitRules(ctx context.Context, st store.Clients, rl config.RateLimits, log
 		}
 	}
 	return out, nil
-}
-
-// limitedAdmin rate-limits the admin like one client of the native API.
-type limitedAdmin struct {
-	auth    httpapi.Authenticator
-	limiter ratelimit.Limiter
-	rule    ratelimit.Rule
-}
-
-func (a limitedAdmin) Authenticate(ctx context.Context, r *http.Request) (httpapi.Principal, error) {
-	p, err := a.auth.Authenticate(ctx, r)
-	if err != nil {
-		return p, err
-	}
-	ok, retry, err := a.limiter.Allow(ctx, "native:admin", a.rule)
-	if err != nil {
-		return httpapi.Principal{}, err
-	}
-	if !ok {
-		return httpapi.Principal{}, httpapi.RateLimited(retry, "too many requests; retry later")
-	}
-	return p, nil
 }

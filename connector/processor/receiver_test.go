@@ -128,7 +128,7 @@ func startReceiver(t testing.TB, cfg receiverConfig) *receiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api := httpapi.New(httpapi.Options{Intake: r.intake, Store: st, Mount: []func(*http.ServeMux){sp.Mount, cp.Mount}})
+	api := httpapi.New(httpapi.Options{Intake: r.intake, Store: st, Profiles: []httpapi.Profile{sp, cp}})
 	h := api.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.mu.Lock()

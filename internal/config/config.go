@@ -29,6 +29,10 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/internal/httpapi"
+	"github.com/lethe-privacy/lethe/internal/profile/connect"
+	"github.com/lethe-privacy/lethe/internal/profile/s2s"
+	"github.com/lethe-privacy/lethe/internal/ratelimit"
 )
 
 // Config is the whole configuration. Every field's default is the value
@@ -262,6 +266,33 @@ func (c *Config) ConnectorTargets() []connector.Target {
 	return out
 }
 
+// Defaults this package owns: what only the configuration decides. Every
+// other default is its owning package's (the server's, each API profile's,
+// the pipeline's) and taken from there.
+const (
+	DefaultListen          = "127.0.0.1:8080"
+	DefaultDB              = "./lethe.db"
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultRequestDetails  = 7 * 24 * time.Hour
+	DefaultLegal           = 3 * 365 * 24 * time.Hour
+)
+
+// Defaults of the pipeline (internal/pipeline's Default* constants). They
+// cannot be taken from there: the pipeline's own tests load
+// configurations, so this package may not import it. The test
+// TestDefaultsMatchOwners holds them equal.
+const (
+	defaultWorkers         = 10
+	defaultMaxAttempts     = 10
+	defaultBackoffBase     = time.Second
+	defaultBackoffMax      = 10 * time.Minute
+	defaultJobTimeout      = 10 * time.Minute
+	defaultWarnBefore      = 7 * 24 * time.Hour
+	defaultSweepInterval   = 10 * time.Minute
+	defaultCallbackWindow  = 24 * time.Hour
+	defaultCallbackTimeout = 10 * time.Second
+)
+
 // Default returns the configuration used for every field the file leaves
 // out.
 func Default() *Config {
@@ -270,33 +301,37 @@ func Default() *Config {
 		regs[r] = d
 	}
 	return &Config{
-		Listen:      "127.0.0.1:8080",
-		DB:          "./lethe.db",
+		Listen:      DefaultListen,
+		DB:          DefaultDB,
 		Regulations: regs,
 		Workers: Workers{
-			Concurrency:     10,
-			MaxAttempts:     10,
-			BackoffBase:     time.Second,
-			BackoffMax:      10 * time.Minute,
-			JobTimeout:      10 * time.Minute,
-			ShutdownTimeout: 30 * time.Second,
+			Concurrency:     defaultWorkers,
+			MaxAttempts:     defaultMaxAttempts,
+			BackoffBase:     defaultBackoffBase,
+			BackoffMax:      defaultBackoffMax,
+			JobTimeout:      defaultJobTimeout,
+			ShutdownTimeout: DefaultShutdownTimeout,
 		},
 		HTTP: HTTP{
-			MaxBodyBytes:      64 << 10,
-			ReadHeaderTimeout: 5 * time.Second,
-			ReadTimeout:       30 * time.Second,
-			WriteTimeout:      30 * time.Second,
-			IdleTimeout:       120 * time.Second,
+			MaxBodyBytes:      httpapi.DefaultMaxBodyBytes,
+			ReadHeaderTimeout: httpapi.ReadHeaderTimeout,
+			ReadTimeout:       httpapi.ReadTimeout,
+			WriteTimeout:      httpapi.WriteTimeout,
+			IdleTimeout:       httpapi.IdleTimeout,
 		},
-		Deadlines: Deadlines{WarnBefore: 7 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
+		Deadlines: Deadlines{WarnBefore: defaultWarnBefore, SweepInterval: defaultSweepInterval},
 		RateLimits: RateLimits{
-			Native:  Limit{Limit: 600, Window: time.Minute, Block: time.Minute},
-			Connect: Limit{Limit: 600, Window: time.Minute, Block: time.Minute},
-			S2S:     Limit{Limit: 50, Window: 10 * time.Minute, Block: 10 * time.Minute},
+			Native:  limitOf(httpapi.DefaultRule),
+			Connect: limitOf(connect.DefaultRule),
+			S2S:     limitOf(s2s.DefaultRule),
 		},
-		Retention: Retention{RequestDetails: 7 * 24 * time.Hour, Legal: 3 * 365 * 24 * time.Hour},
-		Callbacks: Callbacks{Window: 24 * time.Hour, Timeout: 10 * time.Second, ForbidPrivateAddresses: true},
+		Retention: Retention{RequestDetails: DefaultRequestDetails, Legal: DefaultLegal},
+		Callbacks: Callbacks{Window: defaultCallbackWindow, Timeout: defaultCallbackTimeout, ForbidPrivateAddresses: true},
 	}
+}
+
+func limitOf(r ratelimit.Rule) Limit {
+	return Limit{Limit: r.Limit, Window: r.Window, Block: r.Block}
 }
 
 // Environment variables that override a field of the file. They let the

@@ -27,7 +27,7 @@ func TestListDeadlineFilters(t *testing.T) {
 		} `json:"data"`
 		NextCursor string `json:"next_cursor"`
 	}
-	list := func(query string) (page, response) {
+	list := func(query string) (page, answer) {
 		t.Helper()
 		res := e.do(t, call{method: "GET", path: "/v1/deletion-requests?" + query, token: adminTok})
 		var p page

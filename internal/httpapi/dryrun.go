@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
+	"github.com/lethe-privacy/lethe/internal/http/request"
 	"github.com/lethe-privacy/lethe/internal/intake"
 )
 
@@ -49,7 +51,7 @@ type targetPlanView struct {
 // the company holds about that person, at no cost and with no request on
 // record, which a partner must not be able to ask. A submission a client
 // makes for real shows the same counts only after the erasure it caused.
-func (s *Server) dryRunRequested(r *http.Request, p Principal) (bool, error) {
+func (s *Server) dryRunRequested(r *http.Request, p auth.Principal) (bool, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil && strings.Contains(strings.ToLower(r.URL.RawQuery), "dry") {
 		// A dry run asked for in a mangled query must not become a real
@@ -111,7 +113,7 @@ func (s *Server) handleDryRun(w http.ResponseWriter, r *http.Request, sub intake
 		v.Targets[i] = tv
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "dry run planned",
-		slog.String("request_id", RequestID(r.Context())),
+		slog.String("request_id", request.ID(r.Context())),
 		slog.Int("targets", len(v.Targets)),
 		slog.Int("linked_identities", res.LinkedIdentities))
 	s.writeJSON(w, r, http.StatusOK, v)

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
+	"github.com/lethe-privacy/lethe/internal/http/request"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
@@ -34,16 +36,16 @@ func (nopEnqueuer) EnqueueResolve(context.Context, store.Tx, string) error { ret
 
 // tokenAuth maps bearer tokens to client principals, as the client token
 // authenticator of a later feature will.
-type tokenAuth map[string]Principal
+type tokenAuth map[string]auth.Principal
 
-func (m tokenAuth) Authenticate(_ context.Context, r *http.Request) (Principal, error) {
-	tok, ok := BearerToken(r)
+func (m tokenAuth) Authenticate(_ context.Context, r *http.Request) (auth.Principal, error) {
+	tok, ok := request.BearerToken(r)
 	if !ok {
-		return Principal{}, errUnauthorized()
+		return auth.Principal{}, auth.ErrUnauthorized()
 	}
 	p, ok := m[tok]
 	if !ok {
-		return Principal{}, errUnauthorized()
+		return auth.Principal{}, auth.ErrUnauthorized()
 	}
 	return p, nil
 }
@@ -113,8 +115,8 @@ func newEnv(t *testing.T, opt ...func(*Options)) *env {
 	o := Options{
 		Intake: intake.New(st, nopEnqueuer{}, kr, intake.Config{}),
 		Store:  st,
-		Auth: []Authenticator{
-			AdminToken(adminTok),
+		Auth: []auth.Authenticator{
+			auth.AdminToken(adminTok),
 			tokenAuth{clientATok: {ClientID: "client-a"}, clientBTok: {ClientID: "client-b"}},
 		},
 		Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -133,13 +135,13 @@ type call struct {
 	header       map[string]string // extra headers
 }
 
-type response struct {
+type answer struct {
 	status int
 	header http.Header
 	body   []byte
 }
 
-func (e *env) do(t *testing.T, c call) response {
+func (e *env) do(t *testing.T, c call) answer {
 	t.Helper()
 	var body io.Reader
 	if c.body != "" {
@@ -165,11 +167,11 @@ func (e *env) do(t *testing.T, c call) response {
 	e.mu.Lock()
 	e.bodies = append(e.bodies, string(b))
 	e.mu.Unlock()
-	return response{status: res.StatusCode, header: res.Header, body: b}
+	return answer{status: res.StatusCode, header: res.Header, body: b}
 }
 
 // decode unmarshals the response body into v.
-func (r response) decode(t *testing.T, v any) {
+func (r answer) decode(t *testing.T, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.body, v); err != nil {
 		t.Fatalf("response body %q: %v", r.body, err)
@@ -178,7 +180,7 @@ func (r response) decode(t *testing.T, v any) {
 
 // errorCode returns the code of a native error body, failing the test if
 // the body is not one.
-func (r response) errorCode(t *testing.T) string {
+func (r answer) errorCode(t *testing.T) string {
 	t.Helper()
 	var b struct {
 		Error *struct {
@@ -225,7 +227,7 @@ type view struct {
 	} `json:"tasks"`
 }
 
-func (r response) view(t *testing.T) view {
+func (r answer) view(t *testing.T) view {
 	t.Helper()
 	var v view
 	r.decode(t, &v)
@@ -236,7 +238,7 @@ func (r response) view(t *testing.T) view {
 }
 
 // create submits identities for email as tok and returns the response.
-func (e *env) create(t *testing.T, tok, email string, header map[string]string) response {
+func (e *env) create(t *testing.T, tok, email string, header map[string]string) answer {
 	t.Helper()
 	return e.do(t, call{method: "POST", path: "/v1/deletion-requests", token: tok, header: header,
 		body: `{"identities":[{"type":"email","value":"` + email + `"}]}`})

@@ -28,6 +28,7 @@ func NewProbes(o Options) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.errors = s.errorWriter()
 	s.routes = []route{
 		{"GET /healthz", http.HandlerFunc(s.handleHealthz)},
 		{"GET /readyz", http.HandlerFunc(s.handleReadyz)},

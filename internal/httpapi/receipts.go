@@ -7,6 +7,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -15,7 +16,7 @@ import (
 // is scoped like GET of the request, and 404 until the request has closed.
 // It keeps answering after the request's details are purged, for the
 // legal retention period.
-func (s *Server) handleReceipt(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) handleReceipt(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id, ok := pathRequestID(r)
 	if !ok {
 		s.writeError(w, r, errReceiptNotFound())

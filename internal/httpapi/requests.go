@@ -15,6 +15,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
+	"github.com/lethe-privacy/lethe/internal/http/request"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
@@ -48,14 +50,14 @@ type identityBody struct {
 // request as it is now. Only a created request keeps its key, so a replay
 // is always of a 202; a key first sent with a duplicate is answered 200
 // again while that request stays open (and creates one if it has closed).
-func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	dryRun, err := s.dryRunRequested(r, p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	var body createBody
-	if err := DecodeJSON(r, s.maxBody, &body); err != nil {
+	if err := request.DecodeJSON(r, s.maxBody, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -118,7 +120,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, p Principa
 
 // handleGet answers one request with its tasks. A malformed id and
 // another client's request are both 404, so ids reveal nothing.
-func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id, ok := pathRequestID(r)
 	if !ok {
 		s.writeError(w, r, errRequestNotFound())
@@ -145,7 +147,7 @@ type listPage struct {
 // handleList answers a page of requests, newest first. Unknown query
 // parameters are ignored; known ones given twice are an error, since
 // picking one would be a guess.
-func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		s.writeError(w, r, lethe.Errorf(lethe.EINVALID, "query string is malformed"))
@@ -229,7 +231,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p Principal)
 
 // handleCancel cancels a request that has not started erasing: 200 with
 // the canceled request, 409 once erasure started or the request ended.
-func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	id, ok := pathRequestID(r)
 	if !ok {
 		s.writeError(w, r, errRequestNotFound())

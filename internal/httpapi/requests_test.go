@@ -16,6 +16,8 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
+	httpresponse "github.com/lethe-privacy/lethe/internal/http/response"
 )
 
 const validBody = `{"identities":[{"type":"email","value":"a@example.com"}]}`
@@ -90,7 +92,7 @@ func TestCreateBadInput(t *testing.T) {
 			}
 			w := httptest.NewRecorder()
 			e.srv.Handler().ServeHTTP(w, r)
-			res := response{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
+			res := answer{status: w.Code, header: w.Header(), body: w.Body.Bytes()}
 			if res.status != tt.status {
 				t.Fatalf("status = %d, want %d; body %s", res.status, tt.status, res.body)
 			}
@@ -596,10 +598,10 @@ func TestUnauthorized(t *testing.T) {
 // API rather than opening it.
 func TestAuthDisabled(t *testing.T) {
 	t.Parallel()
-	for name, auth := range map[string][]Authenticator{
+	for name, auth := range map[string][]auth.Authenticator{
 		"no authenticators": nil,
-		"empty admin token": {AdminToken("")},
-		"blank admin token": {AdminToken("  ")},
+		"empty admin token": {auth.AdminToken("")},
+		"blank admin token": {auth.AdminToken("  ")},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -629,12 +631,12 @@ func TestAuthChainErrors(t *testing.T) {
 		value  string
 	}{
 		{lethe.Errorf(lethe.EUNAVAILABLE, "token store unavailable"), 503, lethe.EUNAVAILABLE, "", ""},
-		{RateLimited(1500*time.Millisecond, "too many requests"), 429, lethe.ERATELIMIT, "Retry-After", "2"},
+		{httpresponse.RateLimited(1500*time.Millisecond, "too many requests"), 429, lethe.ERATELIMIT, "Retry-After", "2"},
 		{lethe.Errorf(lethe.EFORBIDDEN, "client disabled"), 403, lethe.EFORBIDDEN, "", ""},
 		{fmt.Errorf("db: connection refused to 10.0.0.1"), 500, lethe.EINTERNAL, "", ""},
 	} {
-		failing := AuthenticatorFunc(func(context.Context, *http.Request) (Principal, error) { return Principal{}, tc.err })
-		e := newEnv(t, func(o *Options) { o.Auth = []Authenticator{failing, AdminToken(adminTok)} })
+		failing := auth.AuthenticatorFunc(func(context.Context, *http.Request) (auth.Principal, error) { return auth.Principal{}, tc.err })
+		e := newEnv(t, func(o *Options) { o.Auth = []auth.Authenticator{failing, auth.AdminToken(adminTok)} })
 		res := e.do(t, call{method: "GET", path: "/v1/deletion-requests", token: adminTok})
 		if res.status != tc.status || res.errorCode(t) != tc.code {
 			t.Errorf("%v: status %d body %s", tc.err, res.status, res.body)
@@ -652,8 +654,8 @@ func TestAuthChainErrors(t *testing.T) {
 		}
 	}
 	// An authenticator that returns nobody is a bug, not a pass.
-	empty := AuthenticatorFunc(func(context.Context, *http.Request) (Principal, error) { return Principal{}, nil })
-	e := newEnv(t, func(o *Options) { o.Auth = []Authenticator{empty} })
+	empty := auth.AuthenticatorFunc(func(context.Context, *http.Request) (auth.Principal, error) { return auth.Principal{}, nil })
+	e := newEnv(t, func(o *Options) { o.Auth = []auth.Authenticator{empty} })
 	if res := e.do(t, call{method: "GET", path: "/v1/deletion-requests"}); res.status != http.StatusInternalServerError {
 		t.Errorf("empty principal: status %d", res.status)
 	}
@@ -668,7 +670,7 @@ func TestNoIdentityInResponsesOrLogs(t *testing.T) {
 	email := "Subject." + secret + "@Example.org"
 	phone := "+4915199" + fmt.Sprint(time.Now().UnixNano()%10000000)
 	body := `{"identities":[{"type":"email","value":"` + email + `"},{"type":"phone","value":"` + phone + `"},{"type":"user_id","value":"` + secret + `-uid"}],"external_id":"ext"}`
-	post := func(tok string, h map[string]string, b string) response {
+	post := func(tok string, h map[string]string, b string) answer {
 		return e.do(t, call{method: "POST", path: "/v1/deletion-requests?email=" + secret, token: tok, header: h, body: b})
 	}
 	id := post(clientATok, map[string]string{"Idempotency-Key": "k1"}, body).view(t).ID

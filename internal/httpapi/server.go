@@ -14,11 +14,15 @@ import (
 	"net/http"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
+	"github.com/lethe-privacy/lethe/internal/http/request"
+	"github.com/lethe-privacy/lethe/internal/http/response"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
@@ -39,7 +43,10 @@ const (
 	// MaxHeaderBytes caps request headers (net/http's default is 1 MiB).
 	MaxHeaderBytes = 64 << 10
 	// DefaultMaxBodyBytes is the default cap on request bodies.
-	DefaultMaxBodyBytes = 64 << 10
+	DefaultMaxBodyBytes = request.DefaultMaxBodyBytes
+	// BodyIdleTimeout is how long a request body may stall before it is
+	// answered 400 as shorter than its Content-Length.
+	BodyIdleTimeout = request.DefaultBodyIdleTimeout
 	// readyTimeout bounds a readiness check so a hung database makes the
 	// probe fail instead of hang.
 	readyTimeout = 5 * time.Second
@@ -59,7 +66,10 @@ type Options struct {
 	Store store.Store
 	// Auth authenticates native API requests; tried in order (see Chain).
 	// Empty: every native API request is unauthorized.
-	Auth []Authenticator
+	Auth []auth.Authenticator
+	// Throttle counts failed sign-ins of the native API per source
+	// address. Default: a new auth.Throttle with its default rules.
+	Throttle *auth.Throttle
 	// Ready reports readiness for /readyz (store and pipeline). Default:
 	// Store.Ready.
 	Ready func(ctx context.Context) error
@@ -71,9 +81,9 @@ type Options struct {
 	// MaxBodyBytes caps every request body, on every route. Default:
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
-	// Mount adds other API profiles' routes to the mux; they share the
-	// middleware but answer in their own shapes.
-	Mount []func(mux *http.ServeMux)
+	// Profiles are the other API surfaces served on the same mux; they
+	// share the middleware but answer in their own shapes.
+	Profiles []Profile
 	// Observer, when set, is told about every answered request.
 	Observer Observer
 	// Plan previews a submission for POST /v1/deletion-requests?dry_run=true.
@@ -97,7 +107,9 @@ type Options struct {
 type Server struct {
 	intake   *intake.Service
 	store    store.Store
-	auth     Authenticator
+	auth     auth.Authenticator
+	errors   response.Errors
+	profiles []Profile
 	ready    func(ctx context.Context) error
 	metrics  http.Handler
 	log      *slog.Logger
@@ -130,7 +142,7 @@ func New(o Options) *Server {
 	s := &Server{
 		intake:   o.Intake,
 		store:    o.Store,
-		auth:     Chain(o.Auth...),
+		profiles: o.Profiles,
 		ready:    o.Ready,
 		metrics:  o.Metrics,
 		log:      o.Logger,
@@ -150,6 +162,12 @@ func New(o Options) *Server {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.errors = s.errorWriter()
+	throttle := o.Throttle
+	if throttle == nil {
+		throttle = auth.NewThrottle(auth.FailureRule{}, auth.FailureRule{}, s.now)
+	}
+	s.auth = auth.Throttled(auth.Chain(o.Auth...), throttle, "native")
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
@@ -173,8 +191,8 @@ func New(o Options) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.pattern, rt.handler)
 	}
-	for _, m := range o.Mount {
-		m(s.mux)
+	for _, p := range o.Profiles {
+		p.Mount(s.mux)
 	}
 	return s
 }
@@ -197,17 +215,6 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 	}
 }
 
-type ctxKey int
-
-const requestIDKey ctxKey = iota
-
-// RequestID returns the id of the request being served ("" outside the
-// server), for log lines of mounted profiles.
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
-
 // acceptedRequestID is what an X-Request-Id from a proxy must look like to
 // be kept: short, and of characters that cannot form an email address or
 // break a log line.
@@ -218,15 +225,6 @@ func requestIDFor(r *http.Request) string {
 		return v
 	}
 	return uuid.NewString()
-}
-
-// routeOf is the label logs and metrics use: the matched pattern, never
-// the path (which may hold anything a client typed).
-func routeOf(r *http.Request) string {
-	if r.Pattern == "" {
-		return "unmatched"
-	}
-	return r.Pattern
 }
 
 // serveHTTP is the middleware around the mux: request id, body cap, panic
@@ -241,7 +239,8 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		// instead of draining a body that is too large.
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	}
-	r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
+	request.WatchBody(w, r, s.timeouts.BodyIdle, s.timeouts.Read)
+	r = r.WithContext(request.WithID(r.Context(), id))
 	rec := &statusRecorder{ResponseWriter: w}
 
 	aborted := false
@@ -254,11 +253,11 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 				// identities or credentials.
 				s.log.LogAttrs(r.Context(), slog.LevelError, "panic serving request",
 					slog.String("request_id", id),
-					slog.String("route", routeOf(r)),
+					slog.String("route", response.Route(r)),
 					slog.String("panic", fmt.Sprint(v)),
 					slog.String("stack", string(debug.Stack())))
 				if !rec.wroteHeader {
-					s.writeError(rec, r, lethe.Errorf(lethe.EINTERNAL, "panic"))
+					s.errorWriterFor(r)(rec, r, lethe.Errorf(lethe.EINTERNAL, "panic"))
 				}
 			}
 		}
@@ -267,7 +266,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		if status == 0 {
 			status = http.StatusOK // the handler wrote nothing: net/http answers 200
 		}
-		route := routeOf(r)
+		route := response.Route(r)
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 			slog.String("method", r.Method),
 			slog.String("route", route),
@@ -289,22 +288,37 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(rec, r)
 }
 
-// unmatched answers a request no pattern matched in the native error
-// shape instead of net/http's plain text, keeping its status (404, or 405
-// with Allow) by running the mux's own answer into a scratch recorder.
+// unmatched answers a request no pattern matched in the error shape of
+// the surface its path is under (the native one when none claims it)
+// instead of net/http's plain text, keeping its status (404, or 405 with
+// Allow) by running the mux's own answer into a scratch recorder.
 func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	writeError := s.errorWriterFor(r)
 	scratch := &scratchWriter{header: http.Header{}}
 	h.ServeHTTP(scratch, r)
 	if scratch.status == http.StatusMethodNotAllowed {
 		w.Header().Set("Allow", scratch.header.Get("Allow"))
-		s.writeError(w, r, &lethe.Error{Code: CodeMethodNotAllowed, Message: "method not allowed"})
+		writeError(w, r, &lethe.Error{Code: response.CodeMethodNotAllowed, Message: "method not allowed"})
 		return
 	}
-	s.writeError(w, r, lethe.Errorf(lethe.ENOTFOUND, "no such route"))
+	writeError(w, r, lethe.Errorf(lethe.ENOTFOUND, "no such route"))
+}
+
+// errorWriterFor returns the error writer of the profile whose prefix r's
+// path is under, else the native one.
+func (s *Server) errorWriterFor(r *http.Request) func(http.ResponseWriter, *http.Request, error) {
+	for _, p := range s.profiles {
+		for _, prefix := range p.Prefixes() {
+			if r.URL.Path == prefix || strings.HasPrefix(r.URL.Path, strings.TrimSuffix(prefix, "/")+"/") {
+				return p.WriteError
+			}
+		}
+	}
+	return s.writeError
 }
 
 // authed wraps a native handler with authentication.
-func (s *Server) authed(h func(http.ResponseWriter, *http.Request, Principal)) http.Handler {
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request, auth.Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.Authenticate(r.Context(), r)
 		if err != nil {
@@ -320,17 +334,10 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, Principal)) h
 func (s *Server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelError, "encode response",
-			slog.String("request_id", RequestID(r.Context())), slog.String("err", err.Error()))
-		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+		s.writeError(w, r, fmt.Errorf("encode response: %w", err)) // logged there
+		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n')) // a write error means the client left
+	response.Raw(w, status, append(b, '\n'))
 }
 
 func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
@@ -344,7 +351,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 		// The reason is for operators; the probe's body says nothing of
 		// the internals.
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "not ready",
-			slog.String("request_id", RequestID(r.Context())), slog.String("err", err.Error()))
+			slog.String("request_id", request.ID(r.Context())), slog.String("err", err.Error()))
 		s.writeJSON(w, r, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
 	}

@@ -11,6 +11,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/http/request"
+	httpresponse "github.com/lethe-privacy/lethe/internal/http/response"
 )
 
 func TestHealthz(t *testing.T) {
@@ -89,7 +93,7 @@ func TestUnmatchedRoutes(t *testing.T) {
 		t.Errorf("unknown path: %d %s", res.status, res.body)
 	}
 	res = e.do(t, call{method: "DELETE", path: "/v1/deletion-requests", token: adminTok})
-	if res.status != http.StatusMethodNotAllowed || res.errorCode(t) != CodeMethodNotAllowed {
+	if res.status != http.StatusMethodNotAllowed || res.errorCode(t) != httpresponse.CodeMethodNotAllowed {
 		t.Errorf("wrong method: %d %s", res.status, res.body)
 	}
 	if got := res.header.Get("Allow"); !strings.Contains(got, "GET") || !strings.Contains(got, "POST") {
@@ -119,17 +123,17 @@ func TestMiddleware(t *testing.T) {
 	obs := &recordingObserver{}
 	e := newEnv(t, func(o *Options) {
 		o.Observer = obs
-		o.Mount = []func(*http.ServeMux){func(mux *http.ServeMux) {
+		o.Profiles = []Profile{mountOnly(func(mux *http.ServeMux) {
 			mux.HandleFunc("POST /s2s/{thing}", func(w http.ResponseWriter, r *http.Request) {
 				panic("boom in " + r.PathValue("thing"))
 			})
 			mux.HandleFunc("GET /s2s/ok", func(w http.ResponseWriter, r *http.Request) {
-				if RequestID(r.Context()) == "" {
+				if request.ID(r.Context()) == "" {
 					t.Error("no request id in a mounted handler's context")
 				}
 				w.WriteHeader(http.StatusTeapot)
 			})
-		}}
+		})}
 	})
 	res := e.do(t, call{method: "POST", path: "/s2s/x1", body: `{"secret-body":"do-not-log"}`,
 		header: map[string]string{"X-Request-Id": "req-abcdefgh"}})
@@ -208,5 +212,116 @@ func TestHTTPServer(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Errorf("status %d, want 413", resp.StatusCode)
+	}
+}
+
+// mountOnly is a Profile that claims no prefix: its routes answer errors
+// in the native shape.
+type mountOnly func(mux *http.ServeMux)
+
+func (m mountOnly) Prefixes() []string                                   { return nil }
+func (m mountOnly) Mount(mux *http.ServeMux)                             { m(mux) }
+func (m mountOnly) WriteError(http.ResponseWriter, *http.Request, error) {}
+
+// teapotProfile owns /tea and answers every error as 418 with its code.
+type teapotProfile struct{}
+
+func (teapotProfile) Prefixes() []string { return []string{"/tea"} }
+func (teapotProfile) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("POST /tea", func(http.ResponseWriter, *http.Request) { panic("boom") })
+}
+func (teapotProfile) WriteError(w http.ResponseWriter, _ *http.Request, err error) {
+	w.WriteHeader(http.StatusTeapot)
+	w.Write([]byte("tea:" + lethe.ErrorCode(err)))
+}
+
+// TestProfileOwnsItsPaths: every path under a profile's prefix that no
+// route matches (a trailing slash, a deeper path, another method), and a
+// panic in its handler, is answered in the profile's shape; paths beside
+// the prefix stay native.
+func TestProfileOwnsItsPaths(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *Options) { o.Profiles = []Profile{teapotProfile{}} })
+	for _, c := range []struct {
+		method, path, want string
+	}{
+		{"POST", "/tea", "tea:internal"},
+		{"POST", "/tea/", "tea:not_found"},
+		{"GET", "/tea/x/y", "tea:not_found"},
+		{"GET", "/tea", "tea:method_not_allowed"},
+	} {
+		res := e.do(t, call{method: c.method, path: c.path})
+		if res.status != http.StatusTeapot || string(res.body) != c.want {
+			t.Errorf("%s %s: %d %s, want 418 %s", c.method, c.path, res.status, res.body, c.want)
+		}
+	}
+	res := e.do(t, call{method: "GET", path: "/teapot"})
+	if res.status != http.StatusNotFound || res.errorCode(t) != lethe.ENOTFOUND {
+		t.Errorf("GET /teapot: %d %s, want the native 404", res.status, res.body)
+	}
+}
+
+// slowProfile reads its body, then works longer than the body idle
+// timeout before it answers with whether its context survived.
+type slowProfile struct{}
+
+func (slowProfile) Prefixes() []string { return []string{"/slow"} }
+func (slowProfile) Mount(mux *http.ServeMux) {
+	mux.HandleFunc("POST /slow", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := request.ReadBody(r, 1<<10); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			w.WriteHeader(http.StatusGone)
+		case <-time.After(600 * time.Millisecond):
+			w.WriteHeader(http.StatusNoContent)
+		}
+	})
+}
+func (slowProfile) WriteError(w http.ResponseWriter, _ *http.Request, _ error) {
+	w.WriteHeader(http.StatusInternalServerError)
+}
+
+// TestBodyIdleOnlyWhileReading: the stalled-body cut-off ends with the
+// body; a handler may work longer than it afterwards without its context
+// being canceled.
+func TestBodyIdleOnlyWhileReading(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, func(o *Options) {
+		o.Profiles = []Profile{slowProfile{}}
+		o.Timeouts.BodyIdle = 200 * time.Millisecond
+	})
+	srv := httptest.NewServer(e.srv.Handler())
+	defer srv.Close()
+	res, err := http.Post(srv.URL+"/slow", "application/json", strings.NewReader(`{"a":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNoContent {
+		t.Fatalf("status %d, want 204 (410: the context was canceled)", res.StatusCode)
+	}
+}
+
+// TestMessagesEchoNoValues: refusals of values the caller chose (a
+// regulation, an identity type, a member name) say what is wrong without
+// repeating them.
+func TestMessagesEchoNoValues(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	for _, body := range []string{
+		`{"identities":[{"type":"email","value":"a@b.co"}],"regulation":"jane.doe@example.com"}`,
+		`{"identities":[{"type":"jane.doe@example.com","value":"a@b.co"}]}`,
+		`{"identities":[{"type":"email","value":"a@b.co"}],"jane.doe@example.com":1}`,
+	} {
+		res := e.do(t, call{method: "POST", path: "/v1/deletion-requests", token: adminTok, body: body})
+		if res.status != http.StatusBadRequest {
+			t.Fatalf("%s: %d %s, want 400", body, res.status, res.body)
+		}
+		if strings.Contains(string(res.body), "jane") {
+			t.Errorf("%s: answer %s echoes the caller's value", body, res.body)
+		}
 	}
 }

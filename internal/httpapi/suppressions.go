@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
+	"github.com/lethe-privacy/lethe/internal/http/request"
 	"github.com/lethe-privacy/lethe/internal/suppression"
 )
 
@@ -41,13 +43,13 @@ func errSuppressionDisabled() error {
 // handleSuppressionCheck answers which identities are suppressed. The
 // admin sees the whole list; a client only the entries its own requests
 // added, so the list cannot tell one partner about another's subjects.
-func (s *Server) handleSuppressionCheck(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) handleSuppressionCheck(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	if !s.suppression {
 		s.writeError(w, r, errSuppressionDisabled())
 		return
 	}
 	var body checkBody
-	if err := DecodeJSON(r, s.maxBody, &body); err != nil {
+	if err := request.DecodeJSON(r, s.maxBody, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -69,13 +71,13 @@ func (s *Server) handleSuppressionCheck(w http.ResponseWriter, r *http.Request, 
 
 // handleSuppressionRemove takes an identity off the list: admin only, and
 // audited (with the hash, never the value).
-func (s *Server) handleSuppressionRemove(w http.ResponseWriter, r *http.Request, p Principal) {
+func (s *Server) handleSuppressionRemove(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 	if !p.Admin {
 		s.writeError(w, r, lethe.Errorf(lethe.EFORBIDDEN, "only the admin may remove suppression entries"))
 		return
 	}
 	var body removeBody
-	if err := DecodeJSON(r, s.maxBody, &body); err != nil {
+	if err := request.DecodeJSON(r, s.maxBody, &body); err != nil {
 		s.writeError(w, r, err)
 		return
 	}

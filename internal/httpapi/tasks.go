@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/http/request"
 )
 
 // TaskCompleter takes a target's confirmation that it finished an erasure
@@ -30,7 +31,7 @@ func (s *Server) taskCompleteHandler(tc TaskCompleter) http.Handler {
 			s.writeError(w, r, lethe.Errorf(lethe.ENOTFOUND, "no task has this callback token"))
 			return
 		}
-		body, err := ReadJSON(r, s.maxBody)
+		body, err := request.ReadJSON(r, s.maxBody)
 		if err != nil {
 			s.writeError(w, r, err)
 			return

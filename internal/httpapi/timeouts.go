@@ -12,6 +12,8 @@ type Timeouts struct {
 	Read       time.Duration
 	Write      time.Duration
 	Idle       time.Duration
+	// BodyIdle is how long a request body may stall (BodyIdleTimeout).
+	BodyIdle time.Duration
 }
 
 func (t Timeouts) withDefaults() Timeouts {
@@ -26,6 +28,9 @@ func (t Timeouts) withDefaults() Timeouts {
 	}
 	if t.Idle <= 0 {
 		t.Idle = IdleTimeout
+	}
+	if t.BodyIdle <= 0 {
+		t.BodyIdle = BodyIdleTimeout
 	}
 	return t
 }

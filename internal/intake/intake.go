@@ -212,7 +212,7 @@ func (s *Service) build(sub Submission) (*lethe.Request, error) {
 	}
 	period, ok := s.deadlines[reg]
 	if !ok {
-		return nil, lethe.Errorf(lethe.EINVALID, "regulation %q is not accepted (accepted: %s)", clip(string(reg)), s.regulations())
+		return nil, lethe.Errorf(lethe.EINVALID, "regulation is not accepted (accepted: %s)", s.regulations())
 	}
 	if err := checkText("external_id", sub.ExternalID, MaxExternalIDLen); err != nil {
 		return nil, err
@@ -354,14 +354,4 @@ func checkCallbackURL(v string, allowed netguard.CallbackURLs) error {
 		return lethe.Errorf(lethe.EINVALID, "callback_url must be an absolute http(s) URL without credentials")
 	}
 	return allowed.Check(v)
-}
-
-func clip(s string) string {
-	if !utf8.ValidString(s) {
-		return "<invalid utf-8>"
-	}
-	if len(s) > 40 {
-		return strings.ToValidUTF8(s[:40], "") + "..."
-	}
-	return s
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/seal"
@@ -167,7 +168,7 @@ func TestServiceForgets(t *testing.T) {
 			in := intake.New(st, p, kr, intake.Config{Terminator: p})
 			api := httpapi.New(httpapi.Options{
 				Intake: in, Store: st, Logger: log,
-				Auth: []httpapi.Authenticator{httpapi.AdminToken("admin-token-for-tests-0123456789")},
+				Auth: []auth.Authenticator{auth.AdminToken("admin-token-for-tests-0123456789")},
 			}).Handler()
 			do := func(method, path, body string) (int, []byte) {
 				t.Helper()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/pipeline"
@@ -118,7 +119,7 @@ func startLethe(t *testing.T, storeDialect, mapYAML string) *instance {
 	api := httpapi.New(httpapi.Options{
 		Intake: intake.New(st, pipe, keys, intake.Config{}),
 		Store:  st,
-		Auth:   []httpapi.Authenticator{httpapi.AdminToken(adminToken)},
+		Auth:   []auth.Authenticator{auth.AdminToken(adminToken)},
 	})
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)

@@ -9,7 +9,9 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/clients"
-	"github.com/lethe-privacy/lethe/internal/httpapi"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
+	"github.com/lethe-privacy/lethe/internal/http/request"
+	"github.com/lethe-privacy/lethe/internal/http/response"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/seal"
@@ -32,10 +34,13 @@ const (
 	DefaultMaxStatusIdentifiers = 100
 )
 
-// DefaultRule limits each client to 300 calls a minute (tokens, deletions
-// and status together), refused until the minute ends; enough for batch
+// DefaultRule limits each client to 600 calls a minute (tokens, deletions
+// and status together), then blocks it for a minute; enough for batch
 // jobs, low enough that a runaway loop is cut short.
-var DefaultRule = ratelimit.Rule{Limit: 300, Window: time.Minute}
+var DefaultRule = ratelimit.Rule{Limit: 600, Window: time.Minute, Block: time.Minute}
+
+// RateLimitPrefix prefixes the profile's rate limit keys.
+const RateLimitPrefix = "connect:"
 
 // Options configure a Handler.
 type Options struct {
@@ -54,6 +59,9 @@ type Options struct {
 	// MaxStatusIdentifiers bounds a status call. Default
 	// DefaultMaxStatusIdentifiers.
 	MaxStatusIdentifiers int
+	// Throttle refuses sign-ins after failures, per client_id and per
+	// source address. Default: a new auth.Throttle with its default rules.
+	Throttle *auth.Throttle
 	// Logger; default slog.Default(). Never given identities, secrets or
 	// tokens.
 	Logger *slog.Logger
@@ -61,7 +69,10 @@ type Options struct {
 
 // Handler serves the profile.
 type Handler struct {
-	o Options
+	o           Options
+	throttle    *auth.Throttle
+	errors      response.Errors
+	tokenErrors response.Errors
 }
 
 // New validates o and returns a Handler.
@@ -90,8 +101,23 @@ func New(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Handler{o: o}, nil
+	h := &Handler{o: o, throttle: o.Throttle}
+	if h.throttle == nil {
+		h.throttle = auth.NewThrottle(auth.FailureRule{}, auth.FailureRule{}, nil)
+	}
+	h.errors = h.errorWriter()
+	h.tokenErrors = response.Errors{
+		Status:    tokenStatus,
+		Body:      tokenBody,
+		Challenge: `Basic realm="lethe"`,
+		Surface:   "connect",
+		Logger:    o.Logger,
+	}
+	return h, nil
 }
+
+// RateLimit returns the profile's limits per client.
+func (h *Handler) RateLimit() ratelimit.Rules { return h.o.Rules }
 
 // Mount registers the profile's routes on mux. Other methods on the paths
 // get a 405 in the profile's shape rather than the mux's plain text.
@@ -102,7 +128,7 @@ func (h *Handler) Mount(mux *http.ServeMux) {
 	for _, p := range []string{PathToken, PathDelete, PathStatus} {
 		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", http.MethodPost)
-			h.writeError(w, r, &lethe.Error{Code: httpapi.CodeMethodNotAllowed, Message: "method not allowed; use POST"})
+			h.WriteError(w, r, errMethod())
 		})
 	}
 }
@@ -121,66 +147,7 @@ func credentialsInURL(r *http.Request) error {
 }
 
 func (h *Handler) allow(r *http.Request, clientID string) error {
-	ok, retry, err := h.o.Limiter.Allow(r.Context(), "connect:"+clientID, h.o.Rules.For(clientID))
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return httpapi.RateLimited(retry, "too many requests; retry later")
-	}
-	return nil
-}
-
-// tokenResponse is the OAuth token answer.
-type tokenResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
-	Scope       string `json:"scope"`
-	CreatedAt   int64  `json:"created_at"`
-}
-
-func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if err := credentialsInURL(r); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	data, err := httpapi.ReadJSON(r, h.o.MaxBodyBytes)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	req, err := DecodeToken(data)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	clientID, err := h.o.Clients.AuthenticateOAuth(ctx, req.ClientID, req.ClientSecret)
-	if err != nil {
-		if lethe.ErrorCode(err) == lethe.EUNAUTH {
-			err = lethe.Errorf(lethe.EUNAUTH, "invalid client credentials")
-		}
-		h.writeError(w, r, err)
-		return
-	}
-	if err := h.allow(r, clientID); err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	t, err := h.o.Clients.IssueToken(ctx, clientID, Scope)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	w.Header().Set("Pragma", "no-cache") // RFC 6749 5.1, with Cache-Control: no-store
-	writeJSON(w, http.StatusOK, tokenResponse{
-		AccessToken: t.Value,
-		TokenType:   "Bearer",
-		ExpiresIn:   int64(t.ExpiresAt.Sub(t.CreatedAt) / time.Second),
-		Scope:       t.Scope,
-		CreatedAt:   t.CreatedAt.Unix(),
-	})
+	return auth.Allow(r.Context(), h.o.Limiter, RateLimitPrefix, auth.Principal{ClientID: clientID}, h.o.Rules)
 }
 
 // authenticated checks the bearer token and the client's rate limit, then
@@ -191,7 +158,12 @@ func (h *Handler) authenticated(next func(w http.ResponseWriter, r *http.Request
 			h.writeError(w, r, err)
 			return
 		}
-		tok, ok := httpapi.BearerToken(r)
+		attempt := auth.AttemptOf(r, "connect", "")
+		if err := h.throttle.Check(attempt); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		tok, ok := request.BearerToken(r)
 		if !ok {
 			h.writeError(w, r, lethe.Errorf(lethe.EUNAUTH, "missing bearer token"))
 			return
@@ -200,6 +172,9 @@ func (h *Handler) authenticated(next func(w http.ResponseWriter, r *http.Request
 		if err != nil {
 			if lethe.ErrorCode(err) == lethe.EUNAUTH {
 				err = lethe.Errorf(lethe.EUNAUTH, "invalid or expired bearer token")
+				if terr := h.throttle.Fail(attempt); terr != nil {
+					err = terr
+				}
 			}
 			h.writeError(w, r, err)
 			return
@@ -208,7 +183,7 @@ func (h *Handler) authenticated(next func(w http.ResponseWriter, r *http.Request
 			h.writeError(w, r, err)
 			return
 		}
-		data, err := httpapi.ReadJSON(r, h.o.MaxBodyBytes)
+		data, err := request.ReadJSON(r, h.o.MaxBodyBytes)
 		if err != nil {
 			h.writeError(w, r, err)
 			return
@@ -322,4 +297,9 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, clientID string
 	}
 	resp.Summary.Total = len(raw)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// writeError answers err on the compliance endpoints.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	h.errors.Write(w, r, err)
 }

@@ -41,7 +41,7 @@ func newFixture(t *testing.T, b profiletest.Backend, rules ratelimit.Rules) *fix
 	e := profiletest.NewEnv(t, s, k, ratelimittest.NewClock())
 	h, err := connect.New(connect.Options{
 		Intake: e.Intake, Clients: e.Clients, Store: e.Store, Keyring: k,
-		Limiter: e.Limiter, Rules: rules, Logger: e.Logger,
+		Limiter: e.Limiter, Rules: rules, Throttle: e.Throttle, Logger: e.Logger,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +114,12 @@ func expect(t *testing.T, w *httptest.ResponseRecorder, status int, body string)
 	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
 		t.Fatalf("Content-Type %q", ct)
 	}
+}
+
+// oauthErr is RFC 6749 5.2's error body, as the token endpoint answers.
+func oauthErr(code, desc string) string {
+	b, _ := json.Marshal(map[string]string{"error": code, "error_description": desc})
+	return string(b)
 }
 
 func errBody(code, msg string) string {
@@ -251,16 +257,18 @@ func TestTokenErrors(t *testing.T) {
 			status int
 			want   string
 		}{
-			{"wrong secret", connect.PathToken, "application/json", `{"client_id":"sf-client","client_secret":"nope","grant_type":"client_credentials"}`, 401, errBody("unauthorized", "invalid client credentials")},
-			{"unknown client", connect.PathToken, "application/json", `{"client_id":"nope","client_secret":"sf-secret","grant_type":"client_credentials"}`, 401, errBody("unauthorized", "invalid client credentials")},
-			{"credentials in the query", connect.PathToken + "?client_id=sf-client&client_secret=sf-secret", "application/json", `{"grant_type":"client_credentials","client_id":"sf-client","client_secret":"sf-secret"}`, 403, errBody("forbidden", "credentials must be sent in the request body or the Authorization header, never in the URL (rotate a secret that was)")},
-			{"secret in the query", connect.PathToken + "?client_secret=x", "application/json", `{}`, 403, errBody("forbidden", "credentials must be sent in the request body or the Authorization header, never in the URL (rotate a secret that was)")},
-			{"grant type", connect.PathToken, "application/json", `{"client_id":"sf-client","client_secret":"sf-secret","grant_type":"password"}`, 400, errBody("invalid_request", `grant_type must be "client_credentials"`)},
-			{"no grant type", connect.PathToken, "application/json", `{"client_id":"sf-client","client_secret":"sf-secret"}`, 400, errBody("invalid_request", "grant_type is missing")},
-			{"no secret", connect.PathToken, "application/json", `{"client_id":"sf-client","grant_type":"client_credentials"}`, 400, errBody("invalid_request", "client_secret is missing")},
-			{"scope", connect.PathToken, "application/json", `{"client_id":"sf-client","client_secret":"sf-secret","grant_type":"client_credentials","scope":"admin"}`, 400, errBody("invalid_request", `scope may only be "connect:compliance"`)},
-			{"form body", connect.PathToken, "application/x-www-form-urlencoded", `client_id=sf-client&client_secret=sf-secret&grant_type=client_credentials`, 415, errBody("unsupported_media_type", "Content-Type must be application/json")},
-			{"not JSON", connect.PathToken, "application/json", `client_id=sf-client`, 400, errBody("invalid_request", "request body is not valid JSON (at byte 1)")},
+			{"wrong secret", connect.PathToken, "application/json", `{"client_id":"sf-client","client_secret":"nope","grant_type":"client_credentials"}`, 401, oauthErr("invalid_client", "invalid client credentials")},
+			{"unknown client", connect.PathToken, "application/json", `{"client_id":"nope","client_secret":"sf-secret","grant_type":"client_credentials"}`, 401, oauthErr("invalid_client", "invalid client credentials")},
+			{"credentials in the query", connect.PathToken + "?client_id=sf-client&client_secret=sf-secret", "application/json", `{"grant_type":"client_credentials","client_id":"sf-client","client_secret":"sf-secret"}`, 400, oauthErr("invalid_request", "credentials must be sent in the request body or the Authorization header, never in the URL (rotate a secret that was)")},
+			{"secret in the query", connect.PathToken + "?client_secret=x", "application/json", `{}`, 400, oauthErr("invalid_request", "credentials must be sent in the request body or the Authorization header, never in the URL (rotate a secret that was)")},
+			{"grant type", connect.PathToken, "application/json", `{"client_id":"sf-client","client_secret":"sf-secret","grant_type":"password"}`, 400, oauthErr("unsupported_grant_type", `grant_type must be "client_credentials"`)},
+			{"no grant type", connect.PathToken, "application/json", `{"client_id":"sf-client","client_secret":"sf-secret"}`, 400, oauthErr("invalid_request", "grant_type is missing")},
+			{"no secret", connect.PathToken, "application/json", `{"client_id":"sf-client","grant_type":"client_credentials"}`, 400, oauthErr("invalid_request", "client_secret is missing")},
+			{"scope", connect.PathToken, "application/json", `{"client_id":"sf-client","client_secret":"sf-secret","grant_type":"client_credentials","scope":"admin"}`, 400, oauthErr("invalid_scope", `scope may only be "connect:compliance"`)},
+			{"form body, wrong grant", connect.PathToken, "application/x-www-form-urlencoded", `client_id=sf-client&client_secret=sf-secret&grant_type=password`, 400, oauthErr("unsupported_grant_type", `grant_type must be "client_credentials"`)},
+			{"form body, repeated parameter", connect.PathToken, "application/x-www-form-urlencoded", `client_id=sf-client&client_secret=sf-secret&grant_type=client_credentials&grant_type=client_credentials`, 400, oauthErr("invalid_request", "request body has a parameter more than once")},
+			{"other media type", connect.PathToken, "text/plain", `client_id=sf-client`, 415, oauthErr("invalid_request", "Content-Type must be application/x-www-form-urlencoded or application/json")},
+			{"not JSON", connect.PathToken, "application/json", `client_id=sf-client`, 400, oauthErr("invalid_request", "request body is not valid JSON (at byte 1)")},
 		}
 		for _, tc := range tests {
 			w := f.do(t, http.MethodPost, tc.target, map[string]string{"Content-Type": tc.ctype}, strings.NewReader(tc.body))
@@ -309,9 +317,9 @@ func TestDeleteErrors(t *testing.T) {
 			{"number", `{"identifier":42}`, `member "identifier" must be a string`},
 			{"too long", `{"identifier":"` + strings.Repeat("x", 10<<10) + `"}`, "identifier is longer than 256 bytes"},
 			{"control character", `{"identifier":"a\u0007b"}`, "identifier contains control characters"},
-			{"duplicate keys", `{"identifier":"a","identifier":"b"}`, `request body has the member "identifier" more than once`},
+			{"duplicate keys", `{"identifier":"a","identifier":"b"}`, `request body has a member more than once`},
 			{"invalid UTF-8", "{\"identifier\":\"\xc3\x28\"}", "request body is not valid UTF-8"},
-			{"unknown member", `{"identifier":"a","reason":"x"}`, `request body has the unknown member "reason"`},
+			{"unknown member", `{"identifier":"a","reason":"x"}`, `request body has a member this endpoint does not accept`},
 			{"not JSON", `identifier=a`, "request body is not valid JSON (at byte 1)"},
 		} {
 			w := f.api(t, connect.PathDelete, tok, tc.body)

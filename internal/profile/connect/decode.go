@@ -6,7 +6,7 @@ import (
 	"unicode"
 
 	"github.com/lethe-privacy/lethe"
-	"github.com/lethe-privacy/lethe/internal/httpapi"
+	"github.com/lethe-privacy/lethe/internal/http/request"
 )
 
 // GrantType is the only OAuth grant the token endpoint serves.
@@ -23,29 +23,38 @@ type TokenRequest struct {
 	Scope        string `json:"scope"`
 }
 
-// DecodeToken parses and checks a token request body. Errors are
-// *lethe.Error with code EINVALID.
+// DecodeToken parses and checks a JSON token request body that carries
+// the client's credentials. Errors unwrap to a *lethe.Error with code
+// EINVALID.
 func DecodeToken(data []byte) (TokenRequest, error) {
 	var t TokenRequest
 	if err := unmarshal(data, &t); err != nil {
 		return TokenRequest{}, err
 	}
+	if err := t.check(); err != nil {
+		return TokenRequest{}, err
+	}
+	return t, nil
+}
+
+// check reports what is missing or wrong in a complete token request.
+func (t TokenRequest) check() error {
 	switch {
 	case t.GrantType == "":
-		return TokenRequest{}, lethe.Errorf(lethe.EINVALID, "grant_type is missing")
+		return lethe.Errorf(lethe.EINVALID, "grant_type is missing")
 	case t.GrantType != GrantType:
-		return TokenRequest{}, lethe.Errorf(lethe.EINVALID, "grant_type must be %q", GrantType)
+		return newGrantError(oauthUnsupportedGrantType, "grant_type must be %q", GrantType)
 	case t.ClientID == "":
-		return TokenRequest{}, lethe.Errorf(lethe.EINVALID, "client_id is missing")
+		return lethe.Errorf(lethe.EINVALID, "client_id is missing")
 	case t.ClientSecret == "":
-		return TokenRequest{}, lethe.Errorf(lethe.EINVALID, "client_secret is missing")
+		return lethe.Errorf(lethe.EINVALID, "client_secret is missing")
 	}
 	for _, s := range strings.Fields(t.Scope) {
 		if s != Scope {
-			return TokenRequest{}, lethe.Errorf(lethe.EINVALID, "scope may only be %q", Scope)
+			return newGrantError(oauthInvalidScope, "scope may only be %q", Scope)
 		}
 	}
-	return t, nil
+	return nil
 }
 
 // DecodeDelete parses a deletion body, {"identifier":"..."}, and classifies
@@ -119,7 +128,7 @@ func classify(s string) (lethe.Identity, string) {
 
 // unmarshal decodes strictly and keeps every error an EINVALID.
 func unmarshal(data []byte, v any) error {
-	if err := httpapi.UnmarshalStrict(data, v); err != nil {
+	if err := request.UnmarshalStrict(data, v); err != nil {
 		if lethe.ErrorCode(err) != lethe.EINVALID {
 			return lethe.Errorf(lethe.EINVALID, "request body is invalid")
 		}

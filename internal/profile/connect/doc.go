@@ -3,6 +3,8 @@
 //
 //	POST /v2/oauth/token
 //	     {"client_id","client_secret","grant_type":"client_credentials","scope"}
+//	     or the same as application/x-www-form-urlencoded (RFC 6749 4.4),
+//	     client_id and client_secret in the body or as HTTP Basic (2.3.1)
 //	  -> 200 {"access_token","token_type":"Bearer","expires_in":86400,
 //	          "scope":"connect:compliance","created_at":<unix seconds>}
 //	POST /v2/compliance/customers/delete           (Authorization: Bearer)
@@ -47,7 +49,24 @@
 // (Options.MaxStatusIdentifiers); an identifier that could not be submitted
 // (empty, too long, control characters) is a 400 naming its index.
 //
-// Errors, every 4xx and 5xx of this profile, have one shape, the native API's:
+// The token endpoint answers errors as RFC 6749 5.2 has it, so standard
+// OAuth2 clients (golang.org/x/oauth2/clientcredentials in each of its
+// auth styles is tested) understand them:
+//
+//	{"error":"<code>","error_description":"<safe text>"}
+//
+//	400 invalid_request          bad body or parameter, credentials both in the
+//	                             header and the body, or in the URL query
+//	400 unsupported_grant_type   grant_type other than client_credentials
+//	400 invalid_scope            scope other than connect:compliance
+//	401 invalid_client           wrong client_id or client_secret (WWW-Authenticate: Basic)
+//	413, 415 invalid_request     body too large; media type neither form nor JSON
+//	429 slow_down                over the rate limit or throttled after failed
+//	                             sign-ins, with Retry-After
+//	500 server_error             details only in the log
+//
+// Every other error of this profile, on the compliance endpoints and any
+// path under /v2/compliance, has the native API's shape:
 //
 //	{"error":{"code":"<lethe error code>","message":"<safe text>"}}
 //
@@ -59,15 +78,19 @@
 //	405 method_not_allowed
 //	413 payload_too_large
 //	415 unsupported_media_type  Content-Type is not application/json
+//	404 not_found               another path under /v2/compliance
 //	429 rate_limited            with Retry-After (seconds)
 //	500 internal                details only in the log
 //
-// Bodies are decoded strictly (httpapi.UnmarshalStrict): one JSON object in
+// Bodies are decoded strictly (request.UnmarshalStrict): one JSON object in
 // valid UTF-8, no unknown or duplicate members, nothing after it.
 //
 // Rate limits apply per client after authentication, to the token endpoint
-// and the compliance endpoints together (DefaultRule unless Options.Rules
-// says otherwise). Failed token requests are not counted: that would let
-// anyone who knows a client_id lock its owner out; limit per source address
-// in front of lethe if that is a concern.
+// and the compliance endpoints together (DefaultRule, 600 a minute then a
+// minute's block, unless Options.Rules says otherwise). Failed sign-ins are
+// not counted there but by a throttle (auth.Throttle, in the memory of each
+// lethe process): after 10 wrong secrets for one client_id, or 30 failed
+// sign-ins (secrets or bearer tokens) from one source address, within a
+// minute, that client_id or address is answered 429 for a minute, a right
+// secret included. Secrets are compared as keyed hashes in constant time.
 package connect

@@ -1,52 +1,53 @@
 package connect
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
-	"log/slog"
 	"net/http"
-	"strconv"
+	"strings"
 
 	"github.com/lethe-privacy/lethe"
-	"github.com/lethe-privacy/lethe/internal/httpapi"
+	"github.com/lethe-privacy/lethe/internal/http/response"
 )
 
-// writeError answers err in the native API's error shape, with its status
-// mapping (httpapi.StatusOf) and headers. Only *lethe.Error messages are
-// shown; anything else is logged and answered generically.
-func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	code := lethe.ErrorCode(err)
-	status := httpapi.StatusOf(code)
-	msg := lethe.ErrorMessage(err)
-	if status >= http.StatusInternalServerError {
-		level := slog.LevelError
-		if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
-			level = slog.LevelWarn // the client went away
-		}
-		h.o.Logger.LogAttrs(r.Context(), level, "connect request failed",
-			slog.String("route", r.Pattern), slog.String("err", err.Error()))
-		if status == http.StatusInternalServerError {
-			code, msg = lethe.EINTERNAL, "internal error"
-		}
+// errorStatus is the profile's mapping from error codes to statuses on the
+// compliance endpoints: the native API's, since the profile answers in the
+// native shape.
+var errorStatus = response.StandardStatus()
+
+// errorWriter answers errors on the compliance endpoints in the native
+// API's shape; the token endpoint answers RFC 6749's (token.go).
+func (h *Handler) errorWriter() response.Errors {
+	return response.Errors{
+		Status:  errorStatus,
+		Body:    response.NativeBody,
+		Surface: "connect",
+		Logger:  h.o.Logger,
 	}
-	httpapi.SetErrorHeaders(w.Header(), code, err)
-	writeJSON(w, status, httpapi.ErrorBody{Error: httpapi.ErrorDetail{Code: code, Message: msg}})
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil { // only our own types are written; they always marshal
-		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":"internal","message":"internal error"}}`)
+// WriteError answers err in the shape of the endpoint r is for: RFC 6749
+// 5.2 under /v2/oauth, the native API's elsewhere. It is the profile's
+// error writer for the server too (unmatched paths, panics).
+func (h *Handler) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	if strings.HasPrefix(r.URL.Path, prefixOAuth+"/") || r.URL.Path == prefixOAuth {
+		h.tokenErrors.Write(w, r, err)
+		return
 	}
-	writeRaw(w, status, b)
+	h.errors.Write(w, r, err)
 }
 
-func writeRaw(w http.ResponseWriter, status int, b []byte) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(b)))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(b)
+// Prefixes are the paths the profile owns (see httpapi.Profile).
+func (h *Handler) Prefixes() []string { return []string{prefixOAuth, prefixCompliance} }
+
+const (
+	prefixOAuth      = "/v2/oauth"
+	prefixCompliance = "/v2/compliance"
+)
+
+func writeRaw(w http.ResponseWriter, status int, b []byte) { response.Raw(w, status, b) }
+
+func writeJSON(w http.ResponseWriter, status int, v any) { response.JSON(w, status, v) }
+
+// errMethod is the answer to another method on a POST route.
+func errMethod() error {
+	return &lethe.Error{Code: response.CodeMethodNotAllowed, Message: "method not allowed; use POST"}
 }

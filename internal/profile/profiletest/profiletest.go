@@ -1,6 +1,8 @@
-// Package profiletest builds what the API profiles and the clients service
+// Package profiletest builds what the API surfaces and the clients service
 // need in tests, on real stores: a fresh SQLite file, or a fresh schema on
-// the PostgreSQL named by LETHE_TEST_POSTGRES (skipped when unset).
+// the PostgreSQL named by LETHE_TEST_POSTGRES (skipped when unset). Its
+// Conformance suite is what every API surface (the native API, each
+// profile) runs, as the stores and connectors run theirs.
 package profiletest
 
 import (
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
@@ -108,7 +111,10 @@ type Env struct {
 	Clients *clients.Service
 	Intake  *intake.Service
 	Limiter ratelimit.Limiter
-	Logger  *slog.Logger
+	// Throttle counts failed sign-ins on Clock; give it to every surface
+	// built over the Env.
+	Throttle *auth.Throttle
+	Logger   *slog.Logger
 }
 
 // NewEnv builds the services over s. clock may be shared between Envs.
@@ -119,14 +125,24 @@ func NewEnv(t *testing.T, s store.Store, k *seal.Keyring, clock *ratelimittest.C
 		t.Fatal(err)
 	}
 	return &Env{
-		Store:   s,
-		Keyring: k,
-		Clock:   clock,
-		Clients: cs,
-		Intake:  intake.New(s, NopQueue{}, k, intake.Config{Now: clock.Now}),
-		Limiter: ratelimit.NewStore(s, clock.Now),
-		Logger:  slog.New(slog.NewTextHandler(testWriter{t}, nil)),
+		Store:    s,
+		Keyring:  k,
+		Clock:    clock,
+		Clients:  cs,
+		Intake:   intake.New(s, NopQueue{}, k, intake.Config{Now: clock.Now}),
+		Limiter:  ratelimit.NewStore(s, clock.Now),
+		Throttle: auth.NewThrottle(auth.FailureRule{}, auth.FailureRule{}, clock.Now),
+		Logger:   slog.New(slog.NewTextHandler(testWriter{t}, nil)),
 	}
+}
+
+// OpenEnv opens a fresh store of backend b and builds the services over
+// it, on a clock of their own.
+func OpenEnv(t *testing.T, b Backend) *Env {
+	t.Helper()
+	k := Keyring(t)
+	s, _ := b.Open(t, k)
+	return NewEnv(t, s, k, ratelimittest.NewClock())
 }
 
 // testWriter sends log lines to t.Log so they show with the failing test.

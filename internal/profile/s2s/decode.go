@@ -6,7 +6,7 @@ import (
 	"unicode"
 
 	"github.com/lethe-privacy/lethe"
-	"github.com/lethe-privacy/lethe/internal/httpapi"
+	"github.com/lethe-privacy/lethe/internal/http/request"
 )
 
 // body is the request body. The raw value lets the check below tell an
@@ -16,14 +16,14 @@ type body struct {
 	UserID json.RawMessage `json:"user_id"`
 }
 
-// DecodeBody parses a request body strictly (httpapi.UnmarshalStrict: one
+// DecodeBody parses a request body strictly (request.UnmarshalStrict: one
 // JSON object, valid UTF-8, no duplicate or unknown members, nothing after
 // it) and returns its user_id as a normalised identity. Every error is a
 // *lethe.Error with code EINVALID whose message names the problem, never the
 // value.
 func DecodeBody(data []byte) (lethe.Identity, error) {
 	var b body
-	if err := httpapi.UnmarshalStrict(data, &b); err != nil {
+	if err := request.UnmarshalStrict(data, &b); err != nil {
 		if lethe.ErrorCode(err) != lethe.EINVALID {
 			return lethe.Identity{}, lethe.Errorf(lethe.EINVALID, "request body is invalid")
 		}

@@ -5,14 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
+	"github.com/lethe-privacy/lethe/internal/http/request"
+	"github.com/lethe-privacy/lethe/internal/http/response"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 )
@@ -38,7 +39,27 @@ const (
 	msgTooMany          = "Too many requests"
 	msgInternal         = "Internal error"
 	msgMethod           = "Method not allowed"
+	msgNotFound         = "Not found"
+	msgTruncated        = "Request body is shorter than its Content-Length"
 )
+
+// RateLimitPrefix prefixes the profile's rate limit keys.
+const RateLimitPrefix = "s2s:"
+
+// errorStatus is the profile's mapping from error codes to the statuses
+// its contract publishes (403, 422, 429) and the transport's own.
+var errorStatus = map[string]int{
+	lethe.EINVALID:                http.StatusUnprocessableEntity,
+	lethe.EUNAUTH:                 http.StatusForbidden,
+	lethe.EFORBIDDEN:              http.StatusForbidden,
+	lethe.ERATELIMIT:              http.StatusTooManyRequests,
+	lethe.ETOOLARGE:               http.StatusRequestEntityTooLarge,
+	lethe.ENOTFOUND:               http.StatusNotFound,
+	response.CodeMethodNotAllowed: http.StatusMethodNotAllowed,
+	lethe.EUNSUPPORTED:            http.StatusUnsupportedMediaType,
+	lethe.EUNAVAILABLE:            http.StatusServiceUnavailable,
+	lethe.EINTERNAL:               http.StatusInternalServerError,
+}
 
 // Options configure a Handler.
 type Options struct {
@@ -52,6 +73,9 @@ type Options struct {
 	Regulation lethe.Regulation
 	// MaxBodyBytes bounds a body. Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Throttle refuses sign-ins after failures, per API key and per
+	// source address. Default: a new auth.Throttle with its default rules.
+	Throttle *auth.Throttle
 	// Logger; default slog.Default(). Never given identities, keys,
 	// secrets or signatures.
 	Logger *slog.Logger
@@ -59,7 +83,9 @@ type Options struct {
 
 // Handler serves the profile.
 type Handler struct {
-	o Options
+	o        Options
+	throttle *auth.Throttle
+	errors   response.Errors
 }
 
 // New validates o and returns a Handler.
@@ -85,7 +111,38 @@ func New(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Handler{o: o}, nil
+	h := &Handler{o: o, throttle: o.Throttle}
+	if h.throttle == nil {
+		h.throttle = auth.NewThrottle(auth.FailureRule{}, auth.FailureRule{}, nil)
+	}
+	h.errors = response.Errors{
+		Status:          errorStatus,
+		Body:            errorsBody,
+		InternalMessage: msgInternal,
+		Surface:         "s2s",
+		Logger:          o.Logger,
+	}
+	return h, nil
+}
+
+// Prefixes are the paths the profile owns (see httpapi.Profile): its
+// route and everything under it, so that a trailing slash or a deeper
+// path is answered in the profile's shape.
+func (h *Handler) Prefixes() []string { return []string{Path} }
+
+// RateLimit returns the profile's limits per client.
+func (h *Handler) RateLimit() ratelimit.Rules { return h.o.Rules }
+
+// WriteError answers err in the profile's shape, { "errors": ["..."] },
+// through errorStatus; messages of a 404 or 405 are the profile's own.
+func (h *Handler) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	switch lethe.ErrorCode(err) {
+	case lethe.ENOTFOUND:
+		err = &lethe.Error{Code: lethe.ENOTFOUND, Message: msgNotFound}
+	case response.CodeMethodNotAllowed:
+		err = &lethe.Error{Code: response.CodeMethodNotAllowed, Message: msgMethod}
+	}
+	h.errors.Write(w, r, err)
 }
 
 // Mount registers the profile's route on mux. Other methods on the path
@@ -104,32 +161,45 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	sig := r.Header.Get("Authorization")
-	if sig == "" {
-		writeErrors(w, http.StatusForbidden, msgMissingSignature)
+	apiKey := r.Header.Get("X-API-KEY")
+	attempt := auth.AttemptOf(r, "s2s", apiKey)
+	if err := h.throttle.Check(attempt); err != nil {
+		h.tooMany(w, err)
 		return
 	}
-	clientID, secrets, err := h.o.Clients.AuthenticateAPIKey(ctx, r.Header.Get("X-API-KEY"))
+	// refuse answers a failed authentication with msg, or 429 once the
+	// failures of this key or address reach the throttle's limit.
+	refuse := func(msg string) {
+		if err := h.throttle.Fail(attempt); err != nil {
+			h.tooMany(w, err)
+			return
+		}
+		writeErrors(w, http.StatusForbidden, msg)
+	}
+	sig := r.Header.Get("Authorization")
+	if sig == "" {
+		refuse(msgMissingSignature)
+		return
+	}
+	clientID, secrets, err := h.o.Clients.AuthenticateAPIKey(ctx, apiKey)
 	if err != nil {
 		if errors.Is(err, clients.ErrInvalidCredentials) {
-			writeErrors(w, http.StatusForbidden, msgInvalidAuth)
+			refuse(msgInvalidAuth)
 			return
 		}
 		h.internal(w, r, "authenticate", err)
 		return
 	}
 	if !VerifySignature(body, sig, secrets) {
-		writeErrors(w, http.StatusForbidden, msgInvalidAuth)
+		refuse(msgInvalidAuth)
 		return
 	}
-	allowed, retry, err := h.o.Limiter.Allow(ctx, "s2s:"+clientID, h.o.Rules.For(clientID))
-	if err != nil {
+	if err := auth.Allow(ctx, h.o.Limiter, RateLimitPrefix, auth.Principal{ClientID: clientID}, h.o.Rules); err != nil {
+		if lethe.ErrorCode(err) == lethe.ERATELIMIT {
+			h.tooMany(w, err)
+			return
+		}
 		h.internal(w, r, "rate limit", err)
-		return
-	}
-	if !allowed {
-		w.Header().Set("Retry-After", strconv.FormatInt(ratelimit.RetryAfterSeconds(retry), 10))
-		writeErrors(w, http.StatusTooManyRequests, msgTooMany)
 		return
 	}
 	userID, err := DecodeBody(body)
@@ -158,26 +228,36 @@ func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
 	writeID(w, req.ID)
 }
 
-// readBody reads the whole body within the limit, answering 413 itself.
+// tooMany answers 429 with the Retry-After of err, a
+// *response.RateLimitError.
+func (h *Handler) tooMany(w http.ResponseWriter, err error) {
+	response.SetErrorHeaders(w.Header(), lethe.ERATELIMIT, err)
+	w.Header().Del("WWW-Authenticate")
+	writeErrors(w, http.StatusTooManyRequests, msgTooMany)
+}
+
+// readBody reads the whole body within the limit, answering errors itself.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	limit := h.o.MaxBodyBytes
-	tooLarge := fmt.Sprintf("Request body is larger than %d bytes", limit)
-	if r.ContentLength > limit {
-		writeErrors(w, http.StatusRequestEntityTooLarge, tooLarge)
-		return nil, false
+	if r.Body == nil || r.Body == http.NoBody {
+		return []byte{}, true // judged as a body by DecodeBody: 422
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeErrors(w, http.StatusRequestEntityTooLarge, tooLarge)
-			return nil, false
-		}
+	body, err := request.ReadBody(r, limit)
+	switch {
+	case err == nil:
+		return body, true
+	case lethe.ErrorCode(err) == lethe.ETOOLARGE:
+		writeErrors(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("Request body is larger than %d bytes", limit))
+	case errors.Is(err, request.ErrTruncated):
+		// Shorter than its Content-Length: no body to judge, and no
+		// signature can be checked over it.
+		writeErrors(w, http.StatusBadRequest, msgTruncated)
+	default:
 		// The client went away or sent a broken chunked body; there is no
 		// body to judge. 422 keeps to the profile's statuses.
 		writeErrors(w, http.StatusUnprocessableEntity, "Request body could not be read")
-		return nil, false
 	}
-	return body, true
+	return nil, false
 }
 
 func (h *Handler) internal(w http.ResponseWriter, r *http.Request, op string, err error) {
@@ -197,16 +277,17 @@ func writeID(w http.ResponseWriter, id string) {
 // writeErrors writes the contract's error shape, { "errors": ["..."] },
 // with the contract's spacing.
 func writeErrors(w http.ResponseWriter, status int, msg string) {
-	writeRaw(w, status, `{ "errors": [`+jsonString(msg)+`] }`)
+	response.Raw(w, status, errorsBody("", msg))
+}
+
+// errorsBody renders the contract's error shape; it is the profile's
+// response.Errors Body.
+func errorsBody(_, msg string) []byte {
+	return []byte(`{ "errors": [` + jsonString(msg) + `] }`)
 }
 
 func writeRaw(w http.ResponseWriter, status int, body string) {
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	io.WriteString(w, body)
+	response.Raw(w, status, []byte(body))
 }
 
 func jsonString(s string) string {

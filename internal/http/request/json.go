@@ -1,4 +1,11 @@
-package httpapi
+// Package request reads what API clients send, for every API surface lethe
+// serves (the native API, the partner profiles, the console): bodies read
+// within a limit and decoded strictly, and credentials taken from headers
+// or forms. Every error it returns is a *lethe.Error with a 4xx code, so
+// each surface answers it in its own error shape. It imports no API
+// surface, and none of them imports another: this package is what they
+// share.
+package request
 
 import (
 	"bytes"
@@ -8,7 +15,6 @@ import (
 	"mime"
 	"net/http"
 	"reflect"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -41,28 +47,7 @@ func ReadJSON(r *http.Request, limit int64) ([]byte, error) {
 	if err := checkContentType(r.Header.Get("Content-Type")); err != nil {
 		return nil, err
 	}
-	if limit <= 0 {
-		limit = DefaultMaxBodyBytes
-	}
-	if r.ContentLength > limit {
-		return nil, tooLarge(limit)
-	}
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil, errMissingBody()
-	}
-	// One byte over the limit is enough to know the body is too large.
-	data, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		if mbe, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			// The server-wide cap (Options.MaxBodyBytes) was hit first.
-			return nil, tooLarge(min(limit, mbe.Limit))
-		}
-		return nil, lethe.Errorf(lethe.EINVALID, "request body could not be read")
-	}
-	if int64(len(data)) > limit {
-		return nil, tooLarge(limit)
-	}
-	return data, nil
+	return ReadBody(r, limit)
 }
 
 func tooLarge(limit int64) error {
@@ -74,12 +59,17 @@ func errMissingBody() error {
 }
 
 func checkContentType(v string) error {
+	return checkMediaType(v, "application/json")
+}
+
+// checkMediaType accepts v when it names want, with charset utf-8 if any.
+func checkMediaType(v, want string) error {
 	if v == "" {
-		return lethe.Errorf(lethe.EUNSUPPORTED, "Content-Type must be application/json")
+		return lethe.Errorf(lethe.EUNSUPPORTED, "Content-Type must be %s", want)
 	}
 	mt, params, err := mime.ParseMediaType(v)
-	if err != nil || mt != "application/json" {
-		return lethe.Errorf(lethe.EUNSUPPORTED, "Content-Type must be application/json")
+	if err != nil || mt != want {
+		return lethe.Errorf(lethe.EUNSUPPORTED, "Content-Type must be %s", want)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
 		return lethe.Errorf(lethe.EUNSUPPORTED, "Content-Type charset must be utf-8")
@@ -94,7 +84,8 @@ func checkContentType(v string) error {
 // encoding/json matches field names, case-insensitively, so no two members
 // can both set one field), nesting deeper than 32 levels, and anything
 // after the object. Every error is a *lethe.Error with code EINVALID whose
-// message names at most a member, never a value.
+// message names at most a member of v (its JSON name, never the name as the
+// client spelt it) and never a value.
 func UnmarshalStrict(data []byte, v any) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return errMissingBody()
@@ -159,7 +150,9 @@ func checkStructure(data []byte) error {
 			}
 			folded := foldName(name)
 			if _, dup := top.keys[folded]; dup {
-				return lethe.Errorf(lethe.EINVALID, "request body has the member %q more than once", clipName(name))
+				// The name is the client's, possibly an identity typed
+				// in the wrong place: it is not echoed.
+				return lethe.Errorf(lethe.EINVALID, "request body has a member more than once")
 			}
 			top.keys[folded] = struct{}{}
 			top.wantKey = false
@@ -225,14 +218,13 @@ func decodeError(err error) error {
 		if te.Field == "" {
 			return lethe.Errorf(lethe.EINVALID, "request body must be %s", jsonType(te.Type))
 		}
+		// Field is the path of v's own JSON names, whatever case the
+		// client used.
 		return lethe.Errorf(lethe.EINVALID, "member %q must be %s", clipName(te.Field), jsonType(te.Type))
 	}
-	if rest, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name, uerr := strconv.Unquote(rest)
-		if uerr != nil {
-			name = "?"
-		}
-		return lethe.Errorf(lethe.EINVALID, "request body has the unknown member %q", clipName(name))
+	if strings.HasPrefix(err.Error(), "json: unknown field ") {
+		// The unknown name is the client's and is not echoed.
+		return lethe.Errorf(lethe.EINVALID, "request body has a member this endpoint does not accept")
 	}
 	if _, ok := errors.AsType[*json.InvalidUnmarshalError](err); ok {
 		// A programming error (v is not a pointer), not the client's.
@@ -274,8 +266,8 @@ func jsonType(t reflect.Type) string {
 	return "a JSON value"
 }
 
-// clipName bounds a member name echoed in a message: names come from the
-// client and may be long.
+// clipName bounds a member path echoed in a message: nested paths can be
+// long.
 func clipName(s string) string {
 	if len(s) > 40 {
 		s = strings.ToValidUTF8(s[:40], "") + "..."

@@ -1,4 +1,4 @@
-package clients_test
+package profiletest_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/profile/connect"
 	"github.com/lethe-privacy/lethe/internal/profile/profiletest"
@@ -23,7 +24,7 @@ import (
 func TestNativeIsolation(t *testing.T) {
 	profiletest.ForEach(t, func(t *testing.T, b profiletest.Backend) {
 		ctx := context.Background()
-		e := newEnv(t, b)
+		e := profiletest.OpenEnv(t, b)
 		s2sH, err := s2s.New(s2s.Options{Intake: e.Intake, Clients: e.Clients, Limiter: e.Limiter, Logger: e.Logger})
 		if err != nil {
 			t.Fatal(err)
@@ -32,16 +33,14 @@ func TestNativeIsolation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := httpapi.New(httpapi.Options{
-			Intake: e.Intake,
-			Store:  e.Store,
-			Auth: []httpapi.Authenticator{
-				httpapi.AdminToken("admin-token"),
-				e.Clients.NativeAuthenticator(e.Limiter, ratelimit.Rules{Default: ratelimit.Rule{Limit: 5, Window: time.Minute, Block: time.Minute}}),
+		srv := profiletest.Serve(t, e, profiletest.ServeOptions{
+			Auth: []auth.Authenticator{
+				auth.AdminToken("admin-token"),
+				auth.Limited(httpapi.ClientTokens(e.Clients), e.Limiter, httpapi.RateLimitPrefix,
+					ratelimit.Rules{Default: ratelimit.Rule{Limit: 5, Window: time.Minute, Block: time.Minute}}),
 			},
-			Mount:  []func(*http.ServeMux){s2sH.Mount, connectH.Mount},
-			Logger: e.Logger,
-		}).Handler()
+			Profiles: []httpapi.Profile{s2sH, connectH},
+		})
 		do := func(method, path, token string, header map[string]string, body string) *httptest.ResponseRecorder {
 			t.Helper()
 			r := httptest.NewRequest(method, path, strings.NewReader(body))
@@ -122,10 +121,17 @@ func TestNativeIsolation(t *testing.T) {
 			t.Fatalf("client A after B's limit: %d", w.Code)
 		}
 
-		// The profiles keep their own shapes behind the native server.
+		// The profiles keep their own shapes behind the native server, on
+		// their routes and on every path under them.
 		w = do("GET", "/user_deletion_requests", "", nil, "")
 		if w.Code != 405 || w.Body.String() != `{ "errors": ["Method not allowed"] }` {
 			t.Fatalf("s2s 405 through the server: %d %s", w.Code, w.Body.String())
+		}
+		for _, p := range []string{"/user_deletion_requests/", "/user_deletion_requests/x/y"} {
+			w = do("POST", p, "", nil, "")
+			if w.Code != 404 || w.Body.String() != `{ "errors": ["Not found"] }` {
+				t.Fatalf("s2s unknown path %s through the server: %d %s", p, w.Code, w.Body.String())
+			}
 		}
 	})
 }

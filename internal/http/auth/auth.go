@@ -1,4 +1,9 @@
-package httpapi
+// Package auth holds the authentication pieces lethe's API surfaces share:
+// who a request acts for (Principal), authenticators and their chain, the
+// admin token, a per-principal rate limit, and the throttle of failed
+// sign-ins. Credentials are compared in constant time and never logged.
+// It imports no API surface.
+package auth
 
 import (
 	"context"
@@ -8,6 +13,9 @@ import (
 	"strings"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/http/request"
+	"github.com/lethe-privacy/lethe/internal/http/response"
+	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -57,7 +65,8 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, r *http.Request) (P
 	return f(ctx, r)
 }
 
-func errUnauthorized() error {
+// ErrUnauthorized is the error of a bearer token nobody recognises.
+func ErrUnauthorized() error {
 	return lethe.Errorf(lethe.EUNAUTH, "missing or invalid bearer token")
 }
 
@@ -83,19 +92,7 @@ func (c chain) Authenticate(ctx context.Context, r *http.Request) (Principal, er
 			return Principal{}, err
 		}
 	}
-	return Principal{}, errUnauthorized()
-}
-
-// BearerToken returns the token of an "Authorization: Bearer <token>"
-// header. The scheme is case-insensitive (RFC 9110 11.1).
-func BearerToken(r *http.Request) (string, bool) {
-	h := r.Header.Get("Authorization")
-	scheme, tok, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
+	return Principal{}, ErrUnauthorized()
 }
 
 // AdminToken authenticates the admin by a static bearer token. An empty
@@ -105,7 +102,7 @@ func AdminToken(token string) Authenticator {
 	token = strings.TrimSpace(token)
 	if token == "" {
 		return AuthenticatorFunc(func(context.Context, *http.Request) (Principal, error) {
-			return Principal{}, errUnauthorized()
+			return Principal{}, ErrUnauthorized()
 		})
 	}
 	return adminToken(sha256.Sum256([]byte(token)))
@@ -116,13 +113,49 @@ func AdminToken(token string) Authenticator {
 type adminToken [sha256.Size]byte
 
 func (a adminToken) Authenticate(_ context.Context, r *http.Request) (Principal, error) {
-	tok, ok := BearerToken(r)
+	tok, ok := request.BearerToken(r)
 	if !ok {
-		return Principal{}, errUnauthorized()
+		return Principal{}, ErrUnauthorized()
 	}
 	sum := sha256.Sum256([]byte(tok))
 	if subtle.ConstantTimeCompare(sum[:], a[:]) != 1 {
-		return Principal{}, errUnauthorized()
+		return Principal{}, ErrUnauthorized()
 	}
 	return Principal{Admin: true}, nil
+}
+
+// Limited rate-limits the principals a accepts: each under the key
+// prefix + client id ("admin" for the admin, counted like one client) and
+// rules.For(client id). A refused request gets response.RateLimited, which
+// every surface answers 429 with Retry-After. Limiting happens after
+// authentication so that nobody can use up a client's allowance without
+// its credentials; a's failures pass through unchanged.
+func Limited(a Authenticator, limiter ratelimit.Limiter, prefix string, rules ratelimit.Rules) Authenticator {
+	return AuthenticatorFunc(func(ctx context.Context, r *http.Request) (Principal, error) {
+		p, err := a.Authenticate(ctx, r)
+		if err != nil {
+			return Principal{}, err
+		}
+		if err := Allow(ctx, limiter, prefix, p, rules); err != nil {
+			return Principal{}, err
+		}
+		return p, nil
+	})
+}
+
+// Allow counts one request of p under prefix and rules and returns a
+// *response.RateLimitError when it is over its limit.
+func Allow(ctx context.Context, limiter ratelimit.Limiter, prefix string, p Principal, rules ratelimit.Rules) error {
+	who := p.ClientID
+	if p.Admin {
+		who = "admin"
+	}
+	ok, retry, err := limiter.Allow(ctx, prefix+who, rules.For(p.ClientID))
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return response.RateLimited(retry, "too many requests; retry later")
+	}
+	return nil
 }
