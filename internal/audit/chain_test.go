@@ -37,7 +37,7 @@ func openStore(t *testing.T, dialect string) store.Store {
 	case "sqlite":
 		st, err = sqlite.Open(ctx, testdb.SQLitePath(t), sqlite.Options{Keyring: kr})
 	case "postgres":
-		st, err = postgres.Open(ctx, testdb.PostgresDSN(t), postgres.Options{Keyring: kr})
+		st, err = postgres.Open(ctx, testdb.PostgresDSN(t), postgres.Options{Keyring: kr, MaxConns: testdb.PostgresMaxConns})
 	}
 	if err != nil {
 		t.Fatal(err)
