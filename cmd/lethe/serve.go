@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,10 +45,10 @@ func registry() (*connector.Registry, error) {
 
 func newServeCmd(g *globals) *cobra.Command {
 	var (
-		listen    string
-		ratelimit string
-		demo      bool
-		roleName  string
+		listen   string
+		demo     bool
+		roleName string
+		opts     serveOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -53,6 +57,13 @@ func newServeCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := g.logger(cmd.ErrOrStderr())
 			if err != nil {
+				return err
+			}
+			// Flags are checked before the demo creates anything.
+			if opts.role, err = parseRole(roleName); err != nil {
+				return err
+			}
+			if opts.tls, err = loadTLS(opts.tlsCert, opts.tlsKey); err != nil {
 				return err
 			}
 			if demo {
@@ -67,25 +78,51 @@ func newServeCmd(g *globals) *cobra.Command {
 			if listen != "" {
 				cfg.Listen = listen
 			}
-			r, err := parseRole(roleName) // role.go
-			if err != nil {
-				return err
-			}
-			return serve(cmd.Context(), cfg, ratelimit, r, g.env, log)
+			return serve(cmd.Context(), cfg, opts, g.env, log)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP address host:port (env LETHE_LISTEN; default 127.0.0.1:8080)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "create (or reuse) a demo shop database, client and admin token beside the database, serve them, and print a walkthrough")
 	cmd.Flags().StringVar(&roleName, "role", string(roleAll), "what this process does: all (API and pipeline), api (API only; enqueues jobs) or worker (pipeline, plus /healthz, /readyz and /metrics); api and worker need PostgreSQL (env LETHE_ROLE)")
-	cmd.Flags().StringVar(&ratelimit, "ratelimit", "", "rate limit state: empty keeps it in the database; redis://host:port/db uses Redis (env LETHE_RATELIMIT)")
+	cmd.Flags().StringVar(&opts.rateLimitURL, "ratelimit", "", "rate limit state: empty keeps it in the database; redis://host:port/db uses Redis (env LETHE_RATELIMIT)")
+	cmd.Flags().StringVar(&opts.nodeID, "node-id", "", "this node's name for the job queue, stable across its restarts and unique among running nodes: jobs it left running when it died are resumed at its restart (env LETHE_NODE_ID; default host name and listen address)")
+	cmd.Flags().StringVar(&opts.tlsCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key (env LETHE_TLS_CERT)")
+	cmd.Flags().StringVar(&opts.tlsKey, "tls-key", "", "the PEM private key of --tls-cert (env LETHE_TLS_KEY)")
 	return cmd
+}
+
+// serveOptions are serve's settings that come from flags, not the config
+// file.
+type serveOptions struct {
+	rateLimitURL    string
+	role            role
+	nodeID          string
+	tlsCert, tlsKey string
+	tls             *tls.Config // nil: plain HTTP
+}
+
+// defaultNodeID names a node by its host and listen address: stable across
+// restarts, and no two running processes on one host can listen on the
+// same address. River takes at most 100 characters.
+func defaultNodeID(listen string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	id := host + "/" + listen
+	if len(id) > 100 {
+		sum := sha256.Sum256([]byte(id))
+		id = id[:67] + "-" + hex.EncodeToString(sum[:16])
+	}
+	return id
 }
 
 // serve runs until ctx ends (SIGTERM or SIGINT), then shuts down in order:
 // stop accepting HTTP requests, let running jobs finish within the
 // configured bound (the rest are released and retried after a restart),
 // then close connections.
-func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role, env lookupEnv, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env lookupEnv, log *slog.Logger) error {
+	r := opts.role
 	st, keys, err := openStore(ctx, cfg.DB, env, log, cfg.Workers.Concurrency)
 	if err != nil {
 		return err
@@ -112,6 +149,10 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 	for i, t := range targets {
 		names[i] = t.Name
 	}
+	nodeID := opts.nodeID
+	if nodeID == "" {
+		nodeID = defaultNodeID(cfg.Listen)
+	}
 	// The metrics observe the pipeline, and read its queue depth on scrape.
 	var pipe *pipeline.Pipeline
 	m := metrics.New(metrics.Options{
@@ -137,12 +178,13 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 		Suppression:          cfg.Suppression.Enabled,
 		Deadlines:            &pipeline.Deadlines{WarnBefore: cfg.Deadlines.WarnBefore, Interval: cfg.Deadlines.SweepInterval},
 		InsertOnly:           !r.works(),
+		NodeID:               nodeID,
 	}, st, targets, log, m)
 	if err != nil {
 		return err
 	}
 
-	limiter, closeLimiter, err := ratelimit.Open(ctx, rateLimitURL, st, time.Now)
+	limiter, closeLimiter, err := ratelimit.Open(ctx, opts.rateLimitURL, st, time.Now)
 	if err != nil {
 		return err
 	}
@@ -205,6 +247,7 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := api.HTTPServer(cfg.Listen)
+	srv.TLSConfig = opts.tls
 
 	// Jobs run on their own context: SIGTERM must not cancel them mid-way
 	// but let them finish within the shutdown bound.
@@ -215,10 +258,21 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token is set (LETHE_ADMIN_TOKEN): the admin API answers 401 to everyone")
 	}
-	log.Info("lethe serving", "addr", ln.Addr().String(), "role", string(r), "db", st.Dialect(), "targets", len(targets), "version", version)
+	scheme := "http"
+	if opts.tls != nil {
+		scheme = "https"
+	}
+	log.Info("lethe serving", "addr", ln.Addr().String(), "scheme", scheme, "role", string(r), "db", st.Dialect(), "targets", len(targets), "node", nodeID, "version", version)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if opts.tls != nil {
+			// The certificate is in TLSConfig; ServeTLS adds HTTP/2.
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 
 	select {
 	case err := <-serveErr:
