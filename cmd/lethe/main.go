@@ -61,7 +61,41 @@ func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
 		newSuppressionsCmd(g),
 		newVersionCmd(),
 	)
+	requireSubcommands(root)
 	return root
+}
+
+// requireSubcommands makes every command that groups others fail on a
+// word that is none of them (a typo such as `clients disabel` would
+// otherwise print help and exit 0, having done nothing) with the nearest
+// names as suggestions, and fail when given no subcommand at all.
+func requireSubcommands(c *cobra.Command) {
+	if !c.HasSubCommands() {
+		return
+	}
+	c.SuggestionsMinimumDistance = 2
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return fmt.Errorf("%s (see %s --help)", msg, cmd.CommandPath())
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		var names []string
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		return fmt.Errorf("%s needs a subcommand: %s (see %s --help)", cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())
+	}
+	for _, sub := range c.Commands() {
+		requireSubcommands(sub)
+	}
 }
 
 // globals are the flags every command shares.
