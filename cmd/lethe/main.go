@@ -32,21 +32,32 @@ func main() {
 type lookupEnv func(string) (string, bool)
 
 func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
+	g := &globals{env: env}
 	root := &cobra.Command{
 		Use:           "lethe",
 		Short:         "Carry out data-subject deletion requests across your own systems, with proof",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return bindEnv(cmd, env)
+			if err := bindEnv(cmd, env); err != nil {
+				return err
+			}
+			// Checked before any command opens or creates anything.
+			if g.db != "" {
+				db, err := normaliseDB(g.db)
+				if err != nil {
+					return err
+				}
+				g.db = db
+			}
+			return nil
 		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	g := &globals{env: env}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configPath, "config", "", "YAML configuration file (env LETHE_CONFIG)")
-	pf.StringVar(&g.db, "db", "", "database: a SQLite file path or a postgres:// URL (env LETHE_DB; default ./lethe.db)")
+	pf.StringVar(&g.db, "db", "", "database: a postgres:// (or postgresql://) URL, or a SQLite file path (plain or sqlite:PATH); any other scheme is an error (env LETHE_DB; default ./lethe.db)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error (env LETHE_LOG_LEVEL)")
 	root.AddCommand(
 		newServeCmd(g),

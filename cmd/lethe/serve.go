@@ -72,6 +72,11 @@ func newServeCmd(g *globals) *cobra.Command {
 				}
 			}
 			cfg, err := g.loadConfig()
+			if cfg != nil {
+				// The targets' options are checked in the same pass as
+				// the file, so one run reports every problem.
+				err = errors.Join(err, checkTargets(cmd.Context(), cfg))
+			}
 			if err != nil {
 				return err
 			}
@@ -322,11 +327,32 @@ func openTargets(ctx context.Context, cfg *config.Config) ([]pipeline.Target, fu
 		if v, ok := c.(connector.Validator); ok {
 			if err := v.Validate(ctx); err != nil {
 				closeAll()
-				return nil, nil, fmt.Errorf("target %q: %w", t.Name, err)
+				return nil, nil, connector.TargetError(t.Name, err)
 			}
 		}
 	}
 	return targets, closeAll, nil
+}
+
+// checkTargets decodes every target's options as serve will, without
+// connecting to anything, and returns all their problems at once.
+func checkTargets(ctx context.Context, cfg *config.Config) error {
+	reg, err := registry()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range cfg.ConnectorTargets() {
+		c, err := reg.New(ctx, t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if cl, ok := c.(connector.Closer); ok {
+			cl.Close()
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // limitRules turns the configured limits into per-profile rules. Per-client
