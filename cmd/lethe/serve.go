@@ -195,6 +195,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 	}
 	defer closeLimiter()
 
+	writable := storeWritable(st, cfg.DB)
 	in := intake.New(st, pipe, keys, intake.Config{Deadlines: cfg.Regulations, Signer: signer})
 	cl, err := clients.New(st, keys, clients.Config{})
 	if err != nil {
@@ -223,7 +224,10 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 			if err := st.Ready(ctx); err != nil {
 				return err
 			}
-			return pipeline.CheckMigrations(ctx, st)
+			if err := pipeline.CheckMigrations(ctx, st); err != nil {
+				return err
+			}
+			return writable(ctx)
 		},
 		Metrics:      m.Handler(),
 		Logger:       log,
@@ -239,7 +243,12 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		// A worker answers probes and scrapes only; the API built above
 		// stays unused (building it costs nothing but a few objects).
 		api = httpapi.NewProbes(httpapi.Options{
-			Ready:    func(ctx context.Context) error { return pipe.Ready(ctx) },
+			Ready: func(ctx context.Context) error {
+				if err := pipe.Ready(ctx); err != nil {
+					return err
+				}
+				return writable(ctx)
+			},
 			Metrics:  m.Handler(),
 			Logger:   log,
 			Observer: m,
