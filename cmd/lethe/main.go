@@ -128,6 +128,10 @@ func bindEnv(cmd *cobra.Command, env lookupEnv) error {
 		}
 		name := envName(f.Name)
 		v, ok := env(name)
+		if !ok && envAliases[name] != "" {
+			name = envAliases[name]
+			v, ok = env(name)
+		}
 		if !ok {
 			return
 		}
@@ -139,6 +143,10 @@ func bindEnv(cmd *cobra.Command, env lookupEnv) error {
 	})
 	return errors.Join(errs...)
 }
+
+// envAliases are other names a flag's variable is read under when its own
+// is unset: LETHE_URL is what curl scripts commonly call the server.
+var envAliases = map[string]string{"LETHE_SERVER": "LETHE_URL"}
 
 func envName(flag string) string {
 	return "LETHE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
