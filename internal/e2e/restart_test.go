@@ -42,10 +42,11 @@ func restartResumesOrphanedJobs(t *testing.T, b *backend) {
 		fmt.Sprintf(`INSERT INTO users (id, email)
 		 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < %d)
 		 SELECT i, 'restart' || i || '@example.com' FROM n`, restartSubjects+5),
-		// 200 orders a user, so erase jobs take long enough to be caught
-		// running by the kill.
+		// 20 orders a user: erase jobs long enough to be caught running by
+		// the kill, short enough that the bound measures the resumption,
+		// not the machine's speed.
 		`INSERT INTO orders (id, user_id, note)
-		 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 199)
+		 WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 19)
 		 SELECT u.id * 1000 + n.i, u.id, 'order' FROM users u CROSS JOIN n`,
 	)
 	cfg := b.config([]target{shop}, map[string]string{
@@ -124,8 +125,8 @@ func restartResumesOrphanedJobs(t *testing.T, b *backend) {
 	if n := count(t, shop.db, fmt.Sprintf(`SELECT count(*) FROM users WHERE id <= %d`, restartSubjects)); n != 0 {
 		t.Errorf("%d subjects left in shop", n)
 	}
-	if n := count(t, shop.db, `SELECT count(*) FROM orders`); n != 5*200 {
-		t.Errorf("%d orders left, want the 5 bystanders' 1000", n)
+	if n := count(t, shop.db, `SELECT count(*) FROM orders`); n != 5*20 {
+		t.Errorf("%d orders left, want the 5 bystanders' 100", n)
 	}
 }
 
