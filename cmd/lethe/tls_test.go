@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -67,53 +65,17 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var stderr bytes.Buffer
-	go func() {
-		cmd := newRootCmd(&bytes.Buffer{}, &stderr, newCLIDB(t, "sqlite").lookup)
-		cmd.SetArgs([]string{"serve", "--db", filepath.Join(dir, "lethe.db"), "--listen", addr, "--log-level", "error", "--tls-cert", certFile, "--tls-key", keyFile})
-		done <- cmd.ExecuteContext(ctx)
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	}()
-
 	h2 := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
 		TLSClientConfig:   &tls.Config{RootCAs: pool},
 		ForceAttemptHTTP2: true,
 	}}
 	defer h2.CloseIdleConnections()
-	var resp *http.Response
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err = h2.Get("https://" + addr + "/readyz")
-		if err == nil && resp.StatusCode == http.StatusOK {
-			break
-		}
-		if err == nil {
-			resp.Body.Close()
-		}
-		select {
-		case err := <-done:
-			done <- err
-			t.Fatalf("serve stopped during start: %v\n%s", err, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no HTTPS answer within 30s: %v\n%s", err, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	d := newCLIDB(t, "sqlite")
+	url := startServe(t, d, "https", h2, "--tls-cert", certFile, "--tls-key", keyFile)
+	addr := strings.TrimPrefix(url, "https://")
+	resp, err := h2.Get(url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.ProtoMajor != 2 {
