@@ -108,8 +108,13 @@ type serveOptions struct {
 
 // defaultNodeID names a node by its host and listen address: stable across
 // restarts, and no two running processes on one host can listen on the
-// same address. River takes at most 100 characters.
+// same address. River takes at most 100 characters. A port chosen by the
+// system (":0") is no name: then River's random id is used, and orphans
+// wait for its rescuer.
 func defaultNodeID(listen string) string {
+	if _, port, err := net.SplitHostPort(listen); err != nil || port == "0" {
+		return ""
+	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {
 		host = "unknown-host"
