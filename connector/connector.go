@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/lethe-privacy/lethe"
@@ -211,9 +212,23 @@ func (r *Registry) New(ctx context.Context, t Target) (Connector, error) {
 	}
 	c, err := in.New(ctx, t)
 	if err != nil {
-		return nil, fmt.Errorf("target %q: %w", t.Name, err)
+		return nil, TargetError(t.Name, err)
 	}
 	return c, nil
+}
+
+// TargetError prefixes err with the target's name, unless the connector
+// already did (connectors name their target in their own errors), so a
+// message never reads `target "shop": target "shop": ...`.
+func TargetError(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	prefix := fmt.Sprintf("target %q: ", name)
+	if strings.HasPrefix(err.Error(), prefix) {
+		return err
+	}
+	return fmt.Errorf("%s%w", prefix, err)
 }
 
 // permanent marks an error that retrying cannot fix.

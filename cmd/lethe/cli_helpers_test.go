@@ -83,6 +83,13 @@ func mustRunLethe(t *testing.T, d cliDB, out any, args ...string) string {
 // the test ends, and returns its base URL once /readyz answers.
 func startCLIServer(t *testing.T, d cliDB, extra ...string) string {
 	t.Helper()
+	return startServe(t, d, "http", http.DefaultClient, extra...)
+}
+
+// startServe is startCLIServer for a given scheme, probing with client
+// (one that trusts the certificate, for https).
+func startServe(t *testing.T, d cliDB, scheme string, client *http.Client, extra ...string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +116,7 @@ func startCLIServer(t *testing.T, d cliDB, extra ...string) string {
 			t.Error("serve did not stop within a minute of its context ending")
 		}
 	})
-	url := "http://" + addr
+	url := scheme + "://" + addr
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -118,7 +125,7 @@ func startCLIServer(t *testing.T, d cliDB, extra ...string) string {
 			t.Fatalf("serve stopped during start: %v\n%s", err, stderr.String())
 		default:
 		}
-		resp, err := http.Get(url + "/readyz")
+		resp, err := client.Get(url + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

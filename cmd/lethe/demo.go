@@ -26,6 +26,10 @@ import (
 
 // Files the demo keeps beside lethe's database.
 const (
+	// defaultDemoDB is the demo's database when --db is not given: every
+	// file the demo makes (database, key, shop, config, state, receipt)
+	// goes into this one folder, never loose in the working directory.
+	defaultDemoDB  = "./lethe-demo/lethe.db"
 	demoShopFile   = "demo-shop.db"
 	demoConfigFile = "lethe-demo.yaml"
 	// demoStateFile holds what the demo generated (admin token, hash key,
@@ -52,7 +56,8 @@ func setupDemo(ctx context.Context, g *globals, listen string, out io.Writer, lo
 	}
 	db := g.db
 	if db == "" {
-		db = defaultDB
+		db = defaultDemoDB
+		// serve then opens the same database through the demo's config.
 	}
 	dir := "."
 	if !isPostgresURL(db) {
@@ -143,6 +148,7 @@ func setupDemo(ctx context.Context, g *globals, listen string, out io.Writer, lo
 		return err
 	}
 	return printWalkthrough(out, walkthrough{
+		Dir:        dir,
 		URL:        "http://" + dialAddr(listen),
 		AdminToken: adminToken,
 		Config:     configPath,
@@ -247,6 +253,7 @@ func dialAddr(listen string) string {
 }
 
 type walkthrough struct {
+	Dir        string // the demo's folder, where the receipt goes
 	URL        string
 	AdminToken string
 	Config     string
@@ -259,6 +266,7 @@ const (
 	walkNative  = "# 1. Native API"
 	walkS2S     = "# 2. S2S API"
 	walkConnect = "# 3. Connect API"
+	walkReceipt = "# 4. Receipt"
 )
 
 // shellQuote quotes s for a POSIX shell.
@@ -274,24 +282,26 @@ func printWalkthrough(out io.Writer, w walkthrough) error {
 	p("")
 	p("lethe demo: copy and paste into bash once the server says \"lethe serving\".")
 	p("")
-	p("export LETHE_URL=%s LETHE_TOKEN=%s", shellQuote(w.URL), shellQuote(w.AdminToken))
+	// The names of the CLI's own variables (--server, --token), so the
+	// lethe commands below and curl read the same ones.
+	p("export LETHE_SERVER=%s LETHE_TOKEN=%s", shellQuote(w.URL), shellQuote(w.AdminToken))
 	p("")
 	p("%s: erase demo customer %d by email", walkNative, native.ID)
 	p("# What would it do? (nothing changes)")
-	p(`curl -sS -X POST "$LETHE_URL/v1/deletion-requests?dry_run=true" -H "Authorization: Bearer $LETHE_TOKEN" -H 'Content-Type: application/json' -d %s; echo`, shellQuote(body))
+	p(`curl -sS -X POST "$LETHE_SERVER/v1/deletion-requests?dry_run=true" -H "Authorization: Bearer $LETHE_TOKEN" -H 'Content-Type: application/json' -d %s; echo`, shellQuote(body))
 	p("# Submit it, keeping the request id:")
-	p(`ID=$(curl -sS -X POST "$LETHE_URL/v1/deletion-requests" -H "Authorization: Bearer $LETHE_TOKEN" -H 'Content-Type: application/json' -d %s | sed -n 's/^{"id":"\([^"]*\)".*/\1/p'); echo "request $ID"`, shellQuote(body))
+	p(`ID=$(curl -sS -X POST "$LETHE_SERVER/v1/deletion-requests" -H "Authorization: Bearer $LETHE_TOKEN" -H 'Content-Type: application/json' -d %s | sed -n 's/^{"id":"\([^"]*\)".*/\1/p'); echo "request $ID"`, shellQuote(body))
 	p("# Wait until it has finished (a few seconds), then show it with its per-table counts:")
-	p(`until curl -sS "$LETHE_URL/v1/deletion-requests/$ID" -H "Authorization: Bearer $LETHE_TOKEN" | grep -Eq '"status":"(completed|failed)"'; do sleep 1; done`)
-	p(`curl -sS "$LETHE_URL/v1/deletion-requests/$ID" -H "Authorization: Bearer $LETHE_TOKEN"; echo`)
-	p("# The rows are gone; only the invoices are retained (tax law):")
+	p(`until curl -sS "$LETHE_SERVER/v1/deletion-requests/$ID" -H "Authorization: Bearer $LETHE_TOKEN" | grep -Eq '"status":"(completed|failed)"'; do sleep 1; done`)
+	p(`curl -sS "$LETHE_SERVER/v1/deletion-requests/$ID" -H "Authorization: Bearer $LETHE_TOKEN"; echo`)
+	p("# The rows are gone; only the invoices are retained (tax law). lethe must be on PATH (go install ./cmd/lethe):")
 	p(`lethe plan --config %s --identity %s`, shellQuote(w.Config), shellQuote("email:"+native.Email))
 	if w.Client != nil && len(w.Customers) >= 3 {
 		user := w.Customers[1]
 		s2sBody := fmt.Sprintf(`{"user_id":%s}`, quoteJSON(strconv.FormatInt(user.ID, 10)))
 		p("")
 		p("%s: erase demo customer %d by user id (signed with the client's shared secret)", walkS2S, user.ID)
-		p(`curl -sS -X POST "$LETHE_URL%s" -H %s -H %s -H 'Content-Type: application/json' -d %s; echo`,
+		p(`curl -sS -X POST "$LETHE_SERVER%s" -H %s -H %s -H 'Content-Type: application/json' -d %s; echo`,
 			s2s.Path, shellQuote("X-API-KEY: "+w.Client.APIKey), shellQuote("Authorization: "+s2s.Sign([]byte(s2sBody), []byte(w.Client.Secret))), shellQuote(s2sBody))
 		p("# The signature is the hex HMAC-SHA256 of the exact body; to sign another:")
 		p(`#   printf '%%s' '{"user_id":"7"}' | openssl dgst -sha256 -hmac %s`, shellQuote(w.Client.Secret))
@@ -304,15 +314,21 @@ func printWalkthrough(out io.Writer, w walkthrough) error {
 		}
 		p("")
 		p("%s: erase demo customer %d by phone number, with an OAuth token", walkConnect, phone.ID)
-		p(`TOKEN=$(curl -sS -X POST "$LETHE_URL%s" -H 'Content-Type: application/json' -d %s | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')`, connect.PathToken, shellQuote(tokenBody))
-		p(`curl -sS -X POST "$LETHE_URL%s" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d %s; echo`,
+		p(`TOKEN=$(curl -sS -X POST "$LETHE_SERVER%s" -H 'Content-Type: application/json' -d %s | sed -n 's/.*"access_token":"\([^"]*\)".*/\1/p')`, connect.PathToken, shellQuote(tokenBody))
+		p(`curl -sS -X POST "$LETHE_SERVER%s" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d %s; echo`,
 			connect.PathDelete, shellQuote(fmt.Sprintf(`{"identifier":%s}`, quoteJSON(identifier))))
-		p(`curl -sS -X POST "$LETHE_URL%s" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d %s; echo`,
+		p(`curl -sS -X POST "$LETHE_SERVER%s" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d %s; echo`,
 			connect.PathStatus, shellQuote(fmt.Sprintf(`{"identifiers":[%s]}`, quoteJSON(identifier))))
 	}
 	p("")
+	p("%s: the signed receipt of the request of step 1, checked offline with the published keys", walkReceipt)
+	receipt, keys := filepath.Join(w.Dir, "receipt.json"), filepath.Join(w.Dir, "signing-keys.json")
+	p(`curl -sS "$LETHE_SERVER/v1/deletion-requests/$ID/receipt" -H "Authorization: Bearer $LETHE_TOKEN" > %s`, shellQuote(receipt))
+	p(`curl -sS "$LETHE_SERVER/v1/signing-keys" > %s`, shellQuote(keys))
+	p(`lethe receipt verify %s --keys-file %s`, shellQuote(receipt), shellQuote(keys))
+	p("")
 	p("# Every request, newest first:")
-	p(`curl -sS "$LETHE_URL/v1/deletion-requests" -H "Authorization: Bearer $LETHE_TOKEN"; echo`)
+	p(`curl -sS "$LETHE_SERVER/v1/deletion-requests" -H "Authorization: Bearer $LETHE_TOKEN"; echo`)
 	p("")
 	_, err := io.WriteString(out, b.String())
 	return err

@@ -122,7 +122,7 @@ func (s *demoServer) stop(t *testing.T) {
 func (s *demoServer) script(t *testing.T) string {
 	t.Helper()
 	out := s.stdout.String()
-	i := strings.Index(out, "export LETHE_URL=")
+	i := strings.Index(out, "export LETHE_SERVER=")
 	if i < 0 {
 		t.Fatalf("no walkthrough printed:\n%s", out)
 	}
@@ -198,7 +198,7 @@ func TestDemoWalkthrough(t *testing.T) {
 		t.Fatalf("walkthrough failed: %v\n%s\nserver log:\n%s", err, out, srv.stderr)
 	}
 	text := string(out)
-	for _, want := range []string{`"dry_run":true`, `"status":"completed"`, `{"success": true}`, `{ "id": "`} {
+	for _, want := range []string{`"dry_run":true`, `"status":"completed"`, `{"success": true}`, `{ "id": "`, "ok: receipt of request"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("walkthrough output lacks %s:\n%s", want, text)
 		}

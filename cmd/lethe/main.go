@@ -32,21 +32,32 @@ func main() {
 type lookupEnv func(string) (string, bool)
 
 func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
+	g := &globals{env: env}
 	root := &cobra.Command{
 		Use:           "lethe",
 		Short:         "Carry out data-subject deletion requests across your own systems, with proof",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return bindEnv(cmd, env)
+			if err := bindEnv(cmd, env); err != nil {
+				return err
+			}
+			// Checked before any command opens or creates anything.
+			if g.db != "" {
+				db, err := normaliseDB(g.db)
+				if err != nil {
+					return err
+				}
+				g.db = db
+			}
+			return nil
 		},
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	g := &globals{env: env}
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.configPath, "config", "", "YAML configuration file (env LETHE_CONFIG)")
-	pf.StringVar(&g.db, "db", "", "database: a SQLite file path or a postgres:// URL (env LETHE_DB; default ./lethe.db)")
+	pf.StringVar(&g.db, "db", "", "database: a postgres:// (or postgresql://) URL, or a SQLite file path (plain or sqlite:PATH); any other scheme is an error (env LETHE_DB; default ./lethe.db)")
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error (env LETHE_LOG_LEVEL)")
 	root.AddCommand(
 		newServeCmd(g),
@@ -62,7 +73,41 @@ func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
 		newSuppressionsCmd(g),
 		newVersionCmd(),
 	)
+	requireSubcommands(root)
 	return root
+}
+
+// requireSubcommands makes every command that groups others fail on a
+// word that is none of them (a typo such as `clients disabel` would
+// otherwise print help and exit 0, having done nothing) with the nearest
+// names as suggestions, and fail when given no subcommand at all.
+func requireSubcommands(c *cobra.Command) {
+	if !c.HasSubCommands() {
+		return
+	}
+	c.SuggestionsMinimumDistance = 2
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return fmt.Errorf("%s (see %s --help)", msg, cmd.CommandPath())
+	}
+	c.RunE = func(cmd *cobra.Command, _ []string) error {
+		var names []string
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		return fmt.Errorf("%s needs a subcommand: %s (see %s --help)", cmd.CommandPath(), strings.Join(names, ", "), cmd.CommandPath())
+	}
+	for _, sub := range c.Commands() {
+		requireSubcommands(sub)
+	}
 }
 
 // globals are the flags every command shares.
@@ -84,6 +129,10 @@ func bindEnv(cmd *cobra.Command, env lookupEnv) error {
 		}
 		name := envName(f.Name)
 		v, ok := env(name)
+		if !ok && envAliases[name] != "" {
+			name = envAliases[name]
+			v, ok = env(name)
+		}
 		if !ok {
 			return
 		}
@@ -95,6 +144,10 @@ func bindEnv(cmd *cobra.Command, env lookupEnv) error {
 	})
 	return errors.Join(errs...)
 }
+
+// envAliases are other names a flag's variable is read under when its own
+// is unset: LETHE_URL is what curl scripts commonly call the server.
+var envAliases = map[string]string{"LETHE_SERVER": "LETHE_URL"}
 
 func envName(flag string) string {
 	return "LETHE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))

@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -41,10 +45,10 @@ func registry() (*connector.Registry, error) {
 
 func newServeCmd(g *globals) *cobra.Command {
 	var (
-		listen    string
-		ratelimit string
-		demo      bool
-		roleName  string
+		listen   string
+		demo     bool
+		roleName string
+		opts     serveOptions
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -55,37 +59,80 @@ func newServeCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Flags are checked before the demo creates anything.
+			if opts.role, err = parseRole(roleName); err != nil {
+				return err
+			}
+			if opts.tls, err = loadTLS(opts.tlsCert, opts.tlsKey); err != nil {
+				return err
+			}
 			if demo {
 				if err := setupDemo(cmd.Context(), g, listen, cmd.OutOrStdout(), log); err != nil { // demo.go
 					return err
 				}
 			}
 			cfg, err := g.loadConfig()
+			if cfg != nil {
+				// The targets' options are checked in the same pass as
+				// the file, so one run reports every problem.
+				err = errors.Join(err, checkTargets(cmd.Context(), cfg))
+			}
 			if err != nil {
 				return err
 			}
 			if listen != "" {
 				cfg.Listen = listen
 			}
-			r, err := parseRole(roleName) // role.go
-			if err != nil {
-				return err
-			}
-			return serve(cmd.Context(), cfg, ratelimit, r, g.env, log)
+			return serve(cmd.Context(), cfg, opts, g.env, log)
 		},
 	}
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP address host:port (env LETHE_LISTEN; default 127.0.0.1:8080)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "create (or reuse) a demo shop database, client and admin token beside the database, serve them, and print a walkthrough")
 	cmd.Flags().StringVar(&roleName, "role", string(roleAll), "what this process does: all (API and pipeline), api (API only; enqueues jobs) or worker (pipeline, plus /healthz, /readyz and /metrics); api and worker need PostgreSQL (env LETHE_ROLE)")
-	cmd.Flags().StringVar(&ratelimit, "ratelimit", "", "rate limit state: empty keeps it in the database; redis://host:port/db uses Redis (env LETHE_RATELIMIT)")
+	cmd.Flags().StringVar(&opts.rateLimitURL, "ratelimit", "", "rate limit state: empty keeps it in the database; redis://host:port/db uses Redis (env LETHE_RATELIMIT)")
+	cmd.Flags().StringVar(&opts.nodeID, "node-id", "", "this node's name for the job queue, stable across its restarts and unique among running nodes: jobs it left running when it died are resumed at its restart (env LETHE_NODE_ID; default host name and listen address)")
+	cmd.Flags().StringVar(&opts.tlsCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key (env LETHE_TLS_CERT)")
+	cmd.Flags().StringVar(&opts.tlsKey, "tls-key", "", "the PEM private key of --tls-cert (env LETHE_TLS_KEY)")
 	return cmd
+}
+
+// serveOptions are serve's settings that come from flags, not the config
+// file.
+type serveOptions struct {
+	rateLimitURL    string
+	role            role
+	nodeID          string
+	tlsCert, tlsKey string
+	tls             *tls.Config // nil: plain HTTP
+}
+
+// defaultNodeID names a node by its host and listen address: stable across
+// restarts, and no two running processes on one host can listen on the
+// same address. River takes at most 100 characters. A port chosen by the
+// system (":0") is no name: then River's random id is used, and orphans
+// wait for its rescuer.
+func defaultNodeID(listen string) string {
+	if _, port, err := net.SplitHostPort(listen); err != nil || port == "0" {
+		return ""
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	id := host + "/" + listen
+	if len(id) > 100 {
+		sum := sha256.Sum256([]byte(id))
+		id = id[:67] + "-" + hex.EncodeToString(sum[:16])
+	}
+	return id
 }
 
 // serve runs until ctx ends (SIGTERM or SIGINT), then shuts down in order:
 // stop accepting HTTP requests, let running jobs finish within the
 // configured bound (the rest are released and retried after a restart),
 // then close connections.
-func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role, env lookupEnv, log *slog.Logger) error {
+func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env lookupEnv, log *slog.Logger) error {
+	r := opts.role
 	st, keys, err := openStore(ctx, cfg.DB, env, log, cfg.Workers.Concurrency)
 	if err != nil {
 		return err
@@ -115,6 +162,10 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 	for i, t := range targets {
 		names[i] = t.Name
 	}
+	nodeID := opts.nodeID
+	if nodeID == "" {
+		nodeID = defaultNodeID(cfg.Listen)
+	}
 	// The metrics observe the pipeline, and read its queue depth on scrape.
 	var pipe *pipeline.Pipeline
 	m := metrics.New(metrics.Options{
@@ -140,17 +191,19 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 		Suppression:          cfg.Suppression.Enabled,
 		Deadlines:            &pipeline.Deadlines{WarnBefore: cfg.Deadlines.WarnBefore, Interval: cfg.Deadlines.SweepInterval},
 		InsertOnly:           !r.works(),
+		NodeID:               nodeID,
 	}, st, targets, log, m)
 	if err != nil {
 		return err
 	}
 
-	limiter, closeLimiter, err := ratelimit.Open(ctx, rateLimitURL, st, time.Now)
+	limiter, closeLimiter, err := ratelimit.Open(ctx, opts.rateLimitURL, st, time.Now)
 	if err != nil {
 		return err
 	}
 	defer closeLimiter()
 
+	writable := storeWritable(st, cfg.DB)
 	in := intake.New(st, pipe, keys, intake.Config{Deadlines: cfg.Regulations, Terminator: pipe, CallbackURLs: callbackURLs(cfg)})
 	cl, err := clients.New(st, keys, clients.Config{})
 	if err != nil {
@@ -179,7 +232,10 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 			if err := st.Ready(ctx); err != nil {
 				return err
 			}
-			return pipeline.CheckMigrations(ctx, st)
+			if err := pipeline.CheckMigrations(ctx, st); err != nil {
+				return err
+			}
+			return writable(ctx)
 		},
 		Metrics:      m.Handler(),
 		Logger:       log,
@@ -195,7 +251,12 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 		// A worker answers probes and scrapes only; the API built above
 		// stays unused (building it costs nothing but a few objects).
 		api = httpapi.NewProbes(httpapi.Options{
-			Ready:    func(ctx context.Context) error { return pipe.Ready(ctx) },
+			Ready: func(ctx context.Context) error {
+				if err := pipe.Ready(ctx); err != nil {
+					return err
+				}
+				return writable(ctx)
+			},
 			Metrics:  m.Handler(),
 			Logger:   log,
 			Observer: m,
@@ -208,6 +269,7 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := api.HTTPServer(cfg.Listen)
+	srv.TLSConfig = opts.tls
 
 	// Jobs run on their own context: SIGTERM must not cancel them mid-way
 	// but let them finish within the shutdown bound.
@@ -218,10 +280,21 @@ func serve(ctx context.Context, cfg *config.Config, rateLimitURL string, r role,
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token is set (LETHE_ADMIN_TOKEN): the admin API answers 401 to everyone")
 	}
-	log.Info("lethe serving", "addr", ln.Addr().String(), "role", string(r), "db", st.Dialect(), "targets", len(targets), "version", version)
+	scheme := "http"
+	if opts.tls != nil {
+		scheme = "https"
+	}
+	log.Info("lethe serving", "addr", ln.Addr().String(), "scheme", scheme, "role", string(r), "db", st.Dialect(), "targets", len(targets), "node", nodeID, "version", version)
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() {
+		if opts.tls != nil {
+			// The certificate is in TLSConfig; ServeTLS adds HTTP/2.
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
 
 	select {
 	case err := <-serveErr:
@@ -271,11 +344,32 @@ func openTargets(ctx context.Context, cfg *config.Config) ([]pipeline.Target, fu
 		if v, ok := c.(connector.Validator); ok {
 			if err := v.Validate(ctx); err != nil {
 				closeAll()
-				return nil, nil, fmt.Errorf("target %q: %w", t.Name, err)
+				return nil, nil, connector.TargetError(t.Name, err)
 			}
 		}
 	}
 	return targets, closeAll, nil
+}
+
+// checkTargets decodes every target's options as serve will, without
+// connecting to anything, and returns all their problems at once.
+func checkTargets(ctx context.Context, cfg *config.Config) error {
+	reg, err := registry()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, t := range cfg.ConnectorTargets() {
+		c, err := reg.New(ctx, t)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if cl, ok := c.(connector.Closer); ok {
+			cl.Close()
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // limitRules turns the configured limits into per-profile rules. Per-client

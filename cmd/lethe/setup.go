@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -23,24 +25,38 @@ import (
 const defaultDB = "./lethe.db"
 
 // loadConfig reads the config file when one is given (flags and their
-// environment variables override it), or starts from the defaults.
+// environment variables override it), or starts from the defaults. Every
+// problem is reported at once; with problems in the file itself the
+// decoded Config comes back too (for checks of the targets to add to the
+// report), with the error.
 func (g *globals) loadConfig() (*config.Config, error) {
 	var (
-		cfg *config.Config
-		err error
+		cfg  *config.Config
+		errs []error
 	)
+	fileFlaggedDB := false
 	if g.configPath != "" {
-		cfg, err = config.Load(g.configPath, g.env)
-		if err != nil {
+		c, err := config.Load(g.configPath, g.env)
+		if c == nil {
 			return nil, fmt.Errorf("config %s: %w", g.configPath, err)
 		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("config %s: %w", g.configPath, err))
+			var ce config.Errors
+			if errors.As(err, &ce) {
+				for _, fe := range ce {
+					fileFlaggedDB = fileFlaggedDB || fe.Path == "db"
+				}
+			}
+		}
+		cfg = c
 	} else {
 		cfg = config.Default()
 		if v, ok := g.env("LETHE_ADMIN_TOKEN"); ok {
 			cfg.AdminToken = v
 		}
 		if err := cfg.Validate(); err != nil {
-			return nil, err
+			errs = append(errs, err)
 		}
 	}
 	if g.db != "" {
@@ -48,6 +64,14 @@ func (g *globals) loadConfig() (*config.Config, error) {
 	}
 	if cfg.DB == "" {
 		cfg.DB = defaultDB
+	}
+	db, err := normaliseDB(cfg.DB)
+	if err != nil && (g.db != "" || !fileFlaggedDB) {
+		errs = append(errs, err)
+	}
+	cfg.DB = db
+	if len(errs) > 0 {
+		return cfg, errors.Join(errs...)
 	}
 	return cfg, nil
 }
@@ -57,7 +81,7 @@ func (g *globals) logger(w io.Writer) (*slog.Logger, error) {
 	if err := level.UnmarshalText([]byte(g.logLevel)); err != nil {
 		return nil, fmt.Errorf("--log-level: want debug, info, warn or error")
 	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})), nil
+	return slog.New(newRepeatLimiter(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}), time.Now)), nil
 }
 
 // pgPoolSpare is the PostgreSQL pool beyond one connection per worker:

@@ -391,7 +391,10 @@ func Parse(data []byte, env func(string) (string, bool)) (*Config, error) {
 	}
 	c.validate(&errs)
 	if err := errs.err(); err != nil {
-		return nil, err
+		// The decoded Config comes back too, so the caller can add its own
+		// checks (the targets' options) to the same report; it must not
+		// be used for anything else.
+		return c, err
 	}
 	return c, nil
 }

@@ -61,6 +61,14 @@ type Config struct {
 	// Default JobTimeout + 1m.
 	RescueStuckJobsAfter time.Duration
 
+	// NodeID names this process to River (its client ID, recorded in every
+	// job it attempts). It must be stable across restarts of one node and
+	// unique among live processes: at start, jobs left running under this
+	// ID are rescued at once, since their process is gone. Default: a
+	// random ID, so on PostgreSQL a node's orphans wait for
+	// RescueStuckJobsAfter (SQLite rescues every running job at start).
+	NodeID string
+
 	// FetchPollInterval is how often idle workers look for new jobs. On
 	// PostgreSQL inserts also wake them at once (LISTEN/NOTIFY); SQLite
 	// relies on polling, so this bounds the pickup latency there.

@@ -3,9 +3,11 @@ package pipeline
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -35,14 +37,23 @@ type engine interface {
 
 type riverEngine[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	client *river.Client[TTx]
+	// rescueAll says that every job found running at start was left by a
+	// dead process (SQLite: one process per database); otherwise only those
+	// last attempted under this client's own ID are.
+	rescueAll bool
+	log       *slog.Logger
 }
 
-func newRiverEngine[TDriver riverdriver.Driver[TTx], TTx any](driver TDriver, cfg *river.Config) (*riverEngine[TDriver, TTx], error) {
+func newRiverEngine[TDriver riverdriver.Driver[TTx], TTx any](driver TDriver, cfg *river.Config, rescueAll bool) (*riverEngine[TDriver, TTx], error) {
 	c, err := river.NewClient[TTx](driver, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("river client: %w", err)
 	}
-	return &riverEngine[TDriver, TTx]{client: c}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &riverEngine[TDriver, TTx]{client: c, rescueAll: rescueAll, log: log}, nil
 }
 
 // newEngine builds the River client on the store's own pool, so jobs live
@@ -54,20 +65,96 @@ func newEngine(st store.Store, cfg *river.Config) (engine, error) {
 		if !ok {
 			return nil, fmt.Errorf("sqlite store: driver is %T, want *sql.DB", st.Driver())
 		}
-		return newRiverEngine[*riversqlite.Driver, *sql.Tx](riversqlite.New(db), cfg)
+		return newRiverEngine[*riversqlite.Driver, *sql.Tx](riversqlite.New(db), cfg, true)
 	case "postgres":
 		pool, ok := st.Driver().(*pgxpool.Pool)
 		if !ok {
 			return nil, fmt.Errorf("postgres store: driver is %T, want *pgxpool.Pool", st.Driver())
 		}
-		return newRiverEngine[*riverpgxv5.Driver, pgx.Tx](riverpgxv5.New(pool), cfg)
+		return newRiverEngine[*riverpgxv5.Driver, pgx.Tx](riverpgxv5.New(pool), cfg, false)
 	default:
 		return nil, fmt.Errorf("store dialect %q is not supported", d)
 	}
 }
 
-func (e *riverEngine[TDriver, TTx]) start(ctx context.Context) error { return e.client.Start(ctx) }
-func (e *riverEngine[TDriver, TTx]) stop(ctx context.Context) error  { return e.client.Stop(ctx) }
+func (e *riverEngine[TDriver, TTx]) start(ctx context.Context) error {
+	if err := e.rescueOrphans(ctx); err != nil {
+		return err
+	}
+	return e.client.Start(ctx)
+}
+
+// rescueBatch is how many orphaned jobs one rescue query handles.
+const rescueBatch = 500
+
+// rescueOrphans makes the jobs a dead process left running available again
+// before this one starts fetching, so a restart resumes them at once
+// instead of after River's RescueStuckJobsAfter. Orphans are every running
+// job on SQLite (it refuses a second process), and on PostgreSQL those last
+// attempted by this client's ID: a stable node ID (Config.NodeID) is what
+// lets a restarted node recognise its own; other nodes' jobs wait for
+// River's rescuer. It goes through River's driver (the rescuer's own
+// queries), so it follows River's schema as River migrates it; like the
+// rescuer, a job at its attempt limit is discarded and one whose
+// cancellation was asked for is cancelled.
+func (e *riverEngine[TDriver, TTx]) rescueOrphans(ctx context.Context) error {
+	exec := e.client.Driver().GetExecutor()
+	now := time.Now().UTC()
+	// Every job still running was attempted before now: the horizon takes
+	// them all, whatever their age.
+	horizon := now.Add(time.Minute)
+	id := e.client.ID()
+	var after int64
+	rescued := 0
+	defer func() {
+		if rescued > 0 {
+			e.log.Info("rescued jobs left running by a stopped process", "jobs", rescued)
+		}
+	}()
+	for {
+		jobs, err := exec.JobGetStuck(ctx, &riverdriver.JobGetStuckParams{AfterID: after, Max: rescueBatch, Schema: e.client.Schema(), StuckHorizon: horizon})
+		if err != nil {
+			return fmt.Errorf("rescue orphaned jobs: %w", err)
+		}
+		p := &riverdriver.JobRescueManyParams{Schema: e.client.Schema(), StuckHorizon: horizon}
+		for _, job := range jobs {
+			after = job.ID
+			if !e.rescueAll && (len(job.AttemptedBy) == 0 || job.AttemptedBy[len(job.AttemptedBy)-1] != id) {
+				continue
+			}
+			msg, err := json.Marshal(rivertype.AttemptError{At: now, Attempt: max(job.Attempt, 0), Error: "orphaned by a process that stopped; rescued at restart"})
+			if err != nil {
+				return fmt.Errorf("rescue orphaned jobs: %w", err)
+			}
+			var meta struct {
+				CancelAttemptedAt time.Time `json:"cancel_attempted_at"`
+			}
+			_ = json.Unmarshal(job.Metadata, &meta) // unreadable metadata: no cancellation asked
+			state, finalized, at := rivertype.JobStateAvailable, (*time.Time)(nil), now
+			switch {
+			case !meta.CancelAttemptedAt.IsZero():
+				state, finalized, at = rivertype.JobStateCancelled, &now, job.ScheduledAt
+			case job.Attempt >= job.MaxAttempts:
+				state, finalized, at = rivertype.JobStateDiscarded, &now, job.ScheduledAt
+			}
+			p.ID = append(p.ID, job.ID)
+			p.Error = append(p.Error, msg)
+			p.FinalizedAt = append(p.FinalizedAt, finalized)
+			p.ScheduledAt = append(p.ScheduledAt, at)
+			p.State = append(p.State, string(state))
+		}
+		if len(p.ID) > 0 {
+			if _, err := exec.JobRescueMany(ctx, p); err != nil {
+				return fmt.Errorf("rescue orphaned jobs: %w", err)
+			}
+			rescued += len(p.ID)
+		}
+		if len(jobs) < rescueBatch {
+			return nil
+		}
+	}
+}
+func (e *riverEngine[TDriver, TTx]) stop(ctx context.Context) error { return e.client.Stop(ctx) }
 func (e *riverEngine[TDriver, TTx]) stopAndCancel(ctx context.Context) error {
 	return e.client.StopAndCancel(ctx)
 }

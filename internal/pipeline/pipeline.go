@@ -146,6 +146,7 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 		// River's cooldown must not exceed the poll interval.
 		FetchCooldown:        min(cfg.FetchPollInterval, fetchCooldown),
 		FetchPollInterval:    cfg.FetchPollInterval,
+		ID:                   cfg.NodeID,
 		JobTimeout:           cfg.JobTimeout,
 		Logger:               log,
 		MaxAttempts:          riverMaxAttempts,

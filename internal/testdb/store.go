@@ -13,9 +13,6 @@ import (
 // Dialects are the store dialects store-backed tests run on.
 var Dialects = []string{"sqlite", "postgres"}
 
-// maxConns caps a test store's PostgreSQL pool: the server is shared with
-// every other test run on the machine.
-const maxConns = 4
 
 // Keyring returns the keyring test stores seal with. Its key is fixed, so
 // a test can open the same database twice, or hash a value the way its
@@ -51,7 +48,7 @@ func OpenStore(tb testing.TB, dialect string) MigratedStore {
 	case "sqlite":
 		st, err = sqlite.Open(ctx, SQLitePath(tb), sqlite.Options{Keyring: kr})
 	case "postgres":
-		st, err = postgres.Open(ctx, PostgresDSN(tb), postgres.Options{Keyring: kr, MaxConns: maxConns})
+		st, err = postgres.Open(ctx, PostgresDSN(tb), postgres.Options{Keyring: kr, MaxConns: PostgresMaxConns})
 	default:
 		tb.Fatalf("unknown dialect %q", dialect)
 	}

@@ -10,12 +10,9 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
-// maxConns keeps parallel tests well under the server's max_connections.
-const maxConns = 4
-
 func openStore(t *testing.T, dsn string) *postgres.Store {
 	t.Helper()
-	s, err := postgres.Open(context.Background(), dsn, postgres.Options{Keyring: storetest.Keyring(t), MaxConns: maxConns})
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{Keyring: storetest.Keyring(t), MaxConns: testdb.PostgresMaxConns})
 	if err != nil {
 		t.Fatal(err)
 	}
