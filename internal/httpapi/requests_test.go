@@ -15,9 +15,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/lethe-privacy/lethe"
-	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/http/auth"
 	httpresponse "github.com/lethe-privacy/lethe/internal/http/response"
+	"github.com/lethe-privacy/lethe/internal/store"
 )
 
 const validBody = `{"identities":[{"type":"email","value":"a@example.com"}]}`

@@ -13,7 +13,6 @@ import (
 // Dialects are the store dialects store-backed tests run on.
 var Dialects = []string{"sqlite", "postgres"}
 
-
 // Keyring returns the keyring test stores seal with. Its key is fixed, so
 // a test can open the same database twice, or hash a value the way its
 // store did.
