@@ -65,8 +65,9 @@ func (id Identity) GoString() string { return id.String() }
 // request having erased nothing.
 //
 // Then emails are trimmed and lower-cased; phones are parsed with
-// libphonenumber's rules (github.com/nyaruka/phonenumbers), must be a valid
-// number written internationally ("+" or "00") and become E.164; other
+// libphonenumber's rules (github.com/nyaruka/phonenumbers), must be a
+// possible number (a known country code and a length that country uses)
+// written internationally ("+" or "00") and become E.164; other
 // values are trimmed and kept as given.
 func NormalizeIdentity(id Identity) (Identity, error) {
 	if !id.Type.Valid() {
@@ -204,12 +205,16 @@ func NormalizeEmail(s string) (string, bool) {
 	return s, true
 }
 
-// NormalizePhone returns the number in E.164 and whether s is a valid
+// NormalizePhone returns the number in E.164 and whether s is an
 // international number: a leading "+" or "00", digits, and spaces, dots,
-// dashes, slashes and parentheses as separators, valid under
-// libphonenumber's metadata. National numbers are refused because the
-// country cannot be known; letters (vanity numbers, "ext.") are refused
-// because intake takes the number, not a way of dialling it.
+// dashes, slashes and parentheses as separators, with a country code and a
+// length libphonenumber's metadata allows for it. Possible, not "valid":
+// reserved ranges (drama numbers such as +44 7700 900xxx) and numbers
+// assigned after the metadata was built are real identities in stored
+// data, and a placeholder is caught where it matters, by the connectors'
+// follow limit. National numbers are refused because the country cannot
+// be known; letters (vanity numbers, "ext.") are refused because intake
+// takes the number, not a way of dialling it.
 func NormalizePhone(s string) (string, bool) {
 	s = strings.TrimSpace(s)
 	for i, r := range s {
@@ -225,19 +230,27 @@ func NormalizePhone(s string) (string, bool) {
 		return "", false
 	}
 	n, ok := parsePhone(s, "")
-	if !ok || !phonenumbers.IsValidNumber(n) {
+	if !ok || !phonenumbers.IsPossibleNumber(n) {
 		return "", false
 	}
-	return phonenumbers.Format(n, phonenumbers.E164), true
+	// E.164 itself: at least 7 digits, at most 15, which some countries'
+	// possible lengths are looser than.
+	p := phonenumbers.Format(n, phonenumbers.E164)
+	if !e164.MatchString(p) {
+		return "", false
+	}
+	return p, true
 }
+
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 // CanonicalPhone returns the E.164 form of a stored phone number however it
 // was written (separators, "00" or "+", an extension, or a national number
 // when region, an ISO 3166 code such as "GB", says whose), and whether it
 // could be read as a possible number at all. Connectors use it to compare
-// stored values with a subject's phone; unlike NormalizePhone it accepts
-// numbers libphonenumber does not know to be assigned, because stored data
-// is what it is.
+// stored values with a subject's phone; unlike NormalizePhone it reads
+// national numbers (given a region), extensions and letters, because
+// stored data is what it is.
 func CanonicalPhone(s, region string) (string, bool) {
 	n, ok := parsePhone(strings.TrimSpace(s), region)
 	if !ok || !phonenumbers.IsPossibleNumber(n) {

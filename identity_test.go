@@ -155,7 +155,8 @@ func TestNormalizeIdentityRefusesDeceptiveText(t *testing.T) {
 		{"mathematical bold letters", "user_id", "\U0001d41a\U0001d41b\U0001d41c", "compatibility characters"},
 		{"private use", "user_id", "id\ue000", "private-use characters"},
 		{"phone with letters", "phone", "+1 555 CALL NOW", "not a valid international number"},
-		{"unassigned phone", "phone", "+10000000000", "not a valid international number"},
+		{"phone too short for its country", "phone", "+49 15", "not a valid international number"},
+		{"unknown country code", "phone", "+999 1234 5678", "not a valid international number"},
 		{"national phone", "phone", "07911 123456", "not a valid international number"},
 	}
 	for _, tt := range tests {
