@@ -11,9 +11,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector/processor"
 	"github.com/lethe-privacy/lethe/internal/pipeline"
-	"github.com/lethe-privacy/lethe/internal/profile/profiletest"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
@@ -42,15 +40,7 @@ func TestPipelineForwardsToLethe(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	kr := profiletest.Keyring(t)
-	st, err := sqlite.Open(ctx, testdb.SQLitePath(t), sqlite.Options{Keyring: kr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := testdb.OpenStore(t, "sqlite")
 	if err := pipeline.Migrate(ctx, st); err != nil {
 		t.Fatal(err)
 	}

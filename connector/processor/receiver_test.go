@@ -22,7 +22,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
@@ -69,15 +68,8 @@ const (
 func startReceiver(t testing.TB, cfg receiverConfig) *receiver {
 	t.Helper()
 	ctx := context.Background()
-	kr := profiletest.Keyring(t)
-	st, err := sqlite.Open(ctx, testdb.SQLitePath(t), sqlite.Options{Keyring: kr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	kr := testdb.Keyring(t)
+	st := testdb.OpenStore(t, "sqlite")
 	r := &receiver{t: t, st: st, kr: kr, hits: map[string]int{}, fail: map[string]int{}}
 	now := func() time.Time { return time.Now().Add(time.Duration(r.skew.Load())) }
 
@@ -111,6 +103,7 @@ func startReceiver(t testing.TB, cfg receiverConfig) *receiver {
 		queue = pipe
 	}
 	r.intake = intake.New(st, queue, kr, intake.Config{})
+	var err error
 	r.clients, err = clients.New(st, kr, clients.Config{Now: now, TokenTTL: cfg.tokenTTL})
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package webhook_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -17,9 +16,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/pipeline"
-	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 	"github.com/lethe-privacy/lethe/signature"
 )
@@ -40,18 +37,8 @@ type lethe_ struct {
 func startLethe(t *testing.T, o webhook.Options, opt func(*webhook.Options, string)) *lethe_ {
 	t.Helper()
 	ctx := context.Background()
-	kr, err := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, testdb.SQLitePath(t), sqlite.Options{Keyring: kr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	kr := testdb.Keyring(t)
+	st := testdb.OpenStore(t, "sqlite")
 	if err := pipeline.Migrate(ctx, st); err != nil {
 		t.Fatal(err)
 	}

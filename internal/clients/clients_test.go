@@ -15,10 +15,11 @@ import (
 	"github.com/lethe-privacy/lethe/internal/profile/profiletest"
 	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 func newEnv(t *testing.T, b profiletest.Backend) *profiletest.Env {
-	k := profiletest.Keyring(t)
+	k := testdb.Keyring(t)
 	s, _ := b.Open(t, k)
 	return profiletest.NewEnv(t, s, k, ratelimittest.NewClock())
 }

@@ -16,7 +16,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/http/request"
 	"github.com/lethe-privacy/lethe/internal/intake"
-	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
@@ -99,15 +98,8 @@ type env struct {
 func newEnv(t *testing.T, opt ...func(*Options)) *env {
 	t.Helper()
 	ctx := context.Background()
-	kr, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := sqlite.Open(ctx, testdb.SQLitePath(t), sqlite.Options{Keyring: kr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	kr := testdb.Keyring(t)
+	st := testdb.OpenSQLite(t, testdb.SQLitePath(t), sqlite.Options{Keyring: kr})
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 func TestStoreLimiter(t *testing.T) {
 	profiletest.ForEach(t, func(t *testing.T, b profiletest.Backend) {
 		ratelimittest.Exercise(t, func(t *testing.T, now func() time.Time, n int) []ratelimit.Limiter {
-			s, another := b.Open(t, profiletest.Keyring(t))
+			s, another := b.Open(t, testdb.Keyring(t))
 			ls := []ratelimit.Limiter{ratelimit.NewStore(s, now)}
 			for len(ls) < n {
 				ls = append(ls, ratelimit.NewStore(another(), now))
@@ -89,7 +89,7 @@ func TestRules(t *testing.T) {
 
 func TestOpen(t *testing.T) {
 	ctx := context.Background()
-	k := profiletest.Keyring(t)
+	k := testdb.Keyring(t)
 	s, _ := profiletest.Backends()[0].Open(t, k)
 	for _, spec := range []string{"", "database"} {
 		l, closeFn, err := ratelimit.Open(ctx, spec, s, nil)

@@ -37,42 +37,112 @@ type MigratedStore interface {
 // test.
 func OpenStore(tb testing.TB, dialect string) MigratedStore {
 	tb.Helper()
-	ctx := context.Background()
-	kr := Keyring(tb)
-	var (
-		st  MigratedStore
-		err error
-	)
+	st, _ := OpenStoreAt(tb, dialect)
+	return st
+}
+
+// OpenStoreAt is OpenStore that also returns where the database lives (the
+// SQLite file's path, the PostgreSQL DSN), for tests that open it again.
+func OpenStoreAt(tb testing.TB, dialect string) (st MigratedStore, where string) {
+	tb.Helper()
+	where = NewDatabase(tb, dialect)
+	return OpenMigrated(tb, dialect, where, Keyring(tb)), where
+}
+
+// NewDatabase returns where a new, empty database of dialect lives (a
+// SQLite file's path, a PostgreSQL DSN on a schema of its own), removed
+// after the test.
+func NewDatabase(tb testing.TB, dialect string) string {
+	tb.Helper()
 	switch dialect {
 	case "sqlite":
-		st, err = sqlite.Open(ctx, SQLitePath(tb), sqlite.Options{Keyring: kr})
+		return SQLitePath(tb)
 	case "postgres":
-		st, err = postgres.Open(ctx, PostgresDSN(tb), postgres.Options{Keyring: kr, MaxConns: PostgresMaxConns})
+		return PostgresDSN(tb)
+	}
+	tb.Fatalf("unknown dialect %q", dialect)
+	return ""
+}
+
+// OpenMigrated opens one more store (its own pool) on the database of
+// dialect at where, sealing with kr, and applies its migrations (a no-op
+// when they already were). It is closed after the test.
+func OpenMigrated(tb testing.TB, dialect, where string, kr *seal.Keyring) MigratedStore {
+	tb.Helper()
+	var st MigratedStore
+	switch dialect {
+	case "sqlite":
+		st = OpenSQLite(tb, where, sqlite.Options{Keyring: kr})
+	case "postgres":
+		st = OpenPostgres(tb, where, postgres.Options{Keyring: kr})
 	default:
 		tb.Fatalf("unknown dialect %q", dialect)
 	}
-	if err != nil {
-		tb.Fatalf("open %s store: %v", dialect, err)
+	if err := st.Migrate(context.Background()); err != nil {
+		tb.Fatalf("%s store migrations: %v", dialect, err)
 	}
+	return st
+}
+
+// OpenSQLite opens the SQLite store at path without migrating it, sealing
+// with Keyring unless opts has a keyring. It is closed after the test.
+func OpenSQLite(tb testing.TB, path string, opts sqlite.Options) *sqlite.Store {
+	tb.Helper()
+	if opts.Keyring == nil {
+		opts.Keyring = Keyring(tb)
+	}
+	st, err := sqlite.Open(context.Background(), path, opts)
+	if err != nil {
+		tb.Fatalf("open sqlite store: %v", err)
+	}
+	closeAfter(tb, "sqlite", st)
+	return st
+}
+
+// OpenPostgres opens the PostgreSQL store at dsn without migrating it,
+// sealing with Keyring unless opts has a keyring, its pool capped at
+// PostgresMaxConns unless opts sets a size. It is closed after the test.
+func OpenPostgres(tb testing.TB, dsn string, opts postgres.Options) *postgres.Store {
+	tb.Helper()
+	if opts.Keyring == nil {
+		opts.Keyring = Keyring(tb)
+	}
+	if opts.MaxConns == 0 {
+		opts.MaxConns = PostgresMaxConns
+	}
+	st, err := postgres.Open(context.Background(), dsn, opts)
+	if err != nil {
+		tb.Fatalf("open postgres store: %v", err)
+	}
+	closeAfter(tb, "postgres", st)
+	return st
+}
+
+func closeAfter(tb testing.TB, dialect string, st interface{ Close() error }) {
 	tb.Cleanup(func() {
 		if err := st.Close(); err != nil {
 			tb.Errorf("close %s store: %v", dialect, err)
 		}
 	})
-	if err := st.Migrate(ctx); err != nil {
-		tb.Fatalf("%s store migrations: %v", dialect, err)
-	}
-	return st
 }
 
 // ForEachDialect runs test once per dialect, as parallel subtests named
 // after it, each on a store of its own (OpenStore).
 func ForEachDialect(t *testing.T, test func(t *testing.T, st store.Store)) {
 	t.Helper()
+	ForEachDialectName(t, func(t *testing.T, dialect string) {
+		test(t, OpenStore(t, dialect))
+	})
+}
+
+// ForEachDialectName runs test once per dialect, as parallel subtests
+// named after it, for tests that open their stores themselves.
+func ForEachDialectName(t *testing.T, test func(t *testing.T, dialect string)) {
+	t.Helper()
 	for _, dialect := range Dialects {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
-			test(t, OpenStore(t, dialect))
+			test(t, dialect)
 		})
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // The contract's request body, verbatim (from its Java, Python and Go
@@ -36,7 +37,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, b profiletest.Backend, rules ratelimit.Rules) *fixture {
 	t.Helper()
-	k := profiletest.Keyring(t)
+	k := testdb.Keyring(t)
 	s, _ := b.Open(t, k)
 	e := profiletest.NewEnv(t, s, k, ratelimittest.NewClock())
 	h, err := connect.New(connect.Options{

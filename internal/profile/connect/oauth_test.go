@@ -18,6 +18,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/profile/profiletest"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // TestStandardOAuthClient: golang.org/x/oauth2/clientcredentials gets a
@@ -26,7 +27,7 @@ import (
 // works on the deletion endpoint, and a wrong secret is an RFC 6749 error
 // the library understands.
 func TestStandardOAuthClient(t *testing.T) {
-	k := profiletest.Keyring(t)
+	k := testdb.Keyring(t)
 	st, _ := profiletest.Backends()[0].Open(t, k)
 	e := profiletest.NewEnv(t, st, k, ratelimittest.NewClock())
 	h, err := connect.New(connect.Options{Intake: e.Intake, Clients: e.Clients, Store: e.Store, Keyring: k, Limiter: e.Limiter, Throttle: e.Throttle, Logger: e.Logger})

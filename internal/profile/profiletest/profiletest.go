@@ -18,20 +18,8 @@ import (
 	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/store/postgres"
-	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
-
-// Keyring returns a keyring with a fixed test key.
-func Keyring(tb testing.TB) *seal.Keyring {
-	tb.Helper()
-	k, err := seal.New(bytes.Repeat([]byte{9}, seal.KeySize))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
-}
 
 // Backend is a kind of store.
 type Backend struct {
@@ -42,58 +30,32 @@ type Backend struct {
 	Open func(t *testing.T, k *seal.Keyring) (s store.Store, another func() store.Store)
 }
 
-// Backends lists SQLite and PostgreSQL.
+// Backends lists a Backend per store dialect (testdb.Dialects).
 func Backends() []Backend {
-	return []Backend{
-		{Name: "sqlite", Open: openSQLite},
-		{Name: "postgres", Open: openPostgres},
+	var out []Backend
+	for _, dialect := range testdb.Dialects {
+		out = append(out, backend(dialect))
 	}
+	return out
 }
 
 // ForEach runs fn as a parallel subtest per backend.
 func ForEach(t *testing.T, fn func(t *testing.T, b Backend)) {
-	for _, b := range Backends() {
-		t.Run(b.Name, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b)
-		})
-	}
+	testdb.ForEachDialectName(t, func(t *testing.T, dialect string) {
+		fn(t, backend(dialect))
+	})
 }
 
-func openSQLite(t *testing.T, k *seal.Keyring) (store.Store, func() store.Store) {
-	t.Helper()
-	path := testdb.SQLitePath(t)
-	open := func() store.Store {
+func backend(dialect string) Backend {
+	return Backend{Name: dialect, Open: func(t *testing.T, k *seal.Keyring) (store.Store, func() store.Store) {
 		t.Helper()
-		s, err := sqlite.Open(context.Background(), path, sqlite.Options{Keyring: k})
-		if err != nil {
-			t.Fatalf("open sqlite: %v", err)
+		where := testdb.NewDatabase(t, dialect)
+		open := func() store.Store {
+			t.Helper()
+			return testdb.OpenMigrated(t, dialect, where, k)
 		}
-		t.Cleanup(func() { s.Close() })
-		if err := s.Migrate(context.Background()); err != nil {
-			t.Fatalf("migrate sqlite: %v", err)
-		}
-		return s
-	}
-	return open(), open
-}
-
-func openPostgres(t *testing.T, k *seal.Keyring) (store.Store, func() store.Store) {
-	t.Helper()
-	dsn := testdb.PostgresDSN(t)
-	open := func() store.Store {
-		t.Helper()
-		s, err := postgres.Open(context.Background(), dsn, postgres.Options{Keyring: k})
-		if err != nil {
-			t.Fatalf("open postgres: %v", err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if err := s.Migrate(context.Background()); err != nil {
-			t.Fatalf("migrate postgres: %v", err)
-		}
-		return s
-	}
-	return open(), open
+		return open(), open
+	}}
 }
 
 // NopQueue is an intake.Enqueuer that enqueues nothing: the profiles'
@@ -140,7 +102,7 @@ func NewEnv(t *testing.T, s store.Store, k *seal.Keyring, clock *ratelimittest.C
 // it, on a clock of their own.
 func OpenEnv(t *testing.T, b Backend) *Env {
 	t.Helper()
-	k := Keyring(t)
+	k := testdb.Keyring(t)
 	s, _ := b.Open(t, k)
 	return NewEnv(t, s, k, ratelimittest.NewClock())
 }

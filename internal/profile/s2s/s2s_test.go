@@ -21,6 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/ratelimit/ratelimittest"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // The contract's example, verbatim.
@@ -53,7 +54,7 @@ func newFixture(t *testing.T, s store.Store, k *seal.Keyring, clock *ratelimitte
 // secret, created through clients.Create.
 func newSeeded(t *testing.T, b profiletest.Backend) *fixture {
 	t.Helper()
-	k := profiletest.Keyring(t)
+	k := testdb.Keyring(t)
 	s, _ := b.Open(t, k)
 	f := newFixture(t, s, k, ratelimittest.NewClock(), ratelimit.Rules{})
 	c, err := f.Clients.Create(context.Background(), clients.CreateParams{Name: "purchasely", APIKey: seedAPIKey, Secret: seedSecret})
@@ -350,7 +351,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestRateLimitPerClientOverride(t *testing.T) {
-	k := profiletest.Keyring(t)
+	k := testdb.Keyring(t)
 	s, _ := profiletest.Backends()[0].Open(t, k)
 	clock := ratelimittest.NewClock()
 	probe := profiletest.NewEnv(t, s, k, clock)
@@ -387,7 +388,7 @@ func TestRateLimitPerClientOverride(t *testing.T) {
 // pool, on one database: the limit is 50 across both.
 func TestSharedLimit(t *testing.T) {
 	profiletest.ForEach(t, func(t *testing.T, b profiletest.Backend) {
-		k := profiletest.Keyring(t)
+		k := testdb.Keyring(t)
 		s1, another := b.Open(t, k)
 		s2 := another()
 		clock := ratelimittest.NewClock()

@@ -10,28 +10,10 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
-func openStore(t *testing.T, dsn string) *postgres.Store {
-	t.Helper()
-	s, err := postgres.Open(context.Background(), dsn, postgres.Options{Keyring: storetest.Keyring(t), MaxConns: testdb.PostgresMaxConns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return s
-}
-
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Exercise(t, func(t *testing.T) store.Store {
-		s := openStore(t, testdb.PostgresDSN(t))
-		if err := s.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return testdb.OpenStore(t, "postgres")
 	})
 }
 
@@ -39,7 +21,7 @@ func TestReadyNeedsMigrations(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dsn := testdb.PostgresDSN(t)
-	s := openStore(t, dsn)
+	s := testdb.OpenPostgres(t, dsn, postgres.Options{})
 	if err := s.Ready(ctx); err == nil {
 		t.Fatal("Ready before Migrate succeeded")
 	}
@@ -52,14 +34,14 @@ func TestReadyNeedsMigrations(t *testing.T) {
 	if err := s.Ready(ctx); err != nil {
 		t.Fatalf("Ready after Migrate: %v", err)
 	}
-	if err := openStore(t, dsn).Ready(ctx); err != nil {
+	if err := testdb.OpenPostgres(t, dsn, postgres.Options{}).Ready(ctx); err != nil {
 		t.Fatalf("Ready from a second pool: %v", err)
 	}
 }
 
 func TestOpenBadDSNHidesIt(t *testing.T) {
 	t.Parallel()
-	_, err := postgres.Open(context.Background(), "postgres://user:s3cret@%zz", postgres.Options{Keyring: storetest.Keyring(t)})
+	_, err := postgres.Open(context.Background(), "postgres://user:s3cret@%zz", postgres.Options{Keyring: testdb.Keyring(t)})
 	if err == nil {
 		t.Fatal("bad DSN accepted")
 	}

@@ -14,31 +14,13 @@ import (
 
 func openStore(t *testing.T, path string) *sqlite.Store {
 	t.Helper()
-	return openStoreConns(t, path, 0)
-}
-
-func openStoreConns(t *testing.T, path string, conns int) *sqlite.Store {
-	t.Helper()
-	s, err := sqlite.Open(context.Background(), path, sqlite.Options{Keyring: storetest.Keyring(t), MaxOpenConns: conns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return s
+	return testdb.OpenSQLite(t, path, sqlite.Options{})
 }
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	storetest.Exercise(t, func(t *testing.T) store.Store {
-		s := openStore(t, testdb.SQLitePath(t))
-		if err := s.Migrate(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		return s
+		return testdb.OpenStore(t, "sqlite")
 	})
 }
 
@@ -47,7 +29,7 @@ func TestConformance(t *testing.T) {
 func TestConformanceSingleConn(t *testing.T) {
 	t.Parallel()
 	storetest.Exercise(t, func(t *testing.T) store.Store {
-		s := openStoreConns(t, testdb.SQLitePath(t), 1)
+		s := testdb.OpenSQLite(t, testdb.SQLitePath(t), sqlite.Options{MaxOpenConns: 1})
 		if err := s.Migrate(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -3,7 +3,6 @@
 package storetest
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -16,19 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lethe-privacy/lethe"
-	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
-
-// Keyring returns a keyring with a fixed test key.
-func Keyring(tb testing.TB) *seal.Keyring {
-	tb.Helper()
-	k, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return k
-}
 
 // Exercise runs the suite. open must return a new, migrated, empty store
 // closed when the test ends.
