@@ -16,6 +16,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 const batchMap = `
@@ -66,21 +67,16 @@ var keyTypes = []keyType{
 func TestBatchesByKey(t *testing.T) {
 	const mine, theirs = 600, 40
 	const subject, other = "subject@example.com", "other@example.com"
-	for _, b := range backends {
+	for _, b := range testdb.TargetDBs {
 		for _, kt := range keyTypes {
-			typ, ok := kt.ddl[b.driver]
+			typ, ok := kt.ddl[b.Driver]
 			if !ok {
 				continue
 			}
-			t.Run(b.driver+"/"+kt.name, func(t *testing.T) {
+			t.Run(b.Driver+"/"+kt.name, func(t *testing.T) {
 				t.Parallel()
 				ctx := context.Background()
-				dsn := b.dsn(t)
-				db, err := sql.Open(b.sqlName, dsn)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { db.Close() })
+				dsn, db := b.Open(t)
 				s := &shop{b: b, db: db}
 				s.exec(t, `CREATE TABLE notes (k `+typ+` PRIMARY KEY, email VARCHAR(255), ref VARCHAR(255), body VARCHAR(255), tag VARCHAR(255))`)
 				s.exec(t, `CREATE TABLE marks (k `+typ+` PRIMARY KEY, email VARCHAR(255))`)
@@ -101,18 +97,18 @@ func TestBatchesByKey(t *testing.T) {
 						marks = append(marks, "(?, ?)")
 						margs = append(margs, kt.key(i), email)
 					}
-					s.exec(t, rewriteFor(b, `INSERT INTO notes VALUES `+strings.Join(notes, ", ")), nargs...)
-					s.exec(t, rewriteFor(b, `INSERT INTO marks VALUES `+strings.Join(marks, ", ")), margs...)
+					s.exec(t, b.Rebind(`INSERT INTO notes VALUES `+strings.Join(notes, ", ")), nargs...)
+					s.exec(t, b.Rebind(`INSERT INTO marks VALUES `+strings.Join(marks, ", ")), margs...)
 					var plain []string
 					var pargs []any
 					for j := 0; j < len(margs); j += 2 {
 						plain = append(plain, "(?, ?, ?)")
 						pargs = append(pargs, margs[j], margs[j+1], "tag")
 					}
-					s.exec(t, rewriteFor(b, `INSERT INTO plain VALUES `+strings.Join(plain, ", ")), pargs...)
+					s.exec(t, b.Rebind(`INSERT INTO plain VALUES `+strings.Join(plain, ", ")), pargs...)
 				}
 
-				doc := fmt.Sprintf(batchMap, b.driver, strconv.Quote(dsn))
+				doc := fmt.Sprintf(batchMap, b.Driver, strconv.Quote(dsn))
 				c, err := sqlconn.New(ctx, connector.Target{Name: "batch", Kind: sqlconn.Kind,
 					Decode: func(v any) error { return yaml.Unmarshal([]byte(doc), v) }})
 				if err != nil {
@@ -182,10 +178,10 @@ func TestBatchesByKey(t *testing.T) {
 					t.Errorf("notes: %d rows, want %d", n, mine+theirs)
 				}
 				var gone, kept int64
-				if err := db.QueryRow(rewriteFor(b, `SELECT COUNT(*) FROM plain WHERE email IS NULL AND tag = ?`), "gone").Scan(&gone); err != nil {
+				if err := db.QueryRow(b.Rebind(`SELECT COUNT(*) FROM plain WHERE email IS NULL AND tag = ?`), "gone").Scan(&gone); err != nil {
 					t.Fatal(err)
 				}
-				if err := db.QueryRow(rewriteFor(b, `SELECT COUNT(*) FROM plain WHERE email = ? AND tag = ?`), other, "tag").Scan(&kept); err != nil {
+				if err := db.QueryRow(b.Rebind(`SELECT COUNT(*) FROM plain WHERE email = ? AND tag = ?`), other, "tag").Scan(&kept); err != nil {
 					t.Fatal(err)
 				}
 				if gone != mine || kept != theirs {

@@ -15,6 +15,7 @@ import (
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // forumDDL is a schema unlike the shop: the root is accounts (not users),
@@ -109,7 +110,7 @@ func (s *shop) dump(tb testing.TB) string {
 		"sqlite":   `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'`,
 		"postgres": `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()`,
 		"mysql":    `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()`,
-	}[s.b.driver]
+	}[s.b.Driver]
 	rows, err := s.db.Query(q)
 	if err != nil {
 		tb.Fatal(err)
@@ -227,7 +228,7 @@ func TestDiscoverErasesLikeHandWritten(t *testing.T) {
 	type schemaCase struct {
 		name     string
 		root     string
-		backends []backend
+		backends []testdb.TargetDB
 		seed     func(tb testing.TB, s *shop)
 		hand     func(tb testing.TB, driver, dsn string) sqlconn.Options // the hand-written map
 		subjects [][]lethe.Identity
@@ -235,9 +236,9 @@ func TestDiscoverErasesLikeHandWritten(t *testing.T) {
 	people := demo.People(40)
 	cases := []schemaCase{
 		{
-			name: "demo", root: "users", backends: backends[:2],
+			name: "demo", root: "users", backends: testdb.TargetDBsOf("sqlite", "postgres"), // the demo shop runs on these
 			seed: func(tb testing.TB, s *shop) {
-				if _, _, err := demo.Create(context.Background(), s.db, s.b.driver, 40); err != nil {
+				if _, _, err := demo.Create(context.Background(), s.db, s.b.Driver, 40); err != nil {
 					tb.Fatal(err)
 				}
 			},
@@ -256,7 +257,7 @@ func TestDiscoverErasesLikeHandWritten(t *testing.T) {
 			},
 		},
 		{
-			name: "forum", root: "accounts", backends: backends,
+			name: "forum", root: "accounts", backends: testdb.TargetDBs,
 			seed: seedForum,
 			hand: func(tb testing.TB, driver, dsn string) sqlconn.Options {
 				var o sqlconn.Options
@@ -273,7 +274,7 @@ func TestDiscoverErasesLikeHandWritten(t *testing.T) {
 	}
 	for _, sc := range cases {
 		for _, b := range sc.backends {
-			t.Run(sc.name+"/"+b.driver, func(t *testing.T) {
+			t.Run(sc.name+"/"+b.Driver, func(t *testing.T) {
 				t.Parallel()
 				ctx := context.Background()
 				discovered, dsnD := newDB(t, b)
@@ -282,14 +283,14 @@ func TestDiscoverErasesLikeHandWritten(t *testing.T) {
 				sc.seed(t, handDB)
 				before := discovered.dump(t)
 
-				proposed, err := sqlconn.Discover(ctx, sqlconn.DiscoverOptions{Driver: b.driver, DSN: dsnD, Root: sc.root, Target: "app", Sample: true})
+				proposed, err := sqlconn.Discover(ctx, sqlconn.DiscoverOptions{Driver: b.Driver, DSN: dsnD, Root: sc.root, Target: "app", Sample: true})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if !strings.Contains(string(proposed), "REVIEW:") {
 					t.Errorf("no guess marked for review:\n%s", proposed)
 				}
-				hand := sc.hand(t, b.driver, dsnH)
+				hand := sc.hand(t, b.Driver, dsnH)
 				opts := resolveDecisions(t, proposed, dsnD, hand)
 				cd, err := sqlconn.Open("app", opts)
 				if err != nil {

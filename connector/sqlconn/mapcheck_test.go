@@ -2,7 +2,6 @@ package sqlconn_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"strings"
@@ -13,18 +12,13 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // newDB opens an empty database of backend b and runs ddl in it.
-func newDB(tb testing.TB, b backend, ddl ...string) (*shop, string) {
+func newDB(tb testing.TB, b testdb.TargetDB, ddl ...string) (*shop, string) {
 	tb.Helper()
-	dsn := b.dsn(tb)
-	db, err := sql.Open(b.sqlName, dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db.SetMaxOpenConns(4)
-	tb.Cleanup(func() { db.Close() })
+	dsn, db := b.Open(tb)
 	s := &shop{b: b, db: db}
 	for _, stmt := range ddl {
 		s.exec(tb, stmt)
@@ -33,9 +27,9 @@ func newDB(tb testing.TB, b backend, ddl ...string) (*shop, string) {
 }
 
 // openMap builds a connector from the tables part of a data map.
-func openMap(tb testing.TB, b backend, dsn, tables string) *sqlconn.Connector {
+func openMap(tb testing.TB, b testdb.TargetDB, dsn, tables string) *sqlconn.Connector {
 	tb.Helper()
-	o := sqlconn.Options{Driver: b.driver, DSN: dsn, HashKey: "0123456789abcdef-test-key"}
+	o := sqlconn.Options{Driver: b.Driver, DSN: dsn, HashKey: "0123456789abcdef-test-key"}
 	if err := yaml.Unmarshal([]byte(tables), &o.Tables); err != nil {
 		tb.Fatalf("tables: %v", err)
 	}
@@ -48,16 +42,6 @@ func openMap(tb testing.TB, b backend, dsn, tables string) *sqlconn.Connector {
 		tb.Fatalf("Validate: %v", err)
 	}
 	return c
-}
-
-// onEachBackend runs fn as a parallel subtest on every backend.
-func onEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
-	for _, b := range backends {
-		t.Run(b.driver, func(t *testing.T) {
-			t.Parallel()
-			fn(t, b)
-		})
-	}
 }
 
 func check(tb testing.TB, c *sqlconn.Connector) []connector.Problem {
@@ -127,7 +111,7 @@ var subjectOne = connector.Subject{Identities: []lethe.Identity{
 // nothing). Without the check, Erase fails midway with addresses already
 // gone: the half-erased person the check exists to prevent.
 func TestCheckRetainedTableBlocksDelete(t *testing.T) {
-	onEachBackend(t, func(t *testing.T, b backend) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		s, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
 			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT,
 				FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE RESTRICT)`})...)
@@ -171,7 +155,7 @@ func TestCheckRetainedTableBlocksDelete(t *testing.T) {
 // error (rows would vanish unreported); declared, the check passes and
 // Plan counts the rows the cascade deletes, which Erase then removes.
 func TestCheckCascade(t *testing.T) {
-	onEachBackend(t, func(t *testing.T, b backend) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		ddl := slices.Concat(usersDDL, []string{
 			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT,
 				FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE)`})
@@ -220,7 +204,7 @@ func TestCheckCascade(t *testing.T) {
 // A declared ON DELETE SET NULL into a retained table passes; a cascade
 // into a retained table is an error even when declared.
 func TestCheckSetNullAndRetainedCascade(t *testing.T) {
-	onEachBackend(t, func(t *testing.T, b backend) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		s, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
 			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT, amount BIGINT,
 				FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE SET NULL)`,
@@ -254,7 +238,7 @@ func TestCheckSetNullAndRetainedCascade(t *testing.T) {
 // pseudonymize setting a NOT NULL column to null would fail mid-erase;
 // so would a foreign key column pseudonymized to a value no parent holds.
 func TestCheckNotNullToNull(t *testing.T) {
-	onEachBackend(t, func(t *testing.T, b backend) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		s, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
 			`CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT, shipping_name VARCHAR(255) NOT NULL, note VARCHAR(255),
 				ref VARCHAR(64), code VARCHAR(16), total BIGINT NOT NULL, FOREIGN KEY (user_id) REFERENCES users (id))`,
@@ -295,7 +279,7 @@ func TestCheckNotNullToNull(t *testing.T) {
     columns: {user_id: null, shipping_name: {fixed: "erased"}, ref: hash, note: random, code: hash}
 `))
 		want := 1
-		if b.driver == "sqlite" {
+		if b.Driver == "sqlite" {
 			want = 0
 		}
 		if got := find(ps, connector.SeverityError, "orders", "code"); len(got) != want || len(connector.Errors(ps)) != want {
@@ -319,7 +303,7 @@ func TestCheckNotNullToNull(t *testing.T) {
 // entry to add; a table with a blocking key into a deleted table is an
 // error; a table of product data is left alone.
 func TestCheckUnmappedPersonalTables(t *testing.T) {
-	onEachBackend(t, func(t *testing.T, b backend) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		_, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
 			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT, FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE SET NULL)`,
 			`CREATE TABLE newsletter (id BIGINT PRIMARY KEY, email VARCHAR(255) NOT NULL, first_name VARCHAR(64))`,
@@ -353,7 +337,7 @@ func TestCheckUnmappedPersonalTables(t *testing.T) {
 // A match column without an index on a table larger than the threshold
 // is warned about; an indexed one is not.
 func TestCheckMissingIndex(t *testing.T) {
-	onEachBackend(t, func(t *testing.T, b backend) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		s, dsn := newDB(t, b,
 			`CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(255), phone VARCHAR(32))`,
 			`CREATE INDEX users_phone ON users (phone)`)
@@ -361,7 +345,7 @@ func TestCheckMissingIndex(t *testing.T) {
 		// 0..999 makes enough.
 		cte := `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)`
 		sel := fmt.Sprintf(`SELECT a.i * 1000 + b.i, 'e', 'p' FROM n a, n b WHERE a.i * 1000 + b.i <= %d`, sqlconn.LargeTableRows)
-		if b.driver == "mysql" {
+		if b.Driver == "mysql" {
 			s.exec(t, `INSERT INTO users (id, email, phone) `+cte+` `+sel)
 		} else {
 			s.exec(t, cte+` INSERT INTO users (id, email, phone) `+sel)

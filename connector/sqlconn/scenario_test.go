@@ -1,7 +1,6 @@
 package sqlconn_test
 
 import (
-	"database/sql"
 	"fmt"
 	"sort"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/connectortest"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // The matching scenarios' schema: accounts is the root; sessions hang off
@@ -90,15 +90,9 @@ func (s *scenarioDB) account(tb testing.TB, id int64, email, phone any, owner st
 	}
 }
 
-func newScenarioDB(tb testing.TB, b backend) (*scenarioDB, string) {
+func newScenarioDB(tb testing.TB, b testdb.TargetDB) (*scenarioDB, string) {
 	tb.Helper()
-	dsn := b.dsn(tb)
-	db, err := sql.Open(b.sqlName, dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db.SetMaxOpenConns(4)
-	tb.Cleanup(func() { db.Close() })
+	dsn, db := b.Open(tb)
 	s := &scenarioDB{shop{b: b, db: db}}
 	for _, stmt := range scenarioDDL {
 		s.exec(tb, stmt)
@@ -115,7 +109,7 @@ func newScenarioDB(tb testing.TB, b backend) (*scenarioDB, string) {
 
 func (s *scenarioDB) connector(tb testing.TB, dsn string) *sqlconn.Connector {
 	tb.Helper()
-	return openValidated(tb, "clinic", fmt.Sprintf(scenarioMap, s.b.driver, strconv.Quote(dsn)))
+	return openValidated(tb, "clinic", fmt.Sprintf(scenarioMap, s.b.Driver, strconv.Quote(dsn)))
 }
 
 func (s *scenarioDB) snapshot(tb testing.TB) (string, string) {
@@ -216,7 +210,7 @@ func (s *scenarioDB) seedScenario(tb testing.TB, sc connectortest.Scenario) (giv
 	return nil, nil
 }
 
-func scenarioHarness(b backend) connectortest.Harness {
+func scenarioHarness(b testdb.TargetDB) connectortest.Harness {
 	fixture := func(tb testing.TB, sc connectortest.Scenario) connectortest.Fixture {
 		s, dsn := newScenarioDB(tb, b)
 		given, shared := s.seedScenario(tb, sc)
@@ -237,10 +231,7 @@ func scenarioHarness(b backend) connectortest.Harness {
 }
 
 func TestConformanceMatching(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.driver, func(t *testing.T) {
-			t.Parallel()
-			connectortest.Exercise(t, scenarioHarness(b))
-		})
-	}
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		connectortest.Exercise(t, scenarioHarness(b))
+	})
 }

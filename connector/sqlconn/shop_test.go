@@ -20,21 +20,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
-// backend is one database the shop runs on.
-type backend struct {
-	driver  string // Options.Driver
-	sqlName string // database/sql driver
-	dsn     func(tb testing.TB) string
-}
-
-var backends = []backend{
-	{"sqlite", "sqlite", func(tb testing.TB) string {
-		return "file:" + testdb.SQLitePath(tb) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
-	}},
-	{"postgres", "pgx", testdb.PostgresDSN},
-	{"mysql", "mysql", testdb.MariaDBDSN},
-}
-
 // Every table has seed_owner, which the connector never reads: it lets the
 // test tell whose row is whose after pseudonymization rewrote the links.
 var shopDDL = []string{
@@ -116,41 +101,21 @@ var people = []person{
 
 // shop is one seeded database.
 type shop struct {
-	b  backend
+	b  testdb.TargetDB
 	db *sql.DB
 }
 
 func (s *shop) exec(tb testing.TB, stmt string, args ...any) {
 	tb.Helper()
-	if s.b.driver == "postgres" {
-		n := 0
-		stmt = rewrite(stmt, func() string { n++; return "$" + strconv.Itoa(n) })
-	}
+	stmt = s.b.Rebind(stmt)
 	if _, err := s.db.Exec(stmt, args...); err != nil {
 		tb.Fatalf("%s: %v", stmt, err)
 	}
 }
 
-func rewrite(stmt string, ph func() string) string {
-	var b strings.Builder
-	for _, r := range stmt {
-		if r == '?' {
-			b.WriteString(ph())
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
-
-func newShop(tb testing.TB, b backend) (*shop, string) {
+func newShop(tb testing.TB, b testdb.TargetDB) (*shop, string) {
 	tb.Helper()
-	dsn := b.dsn(tb)
-	db, err := sql.Open(b.sqlName, dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	dsn, db := b.Open(tb)
 	s := &shop{b: b, db: db}
 	for _, stmt := range shopDDL {
 		s.exec(tb, stmt)
@@ -186,7 +151,7 @@ func newShop(tb testing.TB, b backend) (*shop, string) {
 
 func (s *shop) connector(tb testing.TB, dsn string, batch int) *sqlconn.Connector {
 	tb.Helper()
-	return openValidated(tb, "shop", fmt.Sprintf(shopMap, s.b.driver, strconv.Quote(dsn), batch))
+	return openValidated(tb, "shop", fmt.Sprintf(shopMap, s.b.Driver, strconv.Quote(dsn), batch))
 }
 
 // openValidated builds the connector of target name from its YAML map and
@@ -232,16 +197,8 @@ func dumpRows(tb testing.TB, db *sql.DB, table, query, ownerCol string) (lines, 
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cols, _ := rows.Columns()
-	for rows.Next() {
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			tb.Fatal(err)
-		}
+	cols, all := testdb.ScanRows(tb, rows)
+	for _, vals := range all {
 		var line strings.Builder
 		line.WriteString(table)
 		rowOwner := ""
@@ -257,9 +214,6 @@ func dumpRows(tb testing.TB, db *sql.DB, table, query, ownerCol string) (lines, 
 		lines = append(lines, line.String())
 		owners = append(owners, rowOwner)
 	}
-	if err := rows.Close(); err != nil {
-		tb.Fatal(err)
-	}
 	return lines, owners
 }
 
@@ -270,29 +224,21 @@ func (s *shop) remaining(tb testing.TB, owner string, email string) int64 {
 	var total int64
 	for _, t := range []string{"users", "addresses", "order_items", "support_tickets", "ticket_messages"} {
 		var n int64
-		q := rewriteFor(s.b, "SELECT COUNT(*) FROM "+t+" WHERE seed_owner = ?")
+		q := s.b.Rebind("SELECT COUNT(*) FROM " + t + " WHERE seed_owner = ?")
 		if err := s.db.QueryRow(q, owner).Scan(&n); err != nil {
 			tb.Fatal(err)
 		}
 		total += n
 	}
 	var n int64
-	q := rewriteFor(s.b, "SELECT COUNT(*) FROM orders WHERE seed_owner = ? AND (user_id IS NOT NULL OR email = ? OR shipping_name IS NOT NULL)")
+	q := s.b.Rebind("SELECT COUNT(*) FROM orders WHERE seed_owner = ? AND (user_id IS NOT NULL OR email = ? OR shipping_name IS NOT NULL)")
 	if err := s.db.QueryRow(q, owner, email).Scan(&n); err != nil {
 		tb.Fatal(err)
 	}
 	return total + n
 }
 
-func rewriteFor(b backend, stmt string) string {
-	if b.driver != "postgres" {
-		return stmt
-	}
-	n := 0
-	return rewrite(stmt, func() string { n++; return "$" + strconv.Itoa(n) })
-}
-
-func harness(b backend, p person, given []lethe.Identity) connectortest.Harness {
+func harness(b testdb.TargetDB, p person, given []lethe.Identity) connectortest.Harness {
 	return connectortest.Harness{Setup: func(tb testing.TB) connectortest.Fixture {
 		s, dsn := newShop(tb, b)
 		return connectortest.Fixture{
@@ -306,124 +252,115 @@ func harness(b backend, p person, given []lethe.Identity) connectortest.Harness 
 }
 
 func TestConformance(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.driver, func(t *testing.T) {
-			t.Parallel()
-			alice := people[0]
-			connectortest.Exercise(t, harness(b, alice, []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.email}}))
-		})
-	}
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		alice := people[0]
+		connectortest.Exercise(t, harness(b, alice, []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.email}}))
+	})
 }
 
 // Subjects whose identities are hostile strings: each must find exactly
 // their own rows, and hostile user ids must match nothing.
 func TestConformanceHostileIdentities(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.driver, func(t *testing.T) {
-			t.Parallel()
-			for _, p := range people[2:] {
-				t.Run(p.owner, func(t *testing.T) {
-					connectortest.Exercise(t, harness(b, p, []lethe.Identity{
-						{Type: lethe.IdentityEmail, Value: p.email},
-						{Type: lethe.IdentityUserID, Value: injQuote},
-						{Type: lethe.IdentityUserID, Value: "7000001 OR 1=1"},
-						{Type: lethe.IdentityUserID, Value: "7000002abc"}, // MySQL would cast this to 7000002
-						{Type: lethe.IdentityPhone, Value: strings.Repeat("9", 5000)},
-					}))
-				})
-			}
-		})
-	}
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		for _, p := range people[2:] {
+			t.Run(p.owner, func(t *testing.T) {
+				connectortest.Exercise(t, harness(b, p, []lethe.Identity{
+					{Type: lethe.IdentityEmail, Value: p.email},
+					{Type: lethe.IdentityUserID, Value: injQuote},
+					{Type: lethe.IdentityUserID, Value: "7000001 OR 1=1"},
+					{Type: lethe.IdentityUserID, Value: "7000002abc"}, // MySQL would cast this to 7000002
+					{Type: lethe.IdentityPhone, Value: strings.Repeat("9", 5000)},
+				}))
+			})
+		}
+	})
 }
 
 func TestPlanAndErase(t *testing.T) {
-	for _, b := range backends {
-		t.Run(b.driver, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			s, dsn := newShop(t, b)
-			c := s.connector(t, dsn, 1)
-			alice := people[0]
-			given := []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.email}}
-			found, err := c.Resolve(ctx, connector.Subject{Identities: given})
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantFound := []lethe.Identity{
-				{Type: lethe.IdentityPhone, Value: alice.phone},
-				{Type: lethe.IdentityUserID, Value: "7000001"},
-			}
-			if diff := cmp.Diff(wantFound, found); diff != "" {
-				t.Errorf("Resolve (-want +got):\n%s", diff)
-			}
-			subj := connector.Subject{Identities: append(given, found...)}
-			until, _ := parseDate("2036-01-01")
-			want := lethe.Report{Items: []lethe.ReportItem{
-				{Object: "users", Action: lethe.ActionDelete, Rows: 1},
-				{Object: "addresses", Action: lethe.ActionDelete, Rows: 2},
-				{Object: "orders", Action: lethe.ActionPseudonymize, Rows: 2},
-				{Object: "order_items", Action: lethe.ActionDelete, Rows: 3},
-				{Object: "support_tickets", Action: lethe.ActionDelete, Rows: 2},
-				{Object: "ticket_messages", Action: lethe.ActionDelete, Rows: 3},
-				{Object: "invoices", Action: lethe.ActionRetain, Rows: 2, Reason: "tax law: invoices kept 10 years", Until: until},
-			}}
-			sortItems := cmpopts.SortSlices(func(a, b lethe.ReportItem) bool { return a.Object < b.Object })
-			plan, err := c.Plan(ctx, subj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := cmp.Diff(want, plan, sortItems); diff != "" {
-				t.Errorf("Plan (-want +got):\n%s", diff)
-			}
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		ctx := context.Background()
+		s, dsn := newShop(t, b)
+		c := s.connector(t, dsn, 1)
+		alice := people[0]
+		given := []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.email}}
+		found, err := c.Resolve(ctx, connector.Subject{Identities: given})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantFound := []lethe.Identity{
+			{Type: lethe.IdentityPhone, Value: alice.phone},
+			{Type: lethe.IdentityUserID, Value: "7000001"},
+		}
+		if diff := cmp.Diff(wantFound, found); diff != "" {
+			t.Errorf("Resolve (-want +got):\n%s", diff)
+		}
+		subj := connector.Subject{Identities: append(given, found...)}
+		until, _ := parseDate("2036-01-01")
+		want := lethe.Report{Items: []lethe.ReportItem{
+			{Object: "users", Action: lethe.ActionDelete, Rows: 1},
+			{Object: "addresses", Action: lethe.ActionDelete, Rows: 2},
+			{Object: "orders", Action: lethe.ActionPseudonymize, Rows: 2},
+			{Object: "order_items", Action: lethe.ActionDelete, Rows: 3},
+			{Object: "support_tickets", Action: lethe.ActionDelete, Rows: 2},
+			{Object: "ticket_messages", Action: lethe.ActionDelete, Rows: 3},
+			{Object: "invoices", Action: lethe.ActionRetain, Rows: 2, Reason: "tax law: invoices kept 10 years", Until: until},
+		}}
+		sortItems := cmpopts.SortSlices(func(a, b lethe.ReportItem) bool { return a.Object < b.Object })
+		plan, err := c.Plan(ctx, subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, plan, sortItems); diff != "" {
+			t.Errorf("Plan (-want +got):\n%s", diff)
+		}
 
-			// A crash part-way: some of alice's rows are already gone. The
-			// next run erases the rest and counts only what it changed.
-			s.exec(t, rewriteFor(b, "DELETE FROM ticket_messages WHERE id = ?"), int64(700000101))
-			rep, err := c.Erase(ctx, subj)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want.Items[5].Rows = 2
-			if diff := cmp.Diff(want, rep, sortItems); diff != "" {
-				t.Errorf("Erase (-want +got):\n%s", diff)
-			}
-			if err := c.Verify(ctx, subj); err != nil {
-				t.Errorf("Verify: %v", err)
-			}
+		// A crash part-way: some of alice's rows are already gone. The
+		// next run erases the rest and counts only what it changed.
+		s.exec(t, b.Rebind("DELETE FROM ticket_messages WHERE id = ?"), int64(700000101))
+		rep, err := c.Erase(ctx, subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want.Items[5].Rows = 2
+		if diff := cmp.Diff(want, rep, sortItems); diff != "" {
+			t.Errorf("Erase (-want +got):\n%s", diff)
+		}
+		if err := c.Verify(ctx, subj); err != nil {
+			t.Errorf("Verify: %v", err)
+		}
 
-			// Pseudonymized orders: unlinked, deterministic hashes, kept totals.
-			rows, err := s.db.Query(rewriteFor(b, "SELECT user_id, email, shipping_name, note, customer_ref, token, total FROM orders WHERE seed_owner = ? ORDER BY id"), "alice")
-			if err != nil {
+		// Pseudonymized orders: unlinked, deterministic hashes, kept totals.
+		rows, err := s.db.Query(b.Rebind("SELECT user_id, email, shipping_name, note, customer_ref, token, total FROM orders WHERE seed_owner = ? ORDER BY id"), "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var tokens []string
+		for rows.Next() {
+			var uid sql.NullInt64
+			var email, name, note, ref, token sql.NullString
+			var total int64
+			if err := rows.Scan(&uid, &email, &name, &note, &ref, &token, &total); err != nil {
 				t.Fatal(err)
 			}
-			defer rows.Close()
-			var tokens []string
-			for rows.Next() {
-				var uid sql.NullInt64
-				var email, name, note, ref, token sql.NullString
-				var total int64
-				if err := rows.Scan(&uid, &email, &name, &note, &ref, &token, &total); err != nil {
-					t.Fatal(err)
-				}
-				if uid.Valid || name.Valid || note.String != "erased" || total == 0 {
-					t.Errorf("order not pseudonymized as configured: user_id %v name %v note %q total %d", uid, name, note.String, total)
-				}
-				if !strings.HasPrefix(email.String, "erased+") || !strings.HasSuffix(email.String, "@invalid") || len(email.String) != len("erased+0123456789abcdef@invalid") {
-					t.Errorf("email = %q, want erased+<16 hex>@invalid", email.String)
-				}
-				if len(ref.String) != 64 || strings.Contains(ref.String, "alice") {
-					t.Errorf("customer_ref = %q, want a 64-hex HMAC", ref.String)
-				}
-				if len(token.String) != 32 || token.String == "tok-alice" {
-					t.Errorf("token = %q, want 32 random hex", token.String)
-				}
-				tokens = append(tokens, token.String)
+			if uid.Valid || name.Valid || note.String != "erased" || total == 0 {
+				t.Errorf("order not pseudonymized as configured: user_id %v name %v note %q total %d", uid, name, note.String, total)
 			}
-			if len(tokens) != 2 || tokens[0] == tokens[1] {
-				t.Errorf("random tokens %v: want two different values", tokens)
+			if !strings.HasPrefix(email.String, "erased+") || !strings.HasSuffix(email.String, "@invalid") || len(email.String) != len("erased+0123456789abcdef@invalid") {
+				t.Errorf("email = %q, want erased+<16 hex>@invalid", email.String)
 			}
-		})
-	}
+			if len(ref.String) != 64 || strings.Contains(ref.String, "alice") {
+				t.Errorf("customer_ref = %q, want a 64-hex HMAC", ref.String)
+			}
+			if len(token.String) != 32 || token.String == "tok-alice" {
+				t.Errorf("token = %q, want 32 random hex", token.String)
+			}
+			tokens = append(tokens, token.String)
+		}
+		if len(tokens) != 2 || tokens[0] == tokens[1] {
+			t.Errorf("random tokens %v: want two different values", tokens)
+		}
+	})
 }
 
 func parseDate(s string) (time.Time, error) { return time.Parse(time.DateOnly, s) }

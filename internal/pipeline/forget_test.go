@@ -29,10 +29,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/intake"
-	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/store/postgres"
-	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
@@ -56,39 +53,11 @@ func (l *lockedBuffer) String() string {
 
 // openStoreAt is openStore that also returns where the database lives: the
 // SQLite file's path, or the PostgreSQL DSN.
-func openStoreAt(t *testing.T, dialect string) (store.Store, *seal.Keyring, string) {
+func openStoreAt(t *testing.T, dialect string) (store.Store, string) {
 	t.Helper()
-	ctx := context.Background()
-	kr, err := seal.New(bytes.Repeat([]byte{3}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		st interface {
-			store.Store
-			Migrate(context.Context) error
-		}
-		where string
-	)
-	switch dialect {
-	case "sqlite":
-		where = testdb.SQLitePath(t)
-		st, err = sqlite.Open(ctx, where, sqlite.Options{Keyring: kr})
-	case "postgres":
-		where = testdb.PostgresDSN(t)
-		st, err = postgres.Open(ctx, where, postgres.Options{Keyring: kr})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := Migrate(ctx, st); err != nil {
-		t.Fatal(err)
-	}
-	return st, kr, where
+	st, where := testdb.OpenStoreAt(t, dialect)
+	migratePipeline(t, st)
+	return st, where
 }
 
 // shopTarget is a SQLite database of the subject's rows, reached through
@@ -146,7 +115,8 @@ func TestServiceForgets(t *testing.T) {
 		t.Run(dialect, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
-			st, kr, where := openStoreAt(t, dialect)
+			st, where := openStoreAt(t, dialect)
+			kr := testdb.Keyring(t)
 			local := fmt.Sprintf("zq%x", rand.Uint64())
 			email := local + "@forget.example"
 			phone := fmt.Sprintf("+4915%09d", rand.IntN(1e9))
@@ -338,16 +308,8 @@ func requestBytes(t *testing.T, st store.Store, dialect, id string) sizes {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cols, _ := rows.Columns()
-			for rows.Next() {
-				vals := make([]any, len(cols))
-				ptrs := make([]any, len(cols))
-				for i := range vals {
-					ptrs[i] = &vals[i]
-				}
-				if err := rows.Scan(ptrs...); err != nil {
-					t.Fatal(err)
-				}
+			_, all := testdb.ScanRows(t, rows)
+			for _, vals := range all {
 				for _, v := range vals {
 					switch v := v.(type) {
 					case string:
@@ -360,7 +322,6 @@ func requestBytes(t *testing.T, st store.Store, dialect, id string) sizes {
 					}
 				}
 			}
-			rows.Close()
 			out[strings.Fields(q)[3]] = total
 		}
 		var river int64

@@ -49,12 +49,10 @@ func testConfig() Config {
 // both.
 func eachDialect(t *testing.T, test func(t *testing.T, st store.Store)) {
 	t.Helper()
-	for _, dialect := range testdb.Dialects {
-		t.Run(dialect, func(t *testing.T) {
-			t.Parallel()
-			test(t, openStore(t, dialect))
-		})
-	}
+	testdb.ForEachDialect(t, func(t *testing.T, st store.Store) {
+		migratePipeline(t, st)
+		test(t, st)
+	})
 }
 
 // start builds and starts a pipeline on st, stopped at the end of the test.

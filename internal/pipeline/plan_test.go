@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,18 +24,7 @@ import (
 func demoShop(t *testing.T, driver string) (*sql.DB, *sqlconn.Connector) {
 	t.Helper()
 	ctx := context.Background()
-	var dsn, sqlDriver string
-	switch driver {
-	case "sqlite":
-		dsn, sqlDriver = "file:"+filepath.Join(t.TempDir(), "shop.db")+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate", "sqlite"
-	case "postgres":
-		dsn, sqlDriver = testdb.PostgresDSN(t), "pgx"
-	}
-	db, err := sql.Open(sqlDriver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	dsn, db := testdb.TargetDBsOf(driver)[0].Open(t)
 	if _, _, err := demo.Create(ctx, db, driver, 120); err != nil {
 		t.Fatal(err)
 	}
@@ -64,19 +52,10 @@ func dump(t *testing.T, db *sql.DB) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
+		_, all := testdb.ScanRows(t, rows)
+		for _, vals := range all {
 			fmt.Fprintf(&b, "%s %q\n", table, fmt.Sprint(vals...))
 		}
-		rows.Close()
 	}
 	return b.String()
 }

@@ -16,15 +16,21 @@ import (
 // set.
 func openStore(t *testing.T, dialect string) store.Store {
 	t.Helper()
-	ctx := context.Background()
 	st := testdb.OpenStore(t, dialect)
+	migratePipeline(t, st)
+	return st
+}
+
+// migratePipeline applies River's migrations to st and checks them.
+func migratePipeline(t *testing.T, st store.Store) {
+	t.Helper()
+	ctx := context.Background()
 	if err := Migrate(ctx, st); err != nil {
 		t.Fatal(err)
 	}
 	if err := CheckMigrations(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	return st
 }
 
 // execSQL runs one of two statements on the store's pool, by dialect:

@@ -81,7 +81,7 @@ func BenchmarkErase(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			s := &shop{b: backend{driver: "postgres", sqlName: "pgx"}, dsn: dsn, db: db, users: n}
+			s := &shop{b: testdb.TargetDBsOf("postgres")[0], dsn: dsn, db: db, users: n}
 			benchMap := strings.Replace(s.mapYAML(), "    identities: {email: email, phone: phone, user_id: id, x-customer_ref: customer_ref}\n",
 				"    identities: {email: email, phone: phone, user_id: id, x-customer_ref: customer_ref}\n    match: {phone: exact}\n", 1)
 			if benchMap == s.mapYAML() {

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // Hostile values, each stored in one extra user's rows. The generated
@@ -32,99 +34,96 @@ func TestHostileIdentities(t *testing.T) {
 	if len(longRef) != 256 || len(longEmail) != 254 {
 		t.Fatalf("limits: ref %d bytes, email %d bytes", len(longRef), len(longEmail))
 	}
-	for _, b := range backends {
-		t.Run(b.driver, func(t *testing.T) {
-			t.Parallel()
-			s := newShop(t, b, shopUsers)
-			extra := []person{
-				{owner: 20001, email: cyrillicAlice, phone: "+4930000001", customerRef: "ref-20001"},
-				{owner: 20002, email: "alice@example.com", phone: "+4930000002", customerRef: "ref-20002"}, // stays
-				{owner: 20003, email: quoteEmail, phone: "+4930000003", customerRef: "ref-20003"},
-				{owner: 20004, email: "quote@example.com", customerRef: quoteRef},
-				{owner: 20005, email: "drop@example.com", customerRef: dropRef},
-				{owner: 20006, email: "long@example.com", customerRef: longRef},
-				{owner: 20007, email: longEmail},
-				{owner: 20008, email: "lookalike@example.com", customerRef: cyrillicRef},
-			}
-			for _, p := range extra {
-				s.add(t, p)
-			}
-			in := startLethe(t, storeFor(b), s.mapYAML())
-			before := s.dump(t)
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		s := newShop(t, b, shopUsers)
+		extra := []person{
+			{owner: 20001, email: cyrillicAlice, phone: "+4930000001", customerRef: "ref-20001"},
+			{owner: 20002, email: "alice@example.com", phone: "+4930000002", customerRef: "ref-20002"}, // stays
+			{owner: 20003, email: quoteEmail, phone: "+4930000003", customerRef: "ref-20003"},
+			{owner: 20004, email: "quote@example.com", customerRef: quoteRef},
+			{owner: 20005, email: "drop@example.com", customerRef: dropRef},
+			{owner: 20006, email: "long@example.com", customerRef: longRef},
+			{owner: 20007, email: longEmail},
+			{owner: 20008, email: "lookalike@example.com", customerRef: cyrillicRef},
+		}
+		for _, p := range extra {
+			s.add(t, p)
+		}
+		in := startLethe(t, storeFor(b), s.mapYAML())
+		before := s.dump(t)
 
-			// Invalid: refused before anything is stored.
-			over := strings.Repeat("9", 257)
-			for _, tc := range []struct {
-				name string
-				ids  []identity
-			}{
-				{"quote as email", []identity{{"email", quoteRef}}},
-				{"drop table as email", []identity{{"email", dropRef}}},
-				{"email over the limit", []identity{{"email", "a" + longEmail}}},
-				{"user_id over the limit", []identity{{"user_id", over}}},
-				{"custom over the limit", []identity{{"x-customer_ref", "r" + longRef}}},
-				{"NUL in user_id", []identity{{"user_id", "1\x00"}}},
-				{"newline in custom", []identity{{"x-customer_ref", "cref-1\n OR 1=1"}}},
-				{"injection as phone", []identity{{"phone", "+49 151 OR 1=1"}}},
-				{"injection as type", []identity{{"x-customer_ref; DROP TABLE users", "1"}}},
-				{"upper-case custom type", []identity{{"X-Customer_Ref", "cref-1"}}},
-				{"blank value", []identity{{"user_id", "   "}}},
-				{"no identities", nil},
-				// One bad identity spoils the request: nothing of it runs.
-				{"valid and invalid", []identity{{"user_id", "1"}, {"email", dropRef}}},
-				{"look-alike email", []identity{{"email", cyrillicAlice}}},
-				{"look-alike custom", []identity{{"x-customer_ref", cyrillicRef}}},
-				{"zero-width space in email", []identity{{"email", "alice\u200b@example.com"}}},
-				{"right-to-left override in custom", []identity{{"x-customer_ref", "cref-1\u202e"}}},
-				{"lone surrogate in user_id", []identity{{"user_id", "1\ufffd"}}},
-			} {
-				status, body := in.call(t, "POST", "/v1/deletion-requests", map[string]any{"identities": tc.ids})
-				if status != http.StatusBadRequest {
-					t.Errorf("%s: status %d, want 400: %s", tc.name, status, body)
-					continue
-				}
-				var e struct {
-					Error struct{ Code, Message string } `json:"error"`
-				}
-				if err := json.Unmarshal(body, &e); err != nil || e.Error.Code == "" {
-					t.Errorf("%s: not a native error body: %s", tc.name, body)
-				}
-				for _, id := range tc.ids {
-					if len(id.Value) > 3 && strings.Contains(string(body), id.Value) {
-						t.Errorf("%s: the error quotes the identity value: %s", tc.name, body)
-					}
+		// Invalid: refused before anything is stored.
+		over := strings.Repeat("9", 257)
+		for _, tc := range []struct {
+			name string
+			ids  []identity
+		}{
+			{"quote as email", []identity{{"email", quoteRef}}},
+			{"drop table as email", []identity{{"email", dropRef}}},
+			{"email over the limit", []identity{{"email", "a" + longEmail}}},
+			{"user_id over the limit", []identity{{"user_id", over}}},
+			{"custom over the limit", []identity{{"x-customer_ref", "r" + longRef}}},
+			{"NUL in user_id", []identity{{"user_id", "1\x00"}}},
+			{"newline in custom", []identity{{"x-customer_ref", "cref-1\n OR 1=1"}}},
+			{"injection as phone", []identity{{"phone", "+49 151 OR 1=1"}}},
+			{"injection as type", []identity{{"x-customer_ref; DROP TABLE users", "1"}}},
+			{"upper-case custom type", []identity{{"X-Customer_Ref", "cref-1"}}},
+			{"blank value", []identity{{"user_id", "   "}}},
+			{"no identities", nil},
+			// One bad identity spoils the request: nothing of it runs.
+			{"valid and invalid", []identity{{"user_id", "1"}, {"email", dropRef}}},
+			{"look-alike email", []identity{{"email", cyrillicAlice}}},
+			{"look-alike custom", []identity{{"x-customer_ref", cyrillicRef}}},
+			{"zero-width space in email", []identity{{"email", "alice\u200b@example.com"}}},
+			{"right-to-left override in custom", []identity{{"x-customer_ref", "cref-1\u202e"}}},
+			{"lone surrogate in user_id", []identity{{"user_id", "1\ufffd"}}},
+		} {
+			status, body := in.call(t, "POST", "/v1/deletion-requests", map[string]any{"identities": tc.ids})
+			if status != http.StatusBadRequest {
+				t.Errorf("%s: status %d, want 400: %s", tc.name, status, body)
+				continue
+			}
+			var e struct {
+				Error struct{ Code, Message string } `json:"error"`
+			}
+			if err := json.Unmarshal(body, &e); err != nil || e.Error.Code == "" {
+				t.Errorf("%s: not a native error body: %s", tc.name, body)
+			}
+			for _, id := range tc.ids {
+				if len(id.Value) > 3 && strings.Contains(string(body), id.Value) {
+					t.Errorf("%s: the error quotes the identity value: %s", tc.name, body)
 				}
 			}
-			status, body := in.call(t, "GET", "/v1/deletion-requests", nil)
-			if status != http.StatusOK || !strings.Contains(string(body), `"data":[]`) {
-				t.Errorf("after invalid submissions: requests listed (%d): %s", status, body)
-			}
-			checkErased(t, before, s.dump(t), nil)
+		}
+		status, body := in.call(t, "GET", "/v1/deletion-requests", nil)
+		if status != http.StatusOK || !strings.Contains(string(body), `"data":[]`) {
+			t.Errorf("after invalid submissions: requests listed (%d): %s", status, body)
+		}
+		checkErased(t, before, s.dump(t), nil)
 
-			// Valid: each erases its one subject; the user_id injections
-			// name nobody (users.id is an integer) and complete with nothing.
-			subjects := map[int64]bool{20003: true, 20004: true, 20005: true, 20006: true, 20007: true}
-			var reqs []string
-			for _, ids := range [][]identity{
-				{{"email", quoteEmail}},
-				{{"x-customer_ref", quoteRef}},
-				{{"x-customer_ref", dropRef}},
-				{{"x-customer_ref", longRef}},
-				{{"email", strings.ToUpper(longEmail)}},
-				{{"user_id", quoteRef}},
-				{{"user_id", "1 OR 1=1"}},
-				{{"user_id", "2abc"}}, // MySQL would cast this to 2
-				{{"user_id", over[:256]}},
-				{{"x-customer_ref", "cref-1' --"}},
-			} {
-				reqs = append(reqs, in.submit(t, ids...))
+		// Valid: each erases its one subject; the user_id injections
+		// name nobody (users.id is an integer) and complete with nothing.
+		subjects := map[int64]bool{20003: true, 20004: true, 20005: true, 20006: true, 20007: true}
+		var reqs []string
+		for _, ids := range [][]identity{
+			{{"email", quoteEmail}},
+			{{"x-customer_ref", quoteRef}},
+			{{"x-customer_ref", dropRef}},
+			{{"x-customer_ref", longRef}},
+			{{"email", strings.ToUpper(longEmail)}},
+			{{"user_id", quoteRef}},
+			{{"user_id", "1 OR 1=1"}},
+			{{"user_id", "2abc"}}, // MySQL would cast this to 2
+			{{"user_id", over[:256]}},
+			{{"x-customer_ref", "cref-1' --"}},
+		} {
+			reqs = append(reqs, in.submit(t, ids...))
+		}
+		for _, id := range reqs {
+			if v := in.wait(t, id); v.Status != "completed" {
+				t.Errorf("request %s ended %s: %+v", id, v.Status, v.Tasks)
 			}
-			for _, id := range reqs {
-				if v := in.wait(t, id); v.Status != "completed" {
-					t.Errorf("request %s ended %s: %+v", id, v.Status, v.Tasks)
-				}
-			}
-			checkErased(t, before, s.dump(t), subjects)
-		})
-	}
+		}
+		checkErased(t, before, s.dump(t), subjects)
+	})
 }

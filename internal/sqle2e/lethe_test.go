@@ -3,7 +3,6 @@ package sqle2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -19,7 +18,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/pipeline"
-	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/store/postgres"
 	"github.com/lethe-privacy/lethe/internal/store/sqlite"
@@ -45,34 +43,14 @@ type instance struct {
 func startLethe(t *testing.T, storeDialect, mapYAML string) *instance {
 	t.Helper()
 	ctx := context.Background()
-	master := make([]byte, seal.KeySize)
-	if _, err := rand.Read(master); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := seal.New(master)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st interface {
-		store.Store
-		Migrate(context.Context) error
-	}
+	var st testdb.MigratedStore
 	switch storeDialect {
 	case "postgres":
 		// One connection per worker plus spares, as serve sizes the pool.
-		s, err := postgres.Open(ctx, testdb.PostgresDSN(t), postgres.Options{Keyring: keys, MaxConns: 20})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st = s
+		st = testdb.OpenPostgres(t, testdb.PostgresDSN(t), postgres.Options{MaxConns: 20})
 	default:
-		s, err := sqlite.Open(ctx, testdb.SQLitePath(t), sqlite.Options{Keyring: keys})
-		if err != nil {
-			t.Fatal(err)
-		}
-		st = s
+		st = testdb.OpenSQLite(t, testdb.SQLitePath(t), sqlite.Options{})
 	}
-	t.Cleanup(func() { st.Close() })
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +95,7 @@ func startLethe(t *testing.T, storeDialect, mapYAML string) *instance {
 	})
 
 	api := httpapi.New(httpapi.Options{
-		Intake: intake.New(st, pipe, keys, intake.Config{}),
+		Intake: intake.New(st, pipe, testdb.Keyring(t), intake.Config{}),
 		Store:  st,
 		Auth:   []auth.Authenticator{auth.AdminToken(adminToken)},
 	})

@@ -14,21 +14,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
-// backend is one database a shop runs on.
-type backend struct {
-	driver  string // sqlconn Options.Driver
-	sqlName string // database/sql driver
-	dsn     func(tb testing.TB) string
-}
-
-var backends = []backend{
-	{"postgres", "pgx", testdb.PostgresDSN},
-	{"sqlite", "sqlite", func(tb testing.TB) string {
-		return "file:" + testdb.SQLitePath(tb) + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_txlock=immediate"
-	}},
-	{"mysql", "mysql", testdb.MariaDBDSN},
-}
-
 // The shop's schema, portable across the three databases. Every table has
 // seed_owner, the number of the user who owns the row (0: nobody), which
 // lethe never reads: it lets the test tell whose row is whose after
@@ -101,32 +86,17 @@ tables:
 
 // shop is one seeded database.
 type shop struct {
-	b     backend
+	b     testdb.TargetDB
 	dsn   string
 	db    *sql.DB
 	users int64
 }
 
 // mapYAML returns the shop's data map.
-func (s *shop) mapYAML() string { return fmt.Sprintf(shopMap, s.b.driver, strconv.Quote(s.dsn)) }
+func (s *shop) mapYAML() string { return fmt.Sprintf(shopMap, s.b.Driver, strconv.Quote(s.dsn)) }
 
-// q rewrites ? placeholders to PostgreSQL's $n.
-func (s *shop) q(stmt string) string {
-	if s.b.driver != "postgres" {
-		return stmt
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range stmt {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// q rewrites ? placeholders for the shop's database.
+func (s *shop) q(stmt string) string { return s.b.Rebind(stmt) }
 
 func (s *shop) exec(tb testing.TB, stmt string, args ...any) {
 	tb.Helper()
@@ -137,14 +107,9 @@ func (s *shop) exec(tb testing.TB, stmt string, args ...any) {
 
 // newShop creates the shop on a fresh database of b and seeds users users,
 // each with the same pattern of rows (see seed).
-func newShop(tb testing.TB, b backend, users int64) *shop {
+func newShop(tb testing.TB, b testdb.TargetDB, users int64) *shop {
 	tb.Helper()
-	dsn := b.dsn(tb)
-	db, err := sql.Open(b.sqlName, dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
+	dsn, db := b.Open(tb)
 	s := &shop{b: b, dsn: dsn, db: db, users: users}
 	for _, stmt := range shopDDL {
 		s.exec(tb, stmt)
@@ -256,20 +221,9 @@ func (s *shop) dump(tb testing.TB) dump {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		cols, err := rs.Columns()
-		if err != nil {
-			tb.Fatal(err)
-		}
+		cols, all := testdb.ScanRows(tb, rs)
 		d.cols[t] = cols
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		for rs.Next() {
-			if err := rs.Scan(ptrs...); err != nil {
-				tb.Fatal(err)
-			}
+		for _, vals := range all {
 			r := row{vals: make([]string, len(cols))}
 			for i, v := range vals {
 				switch x := v.(type) {
@@ -286,10 +240,6 @@ func (s *shop) dump(tb testing.TB) dump {
 			}
 			d.rows[t] = append(d.rows[t], r)
 		}
-		if err := rs.Err(); err != nil {
-			tb.Fatal(err)
-		}
-		rs.Close()
 	}
 	return d
 }
