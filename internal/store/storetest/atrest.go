@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // The at-rest checks read the database around the store, as an attacker
@@ -27,21 +28,9 @@ func rawRows(t *testing.T, s store.Store, query string) [][][]byte {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range vals {
-				ptrs[i] = &vals[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				t.Fatal(err)
-			}
+		_, all := testdb.ScanRows(t, rows)
+		for _, vals := range all {
 			out = append(out, toBytes(vals))
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
 		}
 	case *pgxpool.Pool:
 		rows, err := db.Query(ctx, query)
