@@ -98,7 +98,7 @@ func Create(ctx context.Context, db *sql.DB, driver string, n int) (counts Count
 	if w.err != nil {
 		return nil, false, fmt.Errorf("demo: seed: %w", w.err)
 	}
-	if _, err := tx.ExecContext(ctx, w.rebind(`INSERT INTO demo_seed (seed, people, seeded_at) VALUES (?, ?, ?)`),
+	if _, err := tx.ExecContext(ctx, Rebind(w.driver, `INSERT INTO demo_seed (seed, people, seeded_at) VALUES (?, ?, ?)`),
 		strconv.FormatUint(Seed, 16), n, time.Now().UTC().Format(time.RFC3339)); err != nil {
 		return nil, false, fmt.Errorf("demo: write seed mark: %w", err)
 	}
@@ -216,16 +216,18 @@ func (w *writer) insert(table string, cols []string, rows [][]any) {
 			b.WriteString("(" + strings.TrimSuffix(strings.Repeat("?, ", len(row)), ", ") + ")")
 			args = append(args, row...)
 		}
-		if _, err := w.tx.ExecContext(w.ctx, w.rebind(b.String()), args...); err != nil {
+		if _, err := w.tx.ExecContext(w.ctx, Rebind(w.driver, b.String()), args...); err != nil {
 			w.err = fmt.Errorf("insert into %s: %w", table, err)
 		}
 	}
 }
 
-// rebind turns ? placeholders into PostgreSQL's $n. The statements here
-// hold no string literals, so every ? is a placeholder.
-func (w *writer) rebind(stmt string) string {
-	if w.driver != "postgres" {
+// Rebind turns the ? placeholders of stmt into PostgreSQL's $n when
+// driver is "postgres", and returns it unchanged otherwise. The statements
+// it is given hold no string literals, so every ? is a placeholder; the
+// shop's tests write theirs the same way.
+func Rebind(driver, stmt string) string {
+	if driver != "postgres" {
 		return stmt
 	}
 	var b strings.Builder

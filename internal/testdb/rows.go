@@ -2,9 +2,9 @@ package testdb
 
 import (
 	"database/sql"
-	"strconv"
-	"strings"
 	"testing"
+
+	"github.com/lethe-privacy/lethe/internal/demo"
 )
 
 // ScanRows reads every row of rows as the values its driver returns (nil
@@ -35,21 +35,7 @@ func ScanRows(tb testing.TB, rows *sql.Rows) (cols []string, out [][]any) {
 }
 
 // Rebind turns the ? placeholders of stmt into PostgreSQL's $1, $2, ...
-// on PostgreSQL, and returns it unchanged elsewhere. The statements tests
-// write hold no ? inside string literals, so every ? is a placeholder.
+// on PostgreSQL, and returns it unchanged elsewhere (demo.Rebind).
 func (d TargetDB) Rebind(stmt string) string {
-	if d.Driver != "postgres" {
-		return stmt
-	}
-	var b strings.Builder
-	n := 0
-	for _, r := range stmt {
-		if r == '?' {
-			n++
-			b.WriteString("$" + strconv.Itoa(n))
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return demo.Rebind(d.Driver, stmt)
 }
