@@ -61,7 +61,7 @@ TYPE is email, phone, user_id or x-<name>; phones are international
 			if err := checkDataMap(cmd.Context(), targets, log); err != nil {
 				return err
 			}
-			planner, err := pipeline.NewPlanner(pipeline.Config{}, targets, log)
+			planner, err := pipeline.NewPlanner(pipeline.Config{MaxIdentities: cfg.Resolve.MaxIdentities}, targets, log)
 			if err != nil {
 				return err
 			}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/internal/pipeline"
 )
 
 // Config is the whole configuration. Every field's default is the value
@@ -65,6 +66,8 @@ type Config struct {
 	// Deadlines tunes the deadline sweep; each field states its default
 	// (deadlines.go).
 	Deadlines Deadlines `yaml:"deadlines"`
+	// Resolve bounds resolve; each field states its default (resolve.go).
+	Resolve Resolve `yaml:"resolve"`
 	// Targets is the data map: one entry per system holding personal
 	// data. Default none.
 	Targets []Target `yaml:"targets"`
@@ -289,6 +292,7 @@ func Default() *Config {
 			IdleTimeout:       120 * time.Second,
 		},
 		Deadlines: Deadlines{WarnBefore: 7 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
+		Resolve:   Resolve{MaxIdentities: pipeline.DefaultMaxIdentities},
 		RateLimits: RateLimits{
 			Native:  Limit{Limit: 600, Window: time.Minute, Block: time.Minute},
 			Connect: Limit{Limit: 600, Window: time.Minute, Block: time.Minute},
@@ -453,6 +457,7 @@ func (c *Config) validate(errs *errorList) {
 	durRange(bad, "http.write_timeout", c.HTTP.WriteTimeout, 100*time.Millisecond, time.Hour)
 	durRange(bad, "http.idle_timeout", c.HTTP.IdleTimeout, 100*time.Millisecond, time.Hour)
 	c.validateDeadlines(bad) // deadlines.go
+	c.validateResolve(bad)   // resolve.go
 
 	validLimit(bad, "rate_limits.native", c.RateLimits.Native)
 	validLimit(bad, "rate_limits.connect", c.RateLimits.Connect)
