@@ -29,7 +29,6 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
-	"github.com/lethe-privacy/lethe/internal/pipeline"
 )
 
 // Config is the whole configuration. Every field's default is the value
@@ -292,7 +291,6 @@ func Default() *Config {
 			IdleTimeout:       120 * time.Second,
 		},
 		Deadlines: Deadlines{WarnBefore: 7 * 24 * time.Hour, SweepInterval: 10 * time.Minute},
-		Resolve:   Resolve{MaxIdentities: pipeline.DefaultMaxIdentities},
 		RateLimits: RateLimits{
 			Native:  Limit{Limit: 600, Window: time.Minute, Block: time.Minute},
 			Connect: Limit{Limit: 600, Window: time.Minute, Block: time.Minute},

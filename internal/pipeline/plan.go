@@ -157,11 +157,11 @@ func (pl *Planner) Plan(ctx context.Context, ids []lethe.Identity) (*Plan, error
 		return nil, &TooManyIdentitiesError{Reached: len(res.identities), Limit: r.cfg.MaxIdentities}
 	}
 	plan := &Plan{
-		Given:   len(ids),
-		Linked:  len(res.identities) - len(ids),
-		Rounds:  res.rounds,
-		Capped:  res.capped,
-		Reach:   res.reach,
+		Given:  len(ids),
+		Linked: len(res.identities) - len(ids),
+		Rounds: res.rounds,
+		Capped: res.capped,
+		Reach:  res.reach,
 	}
 	if res.reach.Ambiguous() {
 		plan.Stop = lethe.OutcomeAmbiguousSubject
