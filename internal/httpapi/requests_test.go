@@ -666,7 +666,7 @@ func TestNoIdentityInResponsesOrLogs(t *testing.T) {
 	e := newEnv(t)
 	secret := "zq" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	email := "Subject." + secret + "@Example.org"
-	phone := "+4915199" + fmt.Sprint(time.Now().UnixNano()%10000000)
+	phone := "+4915199" + fmt.Sprintf("%06d", time.Now().UnixNano()%1000000) // 0151 and eight digits: valid every time
 	body := `{"identities":[{"type":"email","value":"` + email + `"},{"type":"phone","value":"` + phone + `"},{"type":"user_id","value":"` + secret + `-uid"}],"external_id":"ext"}`
 	post := func(tok string, h map[string]string, b string) response {
 		return e.do(t, call{method: "POST", path: "/v1/deletion-requests?email=" + secret, token: tok, header: h, body: b})

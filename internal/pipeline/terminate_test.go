@@ -12,6 +12,7 @@ import (
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/intake"
+	"github.com/lethe-privacy/lethe/internal/netguard"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
@@ -60,7 +61,7 @@ func TestEveryEndTerminates(t *testing.T) {
 
 				var id string
 				if tc.cancel {
-					in := intake.New(st, p, kr, intake.Config{Terminator: p})
+					in := intake.New(st, p, kr, intake.Config{Terminator: p, CallbackURLs: netguard.CallbackURLs{Guard: loopbackGuard}})
 					req, _, err := in.Submit(ctx, intake.Submission{
 						Actor: lethe.ActorAdmin, Identities: []lethe.Identity{email}, CallbackURL: rcv.srv.URL,
 					})
