@@ -201,3 +201,23 @@ func TestDryRunPlannerErrors(t *testing.T) {
 		t.Errorf("log holds an identity: %s", e.logs.String())
 	}
 }
+
+// TestDryRunSaysWhyItWouldStop: a plan that would stop answers the reason
+// and the accounts reached, with no targets.
+func TestDryRunSaysWhyItWouldStop(t *testing.T) {
+	t.Parallel()
+	fp := &fakePlanner{plan: PlanResult{
+		Reach: &lethe.Reach{Accounts: map[string]int{"shop/users": 2}, Unfollowed: []string{"shop/users.phone"}},
+		Stop:  lethe.OutcomeAmbiguousSubject,
+	}}
+	e := newEnv(t, func(o *Options) { o.Plan = fp.Plan })
+	res := e.do(t, call{method: "POST", path: dryRunPath, token: adminTok, body: validBody})
+	if res.status != http.StatusOK {
+		t.Fatalf("status %d: %s", res.status, res.body)
+	}
+	want := `{"dry_run":true,"linked_identities":0,"reach":{"accounts":{"shop/users":2},"unfollowed":["shop/users.phone"]},` +
+		`"would_stop":"ambiguous_subject","targets":[]}` + "\n"
+	if diff := cmp.Diff(want, string(res.body)); diff != "" {
+		t.Errorf("body (-want +got):\n%s", diff)
+	}
+}
