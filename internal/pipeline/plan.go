@@ -153,9 +153,6 @@ func (pl *Planner) Plan(ctx context.Context, ids []lethe.Identity) (*Plan, error
 	if res.err != nil {
 		return nil, &ResolveError{Target: res.target, Err: errors.New(redact(res.err, res.identities))}
 	}
-	if len(res.identities) > r.cfg.MaxIdentities {
-		return nil, &TooManyIdentitiesError{Reached: len(res.identities), Limit: r.cfg.MaxIdentities}
-	}
 	plan := &Plan{
 		Given:  len(ids),
 		Linked: len(res.identities) - len(ids),
@@ -166,6 +163,9 @@ func (pl *Planner) Plan(ctx context.Context, ids []lethe.Identity) (*Plan, error
 	if res.reach.Ambiguous() {
 		plan.Stop = lethe.OutcomeAmbiguousSubject
 		return plan, nil
+	}
+	if len(res.identities) > r.cfg.MaxIdentities {
+		return nil, &TooManyIdentitiesError{Reached: len(res.identities), Limit: r.cfg.MaxIdentities}
 	}
 	plan.Targets = make([]TargetPlan, len(r.targets))
 	subject := connector.Subject{Identities: res.identities}

@@ -50,12 +50,14 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 		}
 		return p.failResolve(bctx, job, requestID, res.target, msg)
 	}
+	// Ambiguity first: it names the accounts, which says more than a
+	// count of identities does.
+	if res.reach.Ambiguous() {
+		return p.stopAmbiguous(bctx, job, requestID, res.reach)
+	}
 	if len(res.identities) > p.cfg.MaxIdentities {
 		msg := fmt.Sprintf("resolve reached %d identities, more than the limit of %d: the data map probably links unrelated subjects", len(res.identities), p.cfg.MaxIdentities)
 		return p.failResolve(bctx, job, requestID, "", msg)
-	}
-	if res.reach.Ambiguous() {
-		return p.stopAmbiguous(bctx, job, requestID, res.reach)
 	}
 	linked := res.identities[len(given):]
 
