@@ -13,18 +13,36 @@ import (
 	"github.com/lethe-privacy/lethe/internal/demo"
 )
 
+// planDB opens a fresh SQLite database named file in a temporary
+// directory, returning the directory, its DSN and the connection.
+func planDB(t *testing.T, file string) (string, string, *sql.DB) {
+	t.Helper()
+	dir := t.TempDir()
+	dsn := "file:" + filepath.Join(dir, file) + "?_pragma=busy_timeout(5000)&_txlock=immediate"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return dir, dsn, db
+}
+
+// runCLI runs the lethe command with args and no environment, returning
+// its output, its error output and its error.
+func runCLI(args ...string) (string, string, error) {
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(&out, &errOut, func(string) (string, bool) { return "", false })
+	cmd.SetArgs(args)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), errOut.String(), err
+}
+
 // TestPlanCommand: `lethe plan` on the demo shop's data map prints the
 // counts per table, as a table or JSON, never the identity values, and
 // changes nothing.
 func TestPlanCommand(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	dsn := "file:" + filepath.Join(dir, "shop.db") + "?_pragma=busy_timeout(5000)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	dir, dsn, db := planDB(t, "shop.db")
 	if _, _, err := demo.Create(context.Background(), db, "sqlite", 50); err != nil {
 		t.Fatal(err)
 	}
@@ -33,14 +51,7 @@ func TestPlanCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := demo.People(1)[0]
-	env := func(string) (string, bool) { return "", false }
-	run := func(args ...string) (string, string, error) {
-		var out, errOut bytes.Buffer
-		cmd := newRootCmd(&out, &errOut, env)
-		cmd.SetArgs(args)
-		err := cmd.ExecuteContext(context.Background())
-		return out.String(), errOut.String(), err
-	}
+	run := runCLI
 
 	out, errOut, err := run("plan", "--config", cfgPath, "--identity", "email: "+strings.ToUpper(p.Email)+" ", "--identity", "phone:"+p.Phone)
 	if err != nil {
@@ -102,13 +113,7 @@ func TestPlanCommand(t *testing.T) {
 // table and as JSON, and plans no target.
 func TestPlanCommandShowsAmbiguousStop(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	dsn := "file:" + filepath.Join(dir, "accounts.db") + "?_pragma=busy_timeout(5000)&_txlock=immediate"
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	dir, dsn, db := planDB(t, "accounts.db")
 	for _, q := range []string{
 		`CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, phone TEXT)`,
 		`INSERT INTO users (id, email, phone) VALUES (1, 'dan@example.com', '+1 201-555-0777'), (2, 'Eve@example.com', '(201) 555-0777'), (3, 'fay@example.com', NULL)`,
@@ -123,14 +128,7 @@ func TestPlanCommandShowsAmbiguousStop(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := func(string) (string, bool) { return "", false }
-	run := func(args ...string) (string, string, error) {
-		var out, errOut bytes.Buffer
-		cmd := newRootCmd(&out, &errOut, env)
-		cmd.SetArgs(args)
-		err := cmd.ExecuteContext(context.Background())
-		return out.String(), errOut.String(), err
-	}
+	run := runCLI
 
 	out, errOut, err := run("plan", "--config", cfgPath, "--identity", "phone:+12015550777")
 	if err != nil {
