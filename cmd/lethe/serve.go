@@ -185,6 +185,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		JobTimeout:  cfg.Workers.JobTimeout,
 		// 0 (unset) is JobTimeout + 1m, the pipeline's default.
 		RescueStuckJobsAfter: cfg.Workers.RescueAfter,
+		MaxIdentities:        cfg.Resolve.MaxIdentities,
 		Signer:               signer,
 		Retention:            &pipeline.Retention{RequestDetails: cfg.Retention.RequestDetails, Legal: cfg.Retention.Legal},
 		Callbacks:            callbackConfig(cfg, keys), // callbacks.go

@@ -27,9 +27,12 @@ const Algorithm = "ed25519"
 // the same hashes the store keeps), never their values. Times are RFC 3339
 // in UTC with up to microsecond precision.
 type Receipt struct {
-	Version     string         `json:"version"`
-	RequestID   string         `json:"request_id"`
-	Status      lethe.Status   `json:"status"` // completed, failed or canceled
+	Version   string       `json:"version"`
+	RequestID string       `json:"request_id"`
+	Status    lethe.Status `json:"status"` // completed, failed or canceled
+	// Outcome is what the request found (lethe.Outcome): erased,
+	// no_match, ambiguous_subject; absent for other ends.
+	Outcome     lethe.Outcome  `json:"outcome,omitempty"`
 	Regulation  string         `json:"regulation"`
 	ReceivedAt  string         `json:"received_at"`
 	DueAt       string         `json:"due_at"`
@@ -113,6 +116,7 @@ func NewReceipt(r *lethe.Request, tasks []lethe.Task, ids []store.IdentityHash, 
 		Version:     ReceiptVersion,
 		RequestID:   r.ID,
 		Status:      r.Status,
+		Outcome:     r.Outcome,
 		Regulation:  string(r.Regulation),
 		ReceivedAt:  FormatTime(r.ReceivedAt),
 		DueAt:       FormatTime(r.DueAt),

@@ -123,6 +123,10 @@ type UpdateRequestStateParams struct {
 	To        lethe.Status
 	ToStage   lethe.Stage
 	At        time.Time
+	// Outcome, when set, is stored as the request's outcome.
+	Outcome lethe.Outcome
+	// Reach, when set, is stored as the request's reach.
+	Reach *lethe.Reach
 }
 
 // Scope limits what a caller may see: ClientID set means only that client's
