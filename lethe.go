@@ -165,6 +165,9 @@ type ReportItem struct {
 	// no ledger to read it back from. Never set for counts read from a
 	// ledger (connector.Ledger).
 	LowerBound bool `json:"lower_bound,omitempty"`
+	// Reference is the receiving system's id for what was forwarded (a
+	// processor's deletion job ids, comma-separated); never an identity.
+	Reference string `json:"reference,omitempty"`
 }
 
 // Total sums Rows over all items.

@@ -35,7 +35,13 @@ func newDB(tb testing.TB, b backend, ddl ...string) (*shop, string) {
 // openMap builds a connector from the tables part of a data map.
 func openMap(tb testing.TB, b backend, dsn, tables string) *sqlconn.Connector {
 	tb.Helper()
-	o := sqlconn.Options{Driver: b.driver, DSN: dsn, HashKey: "0123456789abcdef-test-key"}
+	return openMapBatch(tb, b, dsn, tables, 0)
+}
+
+// openMapBatch is openMap with a batch size (0: the default).
+func openMapBatch(tb testing.TB, b backend, dsn, tables string, batch int) *sqlconn.Connector {
+	tb.Helper()
+	o := sqlconn.Options{Driver: b.driver, DSN: dsn, HashKey: "0123456789abcdef-test-key", BatchSize: batch}
 	if err := yaml.Unmarshal([]byte(tables), &o.Tables); err != nil {
 		tb.Fatalf("tables: %v", err)
 	}

@@ -187,8 +187,11 @@ func (p *Pipeline) failResolve(ctx context.Context, job *rivertype.JobRow, reque
 		if target != "" {
 			details["target"] = target
 		}
-		// No tasks: resolve creates them only when it succeeds.
-		return p.Terminate(ctx, tx, req, nil, terminate.Ending{To: lethe.StatusFailed, At: p.now(), Details: details})
+		tasks, err := p.resolveFailedTasks(ctx, tx, requestID, target, msg)
+		if err != nil {
+			return false, err
+		}
+		return p.Terminate(ctx, tx, req, tasks, terminate.Ending{To: lethe.StatusFailed, At: p.now(), Details: details})
 	})
 	if err != nil {
 		return err
@@ -198,4 +201,29 @@ func (p *Pipeline) failResolve(ctx context.Context, job *rivertype.JobRow, reque
 		p.obs.RequestFinished(lethe.StatusFailed)
 	}
 	return nil
+}
+
+// resolveFailedTasks lists every target of a request that failed in
+// resolve as a task, so that its GET and receipt show where it failed:
+// the target that failed with its (redacted) error, the others skipped,
+// as nothing was erased anywhere.
+func (p *Pipeline) resolveFailedTasks(ctx context.Context, tx store.Tx, requestID, target, msg string) ([]lethe.Task, error) {
+	names := make([]string, len(p.targets))
+	for i, t := range p.targets {
+		names[i] = t.Name
+	}
+	if err := tx.CreateTasks(ctx, requestID, names, p.now()); err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		end := store.FinishTaskParams{RequestID: requestID, Target: name, State: lethe.TaskSkipped, At: p.now(),
+			LastError: "not started: the request failed in resolve"}
+		if name == target {
+			end.State, end.LastError = lethe.TaskFailed, msg
+		}
+		if _, err := tx.FinishTask(ctx, end); err != nil {
+			return nil, err
+		}
+	}
+	return tx.ListTasks(ctx, requestID)
 }
