@@ -13,13 +13,18 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
-// blockedShop is a SQLite shop whose retained invoices hold a RESTRICT
-// key to users, so every delete of the subject's user is refused (the map
-// check, which would refuse this map, is bypassed: the pipeline is given
-// the connector directly).
-func blockedShop(t *testing.T) (Target, *sql.DB) {
+// sqliteShop is a SQLite shop of users, their orders and their retained
+// invoices, reached through the real SQL connector. With blocked, the
+// invoices hold a RESTRICT key to users, so every delete of the subject's
+// user is refused (the map check, which would refuse this map, is
+// bypassed: the pipeline is given the connector directly).
+func sqliteShop(t *testing.T, dir string, blocked bool) (Target, *sql.DB) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "shop.db")
+	invoices := `CREATE TABLE invoices (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL)`
+	if blocked {
+		invoices = `CREATE TABLE invoices (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE RESTRICT)`
+	}
+	path := filepath.Join(dir, "shop.db")
 	dsn := "file:" + path + "?_pragma=foreign_keys(1)&_pragma=busy_timeout(5000)&_txlock=immediate"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -30,7 +35,7 @@ func blockedShop(t *testing.T) (Target, *sql.DB) {
 	for _, q := range []string{
 		`CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT)`,
 		`CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id))`,
-		`CREATE TABLE invoices (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE RESTRICT)`,
+		invoices,
 		`INSERT INTO users VALUES (1, 'ada.lovelace@example.com'), (2, 'other@example.org')`,
 		`INSERT INTO orders VALUES (10, 1), (11, 1), (12, 2)`,
 		`INSERT INTO invoices VALUES (20, 1), (21, 2)`,
@@ -75,7 +80,7 @@ func tableCounts(t *testing.T, db *sql.DB) map[string]int64 {
 func TestReceiptCountsWhatChanged(t *testing.T) {
 	t.Parallel()
 	eachDialect(t, func(t *testing.T, st store.Store) {
-		shop, db := blockedShop(t)
+		shop, db := sqliteShop(t, t.TempDir(), true)
 		cfg := testConfig()
 		cfg.MaxAttempts = 3
 		p := start(t, st, cfg, shop)
