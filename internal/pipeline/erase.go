@@ -63,6 +63,13 @@ func (p *Pipeline) erase(ctx context.Context, job *rivertype.JobRow, requestID, 
 	if err != nil {
 		return fmt.Errorf("erase %s: %w", target, err)
 	}
+	if len(ids) == 0 {
+		// Every connector finds nothing for nobody, so an erase (and a
+		// verify) without identities would succeed having changed
+		// nothing: a completed request with the subject's rows all there.
+		return p.endTask(bctx, job, taskEnd{requestID: requestID, target: target, state: lethe.TaskFailed,
+			msg: errNoIdentities, attempts: task.Attempts})
+	}
 
 	subject := connector.Subject{RequestID: requestID, Identities: ids}
 	// A target that confirms asynchronously gets its checkpoint and
@@ -98,6 +105,10 @@ func (p *Pipeline) erase(ctx context.Context, job *rivertype.JobRow, requestID, 
 	// The redacted message, never err itself: River stores and logs it.
 	return fmt.Errorf("erase %s (attempt %d): %s", target, task.Attempts, msg)
 }
+
+// errNoIdentities is why a task fails when its request holds no identity
+// to erase by (they were dropped while it was open).
+const errNoIdentities = "the request holds no identities to erase by"
 
 // taskEnd is how one task ended.
 type taskEnd struct {

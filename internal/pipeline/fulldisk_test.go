@@ -179,3 +179,29 @@ func waitEnded(t *testing.T, st store.Store, id string) *lethe.Request {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestNoIdentitiesNeverCompletes: a request whose identities are gone
+// while it is open (dropped by a partial write, say) must not complete:
+// every target finds nothing for nobody, so erase and verify would pass
+// with the subject's rows all there.
+func TestNoIdentitiesNeverCompletes(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, st store.Store) {
+		target := newMemTarget()
+		target.put(email, 2)
+		p := build(t, st, testConfig(), Target{"shop", target})
+		id := submit(t, st, p, email)
+		execSQL(t, st, `UPDATE request_identities SET value_sealed = NULL`, `UPDATE request_identities SET value_sealed = NULL`)
+		startBuilt(t, p)
+		r := waitDone(t, st, id, lethe.StatusFailed)
+		if task := taskOf(t, r, "shop"); task.State != lethe.TaskFailed || task.LastError != errNoIdentities {
+			t.Errorf("task = %+v, want failed: %s", task, errNoIdentities)
+		}
+		if n := target.count("erase"); n != 0 {
+			t.Errorf("Erase calls = %d, want 0", n)
+		}
+		if n := target.held(email); n != 2 {
+			t.Errorf("rows held = %d, want 2 (nothing erased)", n)
+		}
+	})
+}
