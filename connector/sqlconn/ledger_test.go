@@ -59,16 +59,7 @@ func rowsOf(rep lethe.Report, object string, action lethe.Action) int64 {
 // users 0, never the plan's users 1.
 func TestLedgerFailedDeleteReportsWhatChanged(t *testing.T) {
 	onEachBackend(t, func(t *testing.T, b backend) {
-		s, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
-			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT,
-				FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE RESTRICT)`})...)
-		seedUsers(t, s)
-		c := openMap(t, b, dsn, fmt.Sprintf(usersMap, "")+`
-  - name: invoices
-    references: {column: user_id, table: users}
-    action: retain
-    reason: tax law
-`)
+		s, c := restrictedInvoices(t, b)
 		ctx := context.Background()
 		subj := subjectOne
 		subj.RequestID = "req-fk-" + b.driver

@@ -128,22 +128,29 @@ var subjectOne = connector.Subject{Identities: []lethe.Identity{
 	{Type: lethe.IdentityEmail, Value: "u1@example.com"}, {Type: lethe.IdentityUserID, Value: "1"},
 }}
 
+// restrictedInvoices seeds users with retained invoices whose foreign key
+// to users is RESTRICT, and opens the map that keeps them.
+func restrictedInvoices(tb testing.TB, b backend) (*shop, *sqlconn.Connector) {
+	tb.Helper()
+	s, dsn := newDB(tb, b, slices.Concat(usersDDL, []string{
+		`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT,
+			FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE RESTRICT)`})...)
+	seedUsers(tb, s)
+	return s, openMap(tb, b, dsn, fmt.Sprintf(usersMap, "")+`
+  - name: invoices
+    references: {column: user_id, table: users}
+    action: retain
+    reason: tax law
+`)
+}
+
 // A retained invoices table whose foreign key to users is RESTRICT: the
 // erase could never finish, so the check refuses the map (and changes
 // nothing). Without the check, Erase fails midway with addresses already
 // gone: the half-erased person the check exists to prevent.
 func TestCheckRetainedTableBlocksDelete(t *testing.T) {
 	onEachBackend(t, func(t *testing.T, b backend) {
-		s, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
-			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT,
-				FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE RESTRICT)`})...)
-		seedUsers(t, s)
-		c := openMap(t, b, dsn, fmt.Sprintf(usersMap, "")+`
-  - name: invoices
-    references: {column: user_id, table: users}
-    action: retain
-    reason: tax law
-`)
+		s, c := restrictedInvoices(t, b)
 		ps := check(t, c)
 		errs := find(ps, connector.SeverityError, "invoices", "user_id")
 		if len(errs) != 1 || !strings.Contains(errs[0].Message, "could never finish") || errs[0].Target != "app" {

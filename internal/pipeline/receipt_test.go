@@ -1,15 +1,12 @@
 package pipeline
 
 import (
-	"context"
 	"database/sql"
 	"path/filepath"
 	"testing"
 
 	"github.com/lethe-privacy/lethe"
-	"github.com/lethe-privacy/lethe/connector/sqlconn"
 	"github.com/lethe-privacy/lethe/internal/audit"
-	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -44,20 +41,11 @@ func sqliteShop(t *testing.T, dir string, blocked bool) (Target, *sql.DB) {
 			t.Fatal(err)
 		}
 	}
-	doc := "targets:\n  - name: shop\n    kind: sql\n    driver: sqlite\n    dsn: \"" + dsn + "\"\n    tables:\n" +
-		"      - {name: users, identities: {email: email}, action: delete}\n" +
-		"      - {name: orders, references: {column: user_id, table: users}, action: delete}\n" +
-		"      - {name: invoices, references: {column: user_id, table: users}, action: retain, reason: \"tax law\"}\n"
-	cfg, err := config.Parse([]byte(doc), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := sqlconn.New(context.Background(), cfg.ConnectorTargets()[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return Target{Name: "shop", Conn: c}, db
+	shop := sqliteTarget(t, dsn,
+		"      - {name: users, identities: {email: email}, action: delete}\n"+
+			"      - {name: orders, references: {column: user_id, table: users}, action: delete}\n"+
+			"      - {name: invoices, references: {column: user_id, table: users}, action: retain, reason: \"tax law\"}\n")
+	return shop, db
 }
 
 func tableCounts(t *testing.T, db *sql.DB) map[string]int64 {
