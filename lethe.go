@@ -199,7 +199,7 @@ type Task struct {
 	State      TaskState
 	Attempts   int
 	LastError  string // redacted: never holds an identity value
-	Report     Report // done (retain: kept) over all attempts: per object max(plan, sum); see pipeline.settle
+	Report     Report // changed (retain: kept) over all attempts, as the target confirmed it; see pipeline.settle
 	StartedAt  time.Time
 	FinishedAt time.Time
 	UpdatedAt  time.Time
@@ -228,6 +228,15 @@ type ReportItem struct {
 	Rows   int64     `json:"rows"`             // rows / keys / records affected
 	Reason string    `json:"reason,omitempty"` // why retained
 	Until  time.Time `json:"until,omitempty"`  // retained until
+	// LowerBound marks a count that may be short: the target confirmed
+	// Rows, but an attempt's confirmation was lost (lethe stopped between
+	// the target's change and its own record of it) and the target keeps
+	// no ledger to read it back from. Never set for counts read from a
+	// ledger (connector.Ledger).
+	LowerBound bool `json:"lower_bound,omitempty"`
+	// Reference is the receiving system's id for what was forwarded (a
+	// processor's deletion job ids, comma-separated); never an identity.
+	Reference string `json:"reference,omitempty"`
 }
 
 // Total sums Rows over all items.

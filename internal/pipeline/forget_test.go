@@ -119,10 +119,17 @@ func shopTarget(t *testing.T, email, phone string) Target {
 	if _, err := db.Exec(`INSERT INTO invoices (user_id) VALUES (1)`); err != nil {
 		t.Fatal(err)
 	}
-	doc := "targets:\n  - name: shop\n    kind: sql\n    driver: sqlite\n    dsn: " + path + "\n    tables:\n" +
-		"      - {name: users, identities: {email: email, phone: phone}, action: delete}\n" +
-		"      - {name: orders, references: {column: user_id, table: users}, action: delete}\n" +
-		"      - {name: invoices, references: {column: user_id, table: users}, action: retain, reason: \"tax law: 10 years\"}\n"
+	return sqliteTarget(t, path,
+		"      - {name: users, identities: {email: email, phone: phone}, action: delete}\n"+
+			"      - {name: orders, references: {column: user_id, table: users}, action: delete}\n"+
+			"      - {name: invoices, references: {column: user_id, table: users}, action: retain, reason: \"tax law: 10 years\"}\n")
+}
+
+// sqliteTarget is the target "shop": the real SQL connector on the SQLite
+// database at dsn, with the given tables of a data map.
+func sqliteTarget(t *testing.T, dsn, tables string) Target {
+	t.Helper()
+	doc := "targets:\n  - name: shop\n    kind: sql\n    driver: sqlite\n    dsn: \"" + dsn + "\"\n    tables:\n" + tables
 	cfg, err := config.Parse([]byte(doc), nil)
 	if err != nil {
 		t.Fatal(err)

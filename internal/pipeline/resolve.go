@@ -229,7 +229,7 @@ func (p *Pipeline) failResolve(ctx context.Context, job *rivertype.JobRow, reque
 	if target != "" {
 		details["target"] = target
 	}
-	return p.endInResolve(ctx, job, requestID, terminate.Ending{Details: details}, msg)
+	return p.endInResolve(ctx, job, requestID, target, terminate.Ending{Details: details}, msg)
 }
 
 // stopAmbiguous ends a request whose identities reach more than one
@@ -241,13 +241,14 @@ func (p *Pipeline) stopAmbiguous(ctx context.Context, job *rivertype.JobRow, req
 	details["step"] = "resolve"
 	details["reason"] = string(lethe.OutcomeAmbiguousSubject)
 	e := terminate.Ending{Details: details, Outcome: lethe.OutcomeAmbiguousSubject, Reach: reach}
-	return p.endInResolve(ctx, job, requestID, e, "the identities reach more than one account: "+details["accounts"])
+	return p.endInResolve(ctx, job, requestID, "", e, "the identities reach more than one account: "+details["accounts"])
 }
 
 // endInResolve fails a request still in resolve with e (To and At are set
-// here). No tasks exist: resolve creates them only when it succeeds, so
-// nothing was erased anywhere.
-func (p *Pipeline) endInResolve(ctx context.Context, job *rivertype.JobRow, requestID string, e terminate.Ending, msg string) error {
+// here). Nothing was erased anywhere: resolve creates the erase tasks only
+// when it succeeds. When one target's failure is the reason (target set),
+// every target is listed as a task so the request shows where it failed.
+func (p *Pipeline) endInResolve(ctx context.Context, job *rivertype.JobRow, requestID, target string, e terminate.Ending, msg string) error {
 	e.To, e.At = lethe.StatusFailed, p.now()
 	failed, err := p.commit(ctx, job, "resolve", func(tx store.Tx) (bool, error) {
 		req, err := tx.LockRequest(ctx, requestID)
@@ -260,7 +261,13 @@ func (p *Pipeline) endInResolve(ctx context.Context, job *rivertype.JobRow, requ
 		if req.Status != lethe.StatusReceived || req.Stage != lethe.StageResolve {
 			return false, nil
 		}
-		return p.Terminate(ctx, tx, req, nil, e)
+		var tasks []lethe.Task
+		if target != "" {
+			if tasks, err = p.resolveFailedTasks(ctx, tx, requestID, target, msg); err != nil {
+				return false, err
+			}
+		}
+		return p.Terminate(ctx, tx, req, tasks, e)
 	})
 	if err != nil {
 		return err
@@ -291,4 +298,29 @@ func reachDetails(reach *lethe.Reach) map[string]string {
 		details["unfollowed"] = strings.Join(reach.Unfollowed, ",")
 	}
 	return details
+}
+
+// resolveFailedTasks lists every target of a request that failed in
+// resolve as a task, so that its GET and receipt show where it failed:
+// the target that failed with its (redacted) error, the others skipped,
+// as nothing was erased anywhere.
+func (p *Pipeline) resolveFailedTasks(ctx context.Context, tx store.Tx, requestID, target, msg string) ([]lethe.Task, error) {
+	names := make([]string, len(p.targets))
+	for i, t := range p.targets {
+		names[i] = t.Name
+	}
+	if err := tx.CreateTasks(ctx, requestID, names, p.now()); err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		end := store.FinishTaskParams{RequestID: requestID, Target: name, State: lethe.TaskSkipped, At: p.now(),
+			LastError: "not started: the request failed in resolve"}
+		if name == target {
+			end.State, end.LastError = lethe.TaskFailed, msg
+		}
+		if _, err := tx.FinishTask(ctx, end); err != nil {
+			return nil, err
+		}
+	}
+	return tx.ListTasks(ctx, requestID)
 }
