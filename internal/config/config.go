@@ -492,8 +492,8 @@ func (c *Config) validate(errs *errorList) {
 	durRange(bad, "http.read_timeout", c.HTTP.ReadTimeout, 100*time.Millisecond, time.Hour)
 	durRange(bad, "http.write_timeout", c.HTTP.WriteTimeout, 100*time.Millisecond, time.Hour)
 	durRange(bad, "http.idle_timeout", c.HTTP.IdleTimeout, 100*time.Millisecond, time.Hour)
-	c.validateDeadlines(bad) // deadlines.go
-	c.validateResolve(bad)   // resolve.go
+	c.validateDeadlines(bad)
+	c.validateResolve(bad)
 
 	validLimit(bad, "rate_limits.native", c.RateLimits.Native)
 	validLimit(bad, "rate_limits.connect", c.RateLimits.Connect)
@@ -520,7 +520,7 @@ func (c *Config) validate(errs *errorList) {
 	if c.Retention.Legal < 0 {
 		bad("retention.legal", "must not be negative")
 	}
-	c.validateCallbacks(bad) // callbacks.go
+	c.validateCallbacks(bad)
 
 	first := map[string]int{}
 	for i, t := range c.Targets {

@@ -179,7 +179,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p auth.Princ
 	// filterKey binds cursors to the filters as given (not to the time
 	// overdue=true resolves to, which moves between pages).
 	filterKey := string(f.Status)
-	if err := s.deadlineFilters(&f, get, &filterKey); err != nil { // deadlines.go
+	if err := s.deadlineFilters(&f, get, &filterKey); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
