@@ -104,7 +104,76 @@ type Request struct {
 	CompletedAt time.Time // zero until terminal
 	UpdatedAt   time.Time
 
+	// Outcome says what a request that ended found: set when it ends
+	// (completed: erased or no_match; failed before erasing anything:
+	// ambiguous_subject), "" while it is open and for other ends.
+	Outcome Outcome
+	// Reach is how far the subject's identities reached during resolve;
+	// nil until resolve has run (and for requests older than it).
+	Reach *Reach
+
 	Tasks []Task // filled by reads that ask for them
+}
+
+// Outcome is what an ended request found in the targets. Partners and
+// regulators need "erased" told apart from "we hold nothing on this
+// person" (DRP's and Ketch's no_match), and both from a request that
+// stopped because its subject could not be told apart from others.
+type Outcome string
+
+const (
+	// OutcomeErased: the request completed and at least one target held
+	// data of the subject (deleted, pseudonymised, retained or forwarded).
+	OutcomeErased Outcome = "erased"
+	// OutcomeNoMatch: the request completed and no target held anything
+	// of the subject.
+	OutcomeNoMatch Outcome = "no_match"
+	// OutcomeAmbiguousSubject: resolve found that the identities reach
+	// more than one account (record of a root object), so nothing was
+	// erased and the request failed; Reach says how many accounts.
+	OutcomeAmbiguousSubject Outcome = "ambiguous_subject"
+)
+
+// Reach is how far a subject's identities reached in the targets: counts
+// and names from the data map, never values.
+type Reach struct {
+	// Accounts counts, per "target/object" (a root table, a Redis
+	// index), the distinct records of that root object the identities
+	// reached. More than one anywhere makes the subject ambiguous.
+	Accounts map[string]int `json:"accounts,omitempty"`
+	// Unfollowed names, as "target/object.column", where linked values were
+	// found and not followed because each matched more accounts than the
+	// target's follow limit (placeholders such as +10000000000).
+	Unfollowed []string `json:"unfollowed,omitempty"`
+}
+
+// Ambiguous reports whether the identities reached more than one record
+// of some root object.
+func (r *Reach) Ambiguous() bool {
+	if r == nil {
+		return false
+	}
+	for _, n := range r.Accounts {
+		if n > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchOutcome is the outcome of a request that completed with these
+// tasks: no_match when no target reports a row, key or record of any
+// action, erased otherwise. Identities forwarded to another system count
+// as a match: that system may hold data, and lethe cannot say it does not.
+func MatchOutcome(tasks []Task) Outcome {
+	for _, t := range tasks {
+		for _, it := range t.Report.Items {
+			if it.Rows > 0 {
+				return OutcomeErased
+			}
+		}
+	}
+	return OutcomeNoMatch
 }
 
 // TaskState is the state of one request-on-one-target task.
@@ -130,7 +199,7 @@ type Task struct {
 	State      TaskState
 	Attempts   int
 	LastError  string // redacted: never holds an identity value
-	Report     Report // done (retain: kept) over all attempts: per object max(plan, sum); see pipeline.settle
+	Report     Report // changed (retain: kept) over all attempts, as the target confirmed it; see pipeline.settle
 	StartedAt  time.Time
 	FinishedAt time.Time
 	UpdatedAt  time.Time
@@ -159,6 +228,15 @@ type ReportItem struct {
 	Rows   int64     `json:"rows"`             // rows / keys / records affected
 	Reason string    `json:"reason,omitempty"` // why retained
 	Until  time.Time `json:"until,omitempty"`  // retained until
+	// LowerBound marks a count that may be short: the target confirmed
+	// Rows, but an attempt's confirmation was lost (lethe stopped between
+	// the target's change and its own record of it) and the target keeps
+	// no ledger to read it back from. Never set for counts read from a
+	// ledger (connector.Ledger).
+	LowerBound bool `json:"lower_bound,omitempty"`
+	// Reference is the receiving system's id for what was forwarded (a
+	// processor's deletion job ids, comma-separated); never an identity.
+	Reference string `json:"reference,omitempty"`
 }
 
 // Total sums Rows over all items.

@@ -59,13 +59,16 @@ type Connector interface {
 	// Erase removes or pseudonymises the subject's data and reports what it
 	// did. It is idempotent: a second call after success changes nothing
 	// and reports zero rows; a call after a partial run finishes the rest.
-	// Rows count what this call changed, so the pipeline sums the reports
-	// of its attempts. On error the report still holds what was committed
-	// before the error, so a failed attempt's work is not lost from that
-	// sum (only a process crash mid-call loses it; Plan bounds it).
-	// Retained objects are reported with ActionRetain and never changed;
-	// a re-run may no longer reach rows kept through a parent it already
-	// deleted, so for them the pipeline keeps the largest count reported.
+	// Rows count what this call changed, as the target confirmed it, so
+	// the pipeline sums the reports of its attempts. On error the report
+	// still holds what was committed before the error. A process crash
+	// mid-call loses that call's report: a connector that can prevent it
+	// implements Ledger; for the others the pipeline marks the task's
+	// lines as lower bounds (lethe.ReportItem.LowerBound), never filling
+	// them from Plan. Retained objects are reported with ActionRetain and
+	// never changed; a re-run may no longer reach rows kept through a
+	// parent it already deleted, so for them the pipeline keeps the
+	// largest count reported.
 	Erase(ctx context.Context, s Subject) (lethe.Report, error)
 	// Verify re-checks the target after Erase. A nil error means nothing
 	// erasable is left; otherwise the error says what remains (names and
@@ -118,6 +121,18 @@ func (r Resolution) Ambiguous() bool {
 		}
 	}
 	return false
+}
+
+// Ledger is implemented by connectors whose target records, in the same
+// transaction as each change, what the change did (a SQL target's
+// lethe_erasure_ledger). Changed reads that record back: per object and
+// action, the rows changed for s.RequestID over every Erase call so far,
+// failed and crashed ones included, and nothing that was rolled back. The
+// pipeline takes it as the task's report instead of summing what Erase
+// calls returned, which a crash between a commit and lethe's own
+// bookkeeping would leave short. It changes no subject data.
+type Ledger interface {
+	Changed(ctx context.Context, s Subject) (lethe.Report, error)
 }
 
 // Validator is implemented by connectors that can check their

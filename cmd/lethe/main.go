@@ -64,10 +64,10 @@ func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
 		newMigrateCmd(g),
 		newRequestsCmd(),
 		newClientsCmd(g),
-		newAuditCmd(g),  // audit.go
-		newReceiptCmd(), // audit.go
-		newKeysCmd(g),   // audit.go
-		newPlanCmd(g),   // plan.go
+		newAuditCmd(g),
+		newReceiptCmd(),
+		newKeysCmd(g),
+		newPlanCmd(g),
 		newMapCmd(g),
 		newCallbacksCmd(g),
 		newSuppressionsCmd(g),

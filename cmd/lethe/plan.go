@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -61,7 +63,7 @@ TYPE is email, phone, user_id or x-<name>; phones are international
 			if err := checkDataMap(cmd.Context(), targets, log); err != nil {
 				return err
 			}
-			planner, err := pipeline.NewPlanner(pipeline.Config{}, targets, log)
+			planner, err := pipeline.NewPlanner(pipeline.Config{MaxIdentities: cfg.Resolve.MaxIdentities}, targets, log)
 			if err != nil {
 				return err
 			}
@@ -121,6 +123,8 @@ type planView struct {
 	LinkedIdentities int              `json:"linked_identities"`
 	ResolveRounds    int              `json:"resolve_rounds"`
 	ResolveCapped    bool             `json:"resolve_capped"`
+	Reach            *lethe.Reach     `json:"reach,omitempty"`
+	WouldStop        lethe.Outcome    `json:"would_stop,omitempty"`
 	Targets          []targetPlanView `json:"targets"`
 }
 
@@ -143,7 +147,7 @@ type planItemView struct {
 func newPlanView(p *pipeline.Plan) planView {
 	v := planView{
 		DryRun: true, GivenIdentities: p.Given, LinkedIdentities: p.Linked,
-		ResolveRounds: p.Rounds, ResolveCapped: p.Capped,
+		ResolveRounds: p.Rounds, ResolveCapped: p.Capped, Reach: p.Reach, WouldStop: p.Stop,
 		Targets: make([]targetPlanView, len(p.Targets)),
 	}
 	for i, t := range p.Targets {
@@ -170,6 +174,14 @@ func printPlan(w io.Writer, p *pipeline.Plan) error {
 	}
 	fmt.Fprintf(w, "Plan for %s given and %s found by resolve (%s)%s.\nNothing was changed.\n\n",
 		plural(p.Given, "identity", "identities"), plural(p.Linked, "linked one", "linked ones"), plural(p.Rounds, "round", "rounds"), note)
+	if err := printReach(w, p.Reach); err != nil {
+		return err
+	}
+	if p.Stop != "" {
+		_, err := fmt.Fprintf(w, "A request for this subject would stop as %s before erasing anything:\n"+
+			"the identities reach more than one account, so erasing would erase somebody else too.\n", p.Stop)
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TARGET\tOBJECT\tACTION\tROWS\tNOTE")
 	for _, t := range p.Targets {
@@ -193,6 +205,29 @@ func printPlan(w io.Writer, p *pipeline.Plan) error {
 	}
 	_, err := fmt.Fprintf(w, "\nWould delete %d rows, pseudonymise %d and retain %d.\n",
 		p.Rows(lethe.ActionDelete), p.Rows(lethe.ActionPseudonymize), p.Rows(lethe.ActionRetain))
+	return err
+}
+
+// printReach lists the accounts the identities reached per target and
+// root object, and the values resolve did not follow.
+func printReach(w io.Writer, r *lethe.Reach) error {
+	if r == nil {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if len(r.Accounts) > 0 {
+		fmt.Fprintln(tw, "ROOT OBJECT\tACCOUNTS REACHED")
+		for _, k := range slices.Sorted(maps.Keys(r.Accounts)) {
+			fmt.Fprintf(tw, "%s\t%d\n", k, r.Accounts[k])
+		}
+	}
+	for _, u := range r.Unfollowed {
+		fmt.Fprintf(tw, "%s\tnot followed: its values match more accounts than the follow limit\n", u)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintln(w)
 	return err
 }
 
@@ -229,7 +264,10 @@ func apiPlanner(p *pipeline.Pipeline) httpapi.Planner {
 			return nil, fmt.Errorf("%w: %w", lethe.Errorf(lethe.EUNAVAILABLE,
 				"target %q could not be planned; the reason is in the server log", failed[0].Target), errors.Join(errs...))
 		}
-		out := &httpapi.PlanResult{LinkedIdentities: plan.Linked, Targets: make([]httpapi.TargetPlan, len(plan.Targets))}
+		out := &httpapi.PlanResult{
+			LinkedIdentities: plan.Linked, Reach: plan.Reach, Stop: plan.Stop,
+			Targets: make([]httpapi.TargetPlan, len(plan.Targets)),
+		}
 		for i, t := range plan.Targets {
 			out.Targets[i] = httpapi.TargetPlan{Target: t.Target, Report: t.Report}
 		}

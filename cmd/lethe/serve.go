@@ -67,7 +67,7 @@ func newServeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if demo {
-				if err := setupDemo(cmd.Context(), g, listen, cmd.OutOrStdout(), log); err != nil { // demo.go
+				if err := setupDemo(cmd.Context(), g, listen, cmd.OutOrStdout(), log); err != nil {
 					return err
 				}
 			}
@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 	if err := migrate(ctx, st); err != nil {
 		return err
 	}
-	signer, err := loadSigner(ctx, st, keys, env, log) // audit.go
+	signer, err := loadSigner(ctx, st, keys, env, log)
 	if err != nil {
 		return err
 	}
@@ -185,9 +185,10 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		JobTimeout:  cfg.Workers.JobTimeout,
 		// 0 (unset) is JobTimeout + 1m, the pipeline's default.
 		RescueStuckJobsAfter: cfg.Workers.RescueAfter,
+		MaxIdentities:        cfg.Resolve.MaxIdentities,
 		Signer:               signer,
 		Retention:            &pipeline.Retention{RequestDetails: cfg.Retention.RequestDetails, Legal: cfg.Retention.Legal},
-		Callbacks:            callbackConfig(cfg, keys), // callbacks.go
+		Callbacks:            callbackConfig(cfg, keys),
 		Suppression:          cfg.Suppression.Enabled,
 		Deadlines:            &pipeline.Deadlines{WarnBefore: cfg.Deadlines.WarnBefore, Interval: cfg.Deadlines.SweepInterval},
 		InsertOnly:           !r.works(),
@@ -242,10 +243,10 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
 		Profiles:     []httpapi.Profile{s2sProfile, connectProfile},
 		Observer:     m,
-		Plan:         apiPlanner(pipe), // plan.go
-		CompleteTask: pipe,             // targets confirming an erasure: POST /v1/tasks/{token}/complete
+		Plan:         apiPlanner(pipe),
+		CompleteTask: pipe, // targets confirming an erasure: POST /v1/tasks/{token}/complete
 		Suppression:  cfg.Suppression.Enabled,
-		Timeouts:     httpTimeouts(cfg.HTTP), // role.go
+		Timeouts:     httpTimeouts(cfg.HTTP),
 	})
 	if !r.servesAPI() {
 		// A worker answers probes and scrapes only; the API built above

@@ -111,7 +111,11 @@ func openStore(ctx context.Context, db string, env lookupEnv, log *slog.Logger, 
 	}
 	var st migratingStore
 	if isPostgresURL(db) {
-		st, err = postgres.Open(ctx, db, postgres.Options{Keyring: keys, MaxConns: int32(workers + pgPoolSpare)})
+		size := int32(workers + pgPoolSpare)
+		if strings.Contains(db, "pool_max_conns=") {
+			size = 0 // the operator's cap in the URL wins
+		}
+		st, err = postgres.Open(ctx, db, postgres.Options{Keyring: keys, MaxConns: size})
 	} else {
 		st, err = sqlite.Open(ctx, db, sqlite.Options{Keyring: keys})
 	}

@@ -343,15 +343,27 @@ func (c *Connector) Erase(ctx context.Context, s connector.Subject) (lethe.Repor
 
 	batch := todo[:min(len(todo), c.o.BatchSize)]
 	accepted := 0
+	var refs []string
+	// The report names the processor's jobs, so the receipt says where
+	// the deletion went.
+	withRefs := func(r lethe.Report) lethe.Report {
+		if len(r.Items) > 0 {
+			r.Items[0].Reference = strings.Join(refs, ",")
+		}
+		return r
+	}
 	for _, id := range batch {
 		ref, err := c.api.Submit(ctx, c.client, id)
 		if err != nil {
-			return c.report(accepted), c.pendingOr(err, cp, accepted)
+			return withRefs(c.report(accepted)), c.pendingOr(err, cp, accepted)
 		}
 		cp.Sent[digest(s.RequestID, id)] = ref
+		if ref != "" {
+			refs = append(refs, ref)
+		}
 		accepted++
 	}
-	rep := c.report(accepted)
+	rep := withRefs(c.report(accepted))
 	if left := len(todo) - len(batch); left > 0 {
 		return rep, &connector.PendingError{
 			Checkpoint: cp.encode(),

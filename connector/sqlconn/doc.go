@@ -100,12 +100,20 @@
 //
 // A crash mid-Erase leaves whole batches committed; the next run finds only
 // what is left, so erasing converges. Each report counts the rows changed
-// by that call, so the total across attempts is the sum of their reports;
-// on error Erase still returns the report of what it committed. Only the
-// rows of an attempt that died without returning are missing from that
-// sum; the Plan taken before erasing is the expected total. Retained rows
-// reached through a deleted parent are no longer found by a re-run, so for
-// retain lines the largest count reported is the one to keep.
+// by that call; on error Erase still returns the report of what it
+// committed. The rows of an attempt that died without returning would be
+// missing from a sum of reports, so each batch also writes its count (and
+// its declared cascades' counts, taken before the delete) into the
+// lethe_erasure_ledger table in its own transaction, and Changed
+// (connector.Ledger) reads the request's exact totals back: a batch and
+// its count commit together or not at all. The same batch keeps, in
+// lethe_erasure_keys, the referenced values (users.id, orders.id) of the
+// rows it erased, so Erase and Verify find a child row written after its
+// parent was deleted by those values, and by the subject's identity values
+// where the referenced column is an identity column. Verify drops the kept
+// values once it passes. Both tables are created on first use (see
+// ledger.go) and never appear in map check or discover. Retained rows
+// are counted as they stand, found through parents and kept keys alike.
 //
 // # Checks
 //

@@ -459,29 +459,39 @@ func (ck *schemaCheck) indexes(ctx context.Context) error {
 	return nil
 }
 
+// cascades returns the live schema's cascades declared in the map.
+func (c *Connector) cascades(ctx context.Context) ([]cascade, error) {
+	c.live.mu.Lock()
+	ready, all := c.live.ready, c.live.cascades
+	c.live.mu.Unlock()
+	if ready {
+		return all, nil
+	}
+	ck, err := c.analyse(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return ck.cascades, nil
+}
+
 // cascadeItems counts, for Plan, the rows that the cascades declared on t
 // would change, one line per foreign key.
 func (c *Connector) cascadeItems(ctx context.Context, t *table, m *matcher, s schema) ([]lethe.ReportItem, error) {
 	if len(t.Cascades) == 0 {
 		return nil, nil
 	}
-	c.live.mu.Lock()
-	ready, all := c.live.ready, c.live.cascades
-	c.live.mu.Unlock()
-	if !ready {
-		ck, err := c.analyse(ctx)
-		if err != nil {
-			return nil, err
-		}
-		all = ck.cascades
+	all, err := c.cascades(ctx)
+	if err != nil {
+		return nil, err
 	}
+	subject := func(q *query, pt *table) string { return c.where(q, pt, m, s) }
 	var items []lethe.ReportItem
 	for _, cs := range all {
 		if cs.root != t {
 			continue
 		}
 		q := &query{d: c.d}
-		w := c.cascadeWhere(q, cs, all, m, s, 0)
+		w := c.cascadeWhere(q, cs, all, subject, 0)
 		if w == "" {
 			items = append(items, lethe.ReportItem{Object: cs.fk.table, Action: cs.action(), Reason: cs.reason()})
 			continue
@@ -501,16 +511,18 @@ const maxCascadeDepth = 8
 
 // cascadeWhere writes the condition selecting the child rows cs changes:
 // their key points at a subject's row of the parent, which is either a
-// mapped table or one a cascade deletes in turn. "" when nothing can match.
-func (c *Connector) cascadeWhere(q *query, cs cascade, all []cascade, m *matcher, s schema, depth int) string {
+// mapped table or one a cascade deletes in turn. rows writes the condition
+// selecting the rows of a mapped parent that change (the subject's for a
+// plan, one batch's keys for the ledger). "" when nothing can match.
+func (c *Connector) cascadeWhere(q *query, cs cascade, all []cascade, rows func(q *query, pt *table) string, depth int) string {
 	var sub string
 	if pt := c.mappedLive(cs.parent); pt != nil {
-		sub = c.where(q, pt, m, s)
+		sub = rows(q, pt)
 	} else if depth < maxCascadeDepth {
 		var terms []string
 		for _, up := range all {
 			if up.fk.table == cs.parent && up.action() == lethe.ActionDelete {
-				if w := c.cascadeWhere(q, up, all, m, s, depth+1); w != "" {
+				if w := c.cascadeWhere(q, up, all, rows, depth+1); w != "" {
 					terms = append(terms, w)
 				}
 			}

@@ -29,7 +29,13 @@ func newDB(tb testing.TB, b testdb.TargetDB, ddl ...string) (*shop, string) {
 // openMap builds a connector from the tables part of a data map.
 func openMap(tb testing.TB, b testdb.TargetDB, dsn, tables string) *sqlconn.Connector {
 	tb.Helper()
-	o := sqlconn.Options{Driver: b.Driver, DSN: dsn, HashKey: "0123456789abcdef-test-key"}
+	return openMapBatch(tb, b, dsn, tables, 0)
+}
+
+// openMapBatch is openMap with a batch size (0: the default).
+func openMapBatch(tb testing.TB, b testdb.TargetDB, dsn, tables string, batch int) *sqlconn.Connector {
+	tb.Helper()
+	o := sqlconn.Options{Driver: b.Driver, DSN: dsn, HashKey: "0123456789abcdef-test-key", BatchSize: batch}
 	if err := yaml.Unmarshal([]byte(tables), &o.Tables); err != nil {
 		tb.Fatalf("tables: %v", err)
 	}
@@ -106,22 +112,29 @@ var subjectOne = connector.Subject{Identities: []lethe.Identity{
 	{Type: lethe.IdentityEmail, Value: "u1@example.com"}, {Type: lethe.IdentityUserID, Value: "1"},
 }}
 
+// restrictedInvoices seeds users with retained invoices whose foreign key
+// to users is RESTRICT, and opens the map that keeps them.
+func restrictedInvoices(tb testing.TB, b testdb.TargetDB) (*shop, *sqlconn.Connector) {
+	tb.Helper()
+	s, dsn := newDB(tb, b, slices.Concat(usersDDL, []string{
+		`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT,
+			FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE RESTRICT)`})...)
+	seedUsers(tb, s)
+	return s, openMap(tb, b, dsn, fmt.Sprintf(usersMap, "")+`
+  - name: invoices
+    references: {column: user_id, table: users}
+    action: retain
+    reason: tax law
+`)
+}
+
 // A retained invoices table whose foreign key to users is RESTRICT: the
 // erase could never finish, so the check refuses the map (and changes
 // nothing). Without the check, Erase fails midway with addresses already
 // gone: the half-erased person the check exists to prevent.
 func TestCheckRetainedTableBlocksDelete(t *testing.T) {
 	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
-		s, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
-			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT,
-				FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE RESTRICT)`})...)
-		seedUsers(t, s)
-		c := openMap(t, b, dsn, fmt.Sprintf(usersMap, "")+`
-  - name: invoices
-    references: {column: user_id, table: users}
-    action: retain
-    reason: tax law
-`)
+		s, c := restrictedInvoices(t, b)
 		ps := check(t, c)
 		errs := find(ps, connector.SeverityError, "invoices", "user_id")
 		if len(errs) != 1 || !strings.Contains(errs[0].Message, "could never finish") || errs[0].Target != "app" {

@@ -104,6 +104,10 @@ type matcher struct {
 	// whose value matched; a confirmed column absent from it matched none.
 	keys      map[*table]map[string][][]any
 	confirmed map[*table]map[string]bool
+	// erased holds, per parent table and referenced column, the values of
+	// the rows this request already erased (from the ledger), so that
+	// children are found by them even once the parent row is gone.
+	erased map[*table]map[string][]string
 }
 
 // maxConfirmedRows bounds the rows one identity column may confirm for one

@@ -154,6 +154,9 @@ func readLive(ctx context.Context, d dialect, db *sql.DB, extra []string) (*live
 			return nil, "", fmt.Errorf("read schema %q: %w", sch, err)
 		}
 	}
+	// lethe's own bookkeeping (ledger.go) is neither mapped nor a
+	// candidate for the map.
+	s.names = slices.DeleteFunc(s.names, ledgerOwned)
 	slices.Sort(s.names)
 	// Both directions were read per schema, so a key between two read
 	// schemas may be listed twice.

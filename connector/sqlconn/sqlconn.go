@@ -54,9 +54,12 @@ type Connector struct {
 	schema schema // nil until first loaded
 
 	live liveCache // constraints read for CheckSchema and declared cascades
+
+	ledgerReady bool // the ledger tables exist (under mu)
 }
 
 var (
+	_ connector.Ledger    = (*Connector)(nil)
 	_ connector.Connector = (*Connector)(nil)
 	_ connector.Validator = (*Connector)(nil)
 	_ connector.Closer    = (*Connector)(nil)
@@ -261,6 +264,30 @@ func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
 		terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(col), strings.Join(ph, ", ")))
 	}
 	for _, l := range t.parents {
+		// A child row is the subject's when its reference holds a value
+		// the subject's parent row held: by the subject's identity values
+		// when the referenced column is one (users.id is the user_id), and
+		// by the values the ledger kept of parent rows already erased.
+		// Both find it without the parent row, which a late writer's child
+		// outlives.
+		if typ, ok := identityOf(l.parent, l.to); ok && !m.confirmed[l.parent][l.to] {
+			if args := typed(m.v[typ], s.kind(t.Name, l.column)); len(args) > 0 {
+				ph := make([]string, len(args))
+				for i, a := range args {
+					ph[i] = q.arg(a)
+				}
+				terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(l.column), strings.Join(ph, ", ")))
+			}
+		}
+		if vals := m.erased[l.parent][l.to]; len(vals) > 0 {
+			if args := typed(vals, s.kind(t.Name, l.column)); len(args) > 0 {
+				ph := make([]string, len(args))
+				for i, a := range args {
+					ph[i] = q.arg(a)
+				}
+				terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(l.column), strings.Join(ph, ", ")))
+			}
+		}
 		sub := c.where(q, l.parent, m, s)
 		if sub == "" {
 			continue
@@ -287,6 +314,16 @@ func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
 		sel[i] = fmt.Sprintf("SELECT %s FROM %s WHERE %s", list, name, term)
 	}
 	return fmt.Sprintf("(%s IN (SELECT %s FROM (%s) AS subject_rows))", pk, list, strings.Join(sel, " UNION "))
+}
+
+// identityOf returns the identity type column col of t holds, if any.
+func identityOf(t *table, col string) (lethe.IdentityType, bool) {
+	for _, typ := range t.idTypes {
+		if t.Identities[typ] == col {
+			return typ, true
+		}
+	}
+	return "", false
 }
 
 // begin checks ctx, loads the schema and matches the subject's values
@@ -392,15 +429,18 @@ func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Re
 	if err != nil {
 		return lethe.Report{}, err
 	}
+	if err := c.useLedger(ctx, subj.RequestID, m); err != nil {
+		return lethe.Report{}, redact(err, v.all())
+	}
 	var rep lethe.Report
 	for _, t := range c.tables {
 		var n int64
 		var err error
 		switch t.Action {
 		case lethe.ActionDelete:
-			n, err = c.deleteRows(ctx, t, m, s)
+			n, err = c.deleteRows(ctx, subj.RequestID, t, m, s)
 		case lethe.ActionPseudonymize:
-			n, err = c.pseudonymizeRows(ctx, t, m, s)
+			n, err = c.pseudonymizeRows(ctx, subj.RequestID, t, m, s)
 		case lethe.ActionRetain:
 			n, err = c.count(ctx, t, m, s)
 		}
@@ -415,7 +455,7 @@ func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Re
 // deleteRows deletes the subject's rows of t in batches: each selects and
 // locks up to batch_size primary keys, deletes them by key and commits on
 // its own, keeping locks short (see the batch comment in dialect.go).
-func (c *Connector) deleteRows(ctx context.Context, t *table, m *matcher, s schema) (int64, error) {
+func (c *Connector) deleteRows(ctx context.Context, requestID string, t *table, m *matcher, s schema) (int64, error) {
 	q := &query{d: c.d}
 	w := c.where(q, t, m, s)
 	if w == "" {
@@ -431,7 +471,7 @@ func (c *Connector) deleteRows(ctx context.Context, t *table, m *matcher, s sche
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
-		n, more, err := c.deleteBatch(ctx, t, sel, q.args)
+		n, more, err := c.deleteBatch(ctx, requestID, t, sel, q.args)
 		total += n
 		if err != nil || !more {
 			return total, err
@@ -440,8 +480,9 @@ func (c *Connector) deleteRows(ctx context.Context, t *table, m *matcher, s sche
 }
 
 // deleteBatch runs one delete batch in one transaction and reports the
-// rows deleted and whether the batch was full (more may remain).
-func (c *Connector) deleteBatch(ctx context.Context, t *table, sel string, args []any) (int64, bool, error) {
+// rows deleted and whether the batch was full (more may remain). The
+// batch's ledger entry commits with it.
+func (c *Connector) deleteBatch(ctx context.Context, requestID string, t *table, sel string, args []any) (int64, bool, error) {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, false, err
@@ -471,6 +512,16 @@ func (c *Connector) deleteBatch(ctx context.Context, t *table, sel string, args 
 	if len(keys) == 0 {
 		return 0, false, nil
 	}
+	// What the ledger needs is read before the rows go: the values
+	// children reference, and the rows the declared cascades will take.
+	refs, err := c.referencedValues(ctx, tx, t, keys)
+	if err != nil {
+		return 0, false, err
+	}
+	cascaded, err := c.cascadeCounts(ctx, tx, t, keys, false)
+	if err != nil {
+		return 0, false, err
+	}
 	var n int64
 	for rest := keys; len(rest) > 0; {
 		chunk := rest[:min(len(rest), maxKeysPerStmt/len(t.key))]
@@ -493,6 +544,11 @@ func (c *Connector) deleteBatch(ctx context.Context, t *table, sel string, args 
 	if n != int64(len(keys)) {
 		return 0, false, fmt.Errorf("deleted %d of the %d rows selected by primary key", n, len(keys))
 	}
+	e := ledgerEntry{requestID: requestID, object: t.Name, keys: refs,
+		lines: append([]lethe.ReportItem{{Object: t.Name, Action: lethe.ActionDelete, Rows: n}}, cascaded...)}
+	if err := c.record(ctx, tx, e); err != nil {
+		return 0, false, err
+	}
 	if err := tx.Commit(); err != nil {
 		return 0, false, err
 	}
@@ -505,7 +561,7 @@ func (c *Connector) deleteBatch(ctx context.Context, t *table, sel string, args 
 // of them in one statement where the dialect allows (dialect.updateRows).
 // Batches advance by primary key, so every row is visited once per call
 // even if a rewritten row were somehow to match again.
-func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, m *matcher, s schema) (int64, error) {
+func (c *Connector) pseudonymizeRows(ctx context.Context, requestID string, t *table, m *matcher, s schema) (int64, error) {
 	var total int64
 	var last []any
 	for {
@@ -529,7 +585,7 @@ func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, m *matcher, 
 		}
 		sel := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT %d%s",
 			strings.Join(cols, ", "), c.d.quote(t.Name), w, pk, c.batch, c.d.lockRows())
-		n, lastPK, err := c.pseudonymizeBatch(ctx, t, sel, q.args)
+		n, lastPK, err := c.pseudonymizeBatch(ctx, requestID, t, sel, q.args)
 		total += n
 		if err != nil || lastPK == nil {
 			return total, err
@@ -540,7 +596,8 @@ func (c *Connector) pseudonymizeRows(ctx context.Context, t *table, m *matcher, 
 
 // pseudonymizeBatch runs one batch in one transaction and returns the rows
 // changed and the last primary key seen (nil when the batch was the last).
-func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string, args []any) (int64, []any, error) {
+// The batch's ledger entry commits with it.
+func (c *Connector) pseudonymizeBatch(ctx context.Context, requestID string, t *table, sel string, args []any) (int64, []any, error) {
 	tx, err := c.db.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, nil, err
@@ -569,6 +626,18 @@ func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string,
 	}
 	if len(batch) == 0 {
 		return 0, nil, nil
+	}
+	keys := make([][]any, len(batch))
+	for i, b := range batch {
+		keys[i] = b.pk
+	}
+	refs, err := c.referencedValues(ctx, tx, t, keys)
+	if err != nil {
+		return 0, nil, err
+	}
+	cascaded, err := c.cascadeCounts(ctx, tx, t, keys, true)
+	if err != nil {
+		return 0, nil, err
 	}
 	// Constant strategies are one assignment for the whole batch; the
 	// others get each row's new value, which replaces the old one in vals.
@@ -620,6 +689,11 @@ func (c *Connector) pseudonymizeBatch(ctx context.Context, t *table, sel string,
 	n := int64(len(batch))
 	if c.d.name != "mysql" && matched != n {
 		return 0, nil, fmt.Errorf("updated %d of the %d rows selected by primary key", matched, n)
+	}
+	e := ledgerEntry{requestID: requestID, object: t.Name, keys: refs,
+		lines: append([]lethe.ReportItem{{Object: t.Name, Action: lethe.ActionPseudonymize, Rows: n}}, cascaded...)}
+	if err := c.record(ctx, tx, e); err != nil {
+		return 0, nil, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, nil, err
@@ -684,13 +758,19 @@ func (c *Connector) mac(s string) string {
 }
 
 // Verify fails when a delete or pseudonymize table still has rows that
-// match the subject. Pseudonymized rows no longer match: their identity and
+// match the subject: by its identity values, through parents still
+// present, and by the key values the ledger kept of the parent rows this
+// request erased, so a child row written after its parent was deleted is
+// found. Pseudonymized rows no longer match: their identity and
 // reference columns were rewritten (compile insists on it).
 func (c *Connector) Verify(ctx context.Context, subj connector.Subject) error {
 	v := valuesOf(subj.Identities)
 	s, m, err := c.begin(ctx, "verify", v)
 	if err != nil {
 		return err
+	}
+	if err := c.useLedger(ctx, subj.RequestID, m); err != nil {
+		return redact(err, v.all())
 	}
 	var left []string
 	for _, t := range c.tables {
@@ -707,6 +787,12 @@ func (c *Connector) Verify(ctx context.Context, subj connector.Subject) error {
 	}
 	if len(left) > 0 {
 		return fmt.Errorf("target %q: subject data remains in %s", c.name, strings.Join(left, ", "))
+	}
+	// Nothing is left: the key values kept for this check go too. A
+	// later re-check still finds children by the subject's identity
+	// values.
+	if err := c.forgetErased(ctx, subj.RequestID); err != nil {
+		return redact(fmt.Errorf("target %q: %w", c.name, err), v.all())
 	}
 	return nil
 }

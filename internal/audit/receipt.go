@@ -27,9 +27,12 @@ const Algorithm = "ed25519"
 // the same hashes the store keeps), never their values. Times are RFC 3339
 // in UTC with up to microsecond precision.
 type Receipt struct {
-	Version     string         `json:"version"`
-	RequestID   string         `json:"request_id"`
-	Status      lethe.Status   `json:"status"` // completed, failed or canceled
+	Version   string       `json:"version"`
+	RequestID string       `json:"request_id"`
+	Status    lethe.Status `json:"status"` // completed, failed or canceled
+	// Outcome is what the request found (lethe.Outcome): erased,
+	// no_match, ambiguous_subject; absent for other ends.
+	Outcome     lethe.Outcome  `json:"outcome,omitempty"`
 	Regulation  string         `json:"regulation"`
 	ReceivedAt  string         `json:"received_at"`
 	DueAt       string         `json:"due_at"`
@@ -53,19 +56,63 @@ type IdentityHash struct {
 
 // TargetResult is what happened on one target.
 type TargetResult struct {
-	Target   string       `json:"target"`
-	State    string       `json:"state"`
+	Target string `json:"target"`
+	State  string `json:"state"`
+	// Outcome says in one word what the target's items add up to (see
+	// Outcome*); Error is the task's redacted error when it failed.
+	Outcome  string       `json:"outcome"`
+	Error    string       `json:"error,omitempty"`
 	Attempts int          `json:"attempts"`
 	Items    []ReportItem `json:"items"`
+}
+
+// What happened on one target, as a receipt states it.
+const (
+	OutcomeErased        = "erased"        // rows deleted (pseudonymized ones may come with them)
+	OutcomePseudonymized = "pseudonymized" // rows rewritten, none deleted
+	OutcomeRetained      = "retained"      // only kept rows (the items say why and until when)
+	OutcomeNotFound      = "not_found"     // nothing of the subject's was there
+	OutcomeForwarded     = "forwarded"     // passed on; the items carry the receiver's job ids
+	OutcomeFailed        = "failed"        // the items say what was changed before it failed
+	OutcomeSkipped       = "skipped"       // not run (the request failed or ended first)
+)
+
+// Outcome is what a task's state and report add up to. Only changes the
+// target confirmed count: a report's lines are measured, never planned.
+func Outcome(t lethe.Task) string {
+	switch t.State {
+	case lethe.TaskFailed:
+		return OutcomeFailed
+	case lethe.TaskSkipped:
+		return OutcomeSkipped
+	}
+	rows := map[lethe.Action]int64{}
+	for _, it := range t.Report.Items {
+		rows[it.Action] += it.Rows
+	}
+	switch {
+	case rows[lethe.ActionForward] > 0:
+		return OutcomeForwarded
+	case rows[lethe.ActionDelete] > 0:
+		return OutcomeErased
+	case rows[lethe.ActionPseudonymize] > 0:
+		return OutcomePseudonymized
+	case rows[lethe.ActionRetain] > 0:
+		return OutcomeRetained
+	}
+	return OutcomeNotFound
 }
 
 // ReportItem is one object (table, key pattern...) of a target.
 type ReportItem struct {
 	Object string `json:"object"`
 	Action string `json:"action"`
-	Rows   int64  `json:"rows"`
+	Rows   int64  `json:"rows"` // what the target confirmed it changed (retain: found kept)
 	Reason string `json:"reason,omitempty"`
 	Until  string `json:"until,omitempty"`
+	// LowerBound marks rows that may be short (see lethe.ReportItem).
+	LowerBound bool   `json:"lower_bound,omitempty"`
+	Reference  string `json:"reference,omitempty"` // the receiver's job ids, for forwarded items
 }
 
 // RetainedItem is one object kept on a target, with the reason.
@@ -113,6 +160,7 @@ func NewReceipt(r *lethe.Request, tasks []lethe.Task, ids []store.IdentityHash, 
 		Version:     ReceiptVersion,
 		RequestID:   r.ID,
 		Status:      r.Status,
+		Outcome:     r.Outcome,
 		Regulation:  string(r.Regulation),
 		ReceivedAt:  FormatTime(r.ReceivedAt),
 		DueAt:       FormatTime(r.DueAt),
@@ -125,9 +173,13 @@ func NewReceipt(r *lethe.Request, tasks []lethe.Task, ids []store.IdentityHash, 
 		rc.Identities[i] = IdentityHash{Type: id.Type, Source: id.Source, Hash: id.Hash}
 	}
 	for i, t := range tasks {
-		tr := TargetResult{Target: t.Target, State: string(t.State), Attempts: t.Attempts, Items: make([]ReportItem, len(t.Report.Items))}
+		tr := TargetResult{Target: t.Target, State: string(t.State), Outcome: Outcome(t), Attempts: t.Attempts, Items: make([]ReportItem, len(t.Report.Items))}
+		if t.State == lethe.TaskFailed {
+			tr.Error = t.LastError
+		}
 		for j, it := range t.Report.Items {
-			tr.Items[j] = ReportItem{Object: it.Object, Action: string(it.Action), Rows: it.Rows, Reason: it.Reason, Until: FormatTime(it.Until)}
+			tr.Items[j] = ReportItem{Object: it.Object, Action: string(it.Action), Rows: it.Rows, Reason: it.Reason, Until: FormatTime(it.Until),
+				LowerBound: it.LowerBound, Reference: it.Reference}
 			if it.Action == lethe.ActionRetain {
 				rc.Retained = append(rc.Retained, RetainedItem{
 					Target: t.Target, Object: it.Object, Rows: it.Rows, Reason: it.Reason, Until: FormatTime(it.Until),

@@ -20,6 +20,7 @@ func testReceipt() *Receipt {
 	t0 := time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)
 	r := &lethe.Request{
 		ID: "0195f0a4-0000-7000-8000-000000000001", Regulation: lethe.GDPR, Status: lethe.StatusCompleted,
+		Outcome:    lethe.OutcomeErased,
 		ReceivedAt: t0, DueAt: t0.Add(30 * 24 * time.Hour), CompletedAt: t0.Add(time.Minute),
 	}
 	tasks := []lethe.Task{{Target: "shop", State: lethe.TaskDone, Attempts: 1, Report: lethe.Report{Items: []lethe.ReportItem{
@@ -49,7 +50,7 @@ func TestReceiptSignVerify(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Verify: %v\n%s", err, doc)
 	}
-	if rc.Audit != (ChainHead{Events: 2, Head: "h2"}) || len(rc.Retained) != 1 || rc.Retained[0].Object != "invoices" {
+	if rc.Audit != (ChainHead{Events: 2, Head: "h2"}) || len(rc.Retained) != 1 || rc.Retained[0].Object != "invoices" || rc.Outcome != lethe.OutcomeErased {
 		t.Errorf("receipt = %+v", rc)
 	}
 	// Re-indenting the document changes no value: it still verifies.
@@ -72,6 +73,7 @@ func TestReceiptSignVerify(t *testing.T) {
 	for _, tamper := range []struct{ from, to string }{
 		{`"rows":1`, `"rows":0`},
 		{`"status":"completed"`, `"status":"failed"`},
+		{`"outcome":"erased"`, `"outcome":"no_match"`},
 		{`"events":2`, `"events":1`},
 		{`"version":"lethe.receipt.v1"`, `"version":"lethe.receipt.v1","extra":1`},
 		{`"status":"completed"`, `"status":"completed","status":"completed"`},

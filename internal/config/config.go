@@ -69,6 +69,8 @@ type Config struct {
 	// Deadlines tunes the deadline sweep; each field states its default
 	// (deadlines.go).
 	Deadlines Deadlines `yaml:"deadlines"`
+	// Resolve bounds resolve; each field states its default (resolve.go).
+	Resolve Resolve `yaml:"resolve"`
 	// Targets is the data map: one entry per system holding personal
 	// data. Default none.
 	Targets []Target `yaml:"targets"`
@@ -490,7 +492,8 @@ func (c *Config) validate(errs *errorList) {
 	durRange(bad, "http.read_timeout", c.HTTP.ReadTimeout, 100*time.Millisecond, time.Hour)
 	durRange(bad, "http.write_timeout", c.HTTP.WriteTimeout, 100*time.Millisecond, time.Hour)
 	durRange(bad, "http.idle_timeout", c.HTTP.IdleTimeout, 100*time.Millisecond, time.Hour)
-	c.validateDeadlines(bad) // deadlines.go
+	c.validateDeadlines(bad)
+	c.validateResolve(bad)
 
 	validLimit(bad, "rate_limits.native", c.RateLimits.Native)
 	validLimit(bad, "rate_limits.connect", c.RateLimits.Connect)
@@ -517,7 +520,7 @@ func (c *Config) validate(errs *errorList) {
 	if c.Retention.Legal < 0 {
 		bad("retention.legal", "must not be negative")
 	}
-	c.validateCallbacks(bad) // callbacks.go
+	c.validateCallbacks(bad)
 
 	first := map[string]int{}
 	for i, t := range c.Targets {

@@ -118,8 +118,10 @@ workers:
   backoff_max: 0d12h
 http: {max_body_bytes: 0x2000}
 retention: {request_details: 0s}
+resolve: {max_identities: 50}
 `, nil)
 	want := Default()
+	want.Resolve.MaxIdentities = 50
 	want.Listen = ":9090"
 	want.DB = "postgres://lethe@localhost/lethe"
 	// A listed map replaces the default set: gdpr and ccpa are gone.
@@ -165,6 +167,8 @@ func TestInvalid(t *testing.T) {
 		{"shutdown timeout", "workers: {shutdown_timeout: 0s}\n", "workers.shutdown_timeout", "between 1s and 1h"},
 		{"rescue not after job timeout", "workers: {job_timeout: 2m, rescue_after: 2m}\n", "workers.rescue_after", "must exceed workers.job_timeout"},
 		{"rescue too long", "workers: {rescue_after: 26h}\n", "workers.rescue_after", "between 1s and 25h"},
+		{"max identities negative", "resolve: {max_identities: -1}\n", "resolve.max_identities", "between 1 and 100000"},
+		{"max identities too many", "resolve: {max_identities: 100001}\n", "resolve.max_identities", "between 1 and 100000"},
 		{"workers is a list", "workers: [1, 2]\n", "workers", "must be a mapping, not a list"},
 		{"body too small", "http: {max_body_bytes: 10}\n", "http.max_body_bytes", "between 1024 and 16777216"},
 		{"limit zero", "rate_limits: {native: {limit: 0, window: 1m, block: 1m}}\n", "rate_limits.native.limit", "at least 1"},

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,11 +82,28 @@ type server struct {
 // newServer prepares a server for the config in yaml (which must not set
 // listen: the harness picks a free port). secretKey is LETHE_SECRET_KEY,
 // required with PostgreSQL; empty keeps it in a file beside a SQLite db.
+// storeURL finds the PostgreSQL store URL of a config.
+var storeURL = regexp.MustCompile(`(?m)^db: "(postgres(?:ql)?://[^"]*)"`)
+
+// capPool caps the store pool of every lethe a test starts: the test
+// server is shared, and several processes at the default size (workers
+// plus ten) would run it out of connections.
+func capPool(yaml string) string {
+	return storeURL.ReplaceAllStringFunc(yaml, func(m string) string {
+		u := storeURL.FindStringSubmatch(m)[1]
+		sep := "?"
+		if strings.Contains(u, "?") {
+			sep = "&"
+		}
+		return fmt.Sprintf("db: %q", u+sep+"pool_max_conns=8")
+	})
+}
+
 func newServer(t *testing.T, yaml, secretKey string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "lethe.yaml")
-	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(capPool(yaml)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	port := freePort(t)

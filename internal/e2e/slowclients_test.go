@@ -127,8 +127,12 @@ func TestSlowClientsDoNotStarveOthers(t *testing.T) {
 		if err != nil {
 			t.Fatalf("normal request while 50 slow clients hang: %v", err)
 		}
-		if d := time.Since(start); d > time.Second {
-			t.Errorf("normal request %s took %s while slow clients hang, want under 1s", id, d)
+		// The slow bodies hang until slowReadTimeout: a request answered
+		// before then was served beside them, not after they were cut. (A
+		// causal bound rather than a speed one, so a loaded machine does
+		// not fail it.)
+		if d := time.Since(start); d >= slowReadTimeout {
+			t.Errorf("normal request %s took %s while slow clients hang, want under %s", id, d, slowReadTimeout)
 		}
 	}
 

@@ -25,7 +25,14 @@ type PlanResult struct {
 	// LinkedIdentities counts the identities resolve found beyond the
 	// given ones (their values are never shown).
 	LinkedIdentities int
-	// Targets holds one entry per target, in data map order.
+	// Reach is how far the identities reached: accounts per target and
+	// root object, values not followed. Nil when no target reports it.
+	Reach *lethe.Reach
+	// Stop is why a request for this subject would stop before erasing
+	// anything (lethe.OutcomeAmbiguousSubject); "" when it would erase.
+	Stop lethe.Outcome
+	// Targets holds one entry per target, in data map order; empty when
+	// Stop is set.
 	Targets []TargetPlan
 }
 
@@ -38,6 +45,8 @@ type TargetPlan struct {
 type dryRunView struct {
 	DryRun           bool             `json:"dry_run"`
 	LinkedIdentities int              `json:"linked_identities"`
+	Reach            *lethe.Reach     `json:"reach,omitempty"`
+	WouldStop        lethe.Outcome    `json:"would_stop,omitempty"`
 	Targets          []targetPlanView `json:"targets"`
 }
 
@@ -104,7 +113,10 @@ func (s *Server) handleDryRun(w http.ResponseWriter, r *http.Request, sub intake
 		s.writeError(w, r, err)
 		return
 	}
-	v := dryRunView{DryRun: true, LinkedIdentities: res.LinkedIdentities, Targets: make([]targetPlanView, len(res.Targets))}
+	v := dryRunView{
+		DryRun: true, LinkedIdentities: res.LinkedIdentities, Reach: res.Reach, WouldStop: res.Stop,
+		Targets: make([]targetPlanView, len(res.Targets)),
+	}
 	for i, t := range res.Targets {
 		tv := targetPlanView{Target: t.Target, Items: make([]reportItemView, len(t.Report.Items))}
 		for j, it := range t.Report.Items {

@@ -61,7 +61,7 @@ func TestDryRun(t *testing.T) {
 	t.Parallel()
 	e, fp := newPlanEnv(t)
 	res := e.do(t, call{method: "POST", path: dryRunPath, token: adminTok, header: map[string]string{"Idempotency-Key": "k1"},
-		body: `{"identities":[{"type":"email","value":" Ada@Example.COM "},{"type":"phone","value":"+44 7700 900123"},{"type":"email","value":"ada@example.com"}],"regulation":"ccpa"}`})
+		body: `{"identities":[{"type":"email","value":" Ada@Example.COM "},{"type":"phone","value":"+44 7400 123456"},{"type":"email","value":"ada@example.com"}],"regulation":"ccpa"}`})
 	if res.status != http.StatusOK {
 		t.Fatalf("status %d: %s", res.status, res.body)
 	}
@@ -74,7 +74,7 @@ func TestDryRun(t *testing.T) {
 	if res.header.Get("Location") != "" {
 		t.Errorf("a dry run has a Location: %s", res.header.Get("Location"))
 	}
-	wantIDs := [][]lethe.Identity{{{Type: lethe.IdentityEmail, Value: "ada@example.com"}, {Type: lethe.IdentityPhone, Value: "+447700900123"}}}
+	wantIDs := [][]lethe.Identity{{{Type: lethe.IdentityEmail, Value: "ada@example.com"}, {Type: lethe.IdentityPhone, Value: "+447400123456"}}}
 	if diff := cmp.Diff(wantIDs, fp.got); diff != "" {
 		t.Errorf("planner was given (-want +got):\n%s", diff)
 	}
@@ -199,5 +199,25 @@ func TestDryRunPlannerErrors(t *testing.T) {
 	}
 	if strings.Contains(e.logs.String(), "a@example.com") {
 		t.Errorf("log holds an identity: %s", e.logs.String())
+	}
+}
+
+// TestDryRunSaysWhyItWouldStop: a plan that would stop answers the reason
+// and the accounts reached, with no targets.
+func TestDryRunSaysWhyItWouldStop(t *testing.T) {
+	t.Parallel()
+	fp := &fakePlanner{plan: PlanResult{
+		Reach: &lethe.Reach{Accounts: map[string]int{"shop/users": 2}, Unfollowed: []string{"shop/users.phone"}},
+		Stop:  lethe.OutcomeAmbiguousSubject,
+	}}
+	e := newEnv(t, func(o *Options) { o.Plan = fp.Plan })
+	res := e.do(t, call{method: "POST", path: dryRunPath, token: adminTok, body: validBody})
+	if res.status != http.StatusOK {
+		t.Fatalf("status %d: %s", res.status, res.body)
+	}
+	want := `{"dry_run":true,"linked_identities":0,"reach":{"accounts":{"shop/users":2},"unfollowed":["shop/users.phone"]},` +
+		`"would_stop":"ambiguous_subject","targets":[]}` + "\n"
+	if diff := cmp.Diff(want, string(res.body)); diff != "" {
+		t.Errorf("body (-want +got):\n%s", diff)
 	}
 }

@@ -179,7 +179,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p auth.Princ
 	// filterKey binds cursors to the filters as given (not to the time
 	// overdue=true resolves to, which moves between pages).
 	filterKey := string(f.Status)
-	if err := s.deadlineFilters(&f, get, &filterKey); err != nil { // deadlines.go
+	if err := s.deadlineFilters(&f, get, &filterKey); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -316,6 +316,7 @@ func statusNames() string {
 type requestSummary struct {
 	ID          string           `json:"id"`
 	Status      lethe.Status     `json:"status"`
+	Outcome     lethe.Outcome    `json:"outcome,omitempty"`
 	Regulation  lethe.Regulation `json:"regulation"`
 	ExternalID  string           `json:"external_id,omitempty"`
 	ReceivedAt  string           `json:"received_at"`
@@ -327,7 +328,10 @@ type requestSummary struct {
 // requestView is one request with its per-target tasks.
 type requestView struct {
 	requestSummary
-	Tasks []taskView `json:"tasks"`
+	// Reach is how far the subject's identities reached in resolve:
+	// accounts per target/object and where values were not followed.
+	Reach *lethe.Reach `json:"reach,omitempty"`
+	Tasks []taskView   `json:"tasks"`
 }
 
 type taskView struct {
@@ -356,6 +360,7 @@ func newRequestSummary(r *lethe.Request) requestSummary {
 	return requestSummary{
 		ID:          r.ID,
 		Status:      r.Status,
+		Outcome:     r.Outcome,
 		Regulation:  r.Regulation,
 		ExternalID:  r.ExternalID,
 		ReceivedAt:  formatTime(r.ReceivedAt),
@@ -366,7 +371,7 @@ func newRequestSummary(r *lethe.Request) requestSummary {
 }
 
 func newRequestView(r *lethe.Request) requestView {
-	v := requestView{requestSummary: newRequestSummary(r), Tasks: make([]taskView, len(r.Tasks))}
+	v := requestView{requestSummary: newRequestSummary(r), Reach: r.Reach, Tasks: make([]taskView, len(r.Tasks))}
 	for i, t := range r.Tasks {
 		tv := taskView{
 			Target:     t.Target,

@@ -553,6 +553,40 @@ func TestGetShowsTasks(t *testing.T) {
 	}
 }
 
+// TestGetShowsOutcomeAndReach: a request stopped as ambiguous shows its
+// outcome and the accounts it reached, in the detail and the list.
+func TestGetShowsOutcomeAndReach(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	ctx := context.Background()
+	id := e.create(t, adminTok, "outcome@example.com", nil).view(t).ID
+	reach := &lethe.Reach{Accounts: map[string]int{"shop/users": 2}, Unfollowed: []string{"shop/users.phone"}}
+	ok, err := e.store.UpdateRequestState(ctx, store.UpdateRequestStateParams{
+		ID: id, To: lethe.StatusFailed, ToStage: lethe.StageDone, At: time.Now(),
+		Outcome: lethe.OutcomeAmbiguousSubject, Reach: reach,
+	})
+	if err != nil || !ok {
+		t.Fatalf("update: %v %v", ok, err)
+	}
+	var got struct {
+		Status  string         `json:"status"`
+		Outcome string         `json:"outcome"`
+		Reach   map[string]any `json:"reach"`
+	}
+	e.do(t, call{method: "GET", path: "/v1/deletion-requests/" + id, token: adminTok}).decode(t, &got)
+	want := map[string]any{"accounts": map[string]any{"shop/users": 2.0}, "unfollowed": []any{"shop/users.phone"}}
+	if got.Status != "failed" || got.Outcome != "ambiguous_subject" || !cmp.Equal(want, got.Reach) {
+		t.Errorf("GET = %+v, want failed, ambiguous_subject and reach %v", got, want)
+	}
+	var list struct {
+		Data []struct{ ID, Outcome string } `json:"data"`
+	}
+	e.do(t, call{method: "GET", path: "/v1/deletion-requests", token: adminTok}).decode(t, &list)
+	if len(list.Data) != 1 || list.Data[0].Outcome != "ambiguous_subject" {
+		t.Errorf("list = %+v, want the request with its outcome", list.Data)
+	}
+}
+
 func TestUnauthorized(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
@@ -668,7 +702,7 @@ func TestNoIdentityInResponsesOrLogs(t *testing.T) {
 	e := newEnv(t)
 	secret := "zq" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	email := "Subject." + secret + "@Example.org"
-	phone := "+4915199" + fmt.Sprint(time.Now().UnixNano()%10000000)
+	phone := "+4915199" + fmt.Sprintf("%06d", time.Now().UnixNano()%1000000) // 0151 and eight digits: valid every time
 	body := `{"identities":[{"type":"email","value":"` + email + `"},{"type":"phone","value":"` + phone + `"},{"type":"user_id","value":"` + secret + `-uid"}],"external_id":"ext"}`
 	post := func(tok string, h map[string]string, b string) answer {
 		return e.do(t, call{method: "POST", path: "/v1/deletion-requests?email=" + secret, token: tok, header: h, body: b})

@@ -179,11 +179,11 @@ func New(o Options) *Server {
 		{"GET /v1/deletion-requests", s.authed(s.handleList)},
 		{"GET /v1/deletion-requests/{id}", s.authed(s.handleGet)},
 		{"POST /v1/deletion-requests/{id}/cancel", s.authed(s.handleCancel)},
-		{"GET /v1/deletion-requests/{id}/receipt", s.authed(s.handleReceipt)}, // receipts.go
+		{"GET /v1/deletion-requests/{id}/receipt", s.authed(s.handleReceipt)},
 		{"GET /v1/signing-keys", http.HandlerFunc(s.handleSigningKeys)},
-		{"POST /v1/tasks/{token}/complete", s.taskCompleteHandler(o.CompleteTask)}, // tasks.go
-		{"POST /v1/suppressions/check", s.authed(s.handleSuppressionCheck)},        // suppressions.go
-		{"DELETE /v1/suppressions", s.authed(s.handleSuppressionRemove)},           // suppressions.go
+		{"POST /v1/tasks/{token}/complete", s.taskCompleteHandler(o.CompleteTask)},
+		{"POST /v1/suppressions/check", s.authed(s.handleSuppressionCheck)},
+		{"DELETE /v1/suppressions", s.authed(s.handleSuppressionRemove)},
 	}
 	if s.metrics != nil {
 		s.routes = append(s.routes, route{"GET /metrics", s.metrics})

@@ -237,7 +237,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 		c.collectQueueDepth(ch)
 	}
 	if c.deadlines != nil {
-		c.collectDeadlines(ch) // deadlines.go
+		c.collectDeadlines(ch)
 	}
 	c.errors.Collect(ch)
 }

@@ -169,7 +169,7 @@ func (c Config) withDefaults() Config {
 		c.Now = time.Now
 	}
 	c.Callbacks = c.Callbacks.withDefaults()
-	c.Deadlines = c.Deadlines.withDefaults() // deadlines.go
+	c.Deadlines = c.Deadlines.withDefaults()
 	return c
 }
 

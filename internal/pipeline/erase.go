@@ -63,6 +63,13 @@ func (p *Pipeline) erase(ctx context.Context, job *rivertype.JobRow, requestID, 
 	if err != nil {
 		return fmt.Errorf("erase %s: %w", target, err)
 	}
+	if len(ids) == 0 {
+		// Every connector finds nothing for nobody, so an erase (and a
+		// verify) without identities would succeed having changed
+		// nothing: a completed request with the subject's rows all there.
+		return p.endTask(bctx, job, taskEnd{requestID: requestID, target: target, state: lethe.TaskFailed,
+			msg: errNoIdentities, attempts: task.Attempts})
+	}
 
 	subject := connector.Subject{RequestID: requestID, Identities: ids}
 	// A target that confirms asynchronously gets its checkpoint and
@@ -71,9 +78,9 @@ func (p *Pipeline) erase(ctx context.Context, job *rivertype.JobRow, requestID, 
 		return err
 	}
 	began := time.Now()
-	// report is the task's total so far (plan and every attempt, see
-	// settle), not this attempt's alone.
-	at, err := p.eraseAttempt(ctx, bctx, requestID, target, conn, subject)
+	// report is the task's total so far (see measure), not this attempt's
+	// alone.
+	at, err := p.eraseAttempt(ctx, bctx, task, conn, subject)
 	if err != nil {
 		return fmt.Errorf("erase %s: %w", target, err)
 	}
@@ -98,6 +105,10 @@ func (p *Pipeline) erase(ctx context.Context, job *rivertype.JobRow, requestID, 
 	// The redacted message, never err itself: River stores and logs it.
 	return fmt.Errorf("erase %s (attempt %d): %s", target, task.Attempts, msg)
 }
+
+// errNoIdentities is why a task fails when its request holds no identity
+// to erase by (they were dropped while it was open).
+const errNoIdentities = "the request holds no identities to erase by"
 
 // taskEnd is how one task ended.
 type taskEnd struct {
@@ -166,23 +177,25 @@ func (p *Pipeline) fanIn(ctx context.Context, tx store.Tx, requestID string) err
 	return p.eng.insertTx(ctx, tx, []river.InsertManyParams{verifyJob(requestID)})
 }
 
-// settle is a task's final report: per object, the larger of the plan
-// taken before the first Erase attempt and the sum of every attempt's
-// report (store.AddReport), for deleted, pseudonymised and forwarded rows
-// alike; retain lines keep their largest count either way.
+// settle is a task's report from its tally when its target keeps no
+// ledger: per object the sum of what every attempt's report confirmed
+// (store.AddReport), never the plan. A plan counts what was there, not what
+// was changed: taking max(plan, sum), as lethe once did, turned a user
+// delete that failed on every attempt into "users delete rows 1".
 //
-// Neither number alone is right:
-//   - the sum misses a batch that the target committed just before lethe
-//     died, because the attempt never returned its report; the next attempt
-//     finds those rows gone and reports only the rest. The plan counted
-//     them, so the larger of the two restores them.
-//   - the plan misses rows created between Plan and Erase (a write racing
-//     the request), which Erase did find and change; the sum counted them.
+// The sum misses a batch the target committed just before lethe died, as
+// that attempt never returned its report. Nothing lethe holds can restore
+// it, so when fewer reports were recorded than attempts made, every line
+// that claims a change is marked a lower bound instead of being filled in
+// from the plan. Targets that can do better implement connector.Ledger.
 //
-// The maximum is still a bound, not a proof: rows created after the plan
-// AND lost in a crash can go uncounted. What Verify checks afterwards is
-// that nothing is left, which does not depend on these counts.
-func settle(t store.TaskTally) lethe.Report {
+// The plan gives the order (every object, in the connector's order, even
+// those with no rows), and its retain lines stand until an attempt counts
+// them; a zero plan line that no attempt reported is dropped once some
+// attempt reported, so a planning placeholder ("counts are known once the
+// service answers") does not outlive the answer.
+func settle(t store.TaskTally, attempts int) lethe.Report {
+	lost := t.Recorded < attempts
 	out := lethe.Report{Items: make([]lethe.ReportItem, 0, len(t.Plan.Items)+len(t.Progress.Items))}
 	type key struct {
 		object string
@@ -192,50 +205,76 @@ func settle(t store.TaskTally) lethe.Report {
 	for _, it := range t.Progress.Items {
 		done[key{it.Object, it.Action}] = it
 	}
-	// The plan's order first: it lists every object, in the connector's
-	// order, even those with no rows.
+	mark := func(it lethe.ReportItem) lethe.ReportItem {
+		if lost && it.Action != lethe.ActionRetain {
+			it.LowerBound = true
+		}
+		return it
+	}
 	for _, it := range t.Plan.Items {
 		k := key{it.Object, it.Action}
 		if d, ok := done[k]; ok {
-			it.Rows = max(it.Rows, d.Rows)
-			if d.Reason != "" {
-				it.Reason = d.Reason
+			if it.Action == lethe.ActionRetain {
+				d.Rows = max(it.Rows, d.Rows)
 			}
-			if !d.Until.IsZero() {
-				it.Until = d.Until
+			if d.Reason == "" {
+				d.Reason = it.Reason
 			}
+			if d.Until.IsZero() {
+				d.Until = it.Until
+			}
+			out.Items = append(out.Items, mark(d))
 			delete(done, k)
-		} else if it.Rows == 0 && len(t.Progress.Items) > 0 {
-			// A plan line with no rows that no attempt reported claims
-			// nothing; keeping it would carry a planning-time placeholder
-			// (a webhook without plan_url says "counts are known once the
-			// service answers") into the receipt after the service answered.
 			continue
 		}
-		out.Items = append(out.Items, it)
+		if it.Rows == 0 && len(t.Progress.Items) > 0 {
+			continue
+		}
+		if it.Action != lethe.ActionRetain {
+			it.Rows = 0 // planned, not confirmed
+		}
+		out.Items = append(out.Items, mark(it))
 	}
 	for _, it := range t.Progress.Items {
 		if _, ok := done[key{it.Object, it.Action}]; ok {
-			out.Items = append(out.Items, it)
+			out.Items = append(out.Items, mark(it))
 		}
 	}
 	return out
 }
 
+// measure is a task's report so far: read back from the target's ledger
+// when it keeps one (exact whatever crashed), otherwise settled from the
+// tally. A ledger that cannot be read (the target is down) falls back to
+// the tally, whose lines then say whether they may be short.
+func (p *Pipeline) measure(ctx context.Context, conn connector.Connector, s connector.Subject, target string, tally store.TaskTally, attempts int) lethe.Report {
+	if l, ok := conn.(connector.Ledger); ok {
+		rep, err := call(p.log, target, func() (lethe.Report, error) { return l.Changed(ctx, s) })
+		if err == nil {
+			return rep
+		}
+		p.log.Warn("pipeline: read the target's ledger; reporting what lethe recorded", slog.String("request_id", s.RequestID),
+			slog.String("target", target), slog.String("error", redact(err, s.Identities)))
+	}
+	return settle(tally, attempts)
+}
+
 // attempt is the outcome of one Erase attempt on a target.
 type attempt struct {
-	report lethe.Report // the task's report so far: settle of its tally
+	report lethe.Report // the task's report so far (measure), not this attempt's alone
 	err    error        // the connector's error (Plan's or Erase's), unredacted
 }
 
-// eraseAttempt runs one Erase attempt with the bookkeeping that makes the
-// task's final counts right across retries and crashes: before the first
-// attempt it takes and stores the connector's Plan, and after every attempt,
-// failed ones included, it adds the attempt's report to the task's progress
-// in a transaction of its own (on bctx, so a job cut short still records
-// what it did). Its error is the store's, which the caller returns for
-// River to retry; the connector's is in the attempt.
-func (p *Pipeline) eraseAttempt(ctx, bctx context.Context, requestID, target string, conn connector.Connector, s connector.Subject) (attempt, error) {
+// eraseAttempt runs one Erase attempt with the bookkeeping behind the
+// task's report: before the first attempt it takes and stores the
+// connector's Plan (the order of the report's lines; never its counts),
+// and after every attempt, failed ones included, it adds the attempt's
+// report to the task's progress in a transaction of its own (on bctx, so a
+// job cut short still records what it did). Its error is the store's,
+// which the caller returns for River to retry; the connector's is in the
+// attempt.
+func (p *Pipeline) eraseAttempt(ctx, bctx context.Context, task lethe.Task, conn connector.Connector, s connector.Subject) (attempt, error) {
+	requestID, target := task.RequestID, task.Target
 	tally, err := p.st.TaskTally(ctx, requestID, target)
 	if err != nil {
 		return attempt{}, err
@@ -243,27 +282,26 @@ func (p *Pipeline) eraseAttempt(ctx, bctx context.Context, requestID, target str
 	if !tally.Planned {
 		plan, err := call(p.log, target, func() (lethe.Report, error) { return conn.Plan(ctx, s) })
 		if err != nil {
-			// Without a plan nothing is erased: a crash in the attempt
-			// could then lose counts that nothing would restore.
-			return attempt{report: settle(tally), err: err}, nil
+			// Without a plan nothing is erased. The attempt is recorded
+			// as one that changed nothing, which it did.
+			after, serr := p.st.AddTaskProgress(bctx, requestID, target, lethe.Report{}, p.now())
+			if serr != nil {
+				return attempt{}, serr
+			}
+			return attempt{report: p.measure(bctx, conn, s, target, after, task.Attempts), err: err}, nil
 		}
 		if _, err := p.st.SetTaskPlan(ctx, requestID, target, plan, p.now()); err != nil {
-			return attempt{}, err
-		}
-		// Read it back: a duplicate job may have stored its plan first,
-		// and only one plan may count.
-		if tally, err = p.st.TaskTally(ctx, requestID, target); err != nil {
 			return attempt{}, err
 		}
 	}
 	report, err := call(p.log, target, func() (lethe.Report, error) { return conn.Erase(ctx, s) })
 	after, serr := p.st.AddTaskProgress(bctx, requestID, target, report, p.now())
 	if serr != nil {
-		// The attempt's rows are lost from the sum; the plan bounds them,
-		// and the retry finds only what is left.
+		// The attempt's rows are missing from the sum: a ledger restores
+		// them, otherwise the task's lines will say they are lower bounds.
 		return attempt{}, serr
 	}
-	return attempt{report: settle(after), err: err}, nil
+	return attempt{report: p.measure(bctx, conn, s, target, after, task.Attempts), err: err}, nil
 }
 
 // Targets that confirm asynchronously (see connector.Pending):
@@ -300,7 +338,7 @@ func (p *Pipeline) resumeWait(ctx, bctx context.Context, job *rivertype.JobRow, 
 			}
 		}
 		return true, p.endTask(bctx, job, taskEnd{requestID: task.RequestID, target: task.Target, state: state,
-			report: settle(tally), msg: msg, attempts: task.Attempts})
+			report: p.measure(bctx, conn, *s, task.Target, tally, task.Attempts), msg: msg, attempts: task.Attempts})
 	}
 	s.Checkpoint = w.Checkpoint
 	if c, ok := conn.(connector.Completer); ok && c.AcceptsCallbacks() {
@@ -332,15 +370,10 @@ func (p *Pipeline) waitPending(ctx context.Context, job *rivertype.JobRow, task 
 		if reason != "" {
 			msg += " (last answer: " + reason + ")"
 		}
-		// Only what the target confirmed: the plan part of the settled
-		// report bounds work a crash may have hidden, but a target that
-		// never confirmed did nothing lethe knows of.
-		tally, err := p.st.TaskTally(ctx, requestID, target)
-		if err != nil {
-			return fmt.Errorf("erase %s: %w", target, err)
-		}
+		// Only what the target confirmed: a target that never confirmed
+		// did nothing lethe knows of.
 		return p.endTask(ctx, job, taskEnd{requestID: requestID, target: target, state: lethe.TaskFailed,
-			report: tally.Progress, msg: msg, attempts: task.Attempts, took: took})
+			report: report, msg: msg, attempts: task.Attempts, took: took})
 	}
 	if len(pe.Checkpoint) > connector.MaxCheckpointLen {
 		msg := fmt.Sprintf("connector returned a checkpoint of %d bytes, more than the limit of %d", len(pe.Checkpoint), connector.MaxCheckpointLen)

@@ -21,33 +21,38 @@ func TestSettle(t *testing.T) {
 		return lethe.ReportItem{Object: "invoices", Action: lethe.ActionRetain, Rows: n, Reason: "tax law"}
 	}
 	report := func(items ...lethe.ReportItem) lethe.Report { return lethe.Report{Items: items} }
+	lower := func(it lethe.ReportItem) lethe.ReportItem { it.LowerBound = true; return it }
 	tests := []struct {
-		name  string
-		tally store.TaskTally
-		want  lethe.Report
+		name     string
+		tally    store.TaskTally
+		attempts int
+		want     lethe.Report
 	}{
-		{"nothing", store.TaskTally{}, report()},
+		{"nothing", store.TaskTally{}, 0, report()},
 		{"no plan (a target without one): the sum",
-			store.TaskTally{Progress: report(del("users", 1))}, report(del("users", 1))},
-		{"crash lost a batch: the plan restores it",
-			store.TaskTally{Planned: true, Plan: report(del("orders", 50000), del("users", 1)), Progress: report(del("orders", 49000), del("users", 1))},
-			report(del("orders", 50000), del("users", 1))},
+			store.TaskTally{Progress: report(del("users", 1)), Recorded: 1}, 1, report(del("users", 1))},
+		{"a delete that failed on every attempt reports nothing done, not the plan",
+			store.TaskTally{Planned: true, Plan: report(del("tickets", 1), del("users", 1)), Progress: report(del("tickets", 1), del("users", 0)), Recorded: 3}, 3,
+			report(del("tickets", 1), del("users", 0))},
+		{"crash lost a batch: the sum, marked a lower bound, never the plan",
+			store.TaskTally{Planned: true, Plan: report(del("orders", 50000), del("users", 1)), Progress: report(del("orders", 49000), del("users", 1)), Recorded: 1}, 2,
+			report(lower(del("orders", 49000)), lower(del("users", 1)))},
 		{"rows created after the plan: the sum",
-			store.TaskTally{Planned: true, Plan: report(del("orders", 5)), Progress: report(del("orders", 7))},
+			store.TaskTally{Planned: true, Plan: report(del("orders", 5)), Progress: report(del("orders", 7)), Recorded: 1}, 1,
 			report(del("orders", 7))},
 		{"plan order, zero lines an attempt reported kept, extra objects after",
-			store.TaskTally{Planned: true, Plan: report(del("sessions", 0), keep(3), del("users", 1)), Progress: report(del("sessions", 0), del("users", 1), keep(2), del("audit", 4))},
+			store.TaskTally{Planned: true, Plan: report(del("sessions", 0), keep(3), del("users", 1)), Progress: report(del("sessions", 0), del("users", 1), keep(2), del("audit", 4)), Recorded: 1}, 1,
 			report(del("sessions", 0), keep(3), del("users", 1), del("audit", 4))},
 		{"a zero plan line no attempt reported is a placeholder: dropped",
-			store.TaskTally{Planned: true, Plan: report(lethe.ReportItem{Object: "service", Action: lethe.ActionForward, Reason: "counts are known once the service answers"}), Progress: report(del("accounts", 1))},
+			store.TaskTally{Planned: true, Plan: report(lethe.ReportItem{Object: "service", Action: lethe.ActionForward, Reason: "counts are known once the service answers"}), Progress: report(del("accounts", 1)), Recorded: 1}, 1,
 			report(del("accounts", 1))},
-		{"before any attempt reported, the plan stands",
-			store.TaskTally{Planned: true, Plan: report(del("sessions", 0), del("users", 1))},
-			report(del("sessions", 0), del("users", 1))},
+		{"before any attempt reported, nothing is claimed done",
+			store.TaskTally{Planned: true, Plan: report(del("sessions", 0), del("users", 1), keep(2))}, 1,
+			report(lower(del("sessions", 0)), lower(del("users", 0)), keep(2))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, settle(tc.tally), cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tc.want, settle(tc.tally, tc.attempts), cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("settle (-want +got):\n%s", diff)
 			}
 		})

@@ -43,11 +43,19 @@ func (p *Pipeline) finish(ctx context.Context, job *rivertype.JobRow, requestID 
 			}
 			rows += t.Report.Total()
 		}
-		ok, err := p.Terminate(ctx, tx, req, tasks, terminate.Ending{To: to, At: p.now(), Details: map[string]string{
+		details := map[string]string{
 			"tasks":  strconv.Itoa(len(tasks)),
 			"failed": strconv.Itoa(failed),
 			"rows":   strconv.FormatInt(rows, 10),
-		}})
+		}
+		// Only a completed request can say what it found: a failed one
+		// may have missed data in the target that failed.
+		var outcome lethe.Outcome
+		if to == lethe.StatusCompleted {
+			outcome = lethe.MatchOutcome(tasks)
+			details["outcome"] = string(outcome)
+		}
+		ok, err := p.Terminate(ctx, tx, req, tasks, terminate.Ending{To: to, At: p.now(), Details: details, Outcome: outcome})
 		if ok {
 			status = to
 		}

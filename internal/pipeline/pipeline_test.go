@@ -619,11 +619,25 @@ func TestResolveFailureFailsRequest(t *testing.T) {
 	eachDialect(t, func(t *testing.T, st store.Store) {
 		broken := newMemTarget()
 		broken.resolveErr = connector.Permanent(fmt.Errorf("lookup of %s: table users missing", email.Value))
-		p := start(t, st, testConfig(), Target{"broken", broken}, Target{"fine", newMemTarget()})
+		fine := newMemTarget()
+		p := start(t, st, testConfig(), Target{"broken", broken}, Target{"fine", fine})
 		id := submit(t, st, p, email)
 		r := waitDone(t, st, id, lethe.StatusFailed)
-		if len(r.Tasks) != 0 {
-			t.Errorf("tasks = %+v, want none: nothing may be erased without the full identity set", r.Tasks)
+		// Every target is listed: the one that failed with its redacted
+		// error, the other skipped, as nothing may be erased without the
+		// full identity set.
+		if len(r.Tasks) != 2 {
+			t.Fatalf("tasks = %+v, want both targets listed", r.Tasks)
+		}
+		if got := taskOf(t, r, "broken"); got.State != lethe.TaskFailed || !strings.Contains(got.LastError, "table users missing") {
+			t.Errorf("broken task = %+v, want failed with the cause", got)
+		}
+		assertNoValue(t, "task error", taskOf(t, r, "broken").LastError, email)
+		if got := taskOf(t, r, "fine"); got.State != lethe.TaskSkipped || got.Report.Total() != 0 {
+			t.Errorf("fine task = %+v, want skipped with nothing erased", got)
+		}
+		if n := fine.count("erase"); n != 0 {
+			t.Errorf("Erase calls on the fine target = %d, want 0", n)
 		}
 		events, err := st.ListAudit(context.Background(), id)
 		if err != nil {

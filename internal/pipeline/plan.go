@@ -69,7 +69,15 @@ type Plan struct {
 	// with what was found, and its audit event says so).
 	Rounds int
 	Capped bool
-	// Targets holds one entry per target, in data map order.
+	// Reach is how far the identities reached (accounts per target and
+	// root object, values not followed); nil when no target reports it.
+	Reach *lethe.Reach
+	// Stop is why a request for this subject would stop before erasing
+	// anything (lethe.OutcomeAmbiguousSubject), "" when it would erase.
+	// A stopping plan asks no target what it would erase: nothing would be.
+	Stop lethe.Outcome
+	// Targets holds one entry per target, in data map order; empty when
+	// Stop is set.
 	Targets []TargetPlan
 }
 
@@ -145,16 +153,21 @@ func (pl *Planner) Plan(ctx context.Context, ids []lethe.Identity) (*Plan, error
 	if res.err != nil {
 		return nil, &ResolveError{Target: res.target, Err: errors.New(redact(res.err, res.identities))}
 	}
+	plan := &Plan{
+		Given:  len(ids),
+		Linked: len(res.identities) - len(ids),
+		Rounds: res.rounds,
+		Capped: res.capped,
+		Reach:  res.reach,
+	}
+	if res.reach.Ambiguous() {
+		plan.Stop = lethe.OutcomeAmbiguousSubject
+		return plan, nil
+	}
 	if len(res.identities) > r.cfg.MaxIdentities {
 		return nil, &TooManyIdentitiesError{Reached: len(res.identities), Limit: r.cfg.MaxIdentities}
 	}
-	plan := &Plan{
-		Given:   len(ids),
-		Linked:  len(res.identities) - len(ids),
-		Rounds:  res.rounds,
-		Capped:  res.capped,
-		Targets: make([]TargetPlan, len(r.targets)),
-	}
+	plan.Targets = make([]TargetPlan, len(r.targets))
 	subject := connector.Subject{Identities: res.identities}
 	parallel(len(r.targets), func(i int) {
 		t := r.targets[i]

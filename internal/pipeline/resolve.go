@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
@@ -47,6 +50,11 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 		}
 		return p.failResolve(bctx, job, requestID, res.target, msg)
 	}
+	// Ambiguity first: it names the accounts, which says more than a
+	// count of identities does.
+	if res.reach.Ambiguous() {
+		return p.stopAmbiguous(bctx, job, requestID, res.reach)
+	}
 	if len(res.identities) > p.cfg.MaxIdentities {
 		msg := fmt.Sprintf("resolve reached %d identities, more than the limit of %d: the data map probably links unrelated subjects", len(res.identities), p.cfg.MaxIdentities)
 		return p.failResolve(bctx, job, requestID, "", msg)
@@ -69,7 +77,10 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 	}
 
 	_, err = p.commit(bctx, job, "resolve", func(tx store.Tx) (bool, error) {
-		ok, err := p.advance(bctx, tx, requestID, lethe.StatusReceived, lethe.StageResolve, lethe.StatusRunning, stage)
+		ok, err := tx.UpdateRequestState(bctx, store.UpdateRequestStateParams{
+			ID: requestID, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve},
+			To: lethe.StatusRunning, ToStage: stage, At: p.now(), Reach: res.reach,
+		})
 		if err != nil || !ok {
 			return false, err
 		}
@@ -84,11 +95,10 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 		if err := p.eng.insertTx(bctx, tx, next); err != nil {
 			return false, err
 		}
-		details := map[string]string{
-			"targets":           strconv.Itoa(len(names)),
-			"linked_identities": strconv.Itoa(len(linked)),
-			"resolve_rounds":    strconv.Itoa(res.rounds),
-		}
+		details := reachDetails(res.reach)
+		details["targets"] = strconv.Itoa(len(names))
+		details["linked_identities"] = strconv.Itoa(len(linked))
+		details["resolve_rounds"] = strconv.Itoa(res.rounds)
 		if res.capped {
 			details["resolve_capped"] = "true"
 		}
@@ -102,10 +112,49 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 
 type resolveResult struct {
 	identities []lethe.Identity // the given ones first, then the linked ones
-	rounds     int
-	capped     bool   // stopped at MaxResolveRounds, not at a fixed point
-	target     string // the target that failed, with err
-	err        error
+	// reach is how far the identities reached in targets that report it
+	// (connector.SubjectResolver); nil when none does.
+	reach  *lethe.Reach
+	rounds int
+	capped bool   // stopped at MaxResolveRounds, not at a fixed point
+	target string // the target that failed, with err
+	err    error
+}
+
+// resolveTarget asks one target for the identities linked to s, with how
+// far they reach when the connector can say (connector.SubjectResolver).
+func resolveTarget(ctx context.Context, c connector.Connector, s connector.Subject) (connector.Resolution, error) {
+	if sr, ok := c.(connector.SubjectResolver); ok {
+		return sr.ResolveSubject(ctx, s)
+	}
+	ids, err := c.Resolve(ctx, s)
+	return connector.Resolution{Identities: ids}, err
+}
+
+// addReach merges one target's resolution into the result. Each round
+// asks with every identity known so far, so a later round reaches at
+// least as far: the largest count per object is the reach.
+func (res *resolveResult) addReach(target string, r connector.Resolution) {
+	if len(r.RootRecords) == 0 && len(r.Unfollowed) == 0 {
+		return
+	}
+	if res.reach == nil {
+		res.reach = &lethe.Reach{}
+	}
+	for obj, n := range r.RootRecords {
+		if res.reach.Accounts == nil {
+			res.reach.Accounts = map[string]int{}
+		}
+		k := target + "/" + obj
+		res.reach.Accounts[k] = max(res.reach.Accounts[k], n)
+	}
+	for _, u := range r.Unfollowed {
+		k := target + "/" + u
+		if !slices.Contains(res.reach.Unfollowed, k) {
+			res.reach.Unfollowed = append(res.reach.Unfollowed, k)
+		}
+	}
+	slices.Sort(res.reach.Unfollowed)
 }
 
 // resolveIdentities asks every target for identities linked to the known
@@ -125,14 +174,16 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 	for res.rounds < p.cfg.MaxResolveRounds {
 		res.rounds++
 		subject := connector.Subject{RequestID: requestID, Identities: append([]lethe.Identity(nil), res.identities...)}
-		found := make([][]lethe.Identity, len(p.targets))
+		found := make([]connector.Resolution, len(p.targets))
 		errs := make([]error, len(p.targets))
 		parallel(len(p.targets), func(i int) {
 			t := p.targets[i]
-			found[i], errs[i] = call(p.log, t.Name, func() ([]lethe.Identity, error) { return t.Conn.Resolve(ctx, subject) })
+			found[i], errs[i] = call(p.log, t.Name, func() (connector.Resolution, error) { return resolveTarget(ctx, t.Conn, subject) })
 		})
 		added := 0
-		for i, ids := range found {
+		for i, r := range found {
+			ids := r.Identities
+			res.addReach(p.targets[i].Name, r)
 			if errs[i] != nil {
 				res.target, res.err = p.targets[i].Name, errs[i]
 				// Scrub the values this round found too, in case the error
@@ -158,7 +209,9 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 					slog.String("request_id", requestID), slog.String("target", p.targets[i].Name), slog.Int("count", invalid))
 			}
 		}
-		if added == 0 || len(res.identities) > p.cfg.MaxIdentities {
+		// An ambiguous subject stops here: following the other accounts'
+		// values would only reach further into other people's data.
+		if added == 0 || len(res.identities) > p.cfg.MaxIdentities || res.reach.Ambiguous() {
 			return res
 		}
 	}
@@ -172,6 +225,31 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 // cannot be erased completely, and erasing it partially while reporting
 // success would be worse than failing.
 func (p *Pipeline) failResolve(ctx context.Context, job *rivertype.JobRow, requestID, target, msg string) error {
+	details := map[string]string{"step": "resolve", "error": msg}
+	if target != "" {
+		details["target"] = target
+	}
+	return p.endInResolve(ctx, job, requestID, target, terminate.Ending{Details: details}, msg)
+}
+
+// stopAmbiguous ends a request whose identities reach more than one
+// account: erasing would erase somebody else too, so nothing is erased.
+// The request fails with the reason and the counts of accounts reached,
+// so a person can decide what the subject is.
+func (p *Pipeline) stopAmbiguous(ctx context.Context, job *rivertype.JobRow, requestID string, reach *lethe.Reach) error {
+	details := reachDetails(reach)
+	details["step"] = "resolve"
+	details["reason"] = string(lethe.OutcomeAmbiguousSubject)
+	e := terminate.Ending{Details: details, Outcome: lethe.OutcomeAmbiguousSubject, Reach: reach}
+	return p.endInResolve(ctx, job, requestID, "", e, "the identities reach more than one account: "+details["accounts"])
+}
+
+// endInResolve fails a request still in resolve with e (To and At are set
+// here). Nothing was erased anywhere: resolve creates the erase tasks only
+// when it succeeds. When one target's failure is the reason (target set),
+// every target is listed as a task so the request shows where it failed.
+func (p *Pipeline) endInResolve(ctx context.Context, job *rivertype.JobRow, requestID, target string, e terminate.Ending, msg string) error {
+	e.To, e.At = lethe.StatusFailed, p.now()
 	failed, err := p.commit(ctx, job, "resolve", func(tx store.Tx) (bool, error) {
 		req, err := tx.LockRequest(ctx, requestID)
 		if errors.Is(err, store.ErrNotFound) {
@@ -183,12 +261,13 @@ func (p *Pipeline) failResolve(ctx context.Context, job *rivertype.JobRow, reque
 		if req.Status != lethe.StatusReceived || req.Stage != lethe.StageResolve {
 			return false, nil
 		}
-		details := map[string]string{"step": "resolve", "error": msg}
+		var tasks []lethe.Task
 		if target != "" {
-			details["target"] = target
+			if tasks, err = p.resolveFailedTasks(ctx, tx, requestID, target, msg); err != nil {
+				return false, err
+			}
 		}
-		// No tasks: resolve creates them only when it succeeds.
-		return p.Terminate(ctx, tx, req, nil, terminate.Ending{To: lethe.StatusFailed, At: p.now(), Details: details})
+		return p.Terminate(ctx, tx, req, tasks, e)
 	})
 	if err != nil {
 		return err
@@ -198,4 +277,50 @@ func (p *Pipeline) failResolve(ctx context.Context, job *rivertype.JobRow, reque
 		p.obs.RequestFinished(lethe.StatusFailed)
 	}
 	return nil
+}
+
+// reachDetails is reach as audit event details: "accounts" lists
+// target/object=count, "unfollowed" the places of values not followed.
+func reachDetails(reach *lethe.Reach) map[string]string {
+	details := map[string]string{}
+	if reach == nil {
+		return details
+	}
+	if len(reach.Accounts) > 0 {
+		keys := slices.Sorted(maps.Keys(reach.Accounts))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = k + "=" + strconv.Itoa(reach.Accounts[k])
+		}
+		details["accounts"] = strings.Join(parts, ",")
+	}
+	if len(reach.Unfollowed) > 0 {
+		details["unfollowed"] = strings.Join(reach.Unfollowed, ",")
+	}
+	return details
+}
+
+// resolveFailedTasks lists every target of a request that failed in
+// resolve as a task, so that its GET and receipt show where it failed:
+// the target that failed with its (redacted) error, the others skipped,
+// as nothing was erased anywhere.
+func (p *Pipeline) resolveFailedTasks(ctx context.Context, tx store.Tx, requestID, target, msg string) ([]lethe.Task, error) {
+	names := make([]string, len(p.targets))
+	for i, t := range p.targets {
+		names[i] = t.Name
+	}
+	if err := tx.CreateTasks(ctx, requestID, names, p.now()); err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		end := store.FinishTaskParams{RequestID: requestID, Target: name, State: lethe.TaskSkipped, At: p.now(),
+			LastError: "not started: the request failed in resolve"}
+		if name == target {
+			end.State, end.LastError = lethe.TaskFailed, msg
+		}
+		if _, err := tx.FinishTask(ctx, end); err != nil {
+			return nil, err
+		}
+	}
+	return tx.ListTasks(ctx, requestID)
 }

@@ -29,6 +29,7 @@ type callbackBody struct {
 	RequestID   string          `json:"request_id"`
 	ExternalID  string          `json:"external_id,omitempty"`
 	Status      lethe.Status    `json:"status"`
+	Outcome     lethe.Outcome   `json:"outcome,omitempty"`
 	OccurredAt  string          `json:"occurred_at"`
 	ReceivedAt  string          `json:"received_at"`
 	DueAt       string          `json:"due_at"`
@@ -87,6 +88,7 @@ func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe
 		RequestID:   req.ID,
 		ExternalID:  req.ExternalID,
 		Status:      req.Status,
+		Outcome:     req.Outcome,
 		OccurredAt:  rfc3339(now),
 		ReceivedAt:  rfc3339(req.ReceivedAt),
 		DueAt:       rfc3339(req.DueAt),

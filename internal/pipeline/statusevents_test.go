@@ -201,12 +201,13 @@ func waitCallbacks(t *testing.T, st store.Store, requestID string, n int) []stor
 }
 
 type bodyView struct {
-	ID         string       `json:"id"`
-	Type       string       `json:"type"`
-	Sequence   int          `json:"sequence"`
-	RequestID  string       `json:"request_id"`
-	ExternalID string       `json:"external_id"`
-	Status     lethe.Status `json:"status"`
+	ID         string        `json:"id"`
+	Type       string        `json:"type"`
+	Sequence   int           `json:"sequence"`
+	RequestID  string        `json:"request_id"`
+	ExternalID string        `json:"external_id"`
+	Status     lethe.Status  `json:"status"`
+	Outcome    lethe.Outcome `json:"outcome"`
 	Tasks      struct {
 		Total, Done, Failed int
 	} `json:"tasks"`
@@ -266,6 +267,9 @@ func TestCallbacksRunningAndCompleted(t *testing.T) {
 		bodies := checkDeliveries(t, rcv.deliveries(), id, clientSecret, lethe.StatusRunning, lethe.StatusCompleted)
 		if b := bodies[1]; b.Tasks.Total != 1 || b.Tasks.Done != 1 || len(b.Targets) != 1 || b.Targets[0].Rows != 3 {
 			t.Errorf("completed body counts: %+v", b)
+		}
+		if bodies[0].Outcome != "" || bodies[1].Outcome != lethe.OutcomeErased {
+			t.Errorf("outcomes: running %q, completed %q; want none, then erased", bodies[0].Outcome, bodies[1].Outcome)
 		}
 		for _, e := range es {
 			if e.State != store.CallbackDelivered || len(e.Attempts) != 1 || e.Attempts[0].HTTPStatus != http.StatusNoContent || e.Attempts[0].Error != "" {

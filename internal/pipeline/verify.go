@@ -45,6 +45,11 @@ func (p *Pipeline) verify(ctx context.Context, job *rivertype.JobRow, requestID 
 	subject := connector.Subject{RequestID: requestID, Identities: ids}
 	errs := make([]error, len(done))
 	parallel(len(done), func(i int) {
+		if len(ids) == 0 {
+			// Without identities every target would look clean.
+			errs[i] = connector.Permanent(errors.New(errNoIdentities + ", so it cannot be verified"))
+			return
+		}
 		conn := p.byName[done[i]]
 		if conn == nil {
 			errs[i] = connector.Permanent(errors.New("target is no longer configured, so it cannot be verified"))

@@ -1,6 +1,11 @@
 package store
 
-import "github.com/lethe-privacy/lethe"
+import (
+	"slices"
+	"strings"
+
+	"github.com/lethe-privacy/lethe"
+)
 
 // AddReport returns acc with r added, object by object (an object is its
 // name and action), in acc's order with r's new objects after it.
@@ -39,6 +44,11 @@ func AddReport(acc, r lethe.Report) lethe.Report {
 		}
 		if !it.Until.IsZero() {
 			cur.Until = it.Until
+		}
+		for _, ref := range strings.Split(it.Reference, ",") {
+			if ref != "" && !slices.Contains(strings.Split(cur.Reference, ","), ref) {
+				cur.Reference = strings.TrimPrefix(cur.Reference+","+ref, ",")
+			}
 		}
 	}
 	return out

@@ -123,6 +123,10 @@ type UpdateRequestStateParams struct {
 	To        lethe.Status
 	ToStage   lethe.Stage
 	At        time.Time
+	// Outcome, when set, is stored as the request's outcome.
+	Outcome lethe.Outcome
+	// Reach, when set, is stored as the request's reach.
+	Reach *lethe.Reach
 }
 
 // Scope limits what a caller may see: ClientID set means only that client's
@@ -179,8 +183,9 @@ type Tasks interface {
 	// one kept: later ones no longer see what earlier attempts erased.
 	SetTaskPlan(ctx context.Context, requestID, target string, plan lethe.Report, at time.Time) (bool, error)
 	// AddTaskProgress adds one Erase attempt's report to the task's
-	// progress (see AddReport) and returns the tally after it. On a task
-	// that has ended it changes nothing and returns the stored tally.
+	// progress (see AddReport), counts the attempt as recorded (an empty
+	// report too) and returns the tally after it. On a task that has ended
+	// it changes nothing and returns the stored tally.
 	AddTaskProgress(ctx context.Context, requestID, target string, r lethe.Report, at time.Time) (TaskTally, error)
 }
 
@@ -200,6 +205,10 @@ type TaskTally struct {
 	Planned  bool // whether Plan holds a stored plan
 	Plan     lethe.Report
 	Progress lethe.Report
+	// Recorded counts the reports added to Progress. Fewer than the
+	// task's attempts means an attempt's report was lost (a crash between
+	// the target's commit and AddTaskProgress), so Progress may be short.
+	Recorded int
 }
 
 // Audit appends to and reads the audit log.

@@ -48,6 +48,11 @@ type Ending struct {
 	At time.Time
 	// Details of the terminal audit event; never identity values.
 	Details map[string]string
+	// Outcome, when set, is stored with the end: what the request found
+	// (lethe.Outcome). Receipts and status events carry it.
+	Outcome lethe.Outcome
+	// Reach, when set, replaces the request's reach in the same write.
+	Reach *lethe.Reach
 }
 
 // ending is what the effects of one Terminate share.
@@ -109,12 +114,18 @@ func (p Path) Terminate(ctx context.Context, tx store.Tx, req *lethe.Request, ta
 	e.At = e.At.UTC().Truncate(time.Microsecond)
 	ok, err := tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{
 		ID: req.ID, From: []lethe.Status{req.Status}, FromStage: []lethe.Stage{req.Stage},
-		To: e.To, ToStage: lethe.StageDone, At: e.At,
+		To: e.To, ToStage: lethe.StageDone, At: e.At, Outcome: e.Outcome, Reach: e.Reach,
 	})
 	if err != nil || !ok {
 		return false, terminateErr("change state", err)
 	}
 	req.Status, req.Stage, req.CompletedAt, req.UpdatedAt = e.To, lethe.StageDone, e.At, e.At
+	if e.Outcome != "" {
+		req.Outcome = e.Outcome
+	}
+	if e.Reach != nil {
+		req.Reach = e.Reach
+	}
 	end := &ending{Ending: e, req: req, tasks: tasks}
 	for _, f := range effects {
 		if err := f.run(p, ctx, tx, end); err != nil {

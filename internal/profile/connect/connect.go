@@ -235,6 +235,11 @@ const (
 type statusResult struct {
 	Identifier string `json:"identifier"`
 	Status     string `json:"status"`
+	// Outcome is the request's lethe.Outcome when it has one, so that
+	// a completed erasure is told apart from "nothing was held"
+	// (no_match), and a pending request stopped as ambiguous_subject
+	// says why it waits.
+	Outcome lethe.Outcome `json:"outcome,omitempty"`
 }
 
 type statusSummary struct {
@@ -282,8 +287,12 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, clientID string
 	}
 	resp := statusResponse{Results: make([]statusResult, len(raw))}
 	for i := range raw {
-		st := reportedStatus(latest[keys[i]])
+		req := latest[keys[i]]
+		st := reportedStatus(req)
 		resp.Results[i] = statusResult{Identifier: raw[i], Status: st}
+		if req != nil {
+			resp.Results[i].Outcome = req.Outcome
+		}
 		switch st {
 		case StatusCompleted:
 			resp.Summary.Completed++

@@ -188,19 +188,19 @@ func TestStatus(t *testing.T) {
 		for _, id := range []string{"done@example.com", "open", "canceled", "failed"} {
 			expect(t, f.api(t, connect.PathDelete, tok, `{"identifier":"`+id+`"}`), 200, `{"success": true}`)
 		}
-		set := func(identity lethe.Identity, to lethe.Status) {
+		set := func(identity lethe.Identity, to lethe.Status, outcome lethe.Outcome) {
 			t.Helper()
 			r, err := f.Store.FindOpenRequest(ctx, f.client.ID, intakeKey(f, identity))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ok, err := f.Store.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, To: to, ToStage: lethe.StageDone, At: f.Clock.Now()}); err != nil || !ok {
+			if ok, err := f.Store.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, To: to, ToStage: lethe.StageDone, At: f.Clock.Now(), Outcome: outcome}); err != nil || !ok {
 				t.Fatalf("set %s: %v %v", to, ok, err)
 			}
 		}
-		set(lethe.Identity{Type: lethe.IdentityEmail, Value: "done@example.com"}, lethe.StatusCompleted)
-		set(lethe.Identity{Type: lethe.IdentityUserID, Value: "canceled"}, lethe.StatusCanceled)
-		set(lethe.Identity{Type: lethe.IdentityUserID, Value: "failed"}, lethe.StatusFailed)
+		set(lethe.Identity{Type: lethe.IdentityEmail, Value: "done@example.com"}, lethe.StatusCompleted, lethe.OutcomeNoMatch)
+		set(lethe.Identity{Type: lethe.IdentityUserID, Value: "canceled"}, lethe.StatusCanceled, "")
+		set(lethe.Identity{Type: lethe.IdentityUserID, Value: "failed"}, lethe.StatusFailed, lethe.OutcomeAmbiguousSubject)
 
 		// Another client's request is invisible: not_found.
 		other, err := f.Clients.Create(ctx, clients.CreateParams{Name: "other"})
@@ -215,10 +215,10 @@ func TestStatus(t *testing.T) {
 
 		w := f.api(t, connect.PathStatus, tok, `{"identifiers":["DONE@example.com","open","canceled","failed","never","theirs","open"]}`)
 		want := `{"results":[` +
-			`{"identifier":"DONE@example.com","status":"completed"},` +
+			`{"identifier":"DONE@example.com","status":"completed","outcome":"no_match"},` +
 			`{"identifier":"open","status":"pending"},` +
 			`{"identifier":"canceled","status":"canceled"},` +
-			`{"identifier":"failed","status":"pending"},` +
+			`{"identifier":"failed","status":"pending","outcome":"ambiguous_subject"},` +
 			`{"identifier":"never","status":"not_found"},` +
 			`{"identifier":"theirs","status":"not_found"},` +
 			`{"identifier":"open","status":"pending"}],` +

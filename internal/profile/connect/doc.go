@@ -14,7 +14,7 @@
 //	                             that customer
 //	POST /v2/compliance/customers/deletion/status  (Authorization: Bearer)
 //	     {"identifiers":["...", ...]}
-//	  -> 200 {"results":[{"identifier","status"}],
+//	  -> 200 {"results":[{"identifier","status","outcome"?}],
 //	          "summary":{"total","completed","pending","canceled","not_found"}}
 //
 // The success bodies are written byte for byte as the contract prints them
@@ -42,6 +42,11 @@
 //	canceled   the newest request was canceled (by the operator): no
 //	           deletion will happen unless the client asks again
 //	not_found  this client never asked for that identifier
+//
+// outcome, present once the newest request has one, is lethe's: "erased"
+// or "no_match" (completed: data was erased, or nothing was held on that
+// identifier) and "ambiguous_subject" (pending: the identifier reaches
+// more than one account, nothing was erased, an operator must decide).
 //
 // "canceled" and "not_found" go beyond the contract's two values because
 // reporting either as "pending" would tell a partner to wait for a deletion

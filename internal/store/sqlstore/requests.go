@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,19 +16,39 @@ import (
 )
 
 const requestCols = `id, client_id, external_id, regulation, status, stage, subject_key,
-	idempotency_key, callback_url, received_at, due_at, started_at, completed_at, updated_at`
+	idempotency_key, callback_url, received_at, due_at, started_at, completed_at, updated_at,
+	outcome, reach`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanRequest(s scanner) (*lethe.Request, error) {
 	r := &lethe.Request{}
+	var reach string
 	err := s.Scan(&r.ID, &r.ClientID, &r.ExternalID, &r.Regulation, &r.Status, &r.Stage, &r.SubjectKey,
 		&r.IdempotencyKey, &r.CallbackURL, dbTime{&r.ReceivedAt}, dbTime{&r.DueAt}, dbTime{&r.StartedAt},
-		dbTime{&r.CompletedAt}, dbTime{&r.UpdatedAt})
+		dbTime{&r.CompletedAt}, dbTime{&r.UpdatedAt}, &r.Outcome, &reach)
 	if err != nil {
 		return nil, err
 	}
+	if reach != "" {
+		r.Reach = &lethe.Reach{}
+		if err := json.Unmarshal([]byte(reach), r.Reach); err != nil {
+			return nil, fmt.Errorf("request %s: reach: %w", r.ID, err)
+		}
+	}
 	return r, nil
+}
+
+// encodeReach is the stored form of a request's reach: "" for none.
+func encodeReach(r *lethe.Reach) (string, error) {
+	if r == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return "", fmt.Errorf("encode reach: %w", err)
+	}
+	return string(b), nil
 }
 
 func scanRequestRows(rows Rows) (*lethe.Request, error) { return scanRequest(rows) }
@@ -59,12 +80,16 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 		// statement aborts the whole transaction, and a caller that gets
 		// ErrConflict inside InTx may want to go on (read the first request).
 		var id string
-		err := q.queryRow(ctx, `INSERT INTO requests (`+requestCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		reach, err := encodeReach(r.Reach)
+		if err != nil {
+			return err
+		}
+		err = q.queryRow(ctx, `INSERT INTO requests (`+requestCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING RETURNING id`,
 			r.ID, r.ClientID, r.ExternalID, r.Regulation, r.Status, r.Stage, r.SubjectKey,
 			r.IdempotencyKey, r.CallbackURL, q.ts(r.ReceivedAt), q.ts(r.DueAt), q.ts(r.StartedAt),
-			q.ts(r.CompletedAt), q.ts(r.UpdatedAt)).Scan(&id)
+			q.ts(r.CompletedAt), q.ts(r.UpdatedAt), r.Outcome, reach).Scan(&id)
 		if err != nil {
 			if errors.Is(notFound(err), store.ErrNotFound) {
 				return store.ErrConflict
@@ -289,6 +314,18 @@ func (q *queries) UpdateRequestState(ctx context.Context, p store.UpdateRequestS
 	if to.Terminal() {
 		set = append(set, "completed_at = ?")
 		args = append(args, q.ts(at))
+	}
+	if p.Outcome != "" {
+		set = append(set, "outcome = ?")
+		args = append(args, p.Outcome)
+	}
+	if p.Reach != nil {
+		reach, err := encodeReach(p.Reach)
+		if err != nil {
+			return false, fmt.Errorf("update request state: %w", err)
+		}
+		set = append(set, "reach = ?")
+		args = append(args, reach)
 	}
 	query := "UPDATE requests SET " + strings.Join(set, ", ") + " WHERE id = ?"
 	args = append(args, id)

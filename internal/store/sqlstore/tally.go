@@ -33,10 +33,21 @@ func (q *queries) readTally(ctx context.Context, requestID, target string, lock 
 			return tally, "", fmt.Errorf("decode plan of task %s: %w", target, err)
 		}
 	}
-	if err := json.Unmarshal([]byte(progress), &tally.Progress); err != nil {
+	var doc progressDoc
+	if err := json.Unmarshal([]byte(progress), &doc); err != nil {
 		return tally, "", fmt.Errorf("decode progress of task %s: %w", target, err)
 	}
+	tally.Progress, tally.Recorded = lethe.Report{Items: doc.Items}, doc.Recorded
 	return tally, state, nil
+}
+
+// progressDoc is the stored form of a task's progress: the report's
+// fields, and how many attempts' reports it sums (rows written before
+// recorded existed read as 0, which errs towards marking a count a
+// lower bound).
+type progressDoc struct {
+	Items    []lethe.ReportItem `json:"items"`
+	Recorded int                `json:"recorded,omitempty"`
 }
 
 // TaskTally implements store.Tasks.
@@ -81,11 +92,12 @@ func (q *queries) AddTaskProgress(ctx context.Context, requestID, target string,
 			return err
 		}
 		tally = t
-		if state.Terminal() || len(r.Items) == 0 {
+		if state.Terminal() {
 			return nil
 		}
 		tally.Progress = store.AddReport(t.Progress, r)
-		b, err := json.Marshal(tally.Progress)
+		tally.Recorded++
+		b, err := json.Marshal(progressDoc{Items: tally.Progress.Items, Recorded: tally.Recorded})
 		if err != nil {
 			return fmt.Errorf("encode progress: %w", err)
 		}

@@ -323,11 +323,12 @@ func testUpdateRequestState(t *testing.T, s store.Store) {
 	if err != nil || ok {
 		t.Fatalf("update from a stage it is not in = %v, %v; want false", ok, err)
 	}
-	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve}, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: t1})
+	reach := &lethe.Reach{Accounts: map[string]int{"shop/users": 1}, Unfollowed: []string{"shop/users.phone"}}
+	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve}, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: t1, Reach: reach})
 	if err != nil || !ok {
 		t.Fatalf("update = %v, %v; want true", ok, err)
 	}
-	// A replay must not move StartedAt.
+	// A replay must not move StartedAt; without Reach it keeps the reach.
 	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, To: lethe.StatusRunning, ToStage: lethe.StageVerify, At: t2})
 	if err != nil || !ok {
 		t.Fatalf("update from any = %v, %v; want true", ok, err)
@@ -340,13 +341,23 @@ func testUpdateRequestState(t *testing.T, s store.Store) {
 		!got.UpdatedAt.Equal(micro(t2)) || !got.CompletedAt.IsZero() {
 		t.Errorf("after running: %+v", got)
 	}
-	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived, lethe.StatusRunning}, To: lethe.StatusFailed, ToStage: lethe.StageDone, At: t2})
+	if diff := cmp.Diff(reach, got.Reach); diff != "" || got.Outcome != "" {
+		t.Errorf("after running: outcome %q, reach (-want +got):\n%s", got.Outcome, diff)
+	}
+	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{lethe.StatusReceived, lethe.StatusRunning}, To: lethe.StatusFailed, ToStage: lethe.StageDone, At: t2, Outcome: lethe.OutcomeAmbiguousSubject})
 	if err != nil || !ok {
 		t.Fatalf("finish = %v, %v", ok, err)
 	}
 	got, _ = s.GetRequest(ctx, r.ID, store.Scope{All: true})
 	if got.Status != lethe.StatusFailed || !got.CompletedAt.Equal(micro(t2)) || !got.StartedAt.Equal(micro(t1)) {
 		t.Errorf("after failing: %+v", got)
+	}
+	if got.Outcome != lethe.OutcomeAmbiguousSubject || got.Reach == nil {
+		t.Errorf("after failing: outcome %q reach %+v, want ambiguous_subject and the reach kept", got.Outcome, got.Reach)
+	}
+	latest, err := s.LatestRequestsBySubject(ctx, r.ClientID, []string{r.SubjectKey})
+	if err != nil || latest[r.SubjectKey] == nil || latest[r.SubjectKey].Outcome != lethe.OutcomeAmbiguousSubject {
+		t.Errorf("LatestRequestsBySubject = %+v, %v; want the outcome", latest[r.SubjectKey], err)
 	}
 	ok, err = s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: newID(t), To: lethe.StatusCanceled, ToStage: lethe.StageDone, At: t2})
 	if err != nil || ok {

@@ -52,7 +52,7 @@ func testTaskTally(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := store.TaskTally{Planned: true, Plan: plan, Progress: lethe.Report{Items: []lethe.ReportItem{del("orders", 2), keep(3)}}}
+	want := store.TaskTally{Planned: true, Plan: plan, Progress: lethe.Report{Items: []lethe.ReportItem{del("orders", 2), keep(3)}}, Recorded: 1}
 	if diff := cmp.Diff(want, after, opts); diff != "" {
 		t.Errorf("AddTaskProgress (-want +got):\n%s", diff)
 	}
@@ -63,6 +63,7 @@ func testTaskTally(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	want.Progress = lethe.Report{Items: []lethe.ReportItem{del("orders", 5), keep(3), del("users", 1)}}
+	want.Recorded = 2
 	if diff := cmp.Diff(want, after, opts); diff != "" {
 		t.Errorf("second AddTaskProgress (-want +got):\n%s", diff)
 	}
@@ -88,8 +89,13 @@ func testTaskTally(t *testing.T, s store.Store) {
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
 	}
+	// An attempt that changed nothing is recorded too, so that a lost
+	// report shows as fewer recorded reports than attempts.
+	if after, err := s.AddTaskProgress(ctx, r.ID, "cache", lethe.Report{}, t1); err != nil || after.Recorded != n+1 {
+		t.Errorf("AddTaskProgress(empty) = %+v, %v; want recorded %d", after, err, n+1)
+	}
 	got, err = s.TaskTally(ctx, r.ID, "cache")
-	if err != nil || len(got.Progress.Items) != 1 || got.Progress.Items[0].Rows != n || got.Planned {
+	if err != nil || len(got.Progress.Items) != 1 || got.Progress.Items[0].Rows != n || got.Planned || got.Recorded != n+1 {
 		t.Errorf("TaskTally after %d concurrent additions = %+v, %v", n, got, err)
 	}
 

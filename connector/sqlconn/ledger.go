@@ -1,0 +1,362 @@
+package sqlconn
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
+)
+
+// The ledger is how a SQL target's counts stay exact across crashes. Every
+// batch that deletes or pseudonymizes rows writes one ledger row with the
+// rows it changed (and, per declared cascade, the rows the database
+// changed through it) in the SAME transaction as the change. So a batch
+// and its count commit together or not at all, and Changed reads the
+// request's totals back from the target: a batch committed just before
+// lethe died is counted, a batch rolled back is not, whatever lethe itself
+// managed to record. The tables are lethe's own, created by Validate or on
+// the first erasure, and hold request ids, table names, counts and the key
+// values of erased parent rows (see ledgerKeysTable), no identity values.
+const (
+	ledgerTable     = "lethe_erasure_ledger"
+	ledgerKeysTable = "lethe_erasure_keys"
+)
+
+// ledgerOwned reports whether a live table is one of lethe's own.
+func ledgerOwned(name string) bool {
+	name = strings.ToLower(name)
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		name = name[i+1:]
+	}
+	return name == ledgerTable || name == ledgerKeysTable
+}
+
+// ledgerDDL creates the ledger tables. lethe_erasure_keys keeps, per
+// request, the referenced key values (users.id, orders.id) of the parent
+// rows erased, so that Verify can look for child rows by those values
+// directly: a row written after its parent was deleted can no longer be
+// found through the parent. Verify deletes them once it passes.
+func (d dialect) ledgerDDL() []string {
+	ledger := `CREATE TABLE IF NOT EXISTS ` + ledgerTable + ` (
+	request_id VARCHAR(64) NOT NULL,
+	target VARCHAR(100) NOT NULL,
+	object VARCHAR(128) NOT NULL,
+	action VARCHAR(16) NOT NULL,
+	batch VARCHAR(32) NOT NULL,
+	changed BIGINT NOT NULL,
+	PRIMARY KEY (request_id, target, object, action, batch))`
+	keys := `CREATE TABLE IF NOT EXISTS ` + ledgerKeysTable + ` (
+	request_id VARCHAR(64) NOT NULL,
+	target VARCHAR(100) NOT NULL,
+	object VARCHAR(128) NOT NULL,
+	key_column VARCHAR(128) NOT NULL,
+	key_value VARCHAR(255) NOT NULL`
+	if d.name == "mysql" {
+		return []string{ledger, keys + `,
+	KEY lethe_erasure_keys_request (request_id, target))`}
+	}
+	return []string{ledger, keys + `)`,
+		`CREATE INDEX IF NOT EXISTS lethe_erasure_keys_request ON ` + ledgerKeysTable + ` (request_id, target)`}
+}
+
+// ensureLedger creates the ledger tables once per connector.
+func (c *Connector) ensureLedger(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ledgerReady {
+		return nil
+	}
+	for _, stmt := range c.d.ledgerDDL() {
+		if _, err := c.db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("target %q: create %s: %w", c.name, ledgerTable, err)
+		}
+	}
+	c.ledgerReady = true
+	return nil
+}
+
+// ledgerEntry is what one batch records in the ledger, inside its transaction.
+type ledgerEntry struct {
+	requestID string
+	lines     []lethe.ReportItem // object, action, rows
+	keys      map[string][]any   // referenced column -> values of the erased rows
+	object    string             // the table the keys belong to
+}
+
+// record writes e in tx.
+func (c *Connector) record(ctx context.Context, tx *sql.Tx, e ledgerEntry) error {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	batch := hex.EncodeToString(b)
+	for _, l := range e.lines {
+		q := &query{d: c.d}
+		stmt := fmt.Sprintf("INSERT INTO %s (request_id, target, object, action, batch, changed) VALUES (%s, %s, %s, %s, %s, %s)",
+			ledgerTable, q.arg(e.requestID), q.arg(c.name), q.arg(l.Object), q.arg(string(l.Action)), q.arg(batch), q.arg(l.Rows))
+		if _, err := tx.ExecContext(ctx, stmt, q.args...); err != nil {
+			return fmt.Errorf("record in %s: %w", ledgerTable, err)
+		}
+	}
+	for col, vals := range e.keys {
+		for _, v := range vals {
+			s, ok := text(v)
+			if !ok {
+				continue
+			}
+			q := &query{d: c.d}
+			stmt := fmt.Sprintf("INSERT INTO %s (request_id, target, object, key_column, key_value) VALUES (%s, %s, %s, %s, %s)",
+				ledgerKeysTable, q.arg(e.requestID), q.arg(c.name), q.arg(e.object), q.arg(col), q.arg(s))
+			if _, err := tx.ExecContext(ctx, stmt, q.args...); err != nil {
+				return fmt.Errorf("record in %s: %w", ledgerKeysTable, err)
+			}
+		}
+	}
+	return nil
+}
+
+// referenced lists the columns of t that mapped children reference, whose
+// values the ledger keeps for Verify.
+func referenced(t *table) []string {
+	var cols []string
+	for _, ch := range t.children {
+		for _, l := range ch.parents {
+			if l.parent == t && !containsString(cols, l.to) {
+				cols = append(cols, l.to)
+			}
+		}
+	}
+	return cols
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// referencedValues reads, in tx, the referenced columns of the rows keys
+// of t, before they are deleted or rewritten.
+func (c *Connector) referencedValues(ctx context.Context, tx *sql.Tx, t *table, keys [][]any) (map[string][]any, error) {
+	cols := referenced(t)
+	if len(cols) == 0 || len(keys) == 0 {
+		return nil, nil
+	}
+	out := map[string][]any{}
+	for rest := keys; len(rest) > 0; {
+		chunk := rest[:min(len(rest), maxKeysPerStmt/len(t.key))]
+		rest = rest[len(chunk):]
+		q := &query{d: c.d}
+		quoted := make([]string, len(cols))
+		for i, col := range cols {
+			quoted[i] = c.d.quote(col)
+		}
+		stmt := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(quoted, ", "), c.d.quote(t.Name), c.keyTerm(q, t, chunk))
+		rows, err := tx.QueryContext(ctx, stmt, q.args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			dst := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range dst {
+				ptrs[i] = &dst[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			for i, col := range cols {
+				out[col] = append(out[col], dst[i])
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// cascadeCounts counts, in tx and before the change, the rows each
+// declared cascade of t will change when the rows keys are deleted
+// (update false) or rewritten (update true).
+func (c *Connector) cascadeCounts(ctx context.Context, tx *sql.Tx, t *table, keys [][]any, update bool) ([]lethe.ReportItem, error) {
+	if len(t.Cascades) == 0 || len(keys) == 0 {
+		return nil, nil
+	}
+	all, err := c.cascades(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var items []lethe.ReportItem
+	for _, cs := range all {
+		if cs.root != t || cs.update != update {
+			continue
+		}
+		var n int64
+		for rest := keys; len(rest) > 0; {
+			chunk := rest[:min(len(rest), maxKeysPerStmt/len(t.key))]
+			rest = rest[len(chunk):]
+			q := &query{d: c.d}
+			w := c.cascadeWhere(q, cs, all, func(q *query, pt *table) string {
+				if pt != t {
+					return ""
+				}
+				return c.keyTerm(q, t, chunk)
+			}, 0)
+			if w == "" {
+				continue
+			}
+			var k int64
+			stmt := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", c.d.quote(cs.fk.table), w)
+			if err := tx.QueryRowContext(ctx, stmt, q.args...).Scan(&k); err != nil {
+				return nil, fmt.Errorf("count cascade into %q: %w", cs.fk.table, err)
+			}
+			n += k
+		}
+		items = append(items, lethe.ReportItem{Object: cs.fk.table, Action: cs.action(), Rows: n, Reason: cs.reason()})
+	}
+	return items, nil
+}
+
+// Changed implements connector.Ledger: the rows the target's ledger says
+// this request changed, per table and action, over every Erase call, with
+// the declared cascades on lines of their own; retained tables are counted
+// as they stand now.
+func (c *Connector) Changed(ctx context.Context, subj connector.Subject) (lethe.Report, error) {
+	v := valuesOf(subj.Identities)
+	if err := c.ensureLedger(ctx); err != nil {
+		return lethe.Report{}, redact(err, v.all())
+	}
+	type key struct {
+		object string
+		action lethe.Action
+	}
+	sums := map[key]int64{}
+	q := &query{d: c.d}
+	stmt := fmt.Sprintf("SELECT object, action, SUM(changed) FROM %s WHERE request_id = %s AND target = %s GROUP BY object, action",
+		ledgerTable, q.arg(subj.RequestID), q.arg(c.name))
+	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	if err != nil {
+		return lethe.Report{}, redact(fmt.Errorf("target %q: read %s: %w", c.name, ledgerTable, err), v.all())
+	}
+	for rows.Next() {
+		var (
+			object, action string
+			n              int64
+		)
+		if err := rows.Scan(&object, &action, &n); err != nil {
+			rows.Close()
+			return lethe.Report{}, fmt.Errorf("target %q: read %s: %w", c.name, ledgerTable, err)
+		}
+		sums[key{object, lethe.Action(action)}] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return lethe.Report{}, fmt.Errorf("target %q: read %s: %w", c.name, ledgerTable, err)
+	}
+	var (
+		rep     lethe.Report
+		s       schema
+		m       *matcher
+		cascade []cascade
+	)
+	for _, t := range c.tables {
+		if t.Action == lethe.ActionRetain {
+			if m == nil {
+				if s, m, err = c.begin(ctx, "count retained", v); err != nil {
+					return lethe.Report{}, err
+				}
+				if err := c.loadErased(ctx, subj.RequestID, m); err != nil {
+					return lethe.Report{}, redact(fmt.Errorf("target %q: %w", c.name, err), v.all())
+				}
+			}
+			n, err := c.count(ctx, t, m, s)
+			if err != nil {
+				return lethe.Report{}, c.fail(v, "count retained", t, err)
+			}
+			rep.Items = append(rep.Items, item(t, n))
+			continue
+		}
+		rep.Items = append(rep.Items, item(t, sums[key{t.Name, t.Action}]))
+		if len(t.Cascades) == 0 {
+			continue
+		}
+		if cascade == nil {
+			if cascade, err = c.cascades(ctx); err != nil {
+				return lethe.Report{}, redact(fmt.Errorf("target %q: %w", c.name, err), v.all())
+			}
+		}
+		for _, cs := range cascade {
+			if cs.root == t {
+				rep.Items = append(rep.Items, lethe.ReportItem{Object: cs.fk.table, Action: cs.action(),
+					Rows: sums[key{cs.fk.table, cs.action()}], Reason: cs.reason()})
+			}
+		}
+	}
+	return rep, nil
+}
+
+// loadErased adds to m the key values the ledger kept of this request's
+// erased parent rows, so that where finds children by them directly.
+func (c *Connector) loadErased(ctx context.Context, requestID string, m *matcher) error {
+	q := &query{d: c.d}
+	stmt := fmt.Sprintf("SELECT DISTINCT object, key_column, key_value FROM %s WHERE request_id = %s AND target = %s",
+		ledgerKeysTable, q.arg(requestID), q.arg(c.name))
+	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", ledgerKeysTable, err)
+	}
+	defer rows.Close()
+	byName := map[string]*table{}
+	for _, t := range c.tables {
+		byName[t.Name] = t
+	}
+	for rows.Next() {
+		var object, col, val string
+		if err := rows.Scan(&object, &col, &val); err != nil {
+			return fmt.Errorf("read %s: %w", ledgerKeysTable, err)
+		}
+		t := byName[object]
+		if t == nil {
+			continue
+		}
+		if m.erased == nil {
+			m.erased = map[*table]map[string][]string{}
+		}
+		if m.erased[t] == nil {
+			m.erased[t] = map[string][]string{}
+		}
+		m.erased[t][col] = append(m.erased[t][col], val)
+	}
+	return rows.Err()
+}
+
+// useLedger makes sure the ledger exists and adds what it kept of the
+// request's erased rows to m.
+func (c *Connector) useLedger(ctx context.Context, requestID string, m *matcher) error {
+	if err := c.ensureLedger(ctx); err != nil {
+		return err
+	}
+	if err := c.loadErased(ctx, requestID, m); err != nil {
+		return fmt.Errorf("target %q: %w", c.name, err)
+	}
+	return nil
+}
+
+// forgetErased drops the kept key values of a request once Verify passed.
+func (c *Connector) forgetErased(ctx context.Context, requestID string) error {
+	q := &query{d: c.d}
+	stmt := fmt.Sprintf("DELETE FROM %s WHERE request_id = %s AND target = %s", ledgerKeysTable, q.arg(requestID), q.arg(c.name))
+	_, err := c.db.ExecContext(ctx, stmt, q.args...)
+	return err
+}
