@@ -293,6 +293,7 @@ const (
 	defaultSweepInterval   = 10 * time.Minute
 	defaultCallbackWindow  = 24 * time.Hour
 	defaultCallbackTimeout = 10 * time.Second
+	defaultMaxIdentities   = 1000
 )
 
 // Default returns the configuration used for every field the file leaves
@@ -322,6 +323,7 @@ func Default() *Config {
 			IdleTimeout:       httpapi.IdleTimeout,
 		},
 		Deadlines: Deadlines{WarnBefore: defaultWarnBefore, SweepInterval: defaultSweepInterval},
+		Resolve:   Resolve{MaxIdentities: defaultMaxIdentities},
 		RateLimits: RateLimits{
 			Native:  limitOf(httpapi.DefaultRule),
 			Connect: limitOf(connect.DefaultRule),

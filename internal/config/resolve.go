@@ -10,14 +10,10 @@ const MaxIdentitiesLimit = 100000
 type Resolve struct {
 	// MaxIdentities is how many identities (given and linked) one request
 	// may reach; a request reaching more fails before erasing anything,
-	// 1..100000. Default 0, which means pipeline.DefaultMaxIdentities
-	// (1000): the pipeline owns the default (and this package cannot
-	// import it, since the pipeline's tests load configurations).
+	// 1..100000. Default 1000 (pipeline.DefaultMaxIdentities).
 	MaxIdentities int `yaml:"max_identities"`
 }
 
 func (c *Config) validateResolve(bad badFunc) {
-	if c.Resolve.MaxIdentities != 0 {
-		intRange(bad, "resolve.max_identities", c.Resolve.MaxIdentities, 1, MaxIdentitiesLimit)
-	}
+	intRange(bad, "resolve.max_identities", c.Resolve.MaxIdentities, 1, MaxIdentitiesLimit)
 }
