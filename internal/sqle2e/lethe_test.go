@@ -78,7 +78,10 @@ func startLethe(t *testing.T, storeDialect, mapYAML string) *instance {
 		BackoffBase:       100 * time.Millisecond,
 		BackoffMax:        2 * time.Second,
 		FetchPollInterval: 20 * time.Millisecond,
-		JobTimeout:        time.Minute,
+		// Long enough that a loaded machine never times a job out: a
+		// second attempt must mean a real failure (a deadlock still
+		// shows, as a job that never ends).
+		JobTimeout: 5 * time.Minute,
 	}, st, []pipeline.Target{{Name: "shop", Conn: conn}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
