@@ -71,6 +71,11 @@ func TestCreateBadInput(t *testing.T) {
 		{name: "no content type", body: validBody, contentType: "-", status: 415, code: lethe.EUNSUPPORTED},
 		{name: "idempotency key twice", body: validBody, header: map[string]string{"Idempotency-Key": "k"}, status: 400, code: lethe.EINVALID},
 		{name: "idempotency key too long", body: validBody, header: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, status: 400, code: lethe.EINVALID},
+		// References must not carry an identity (the body is checked not
+		// to quote it below).
+		{name: "identity in external_id", body: `{"identities":[{"type":"email","value":"a@example.com"}],"external_id":"A%40EXAMPLE.COM"}`, status: 400, code: lethe.EINVALID},
+		{name: "identity in callback_url", body: `{"identities":[{"type":"email","value":"a@example.com"}],"callback_url":"https://hooks.example/cb?e=a%40example.com"}`, status: 400, code: lethe.EINVALID},
+		{name: "identity in idempotency key", body: validBody, header: map[string]string{"Idempotency-Key": "a@example.com"}, status: 400, code: lethe.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +103,9 @@ func TestCreateBadInput(t *testing.T) {
 			}
 			if got := res.errorCode(t); got != tt.code {
 				t.Errorf("code = %q, want %q", got, tt.code)
+			}
+			if strings.HasPrefix(tt.name, "identity in") && strings.Contains(strings.ToLower(string(res.body)), "example.com") {
+				t.Errorf("refusal quotes the value: %s", res.body)
 			}
 			if n := e.countRequests(t); n != 0 {
 				t.Errorf("%d requests stored, want 0", n)
