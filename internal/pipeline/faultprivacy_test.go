@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
@@ -73,16 +72,7 @@ func TestFailingTargetKeepsNoIdentityForm(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := p.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := p.Stop(sctx); err != nil {
-				t.Errorf("stop: %v", err)
-			}
-		})
+		startBuilt(t, p)
 
 		id := submit(t, st, p, faultEmail, faultPhone)
 		r := waitDone(t, st, id, lethe.StatusFailed)
