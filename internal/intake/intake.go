@@ -428,41 +428,59 @@ func carriesForm(forms, lookalikes *redact.Redactor, v string) bool {
 	}
 }
 
-// carriesDigits reports whether the digits of v, read in order with
-// everything else dropped, contain one of phones' national numbers: a
-// phone identity in any format ("+44 7700 900123", "07700-900123", "%2B44
-// 7700...") leaves them there. The redactor cannot tell such a form from
-// any long number, which it removes with or without identities.
+// carriesDigits reports whether a run of digits and phone separators in v
+// (spaces, dashes, dots, brackets, "+", "/"), percent-decoded, holds one of
+// phones' national numbers once the separators are dropped: a phone
+// identity in any format ("+44 7700 900123", "07700-900123",
+// "%2B44%207700...") leaves them there. The redactor cannot tell such a
+// form from any long number, which it removes with or without identities.
 func carriesDigits(phones []string, v string) bool {
 	if len(phones) == 0 {
 		return false
 	}
-	digits := strings.Map(func(r rune) rune {
-		if r >= '0' && r <= '9' {
-			return r
-		}
-		return -1
-	}, v)
-	for _, p := range phones {
-		if p != "" && strings.Contains(digits, p) {
-			return true
+	for _, form := range decodings(v) {
+		runs := strings.FieldsFunc(form, func(r rune) bool {
+			return (r < '0' || r > '9') && !strings.ContainsRune(" -.()+/", r)
+		})
+		for _, run := range runs {
+			digits := strings.Map(func(r rune) rune {
+				if r >= '0' && r <= '9' {
+					return r
+				}
+				return -1
+			}, run)
+			for _, p := range phones {
+				if p != "" && strings.Contains(digits, p) {
+					return true
+				}
+			}
 		}
 	}
 	return false
 }
 
+// decodings returns v and its percent-decodings (once, twice), as far as
+// they decode and differ.
+func decodings(v string) []string {
+	out := []string{v}
+	for range 2 {
+		d, err := url.PathUnescape(v)
+		if err != nil || d == v {
+			break
+		}
+		out = append(out, d)
+		v = d
+	}
+	return out
+}
+
 // carriesAt reports whether v holds an "@", as given or percent-encoded
 // (once or twice).
 func carriesAt(v string) bool {
-	for range 3 {
-		if strings.Contains(v, "@") {
+	for _, form := range decodings(v) {
+		if strings.Contains(form, "@") {
 			return true
 		}
-		d, err := url.PathUnescape(v)
-		if err != nil || d == v {
-			return false
-		}
-		v = d
 	}
-	return strings.Contains(v, "@")
+	return false
 }

@@ -207,19 +207,20 @@ func TestSubmitRefusesIdentitiesInReferences(t *testing.T) {
 	user := lethe.Identity{Type: lethe.IdentityUserID, Value: "u-8841"}
 	ids := []lethe.Identity{alice, phone, user}
 	for name, sub := range map[string]intake.Submission{
-		"external email":        {ExternalID: "alice+tag@example.com"},
-		"external upper":        {ExternalID: "ref-ALICE+TAG@EXAMPLE.COM"},
-		"external user id":      {ExternalID: "ticket:u-8841"},
-		"external phone":        {ExternalID: "call 07700 900123"},
-		"external other email":  {ExternalID: "bob@example.org"},
-		"idempotency email":     {IdempotencyKey: "alice%2Btag%40example.com"},
-		"idempotency phone":     {IdempotencyKey: "+44-7700-900-123"},
-		"idempotency user id":   {IdempotencyKey: "u-8841"},
-		"callback query email":  {CallbackURL: "https://x.example/cb?email=alice%2Btag%40example.com"},
-		"callback double enc":   {CallbackURL: "https://x.example/cb?e=bob%2540example.org"},
-		"callback path phone":   {CallbackURL: "https://x.example/cb/447700900123"},
-		"callback user id":      {CallbackURL: "https://x.example/cb?user=u-8841"},
-		"callback past the cut": {CallbackURL: "https://x.example/cb?pad=" + strings.Repeat("x", 1500) + "&e=u-8841"},
+		"external email":         {ExternalID: "alice+tag@example.com"},
+		"external upper":         {ExternalID: "ref-ALICE+TAG@EXAMPLE.COM"},
+		"external user id":       {ExternalID: "ticket:u-8841"},
+		"external phone":         {ExternalID: "call 07700 900123"},
+		"external other email":   {ExternalID: "bob@example.org"},
+		"idempotency email":      {IdempotencyKey: "alice%2Btag%40example.com"},
+		"idempotency phone":      {IdempotencyKey: "+44-7700-900-123"},
+		"idempotency user id":    {IdempotencyKey: "u-8841"},
+		"callback query email":   {CallbackURL: "https://x.example/cb?email=alice%2Btag%40example.com"},
+		"callback double enc":    {CallbackURL: "https://x.example/cb?e=bob%2540example.org"},
+		"callback path phone":    {CallbackURL: "https://x.example/cb/447700900123"},
+		"callback encoded phone": {CallbackURL: "https://x.example/cb?tel=%2B44%207700%20900123"},
+		"callback user id":       {CallbackURL: "https://x.example/cb?user=u-8841"},
+		"callback past the cut":  {CallbackURL: "https://x.example/cb?pad=" + strings.Repeat("x", 1500) + "&e=u-8841"},
 	} {
 		sub.Actor, sub.Identities = lethe.ActorAdmin, ids
 		_, _, err := svc.Submit(context.Background(), sub)
@@ -245,5 +246,11 @@ func TestSubmitRefusesIdentitiesInReferences(t *testing.T) {
 	})
 	if err != nil || out != intake.Created || r.ExternalID != "ORD-2026-11-28-00012345" {
 		t.Fatalf("plain references: %v, %v", out, err)
+	}
+	// The phone's digits spread over unrelated numbers (a port, path
+	// segments) are not the phone.
+	scattered := intake.Submission{Actor: lethe.ActorAdmin, Identities: []lethe.Identity{phone}, CallbackURL: "https://x.example:7700/cb/900/123?n=1234567890"}
+	if _, err := svc.Check(scattered); err != nil {
+		t.Errorf("scattered digits: %v, want accepted", err)
 	}
 }
