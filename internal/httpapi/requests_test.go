@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,11 @@ func TestCreateBadInput(t *testing.T) {
 		{name: "no content type", body: validBody, contentType: "-", status: 415, code: lethe.EUNSUPPORTED},
 		{name: "idempotency key twice", body: validBody, header: map[string]string{"Idempotency-Key": "k"}, status: 400, code: lethe.EINVALID},
 		{name: "idempotency key too long", body: validBody, header: map[string]string{"Idempotency-Key": strings.Repeat("k", 256)}, status: 400, code: lethe.EINVALID},
+		// References must not carry an identity (the body is checked not
+		// to quote it below).
+		{name: "identity in external_id", body: `{"identities":[{"type":"email","value":"a@example.com"}],"external_id":"A%40EXAMPLE.COM"}`, status: 400, code: lethe.EINVALID},
+		{name: "identity in callback_url", body: `{"identities":[{"type":"email","value":"a@example.com"}],"callback_url":"https://hooks.example/cb?e=a%40example.com"}`, status: 400, code: lethe.EINVALID},
+		{name: "identity in idempotency key", body: validBody, header: map[string]string{"Idempotency-Key": "a@example.com"}, status: 400, code: lethe.EINVALID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,6 +104,9 @@ func TestCreateBadInput(t *testing.T) {
 			}
 			if got := res.errorCode(t); got != tt.code {
 				t.Errorf("code = %q, want %q", got, tt.code)
+			}
+			if strings.HasPrefix(tt.name, "identity in") && strings.Contains(strings.ToLower(string(res.body)), "example.com") {
+				t.Errorf("refusal quotes the value: %s", res.body)
 			}
 			if n := e.countRequests(t); n != 0 {
 				t.Errorf("%d requests stored, want 0", n)
@@ -708,28 +717,30 @@ func TestNoIdentityInResponsesOrLogs(t *testing.T) {
 		return e.do(t, call{method: "POST", path: "/v1/deletion-requests?email=" + secret, token: tok, header: h, body: b})
 	}
 	id := post(clientATok, map[string]string{"Idempotency-Key": "k1"}, body).view(t).ID
-	post(clientATok, map[string]string{"Idempotency-Key": "k1"}, body)                                                  // replay
-	post(clientATok, nil, body)                                                                                         // duplicate
-	post(clientATok, map[string]string{"Idempotency-Key": "k1"}, strings.Replace(body, `"ext"`, `"other"`, 1))          // conflict
-	post(clientATok, nil, `{"identities":[{"type":"email","value":"`+secret+`"}]}`)                                     // invalid email
-	post(clientATok, nil, `{"identities":[{"type":"phone","value":"`+secret+`"}]}`)                                     // invalid phone
-	post(clientATok, nil, `{"identities":[{"type":"email","value":`+secret[2:12]+`}]}`)                                 // wrong type (number-ish)
-	post(clientATok, nil, `{"identities":[{"type":"email","value":"`+email+`","value":"`+email+`"}]}`)                  // duplicate key
-	post(clientATok, nil, `{"identities":[{"type":"x-`+secret+`","value":"`+secret+`"}]}`)                              // valid custom type, another request
-	post(clientATok, nil, `{"identities":[{"type":"email","value":"`+email+`"}],"x":"`+secret+`"}`)                     // unknown field
-	post("wrong-"+secret, nil, body)                                                                                    // unauthorized
-	e.do(t, call{method: "GET", path: "/v1/deletion-requests/" + id, token: clientATok})                                // get
-	e.do(t, call{method: "GET", path: "/v1/deletion-requests?cursor=" + secret + "&status=" + secret, token: adminTok}) // bad query
-	e.do(t, call{method: "GET", path: "/v1/deletion-requests", token: clientATok})                                      // list
-	e.do(t, call{method: "GET", path: "/v1/" + email, token: clientATok})                                               // unmatched
-	e.do(t, call{method: "GET", path: "/v1/deletion-requests/" + email, token: clientATok})                             // bad id
-	e.do(t, call{method: "POST", path: "/v1/deletion-requests/" + id + "/cancel", token: clientATok})                   // cancel
+	post(clientATok, map[string]string{"Idempotency-Key": "k1"}, body)                                                                       // replay
+	post(clientATok, nil, body)                                                                                                              // duplicate
+	post(clientATok, map[string]string{"Idempotency-Key": "k1"}, strings.Replace(body, `"ext"`, `"other"`, 1))                               // conflict
+	post(clientATok, nil, `{"identities":[{"type":"email","value":"`+secret+`"}]}`)                                                          // invalid email
+	post(clientATok, nil, `{"identities":[{"type":"phone","value":"`+secret+`"}]}`)                                                          // invalid phone
+	post(clientATok, nil, `{"identities":[{"type":"email","value":`+secret[2:12]+`}]}`)                                                      // wrong type (number-ish)
+	post(clientATok, nil, `{"identities":[{"type":"email","value":"`+email+`","value":"`+email+`"}]}`)                                       // duplicate key
+	post(clientATok, nil, `{"identities":[{"type":"x-`+secret+`","value":"`+secret+`"}]}`)                                                   // valid custom type, another request
+	post(clientATok, nil, `{"identities":[{"type":"email","value":"`+email+`"}],"x":"`+secret+`"}`)                                          // unknown field
+	post("wrong-"+secret, nil, body)                                                                                                         // unauthorized
+	post(clientATok, map[string]string{"Idempotency-Key": secret}, strings.Replace(body, `"ext"`, `"`+strings.ToUpper(email)+`"`, 1))        // identity in external_id
+	post(clientATok, nil, strings.Replace(body, `"ext"`, `"ext","callback_url":"https://hooks.example/cb?e=`+url.QueryEscape(email)+`"`, 1)) // identity in callback_url
+	e.do(t, call{method: "GET", path: "/v1/deletion-requests/" + id, token: clientATok})                                                     // get
+	e.do(t, call{method: "GET", path: "/v1/deletion-requests?cursor=" + secret + "&status=" + secret, token: adminTok})                      // bad query
+	e.do(t, call{method: "GET", path: "/v1/deletion-requests", token: clientATok})                                                           // list
+	e.do(t, call{method: "GET", path: "/v1/" + email, token: clientATok})                                                                    // unmatched
+	e.do(t, call{method: "GET", path: "/v1/deletion-requests/" + email, token: clientATok})                                                  // bad id
+	e.do(t, call{method: "POST", path: "/v1/deletion-requests/" + id + "/cancel", token: clientATok})                                        // cancel
 
-	needles := []string{secret, strings.ToLower(email), email, phone, phone[1:]}
+	needles := []string{secret, strings.ToLower(email), email, strings.ToUpper(email), url.QueryEscape(email), phone, phone[1:]}
 	e.mu.Lock()
 	bodies := append([]string(nil), e.bodies...)
 	e.mu.Unlock()
-	if len(bodies) < 17 {
+	if len(bodies) < 19 {
 		t.Fatalf("only %d responses recorded", len(bodies))
 	}
 	for _, b := range bodies {

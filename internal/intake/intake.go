@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/nyaruka/phonenumbers"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/audit"
@@ -23,6 +24,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/terminate"
+	"github.com/lethe-privacy/lethe/redact"
 )
 
 // Limits on a submission; each keeps one request's footprint bounded.
@@ -223,6 +225,9 @@ func (s *Service) build(sub Submission) (*lethe.Request, error) {
 	if err := checkCallbackURL(sub.CallbackURL, s.callbacks); err != nil {
 		return nil, err
 	}
+	if err := checkNoIdentity(ids, sub); err != nil {
+		return nil, err
+	}
 	id, err := uuid.NewV7()
 	if err != nil {
 		return nil, fmt.Errorf("new request id: %w", err)
@@ -237,7 +242,7 @@ func (s *Service) build(sub Submission) (*lethe.Request, error) {
 		Stage:          lethe.StageResolve,
 		Identities:     ids,
 		SubjectKey:     SubjectKey(s.keys, ids),
-		IdempotencyKey: sub.IdempotencyKey,
+		IdempotencyKey: IdempotencyKey(s.keys, sub.ClientID, sub.IdempotencyKey),
 		CallbackURL:    sub.CallbackURL,
 		ReceivedAt:     now,
 		DueAt:          now.Add(period),
@@ -276,6 +281,18 @@ func SubjectKey(keys *seal.Keyring, ids []lethe.Identity) string {
 	}
 	sort.Strings(parts)
 	return keys.Hash("subject", strings.Join(parts, "\n"))
+}
+
+// IdempotencyKey is the stored form of a client's Idempotency-Key: a keyed
+// hash, so that a key a partner built from a customer's data is not kept
+// readable, while a retry with the same key still finds the first request.
+// The client id is part of the hash because keys are per client. "" stays
+// "" (no key).
+func IdempotencyKey(keys *seal.Keyring, clientID, key string) string {
+	if key == "" {
+		return ""
+	}
+	return keys.Hash("idempotency", clientID+"\x00"+key)
 }
 
 // Cancel cancels a request that has not started erasing. A request that
@@ -354,4 +371,116 @@ func checkCallbackURL(v string, allowed netguard.CallbackURLs) error {
 		return lethe.Errorf(lethe.EINVALID, "callback_url must be an absolute http(s) URL without credentials")
 	}
 	return allowed.Check(v)
+}
+
+// checkNoIdentity refuses a submission whose external_id, Idempotency-Key or
+// callback_url carries personal data: these fields outlive minimisation in
+// some form (external_id as given, the key as a keyed hash, the URL in a
+// frozen status event until it is delivered), so an identity hidden in one
+// would survive the erasure it asked for. Refused are every form of the
+// request's identities (as given, normalised, any case, percent-, JSON- or
+// HTML-encoded, a phone's national and formatted forms) and an "@" in any
+// percent-encoding, which is how an email address looks. Other digit runs
+// are allowed: order numbers and UUIDs look like phone numbers. The error
+// names the field, never its value.
+func checkNoIdentity(ids []lethe.Identity, sub Submission) error {
+	forms, lookalikes := redact.New(ids), redact.New(nil)
+	var phones []string
+	for _, id := range ids {
+		if id.Type != lethe.IdentityPhone {
+			continue
+		}
+		if n, err := phonenumbers.Parse(id.Value, ""); err == nil {
+			phones = append(phones, phonenumbers.GetNationalSignificantNumber(n))
+		}
+	}
+	for _, f := range []struct{ name, value string }{
+		{"external_id", sub.ExternalID},
+		{"Idempotency-Key", sub.IdempotencyKey},
+		{"callback_url", sub.CallbackURL},
+	} {
+		if f.value == "" {
+			continue
+		}
+		if carriesForm(forms, lookalikes, f.value) || carriesDigits(phones, f.value) || carriesAt(f.value) {
+			return lethe.Errorf(lethe.EINVALID, "%s must not contain an identity or an email address", f.name)
+		}
+	}
+	return nil
+}
+
+// carriesForm reports whether forms (the request's identities) removes
+// more from v than lookalikes (no identity) does: a form of an identity
+// stands in v. The redactor cuts long text, so v is read in overlapping
+// windows shorter than its limit; the overlap is longer than any identity
+// intake accepts, so no form straddles every window.
+func carriesForm(forms, lookalikes *redact.Redactor, v string) bool {
+	const window, step = redact.MaxLen, redact.MaxLen / 2
+	for start := 0; ; start += step {
+		end := min(start+window, len(v))
+		part := v[start:end]
+		if forms.String(part) != lookalikes.String(part) {
+			return true
+		}
+		if end == len(v) {
+			return false
+		}
+	}
+}
+
+// carriesDigits reports whether a run of digits and phone separators in v
+// (spaces, dashes, dots, brackets, "+", "/"), percent-decoded, holds one of
+// phones' national numbers once the separators are dropped: a phone
+// identity in any format ("+44 7700 900123", "07700-900123",
+// "%2B44%207700...") leaves them there. The redactor cannot tell such a
+// form from any long number, which it removes with or without identities.
+func carriesDigits(phones []string, v string) bool {
+	if len(phones) == 0 {
+		return false
+	}
+	for _, form := range decodings(v) {
+		runs := strings.FieldsFunc(form, func(r rune) bool {
+			return (r < '0' || r > '9') && !strings.ContainsRune(" -.()+/", r)
+		})
+		for _, run := range runs {
+			digits := strings.Map(func(r rune) rune {
+				if r >= '0' && r <= '9' {
+					return r
+				}
+				return -1
+			}, run)
+			for _, p := range phones {
+				if p != "" && strings.Contains(digits, p) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// decodings returns v and its percent-decodings (once, twice), as far as
+// they decode and differ.
+func decodings(v string) []string {
+	out := []string{v}
+	for range 2 {
+		d, err := url.PathUnescape(v)
+		if err != nil || d == v {
+			break
+		}
+		out = append(out, d)
+		v = d
+	}
+	return out
+}
+
+// carriesAt reports whether v holds an "@", as given or percent-encoded
+// (once or twice).
+func carriesAt(v string) bool {
+	for _, form := range decodings(v) {
+		if strings.Contains(form, "@") {
+			return true
+		}
+	}
+	return false
 }

@@ -76,6 +76,15 @@ func TestSubmitStoresOnceAndAnswersRepeats(t *testing.T) {
 		if err != nil || out != intake.Replayed || again.ID != r.ID {
 			t.Errorf("replay = %v, %v, %v", out, again, err)
 		}
+		// The key is stored as a keyed hash: the column read back is not
+		// the key, and the plain key finds nothing.
+		stored, err := st.GetRequest(ctx, r.ID, store.Scope{All: true})
+		if err != nil || stored.IdempotencyKey == "" || strings.Contains(stored.IdempotencyKey, "k1") {
+			t.Errorf("stored idempotency key %q (%v), want a keyed hash of k1", stored.IdempotencyKey, err)
+		}
+		if _, err := st.FindRequestByIdempotencyKey(ctx, "partner", "k1"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("the plain key found a request (%v): it is stored readable", err)
+		}
 		sub.IdempotencyKey = "k2"
 		dup, out, err := svc.Submit(ctx, sub)
 		if err != nil || out != intake.Duplicate || dup.ID != r.ID {
@@ -184,4 +193,64 @@ func TestCancelRefusesARunningRequest(t *testing.T) {
 func isCode(err error, code string) bool {
 	var le *lethe.Error
 	return errors.As(err, &le) && le.Code == code
+}
+
+// TestSubmitRefusesIdentitiesInReferences: external_id, Idempotency-Key and
+// callback_url outlive minimisation in some form, so an identity in any of
+// them is refused, in any encoding, and the error never quotes the value.
+func TestSubmitRefusesIdentitiesInReferences(t *testing.T) {
+	t.Parallel()
+	st := testdb.OpenStore(t, "sqlite")
+	svc, q := newService(t, st, intake.Config{})
+	alice := lethe.Identity{Type: lethe.IdentityEmail, Value: "alice+tag@example.com"}
+	phone := lethe.Identity{Type: lethe.IdentityPhone, Value: "+447700900123"}
+	user := lethe.Identity{Type: lethe.IdentityUserID, Value: "u-8841"}
+	ids := []lethe.Identity{alice, phone, user}
+	for name, sub := range map[string]intake.Submission{
+		"external email":         {ExternalID: "alice+tag@example.com"},
+		"external upper":         {ExternalID: "ref-ALICE+TAG@EXAMPLE.COM"},
+		"external user id":       {ExternalID: "ticket:u-8841"},
+		"external phone":         {ExternalID: "call 07700 900123"},
+		"external other email":   {ExternalID: "bob@example.org"},
+		"idempotency email":      {IdempotencyKey: "alice%2Btag%40example.com"},
+		"idempotency phone":      {IdempotencyKey: "+44-7700-900-123"},
+		"idempotency user id":    {IdempotencyKey: "u-8841"},
+		"callback query email":   {CallbackURL: "https://x.example/cb?email=alice%2Btag%40example.com"},
+		"callback double enc":    {CallbackURL: "https://x.example/cb?e=bob%2540example.org"},
+		"callback path phone":    {CallbackURL: "https://x.example/cb/447700900123"},
+		"callback encoded phone": {CallbackURL: "https://x.example/cb?tel=%2B44%207700%20900123"},
+		"callback user id":       {CallbackURL: "https://x.example/cb?user=u-8841"},
+		"callback past the cut":  {CallbackURL: "https://x.example/cb?pad=" + strings.Repeat("x", 1500) + "&e=u-8841"},
+	} {
+		sub.Actor, sub.Identities = lethe.ActorAdmin, ids
+		_, _, err := svc.Submit(context.Background(), sub)
+		if !isCode(err, lethe.EINVALID) {
+			t.Errorf("%s: %v, want EINVALID", name, err)
+			continue
+		}
+		for _, form := range []string{"alice", "ALICE", "7700", "u-8841", "bob", "example"} {
+			if strings.Contains(err.Error(), form) {
+				t.Errorf("%s: error %q quotes the value", name, err)
+			}
+		}
+	}
+	rs, _, err := st.ListRequests(context.Background(), store.ListFilter{Scope: store.Scope{All: true}, Limit: 10})
+	if err != nil || len(rs) != 0 || len(q.ids) != 0 {
+		t.Errorf("refused input stored %d requests, queued %d jobs (%v)", len(rs), len(q.ids), err)
+	}
+	// References that only look like numbers are everyday order numbers
+	// and UUIDs: accepted.
+	r, out, err := svc.Submit(context.Background(), intake.Submission{
+		Actor: lethe.ActorAdmin, Identities: ids, ExternalID: "ORD-2026-11-28-00012345",
+		IdempotencyKey: "550e8400-e29b-41d4-a716-446655440000",
+	})
+	if err != nil || out != intake.Created || r.ExternalID != "ORD-2026-11-28-00012345" {
+		t.Fatalf("plain references: %v, %v", out, err)
+	}
+	// The phone's digits spread over unrelated numbers (a port, path
+	// segments) are not the phone.
+	scattered := intake.Submission{Actor: lethe.ActorAdmin, Identities: []lethe.Identity{phone}, CallbackURL: "https://x.example:7700/cb/900/123?n=1234567890"}
+	if _, err := svc.Check(scattered); err != nil {
+		t.Errorf("scattered digits: %v, want accepted", err)
+	}
 }

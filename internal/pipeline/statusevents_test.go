@@ -282,6 +282,18 @@ func TestCallbacksRunningAndCompleted(t *testing.T) {
 				t.Errorf("a response body was stored: %q", row)
 			}
 		}
+		// Delivered and closed, the URL is kept nowhere: not by the
+		// request (dropped at minimisation), not by its events.
+		urls := queryStrings(t, st, `SELECT url FROM callback_events`, `SELECT url FROM callback_events`)
+		urls = append(urls, queryStrings(t, st, `SELECT callback_url FROM requests`, `SELECT callback_url FROM requests`)...)
+		if len(urls) != 3 {
+			t.Errorf("read %d urls, want the request's and two events'", len(urls))
+		}
+		for _, u := range urls {
+			if u != "" {
+				t.Errorf("a callback url is kept after delivery: %q", u)
+			}
+		}
 	})
 }
 

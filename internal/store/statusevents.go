@@ -28,7 +28,7 @@ type CallbackEvent struct {
 	Seq       int // 1, 2, ... per request (NextCallbackSeq)
 	Status    lethe.Status
 	ClientID  string // whose HMAC secret signs it; "" for the admin
-	URL       string
+	URL       string // sealed at rest; "" once the event has ended
 	Body      []byte
 	State     CallbackState
 	CreatedAt time.Time
@@ -65,7 +65,7 @@ type StatusEvents interface {
 	// returns the number it got; ErrNotFound when the event is missing and
 	// ErrConflict when it has already ended.
 	RecordCallbackAttempt(ctx context.Context, eventID string, a CallbackAttempt) (int, error)
-	// EndCallbackEvent moves a pending event to delivered or abandoned and
-	// reports whether it did.
+	// EndCallbackEvent moves a pending event to delivered or abandoned,
+	// dropping its URL, and reports whether it did.
 	EndCallbackEvent(ctx context.Context, eventID string, state CallbackState, at time.Time) (bool, error)
 }

@@ -105,8 +105,9 @@ type Requests interface {
 	// identities already stored are ignored.
 	AddLinkedIdentities(ctx context.Context, requestID string, ids []lethe.Identity) error
 	// DropIdentityValues deletes the sealed values of the request's
-	// identities and keeps only their keyed hashes: the minimisation step
-	// when a request closes. Dropping twice is harmless.
+	// identities and keeps only their keyed hashes, and drops its
+	// callback_url (pending status events keep their own sealed copy): the
+	// minimisation step when a request closes. Dropping twice is harmless.
 	DropIdentityValues(ctx context.Context, requestID string) error
 	// CountRequestsByStatus feeds the requests-by-status metric.
 	CountRequestsByStatus(ctx context.Context) (map[lethe.Status]int64, error)

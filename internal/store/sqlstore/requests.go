@@ -21,13 +21,16 @@ const requestCols = `id, client_id, external_id, regulation, status, stage, subj
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanRequest(s scanner) (*lethe.Request, error) {
+func (q *queries) scanRequest(s scanner) (*lethe.Request, error) {
 	r := &lethe.Request{}
 	var reach string
 	err := s.Scan(&r.ID, &r.ClientID, &r.ExternalID, &r.Regulation, &r.Status, &r.Stage, &r.SubjectKey,
 		&r.IdempotencyKey, &r.CallbackURL, dbTime{&r.ReceivedAt}, dbTime{&r.DueAt}, dbTime{&r.StartedAt},
 		dbTime{&r.CompletedAt}, dbTime{&r.UpdatedAt}, &r.Outcome, &reach)
 	if err != nil {
+		return nil, err
+	}
+	if r.CallbackURL, err = q.openURL("requests", r.ID, r.CallbackURL); err != nil {
 		return nil, err
 	}
 	if reach != "" {
@@ -51,7 +54,7 @@ func encodeReach(r *lethe.Reach) (string, error) {
 	return string(b), nil
 }
 
-func scanRequestRows(rows Rows) (*lethe.Request, error) { return scanRequest(rows) }
+func (q *queries) scanRequestRows(rows Rows) (*lethe.Request, error) { return q.scanRequest(rows) }
 
 // identityAAD binds a sealed identity to its request and type, so a value
 // copied into another row does not open.
@@ -88,7 +91,7 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING RETURNING id`,
 			r.ID, r.ClientID, r.ExternalID, r.Regulation, r.Status, r.Stage, r.SubjectKey,
-			r.IdempotencyKey, r.CallbackURL, q.ts(r.ReceivedAt), q.ts(r.DueAt), q.ts(r.StartedAt),
+			r.IdempotencyKey, q.sealURL("requests", r.ID, r.CallbackURL), q.ts(r.ReceivedAt), q.ts(r.DueAt), q.ts(r.StartedAt),
 			q.ts(r.CompletedAt), q.ts(r.UpdatedAt), r.Outcome, reach).Scan(&id)
 		if err != nil {
 			if errors.Is(notFound(err), store.ErrNotFound) {
@@ -143,7 +146,7 @@ func (q *queries) GetRequest(ctx context.Context, id string, scope store.Scope) 
 	if cond != "" {
 		query += " AND " + cond
 	}
-	r, err := scanRequest(q.queryRow(ctx, query, append([]any{id}, args...)...))
+	r, err := q.scanRequest(q.queryRow(ctx, query, append([]any{id}, args...)...))
 	if err != nil {
 		return nil, fmt.Errorf("get request: %w", notFound(err))
 	}
@@ -160,7 +163,7 @@ func (q *queries) LockRequest(ctx context.Context, id string) (*lethe.Request, e
 		// the caller's read-modify-write would not be protected.
 		return nil, errors.New("lock request: only inside InTx")
 	}
-	r, err := scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests WHERE id = ?`+q.d.ForUpdate, id))
+	r, err := q.scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests WHERE id = ?`+q.d.ForUpdate, id))
 	if err != nil {
 		return nil, fmt.Errorf("lock request: %w", notFound(err))
 	}
@@ -229,7 +232,7 @@ func (q *queries) ListRequests(ctx context.Context, f store.ListFilter) ([]*leth
 	if err != nil {
 		return nil, "", fmt.Errorf("list requests: %w", err)
 	}
-	out, err := collect(rows, scanRequestRows)
+	out, err := collect(rows, q.scanRequestRows)
 	if err != nil {
 		return nil, "", fmt.Errorf("list requests: %w", err)
 	}
@@ -246,7 +249,7 @@ func (q *queries) FindRequestByIdempotencyKey(ctx context.Context, clientID, key
 	if key == "" {
 		return nil, fmt.Errorf("find request by idempotency key: %w", store.ErrNotFound)
 	}
-	r, err := scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests
+	r, err := q.scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests
 		WHERE client_id = ? AND idempotency_key = ?`, clientID, key))
 	if err != nil {
 		return nil, fmt.Errorf("find request by idempotency key: %w", notFound(err))
@@ -256,7 +259,7 @@ func (q *queries) FindRequestByIdempotencyKey(ctx context.Context, clientID, key
 
 // FindOpenRequest implements store.Requests.
 func (q *queries) FindOpenRequest(ctx context.Context, clientID, subjectKey string) (*lethe.Request, error) {
-	r, err := scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests
+	r, err := q.scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests
 		WHERE client_id = ? AND subject_key = ? AND status IN (?, ?)
 		ORDER BY id DESC LIMIT 1`, clientID, subjectKey, lethe.StatusReceived, lethe.StatusRunning))
 	if err != nil {
@@ -285,7 +288,7 @@ func (q *queries) LatestRequestsBySubject(ctx context.Context, clientID string, 
 		if err != nil {
 			return nil, fmt.Errorf("latest requests by subject: %w", err)
 		}
-		rs, err := collect(rows, scanRequestRows)
+		rs, err := collect(rows, q.scanRequestRows)
 		if err != nil {
 			return nil, fmt.Errorf("latest requests by subject: %w", err)
 		}
@@ -395,6 +398,12 @@ func (q *queries) DropIdentityValues(ctx context.Context, requestID string) erro
 	if _, err := q.exec(ctx, `UPDATE request_identities SET value_sealed = NULL
 		WHERE request_id = ? AND value_sealed IS NOT NULL`, requestID); err != nil {
 		return fmt.Errorf("drop identity values: %w", err)
+	}
+	// The callback_url goes with them: the request's last status event,
+	// stored before minimisation, holds its own sealed copy until it is
+	// delivered or abandoned.
+	if _, err := q.exec(ctx, `UPDATE requests SET callback_url = '' WHERE id = ? AND callback_url <> ''`, requestID); err != nil {
+		return fmt.Errorf("drop callback url: %w", err)
 	}
 	return nil
 }

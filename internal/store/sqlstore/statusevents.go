@@ -11,7 +11,7 @@ import (
 
 const callbackCols = `id, request_id, seq, status, client_id, url, body, state, created_at, ended_at`
 
-func scanCallbackEvent(s scanner) (*store.CallbackEvent, error) {
+func (q *queries) scanCallbackEvent(s scanner) (*store.CallbackEvent, error) {
 	e := &store.CallbackEvent{}
 	var body string
 	err := s.Scan(&e.ID, &e.RequestID, &e.Seq, &e.Status, &e.ClientID, &e.URL, &body, &e.State,
@@ -20,6 +20,9 @@ func scanCallbackEvent(s scanner) (*store.CallbackEvent, error) {
 		return nil, err
 	}
 	e.Body = []byte(body)
+	if e.URL, err = q.openURL("callback_events", e.ID, e.URL); err != nil {
+		return nil, err
+	}
 	return e, nil
 }
 
@@ -46,7 +49,7 @@ func (q *queries) CreateCallbackEvent(ctx context.Context, e *store.CallbackEven
 	// statement would abort the caller's whole transaction.
 	n, err := q.exec(ctx, `INSERT INTO callback_events (`+callbackCols+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		e.ID, e.RequestID, e.Seq, e.Status, e.ClientID, e.URL, string(e.Body), store.CallbackPending,
+		e.ID, e.RequestID, e.Seq, e.Status, e.ClientID, q.sealURL("callback_events", e.ID, e.URL), string(e.Body), store.CallbackPending,
 		q.ts(e.CreatedAt), nil)
 	if err != nil {
 		return fmt.Errorf("create callback event: %w", err)
@@ -60,7 +63,7 @@ func (q *queries) CreateCallbackEvent(ctx context.Context, e *store.CallbackEven
 
 // GetCallbackEvent implements store.StatusEvents.
 func (q *queries) GetCallbackEvent(ctx context.Context, id string) (*store.CallbackEvent, error) {
-	e, err := scanCallbackEvent(q.queryRow(ctx, `SELECT `+callbackCols+` FROM callback_events WHERE id = ?`, id))
+	e, err := q.scanCallbackEvent(q.queryRow(ctx, `SELECT `+callbackCols+` FROM callback_events WHERE id = ?`, id))
 	if err != nil {
 		return nil, fmt.Errorf("get callback event: %w", notFound(err))
 	}
@@ -74,7 +77,7 @@ func (q *queries) ListCallbackEvents(ctx context.Context, requestID string) ([]s
 		return nil, fmt.Errorf("list callback events: %w", err)
 	}
 	es, err := collect(rows, func(rows Rows) (store.CallbackEvent, error) {
-		e, err := scanCallbackEvent(rows)
+		e, err := q.scanCallbackEvent(rows)
 		if err != nil {
 			return store.CallbackEvent{}, err
 		}
@@ -153,7 +156,9 @@ func (q *queries) EndCallbackEvent(ctx context.Context, eventID string, state st
 	if state != store.CallbackDelivered && state != store.CallbackAbandoned {
 		return false, fmt.Errorf("end callback event: invalid state %q", state)
 	}
-	n, err := q.exec(ctx, `UPDATE callback_events SET state = ?, ended_at = ? WHERE id = ? AND state = ?`,
+	// Once delivery has ended the URL is needed no more: it goes, as the
+	// request's own copy went at minimisation.
+	n, err := q.exec(ctx, `UPDATE callback_events SET state = ?, ended_at = ?, url = '' WHERE id = ? AND state = ?`,
 		state, q.ts(at), eventID, store.CallbackPending)
 	if err != nil {
 		return false, fmt.Errorf("end callback event: %w", err)

@@ -25,8 +25,10 @@ func testRequestRoundTrip(t *testing.T, s store.Store) {
 	}
 	r := newRequest(t, "c1", ids...)
 	r.IdempotencyKey = "idem-1"
-	r.CallbackURL = "https://example.com/cb"
+	r.CallbackURL = "https://example.com/cb?ref=round-trip"
 	mustCreate(t, s, r)
+	// Sealed at rest, opened on read (GetRequest below).
+	assertAbsent(t, s, "requests", "ref=round-trip")
 
 	if !r.ReceivedAt.Equal(micro(t0)) || r.ReceivedAt.Location() != time.UTC {
 		t.Errorf("CreateRequest did not normalise ReceivedAt: %v", r.ReceivedAt)
@@ -409,7 +411,9 @@ func testIdentities(t *testing.T, s store.Store) {
 		{Type: lethe.IdentityEmail, Value: "ada@example.com"}, // duplicate: stored once
 		{Type: lethe.IdentityUserID, Value: "42"},
 	}
-	r := mustCreate(t, s, newRequest(t, "c1", given...))
+	withURL := newRequest(t, "c1", given...)
+	withURL.CallbackURL = "https://hooks.example/cb?ref=drop-me"
+	r := mustCreate(t, s, withURL)
 	linked := []lethe.Identity{
 		{Type: lethe.IdentityUserID, Value: "42"}, // already given
 		{Type: lethe.IdentityPhone, Value: "+4915112345678"},
@@ -440,6 +444,13 @@ func testIdentities(t *testing.T, s store.Store) {
 	got, err = s.RequestIdentities(ctx, r.ID)
 	if err != nil || len(got) != 0 {
 		t.Errorf("RequestIdentities after drop = %d identities, %v", len(got), err)
+	}
+	// The callback_url goes with the identities: not even sealed.
+	if after, err := s.GetRequest(ctx, r.ID, store.Scope{All: true}); err != nil || after.CallbackURL != "" {
+		t.Errorf("callback_url after drop = %q (%v), want none", after.CallbackURL, err)
+	}
+	if rows := rawRows(t, s, "SELECT callback_url FROM requests WHERE id = '"+r.ID+"'"); len(rows) != 1 || len(rows[0][0]) != 0 {
+		t.Errorf("raw callback_url after drop = %q, want empty", rows)
 	}
 	rows := rawRows(t, s, "SELECT value_hash FROM request_identities WHERE request_id = '"+r.ID+"'")
 	if len(rows) != 4 {

@@ -118,9 +118,15 @@ func testStatusEvents(t *testing.T, s store.Store) {
 	if _, err := s.RecordCallbackAttempt(ctx, newID(t), a1); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("attempt of a missing event: %v, want ErrNotFound", err)
 	}
+	// A pending event's URL is sealed at rest (GetCallbackEvent opened it
+	// above); an ended event keeps none.
+	assertAbsent(t, s, "callback_events", "receiver.example")
 	ok, err := s.EndCallbackEvent(ctx, e1.ID, store.CallbackDelivered, t0.Add(time.Hour))
 	if err != nil || !ok {
 		t.Fatalf("EndCallbackEvent: ok %v err %v", ok, err)
+	}
+	if rows := rawRows(t, s, "SELECT url FROM callback_events WHERE id = '"+e1.ID+"'"); len(rows) != 1 || len(rows[0][0]) != 0 {
+		t.Errorf("raw url of a delivered event = %q, want empty", rows)
 	}
 	ok, err = s.EndCallbackEvent(ctx, e1.ID, store.CallbackAbandoned, t0.Add(2*time.Hour))
 	if err != nil || ok {
@@ -142,7 +148,7 @@ func testStatusEvents(t *testing.T, s store.Store) {
 		return a
 	}
 	wantList := []store.CallbackEvent{want, *e2}
-	wantList[0].State, wantList[0].EndedAt = store.CallbackDelivered, micro(t0.Add(time.Hour))
+	wantList[0].State, wantList[0].EndedAt, wantList[0].URL = store.CallbackDelivered, micro(t0.Add(time.Hour)), ""
 	wantList[0].Attempts = []store.CallbackAttempt{norm(a1, 1), norm(a2, 2), norm(a3, 3)}
 	wantList[1].CreatedAt = micro(t0)
 	if diff := cmp.Diff(wantList, es); diff != "" {
