@@ -63,6 +63,9 @@ type Person struct {
 	Email       any    // string or nil
 	Phone       any
 	CustomerRef any
+	// Guest adds order base+3 placed as a guest: no user_id, found by
+	// email alone, with item 10*(base+3)+1.
+	Guest bool
 }
 
 // Shop is one seeded database.
@@ -165,16 +168,18 @@ func (s *Shop) generate(tb testing.TB) {
 //     the second): a three-hop chain users -> orders -> support_tickets ->
 //     ticket_messages;
 //   - invoices base+1 and base+2, amounts 100+k and 200+k for the k-th
-//     person added.
+//     person added;
+//   - with p.Guest, guest order base+3 (see Person.Guest).
 //
-// p.ID must lie above every generated id (6N) so nothing collides.
+// p.ID must lie above the generated users' ids (N): then base exceeds
+// every generated row's id (6N) and nothing collides.
 func (s *Shop) Add(tb testing.TB, p Person) {
 	tb.Helper()
-	if p.ID <= 6*s.Users {
-		tb.Fatalf("person %d collides with the %d generated users: ids must exceed %d", p.ID, s.Users, 6*s.Users)
+	if p.ID <= s.Users {
+		tb.Fatalf("person %d collides with the %d generated users", p.ID, s.Users)
 	}
 	var k int64
-	if err := s.DB.QueryRow(s.B.Rebind(`SELECT COUNT(*) FROM users WHERE seed_owner > ?`), 6*s.Users).Scan(&k); err != nil {
+	if err := s.DB.QueryRow(s.B.Rebind(`SELECT COUNT(*) FROM users WHERE seed_owner > ?`), s.Users).Scan(&k); err != nil {
 		tb.Fatal(err)
 	}
 	base := p.ID * 10
@@ -199,4 +204,9 @@ func (s *Shop) Add(tb testing.TB, p Person) {
 	s.Exec(tb, `INSERT INTO ticket_messages (id, ticket_id, body, seed_owner) VALUES (?, ?, ?, ?)`, base*10+3, base+2, "thanks", p.ID)
 	s.Exec(tb, `INSERT INTO invoices (id, user_id, amount, seed_owner) VALUES (?, ?, ?, ?)`, base+1, p.ID, 100+k, p.ID)
 	s.Exec(tb, `INSERT INTO invoices (id, user_id, amount, seed_owner) VALUES (?, ?, ?, ?)`, base+2, p.ID, 200+k, p.ID)
+	if p.Guest {
+		s.Exec(tb, `INSERT INTO orders (id, user_id, email, shipping_name, total, seed_owner) VALUES (?, ?, ?, ?, ?, ?)`,
+			base+3, nil, p.Email, "Guest "+p.Name, 300, p.ID)
+		s.Exec(tb, `INSERT INTO order_items (id, order_id, sku, qty, seed_owner) VALUES (?, ?, ?, ?, ?)`, (base+3)*10+1, base+3, "sku-1", 1, p.ID)
+	}
 }
