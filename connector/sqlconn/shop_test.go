@@ -18,28 +18,8 @@ import (
 	"github.com/lethe-privacy/lethe/connector/connectortest"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
 	"github.com/lethe-privacy/lethe/internal/testdb"
+	"github.com/lethe-privacy/lethe/internal/testdb/shopdb"
 )
-
-// Every table has seed_owner, which the connector never reads: it lets the
-// test tell whose row is whose after pseudonymization rewrote the links.
-var shopDDL = []string{
-	`CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(255), phone VARCHAR(32), name VARCHAR(255), seed_owner VARCHAR(16) NOT NULL)`,
-	`CREATE TABLE addresses (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, street VARCHAR(255), seed_owner VARCHAR(16) NOT NULL,
-		FOREIGN KEY (user_id) REFERENCES users (id))`,
-	`CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT, email VARCHAR(255), shipping_name VARCHAR(255), note VARCHAR(255),
-		customer_ref VARCHAR(255), token VARCHAR(255), total BIGINT, seed_owner VARCHAR(16) NOT NULL,
-		FOREIGN KEY (user_id) REFERENCES users (id))`,
-	`CREATE TABLE order_items (id BIGINT PRIMARY KEY, order_id BIGINT NOT NULL, sku VARCHAR(64), seed_owner VARCHAR(16) NOT NULL,
-		FOREIGN KEY (order_id) REFERENCES orders (id))`,
-	`CREATE TABLE support_tickets (id BIGINT PRIMARY KEY, email VARCHAR(255), order_id BIGINT, body VARCHAR(255), seed_owner VARCHAR(16) NOT NULL,
-		FOREIGN KEY (order_id) REFERENCES orders (id))`,
-	`CREATE TABLE ticket_messages (id BIGINT PRIMARY KEY, ticket_id BIGINT NOT NULL, body VARCHAR(255), seed_owner VARCHAR(16) NOT NULL,
-		FOREIGN KEY (ticket_id) REFERENCES support_tickets (id))`,
-	// No foreign key: invoices outlive the user they name.
-	`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT, seed_owner VARCHAR(16) NOT NULL)`,
-}
-
-var shopTables = []string{"users", "addresses", "orders", "order_items", "support_tickets", "ticket_messages", "invoices"}
 
 const shopMap = `
 driver: %s
@@ -76,13 +56,9 @@ tables:
     until: 2036-01-01
 `
 
-// person is one seeded user with a full set of rows.
-type person struct {
-	owner string
-	id    int64
-	email string
-	phone string
-}
+// person is one seeded user with a full set of rows (shopdb.Shop.Add);
+// name names the subtests.
+type person = shopdb.Person
 
 const (
 	cyrillicAlice = "\u0430lice@example.com" // Cyrillic а
@@ -91,15 +67,15 @@ const (
 )
 
 var people = []person{
-	{"alice", 7000001, "alice@example.com", "+4915112345678"},
-	{"bob", 7000002, "bob@example.com", "+4915187654321"},
-	{"cyrillic", 7000003, cyrillicAlice, "+4915100000003"},
-	{"quote", 7000004, injQuote, "+4915100000004"},
-	{"drop", 7000005, injDrop, "+4915100000005"},
-	{"long", 7000006, strings.Repeat("alice", 40) + "@example.com", "+4915100000006"},
+	{ID: 7000001, Name: "alice", Email: "alice@example.com", Phone: "+4915112345678"},
+	{ID: 7000002, Name: "bob", Email: "bob@example.com", Phone: "+4915187654321"},
+	{ID: 7000003, Name: "cyrillic", Email: cyrillicAlice, Phone: "+4915100000003"},
+	{ID: 7000004, Name: "quote", Email: injQuote, Phone: "+4915100000004"},
+	{ID: 7000005, Name: "drop", Email: injDrop, Phone: "+4915100000005"},
+	{ID: 7000006, Name: "long", Email: strings.Repeat("alice", 40) + "@example.com", Phone: "+4915100000006"},
 }
 
-// shop is one seeded database.
+// shop is one database a test writes to.
 type shop struct {
 	b  testdb.TargetDB
 	db *sql.DB
@@ -113,40 +89,15 @@ func (s *shop) exec(tb testing.TB, stmt string, args ...any) {
 	}
 }
 
+// newShop seeds the shared shop with only the named people in it.
 func newShop(tb testing.TB, b testdb.TargetDB) (*shop, string) {
 	tb.Helper()
-	dsn, db := b.Open(tb)
-	s := &shop{b: b, db: db}
-	for _, stmt := range shopDDL {
-		s.exec(tb, stmt)
-	}
-	for i, p := range people {
-		base := p.id * 10
-		s.exec(tb, `INSERT INTO users VALUES (?, ?, ?, ?, ?)`, p.id, p.email, p.phone, "Name "+p.owner, p.owner)
-		s.exec(tb, `INSERT INTO addresses VALUES (?, ?, ?, ?)`, base+1, p.id, "1 Main St", p.owner)
-		s.exec(tb, `INSERT INTO addresses VALUES (?, ?, ?, ?)`, base+2, p.id, "2 Side St", p.owner)
-		for o := int64(1); o <= 2; o++ {
-			oid := base + o
-			s.exec(tb, `INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				oid, p.id, p.email, "Ship "+p.owner, "leave at door", "ref-"+p.owner, "tok-"+p.owner, 100*o, p.owner)
-			s.exec(tb, `INSERT INTO order_items VALUES (?, ?, ?, ?)`, oid*10+1, oid, "sku-1", p.owner)
-			if o == 1 {
-				s.exec(tb, `INSERT INTO order_items VALUES (?, ?, ?, ?)`, oid*10+2, oid, "sku-2", p.owner)
-			}
-		}
-		// One ticket found by email only, one only through an order: a
-		// three-hop chain users -> orders -> support_tickets -> ticket_messages.
-		s.exec(tb, `INSERT INTO support_tickets VALUES (?, ?, ?, ?, ?)`, base+1, p.email, nil, "help", p.owner)
-		s.exec(tb, `INSERT INTO support_tickets VALUES (?, ?, ?, ?, ?)`, base+2, nil, base+1, "where is my order", p.owner)
-		s.exec(tb, `INSERT INTO ticket_messages VALUES (?, ?, ?, ?)`, base*10+1, base+1, "hi", p.owner)
-		s.exec(tb, `INSERT INTO ticket_messages VALUES (?, ?, ?, ?)`, base*10+2, base+2, "hello", p.owner)
-		s.exec(tb, `INSERT INTO ticket_messages VALUES (?, ?, ?, ?)`, base*10+3, base+2, "thanks", p.owner)
-		s.exec(tb, `INSERT INTO invoices VALUES (?, ?, ?, ?)`, base+1, p.id, 100+i, p.owner)
-		s.exec(tb, `INSERT INTO invoices VALUES (?, ?, ?, ?)`, base+2, p.id, 200+i, p.owner)
-	}
+	seeded := shopdb.New(tb, b, 0, people...)
+	s := &shop{b: b, db: seeded.DB}
 	// A stranger's ticket whose email differs from alice's by one letter.
-	s.exec(tb, `INSERT INTO support_tickets VALUES (?, ?, ?, ?, ?)`, 1, "alice@example.co", nil, "near miss", "stranger")
-	return s, dsn
+	s.exec(tb, `INSERT INTO support_tickets (id, email, order_id, body, seed_owner) VALUES (?, ?, ?, ?, ?)`,
+		1, "alice@example.co", nil, "near miss", 0)
+	return s, seeded.DSN
 }
 
 func (s *shop) connector(tb testing.TB, dsn string, batch int) *sqlconn.Connector {
@@ -173,14 +124,14 @@ func openValidated(tb testing.TB, name, doc string) *sqlconn.Connector {
 }
 
 // snapshot dumps every table, splitting owner's rows from the rest.
-func (s *shop) snapshot(tb testing.TB, owner string) (string, string) {
+func (s *shop) snapshot(tb testing.TB, owner int64) (string, string) {
 	tb.Helper()
 	var mine, others strings.Builder
-	for _, t := range shopTables {
+	for _, t := range shopdb.Tables {
 		lines, owners := dumpRows(tb, s.db, t, "SELECT * FROM "+t+" ORDER BY id", "seed_owner")
 		for i, l := range lines {
 			w := &others
-			if owners[i] == owner {
+			if owners[i] == strconv.FormatInt(owner, 10) {
 				w = &mine
 			}
 			w.WriteString(l + "\n")
@@ -219,7 +170,7 @@ func dumpRows(tb testing.TB, db *sql.DB, table, query, ownerCol string) (lines, 
 
 // remaining counts owner's rows that still identify them: rows of delete
 // tables, and orders still linked or still carrying the email.
-func (s *shop) remaining(tb testing.TB, owner string, email string) int64 {
+func (s *shop) remaining(tb testing.TB, owner int64, email any) int64 {
 	tb.Helper()
 	var total int64
 	for _, t := range []string{"users", "addresses", "order_items", "support_tickets", "ticket_messages"} {
@@ -245,8 +196,8 @@ func harness(b testdb.TargetDB, p person, given []lethe.Identity) connectortest.
 			// A batch of 2 makes every table take several batches.
 			Connector: s.connector(tb, dsn, 2),
 			Subject:   connector.Subject{RequestID: "req-1", Identities: given},
-			Snapshot:  func(tb testing.TB) (string, string) { return s.snapshot(tb, p.owner) },
-			Remaining: func(tb testing.TB) int64 { return s.remaining(tb, p.owner, p.email) },
+			Snapshot:  func(tb testing.TB) (string, string) { return s.snapshot(tb, p.ID) },
+			Remaining: func(tb testing.TB) int64 { return s.remaining(tb, p.ID, p.Email) },
 		}
 	}}
 }
@@ -254,7 +205,7 @@ func harness(b testdb.TargetDB, p person, given []lethe.Identity) connectortest.
 func TestConformance(t *testing.T) {
 	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		alice := people[0]
-		connectortest.Exercise(t, harness(b, alice, []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.email}}))
+		connectortest.Exercise(t, harness(b, alice, []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.Email.(string)}}))
 	})
 }
 
@@ -263,9 +214,9 @@ func TestConformance(t *testing.T) {
 func TestConformanceHostileIdentities(t *testing.T) {
 	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		for _, p := range people[2:] {
-			t.Run(p.owner, func(t *testing.T) {
+			t.Run(p.Name, func(t *testing.T) {
 				connectortest.Exercise(t, harness(b, p, []lethe.Identity{
-					{Type: lethe.IdentityEmail, Value: p.email},
+					{Type: lethe.IdentityEmail, Value: p.Email.(string)},
 					{Type: lethe.IdentityUserID, Value: injQuote},
 					{Type: lethe.IdentityUserID, Value: "7000001 OR 1=1"},
 					{Type: lethe.IdentityUserID, Value: "7000002abc"}, // MySQL would cast this to 7000002
@@ -282,13 +233,13 @@ func TestPlanAndErase(t *testing.T) {
 		s, dsn := newShop(t, b)
 		c := s.connector(t, dsn, 1)
 		alice := people[0]
-		given := []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.email}}
+		given := []lethe.Identity{{Type: lethe.IdentityEmail, Value: alice.Email.(string)}}
 		found, err := c.Resolve(ctx, connector.Subject{Identities: given})
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantFound := []lethe.Identity{
-			{Type: lethe.IdentityPhone, Value: alice.phone},
+			{Type: lethe.IdentityPhone, Value: alice.Phone.(string)},
 			{Type: lethe.IdentityUserID, Value: "7000001"},
 		}
 		if diff := cmp.Diff(wantFound, found); diff != "" {
@@ -316,7 +267,7 @@ func TestPlanAndErase(t *testing.T) {
 
 		// A crash part-way: some of alice's rows are already gone. The
 		// next run erases the rest and counts only what it changed.
-		s.exec(t, b.Rebind("DELETE FROM ticket_messages WHERE id = ?"), int64(700000101))
+		s.exec(t, "DELETE FROM ticket_messages WHERE id = ?", int64(700000101))
 		rep, err := c.Erase(ctx, subj)
 		if err != nil {
 			t.Fatal(err)
@@ -330,7 +281,7 @@ func TestPlanAndErase(t *testing.T) {
 		}
 
 		// Pseudonymized orders: unlinked, deterministic hashes, kept totals.
-		rows, err := s.db.Query(b.Rebind("SELECT user_id, email, shipping_name, note, customer_ref, token, total FROM orders WHERE seed_owner = ? ORDER BY id"), "alice")
+		rows, err := s.db.Query(b.Rebind("SELECT user_id, email, shipping_name, note, customer_ref, token, total FROM orders WHERE seed_owner = ? ORDER BY id"), alice.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

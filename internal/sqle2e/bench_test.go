@@ -18,6 +18,7 @@ import (
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
 	"github.com/lethe-privacy/lethe/internal/testdb"
+	"github.com/lethe-privacy/lethe/internal/testdb/shopdb"
 )
 
 // Benchmark shops live in their own PostgreSQL schemas, lethe_bench_u<N>,
@@ -25,7 +26,7 @@ import (
 // subject milliseconds. benchVersion names the generator; a schema built
 // by another version (or half-built) is dropped and generated again.
 const (
-	benchVersion = 1
+	benchVersion = 2
 	envBenchSize = "LETHE_BENCH_USERS" // comma-separated user counts; default 100000,1000000
 )
 
@@ -272,7 +273,7 @@ func checkSubjectErased(tb testing.TB, s *shop) {
 	}
 }
 
-// foreignKey matches the trailing foreign key of a shopDDL statement.
+// foreignKey matches the trailing foreign key of a shopdb.DDL statement.
 var foreignKey = regexp.MustCompile(`,\s*FOREIGN KEY[^)]*\)[^)]*\)\)$`)
 
 // ensureBenchShop returns a DSN for the shop of n users in schema
@@ -302,7 +303,7 @@ func ensureBenchShop(b *testing.B, base string, n int64) string {
 		`SET synchronous_commit = off`,
 		`SET maintenance_work_mem = '256MB'`,
 	}
-	for _, ddl := range shopDDL {
+	for _, ddl := range shopdb.DDL {
 		// Keys are added after the load.
 		ddl = strings.Replace(ddl, " PRIMARY KEY", "", 1)
 		stmts = append(stmts, foreignKey.ReplaceAllString(ddl, ")"))
@@ -311,22 +312,23 @@ func ensureBenchShop(b *testing.B, base string, n int64) string {
 	stmts = append(stmts,
 		`INSERT INTO users SELECT i, 'user' || i || '@example.com', '+49151' || (10000000 + i), 'cref-' || i, 'Name ' || i, i FROM generate_series(1, `+ns+`) i`,
 		`INSERT INTO addresses SELECT i, i, i || ' Main St', i FROM generate_series(1, `+ns+`) i`,
-		`INSERT INTO orders SELECT o, (o + 1) / 2, CASE WHEN o % 2 = 1 THEN 'user' || (o + 1) / 2 || '@example.com' END, 'Ship', o, (o + 1) / 2
+		`INSERT INTO orders (id, user_id, email, shipping_name, total, seed_owner) SELECT o, (o + 1) / 2, CASE WHEN o % 2 = 1 THEN 'user' || (o + 1) / 2 || '@example.com' END, 'Ship', o, (o + 1) / 2
 			FROM generate_series(1, 2 * `+ns+`) o`,
 		`INSERT INTO order_items SELECT i, (i + 1) / 2, 'sku', 1, (i + 3) / 4 FROM generate_series(1, 4 * `+ns+`) i`,
 		`INSERT INTO support_tickets SELECT i, 'user' || i || '@example.com', NULL, 'help', i FROM generate_series(1, `+ns+`) i`,
 		`INSERT INTO invoices SELECT i, i, 1000 + i, i FROM generate_series(1, `+ns+`) i`,
 	)
-	for _, t := range shopTables {
+	for _, t := range shopdb.Tables {
 		stmts = append(stmts, `ALTER TABLE `+t+` ADD PRIMARY KEY (id)`)
 	}
-	stmts = append(stmts, shopIndexes...)
+	stmts = append(stmts, shopdb.Indexes...)
 	stmts = append(stmts,
 		`ALTER TABLE addresses ADD FOREIGN KEY (user_id) REFERENCES users (id)`,
 		`ALTER TABLE orders ADD FOREIGN KEY (user_id) REFERENCES users (id)`,
 		`ALTER TABLE order_items ADD FOREIGN KEY (order_id) REFERENCES orders (id)`,
 		`ALTER TABLE support_tickets ADD FOREIGN KEY (order_id) REFERENCES orders (id)`,
-		`VACUUM ANALYZE users, addresses, orders, order_items, support_tickets, invoices`,
+		`ALTER TABLE ticket_messages ADD FOREIGN KEY (ticket_id) REFERENCES support_tickets (id)`,
+		`VACUUM ANALYZE users, addresses, orders, order_items, support_tickets, ticket_messages, invoices`,
 		`CREATE TABLE bench_meta (version INT NOT NULL, users BIGINT NOT NULL)`,
 		`INSERT INTO bench_meta VALUES (`+strconv.Itoa(benchVersion)+`, `+ns+`)`,
 	)

@@ -37,14 +37,14 @@ func TestHostileIdentities(t *testing.T) {
 	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		s := newShop(t, b, shopUsers)
 		extra := []person{
-			{owner: 20001, email: cyrillicAlice, phone: "+4930000001", customerRef: "ref-20001"},
-			{owner: 20002, email: "alice@example.com", phone: "+4930000002", customerRef: "ref-20002"}, // stays
-			{owner: 20003, email: quoteEmail, phone: "+4930000003", customerRef: "ref-20003"},
-			{owner: 20004, email: "quote@example.com", customerRef: quoteRef},
-			{owner: 20005, email: "drop@example.com", customerRef: dropRef},
-			{owner: 20006, email: "long@example.com", customerRef: longRef},
-			{owner: 20007, email: longEmail},
-			{owner: 20008, email: "lookalike@example.com", customerRef: cyrillicRef},
+			{ID: 20001, Email: cyrillicAlice, Phone: "+4930000001", CustomerRef: "ref-20001", Name: "hostile 20001", Guest: true},
+			{ID: 20002, Email: "alice@example.com", Phone: "+4930000002", CustomerRef: "ref-20002", Name: "hostile 20002", Guest: true}, // stays
+			{ID: 20003, Email: quoteEmail, Phone: "+4930000003", CustomerRef: "ref-20003", Name: "hostile 20003", Guest: true},
+			{ID: 20004, Email: "quote@example.com", CustomerRef: quoteRef, Name: "hostile 20004", Guest: true},
+			{ID: 20005, Email: "drop@example.com", CustomerRef: dropRef, Name: "hostile 20005", Guest: true},
+			{ID: 20006, Email: "long@example.com", CustomerRef: longRef, Name: "hostile 20006", Guest: true},
+			{ID: 20007, Email: longEmail, Name: "hostile 20007", Guest: true},
+			{ID: 20008, Email: "lookalike@example.com", CustomerRef: cyrillicRef, Name: "hostile 20008", Guest: true},
 		}
 		for _, p := range extra {
 			s.add(t, p)
