@@ -164,7 +164,7 @@ func (r Rate) String() string {
 	if r.Unlimited() {
 		return "unlimited"
 	}
-	return strconv.Itoa(r.N) + "/" + shortDuration(r.Per)
+	return strconv.Itoa(r.N) + "/" + lethe.ShortDuration(r.Per)
 }
 
 // UnmarshalText parses "50/10m" (N calls per duration) or "0" (no limit).
@@ -185,16 +185,4 @@ func (r *Rate) UnmarshalText(b []byte) error {
 	}
 	*r = Rate{N: count, Per: d, set: true}
 	return nil
-}
-
-// shortDuration writes 10m rather than 10m0s.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

@@ -572,7 +572,7 @@ func intRange(bad badFunc, path string, v, lo, hi int) {
 
 func durRange(bad badFunc, path string, v, lo, hi time.Duration) {
 	if v < lo || v > hi {
-		bad(path, "must be between %s and %s", shortDuration(lo), shortDuration(hi))
+		bad(path, "must be between %s and %s", lethe.ShortDuration(lo), lethe.ShortDuration(hi))
 	}
 }
 
@@ -586,19 +586,6 @@ func validLimit(bad badFunc, path string, l Limit) {
 	if l.Block <= 0 {
 		bad(path+".block", "must be a positive duration")
 	}
-}
-
-// shortDuration writes 1h rather than time.Duration's 1h0m0s, as the file
-// would.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // sortedKeys makes validation errors come out in a stable order.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -366,7 +365,7 @@ func (p *Pipeline) waitPending(ctx context.Context, job *rivertype.JobRow, task 
 	now := p.now()
 	deadline := task.StartedAt.Add(within)
 	if !now.Before(deadline) {
-		msg := "target did not confirm erasure within " + waitText(within)
+		msg := "target did not confirm erasure within " + lethe.ShortDuration(within)
 		if reason != "" {
 			msg += " (last answer: " + reason + ")"
 		}
@@ -410,17 +409,4 @@ func (p *Pipeline) confirmWithin(conn connector.Connector) time.Duration {
 		return d.ConfirmWithin()
 	}
 	return p.cfg.ConfirmWithin
-}
-
-// waitText writes whole hours and minutes without zero units:
-// "24h", "90m" -> "1h30m", "45s".
-func waitText(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
