@@ -24,16 +24,9 @@ import (
 // running. Until its compare-and-set commits, the request can be canceled;
 // after it, cancel finds the request running and refuses.
 func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID string) error {
-	req, err := p.st.GetRequest(ctx, requestID, store.Scope{All: true})
-	if errors.Is(err, store.ErrNotFound) {
-		p.log.Warn("pipeline: resolve job for a missing request", slog.String("request_id", requestID))
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("resolve: %w", err)
-	}
-	if req.Status != lethe.StatusReceived || req.Stage != lethe.StageResolve {
-		return nil // canceled, or resolve already ran
+	req, err := p.readAt(ctx, "resolve", requestID, lethe.StatusReceived, lethe.StageResolve)
+	if req == nil || err != nil {
+		return err // canceled, resolve already ran, or a store error
 	}
 	given, err := p.st.RequestIdentities(ctx, requestID)
 	if err != nil {

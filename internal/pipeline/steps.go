@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime/debug"
@@ -111,4 +112,22 @@ func parallel(n int, fn func(i int)) {
 		wg.Go(func() { fn(i) })
 	}
 	wg.Wait()
+}
+
+// readAt reads a request (with its tasks) for the first part of a step:
+// nil, nil when the request is gone or no longer at (status, stage), so the
+// job is a duplicate or a rerun of work already committed and ends quietly.
+func (p *Pipeline) readAt(ctx context.Context, step, requestID string, status lethe.Status, stage lethe.Stage) (*lethe.Request, error) {
+	req, err := p.st.GetRequest(ctx, requestID, store.Scope{All: true})
+	if errors.Is(err, store.ErrNotFound) {
+		p.log.Warn("pipeline: "+step+" job for a missing request", slog.String("request_id", requestID))
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", step, err)
+	}
+	if req.Status != status || req.Stage != stage {
+		return nil, nil
+	}
+	return req, nil
 }

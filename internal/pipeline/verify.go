@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 
 	"github.com/riverqueue/river"
@@ -20,16 +19,9 @@ import (
 // Verify error is retried like any other (a target briefly down, a replica
 // lagging) until MaxAttempts, unless marked connector.Permanent.
 func (p *Pipeline) verify(ctx context.Context, job *rivertype.JobRow, requestID string) error {
-	req, err := p.st.GetRequest(ctx, requestID, store.Scope{All: true})
-	if errors.Is(err, store.ErrNotFound) {
-		p.log.Warn("pipeline: verify job for a missing request", slog.String("request_id", requestID))
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
-	}
-	if req.Status != lethe.StatusRunning || req.Stage != lethe.StageVerify {
-		return nil
+	req, err := p.readAt(ctx, "verify", requestID, lethe.StatusRunning, lethe.StageVerify)
+	if req == nil || err != nil {
+		return err
 	}
 	ids, err := p.st.RequestIdentities(ctx, requestID)
 	if err != nil {
