@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
 )
 
 // Options configure one Redis target; see the package documentation for
@@ -71,7 +72,6 @@ type Link struct {
 const (
 	defaultScanCount     = 1000
 	defaultMaxIterations = 10000
-	defaultFollowLimit   = 10
 )
 
 // object is one compiled entry of the map: what Plan, Erase and Verify
@@ -101,14 +101,8 @@ func compile(o *Options) ([]object, []link, error) {
 	if o.URL == "" {
 		bad("url is required")
 	}
-	if o.DefaultRegion != "" && !lethe.ValidPhoneRegion(o.DefaultRegion) {
-		bad("default_region %q is not a region code (ISO 3166, e.g. GB)", o.DefaultRegion)
-	}
-	switch {
-	case o.FollowLimit == 0:
-		o.FollowLimit = defaultFollowLimit
-	case o.FollowLimit < 1:
-		bad("follow_limit %d must be at least 1", o.FollowLimit)
+	for _, err := range connector.CheckMatchOptions(o.DefaultRegion, &o.FollowLimit) {
+		bad("%s", err)
 	}
 	itemRule := func(where string, t template, option string) itemMatch {
 		m, err := compileMatch(t, option)

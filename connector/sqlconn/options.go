@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
 )
 
 // Options configure one SQL target; see the package documentation for the
@@ -164,10 +165,9 @@ func (s Strategy) kind() string {
 }
 
 const (
-	defaultBatchSize   = 1000
-	defaultFollowLimit = 10
-	maxBatchSize       = 100000
-	minHashKeyLen      = 16
+	defaultBatchSize = 1000
+	maxBatchSize     = 100000
+	minHashKeyLen    = 16
 )
 
 // ident is what a table or column name may look like. Names are quoted
@@ -231,14 +231,8 @@ func compile(target string, o *Options) ([]*table, error) {
 	if len(o.Tables) == 0 {
 		fail("no tables")
 	}
-	if o.DefaultRegion != "" && !lethe.ValidPhoneRegion(o.DefaultRegion) {
-		fail("default_region %q is not a region code (ISO 3166, e.g. GB)", o.DefaultRegion)
-	}
-	switch {
-	case o.FollowLimit == 0:
-		o.FollowLimit = defaultFollowLimit
-	case o.FollowLimit < 1:
-		fail("follow_limit %d must be at least 1", o.FollowLimit)
+	for _, err := range connector.CheckMatchOptions(o.DefaultRegion, &o.FollowLimit) {
+		fail("%s", err)
 	}
 	byName := map[string]*table{}
 	var tables []*table
