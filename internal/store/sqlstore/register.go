@@ -340,6 +340,13 @@ func (q *queries) archivedEntries(ctx context.Context, ids []string) (map[string
 		if err := json.Unmarshal([]byte(aj), &e.Actions); err != nil {
 			return e, fmt.Errorf("register actions: %w", err)
 		}
+		// Live entries have nil for none; so do archived ones.
+		if len(e.Targets) == 0 {
+			e.Targets = nil
+		}
+		if len(e.Actions) == 0 {
+			e.Actions = nil
+		}
 		e.Archived = true
 		return e, nil
 	})
