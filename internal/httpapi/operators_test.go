@@ -202,7 +202,7 @@ func TestOperatorRoles(t *testing.T) {
 				t.Errorf("operator's request names a client: %s", res.body)
 			}
 		}
-				// Extending a closed request: refused.
+		// Extending a closed request: refused.
 		if res := e.do(t, call{method: "POST", path: path + "/extend", token: e.tokens["ada"], body: extend}); res.status != http.StatusConflict {
 			t.Errorf("extending a canceled request: %d %s", res.status, res.body)
 		}
