@@ -41,7 +41,7 @@ type vendor struct {
 	// noFailed: the vendor's status has no failed value (Amplitude's jobs
 	// are staging, submitted or done), so failure is its refusal.
 	noFailed bool
-	oauth   bool
+	oauth    bool
 }
 
 func people(withEmail, withPhone, withUser bool, n int) ([]vendorfake.Person, []vendorfake.Person) {

@@ -41,10 +41,12 @@ type Fake struct {
 	people []*Person
 	hits   map[string]int // "METHOD /path" -> calls
 	// Failure injection.
-	throttle   int    // next calls answered 429
-	retryAfter string // their Retry-After
-	revoked    bool   // credentials refused from now on
-	fail       int    // next deletion calls refused with 4xx
+	throttle   int            // next calls answered 429
+	retryAfter string         // their Retry-After
+	revoked    bool           // credentials refused from now on
+	fail       int            // next deletion calls refused with 4xx
+	broken     map[string]int // route -> next calls answered 500
+	batches    []int          // identifiers per deletion call
 	// Jobs.
 	jobs    map[string]*job
 	order   []string
@@ -69,7 +71,7 @@ type job struct {
 // the failure injection.
 func newFake(tb testing.TB, secrets map[string]string, routes func(f *Fake, mux *http.ServeMux)) *Fake {
 	tb.Helper()
-	f := &Fake{hits: map[string]int{}, jobs: map[string]*job{}, tokens: map[string]bool{}, outcome: "done", pendingPolls: 1, secrets: secrets}
+	f := &Fake{hits: map[string]int{}, broken: map[string]int{}, jobs: map[string]*job{}, tokens: map[string]bool{}, outcome: "done", pendingPolls: 1, secrets: secrets}
 	mux := http.NewServeMux()
 	routes(f, mux)
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -83,6 +85,12 @@ func newFake(tb testing.TB, secrets map[string]string, routes func(f *Fake, mux 
 				w.Header().Set("Retry-After", ra)
 			}
 			writeJSON(w, http.StatusTooManyRequests, map[string]any{"message": "Too Many Requests", "error": "rate limited"})
+			return
+		}
+		if f.broken[r.Method+" "+r.URL.Path] > 0 {
+			f.broken[r.Method+" "+r.URL.Path]--
+			f.mu.Unlock()
+			writeJSON(w, http.StatusInternalServerError, map[string]any{"error": "internal error"})
 			return
 		}
 		f.mu.Unlock()
@@ -180,6 +188,20 @@ func (f *Fake) Revoke() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.revoked = true
+}
+
+// Break answers the next n calls to route ("DELETE /api/v2/...") with 500.
+func (f *Fake) Break(route string, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.broken[route] = n
+}
+
+// Batches lists how many identifiers each deletion call carried.
+func (f *Fake) Batches() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.batches...)
 }
 
 // ExpireTokens makes every OAuth2 access token issued so far invalid.

@@ -62,6 +62,7 @@ func Segment(tb testing.TB) *Fake {
 				errs(w, http.StatusUnprocessableEntity, "subjectIds contains an invalid id: "+b.SubjectIDs[0])
 				return
 			}
+			f.batches = append(f.batches, len(b.SubjectIDs))
 			j := f.newJob("reg", f.find(func(p *Person) bool { return in(p.UserID, b.SubjectIDs) }))
 			writeJSON(w, http.StatusOK, map[string]any{"data": map[string]string{"regulateId": j.id}})
 		})
@@ -111,6 +112,7 @@ func Braze(tb testing.TB) *Fake {
 			for k, v := range b {
 				field, ids = k, v
 			}
+			f.batches = append(f.batches, len(ids))
 			if len(ids) == 0 || len(ids) > 50 {
 				writeJSON(w, http.StatusBadRequest, map[string]any{"message": "Up to 50 identifiers can be included in a single request"})
 				return
@@ -149,7 +151,9 @@ func Braze(tb testing.TB) *Fake {
 func Amplitude(tb testing.TB) *Fake {
 	return newFake(tb, secrets, func(f *Fake, mux *http.ServeMux) {
 		// One job per day in this fake, so each day names one job.
-		day := func(n int) string { return time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC).AddDate(0, 0, n).Format(time.DateOnly) }
+		day := func(n int) string {
+			return time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC).AddDate(0, 0, n).Format(time.DateOnly)
+		}
 		jobJSON := func(j *job, status string) map[string]any {
 			ids := []map[string]any{}
 			for _, p := range j.people {
@@ -299,6 +303,7 @@ func HubSpot(tb testing.TB) *Fake {
 				hsErr(w, http.StatusBadRequest, "Invalid input JSON")
 				return
 			}
+			f.batches = append(f.batches, 1)
 			if f.failing() {
 				hsErr(w, http.StatusBadRequest, "Property values were not valid: "+b.ObjectID)
 				return
