@@ -78,7 +78,9 @@ func TestLookupPagination(t *testing.T) {
 	s := connector.Subject{RequestID: "r", Identities: []lethe.Identity{subjEmail}}
 	t.Run("offset", func(t *testing.T) {
 		f := vendorfake.Zendesk(t)
-		mine := many(5, func(i int) vendorfake.Person { return vendorfake.Person{ID: fmt.Sprint(9100 + i), Email: subjEmail.Value} })
+		mine := many(5, func(i int) vendorfake.Person {
+			return vendorfake.Person{ID: fmt.Sprint(9100 + i), Email: subjEmail.Value}
+		})
 		f.Add(mine...)
 		f.Add(vendorfake.Person{ID: "8001", Email: "other.one@example.com"})
 		r := variant(t, "zendesk", "per_page=100", "per_page=2", "size: 100", "size: 2")
@@ -96,7 +98,9 @@ func TestLookupPagination(t *testing.T) {
 	})
 	t.Run("cursor", func(t *testing.T) {
 		f := vendorfake.Intercom(t)
-		mine := many(3, func(i int) vendorfake.Person { return vendorfake.Person{ID: fmt.Sprint("ic-", i), Email: subjEmail.Value} })
+		mine := many(3, func(i int) vendorfake.Person {
+			return vendorfake.Person{ID: fmt.Sprint("ic-", i), Email: subjEmail.Value}
+		})
 		f.Add(mine...)
 		r := variant(t, "intercom", "per_page: 50", "per_page: 1")
 		c := open(t, r, f.URL, map[string]string{"token": vendorfake.Token})
@@ -110,7 +114,9 @@ func TestLookupPagination(t *testing.T) {
 	})
 	t.Run("max_pages", func(t *testing.T) {
 		f := vendorfake.Zendesk(t)
-		f.Add(many(5, func(i int) vendorfake.Person { return vendorfake.Person{ID: fmt.Sprint(9100 + i), Email: subjEmail.Value} })...)
+		f.Add(many(5, func(i int) vendorfake.Person {
+			return vendorfake.Person{ID: fmt.Sprint(9100 + i), Email: subjEmail.Value}
+		})...)
 		r := variant(t, "zendesk", "per_page=100", "per_page=2", "size: 100", "size: 2\n    max_pages: 2")
 		c := open(t, r, f.URL, map[string]string{"email": vendorfake.Agent, "api_token": vendorfake.Token})
 		_, err := c.Erase(ctx, s)
