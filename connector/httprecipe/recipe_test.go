@@ -63,3 +63,33 @@ func TestRecipeErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPaths: the JSONPath subset recipes use.
+func TestPaths(t *testing.T) {
+	t.Parallel()
+	doc := `{"data":{"regulateId":"r1"},"users":[{"id":1,"s":"done"},{"id":2,"s":"pending"},{"id":3}],"a b":{"c":true}}`
+	for path, want := range map[string]string{
+		"$.data.regulateId":        "r1",
+		"$.users[*].id":            "1 2 3",
+		"$.users[1].id":            "2",
+		"$.users[?s==done].id":     "1",
+		"$.users[?@.s!='done'].id": "2 3",
+		"$['a b'].c":               "true",
+		"$.missing":                "",
+		"$.users[7].id":            "",
+	} {
+		got, err := httprecipe.EvalPath(path, []byte(doc))
+		if err != nil {
+			t.Errorf("%s: %v", path, err)
+			continue
+		}
+		if strings.Join(got, " ") != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	for _, bad := range []string{"data.id", "$.users[x]", "$.users[?s]", "$..id"} {
+		if _, err := httprecipe.EvalPath(bad, []byte(doc)); err == nil {
+			t.Errorf("%s accepted", bad)
+		}
+	}
+}

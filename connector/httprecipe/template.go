@@ -364,8 +364,9 @@ func (b *bodyTemplate) write(buf *bytes.Buffer, e env, extra [][2]string) error 
 
 // ---- paths into answers ----------------------------------------------------
 
-// jsonPath is the part of JSONPath recipes need: $, .name, ['name'], [n]
-// and [*] (every element or member).
+// jsonPath is the part of JSONPath recipes need: $, .name, ['name'], [n],
+// [*] (every element or member) and [?field==value] / [?field!=value]
+// (the elements of a list whose field is, or is not, value).
 type jsonPath []pathStep
 
 type pathStep struct {
@@ -373,6 +374,11 @@ type pathStep struct {
 	index int
 	all   bool
 	isIdx bool
+	// A filter [?field==value] or [?field!=value] keeps the elements of
+	// a list whose field (a scalar) equals, or does not equal, value.
+	filter  string
+	value   string
+	negated bool
 }
 
 func compilePath(s string) (jsonPath, error) {
@@ -386,6 +392,24 @@ func compilePath(s string) (jsonPath, error) {
 		case strings.HasPrefix(rest, "[*]"):
 			p = append(p, pathStep{all: true})
 			rest = rest[3:]
+		case strings.HasPrefix(rest, "[?"):
+			j := strings.IndexByte(rest, ']')
+			if j < 0 {
+				return nil, errors.New(`has "[?" without "]"`)
+			}
+			expr := rest[2:j]
+			op, neg := "==", false
+			if strings.Contains(expr, "!=") {
+				op, neg = "!=", true
+			}
+			field, val, ok := strings.Cut(expr, op)
+			field = strings.TrimPrefix(strings.TrimSpace(field), "@.")
+			val = strings.Trim(strings.TrimSpace(val), "'\"")
+			if !ok || field == "" || strings.ContainsAny(field, ".[") {
+				return nil, fmt.Errorf("[?%s] must be [?field==value] or [?field!=value]", expr)
+			}
+			p = append(p, pathStep{filter: field, value: val, negated: neg})
+			rest = rest[j+1:]
 		case strings.HasPrefix(rest, "['"):
 			j := strings.Index(rest[2:], "']")
 			if j < 0 {
@@ -431,6 +455,17 @@ func (p jsonPath) eval(doc any) []any {
 	for _, st := range p {
 		var next []any
 		for _, v := range cur {
+			if st.filter != "" {
+				list, _ := v.([]any)
+				for _, el := range list {
+					m, _ := el.(map[string]any)
+					got, ok := scalar(m[st.filter])
+					if (ok && got == st.value) != st.negated {
+						next = append(next, el)
+					}
+				}
+				continue
+			}
 			switch x := v.(type) {
 			case map[string]any:
 				if st.all {
