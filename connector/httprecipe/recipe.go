@@ -312,9 +312,12 @@ func (r *Recipe) check(prefix string) config.Errors {
 	default:
 		c.bad("action", "must be delete or forward")
 	}
-	for name := range r.Settings {
+	for name, st := range r.Settings {
 		if !namePattern.MatchString(name) {
 			c.bad("settings."+name, "setting names must be [a-z0-9_-]+")
+		}
+		if st.Secret && st.Default != nil {
+			c.bad("settings."+name, "a secret has no default: each target gives its own")
 		}
 	}
 	if len(r.Identities) == 0 {
@@ -598,8 +601,8 @@ func (r *Recipe) checkRequest(c *checker, p string, q *Request, v vars, erase bo
 		checkPath(c, p+".capture."+name, path, true)
 	}
 
-	if len(q.Unknown) > 0 && !erase && r.Lookup == nil && p != "verify.request" {
-		c.bad(p+".unknown", "only erase steps and verify calls can answer unknown")
+	if len(q.Unknown) > 0 && !erase && p != "verify.request" && p != "lookup.request" {
+		c.bad(p+".unknown", "only erase steps, lookups and verify calls can answer unknown")
 	}
 	if q.What == "" {
 		q.What = strings.ReplaceAll(strings.SplitN(p, ".", 2)[0], "_", " ") + " endpoint"

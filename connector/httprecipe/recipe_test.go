@@ -47,6 +47,10 @@ func TestRecipeErrors(t *testing.T) {
 			[]string{`erase.steps[0].capture.job: must be a path starting with "$"`, "(line 7)"}},
 		{"auth", "format: 1\nname: x\nidentities: {email: e}\nauth:\n  - type: bearer\n  - type: hmac\n    header: X-Sig\n    secret: s\n    digest: b32\nerase:\n  steps:\n    - path: /d\n",
 			[]string{"auth[0].token: is required for bearer", "auth[1].digest: must be hex or base64", "(line 5)", "(line 9)"}},
+		{"secret default", "format: 1\nname: x\nsettings:\n  key: {secret: true, default: abc}\nidentities: {email: e}\nerase:\n  steps:\n    - path: /d\n",
+			[]string{"settings.key: a secret has no default", "(line 4)"}},
+		{"unknown on status", "format: 1\nname: x\nidentities: {email: e}\nerase:\n  steps:\n    - path: /d\n      capture: {job: $.id}\nstatus:\n  request: {path: \"/s/{{job}}\", unknown: [404]}\n  value: $.state\n  map: {OK: done}\n",
+			[]string{"status.request.unknown: only erase steps, lookups and verify calls"}},
 		{"lookup type", "format: 1\nname: x\nidentities: {email: e}\nlookup:\n  identities: [phone]\n  request: {path: \"/u?q={{value}}\"}\n  records: $[*]\n  id: $.id\nerase:\n  steps:\n    - path: \"/d/{{value}}\"\n",
 			[]string{`lookup.identities[0]: "phone" is not in identities`}},
 	}
