@@ -628,7 +628,10 @@ func checkTemplate(c *checker, p, s string, v vars) {
 		return
 	}
 	for _, name := range t.names() {
-		if !v[name] {
+		switch {
+		case name == "keys":
+			c.bad(p, "{{keys}} is only for a body's $each")
+		case !v[name]:
 			c.bad(p, "unknown variable {{%s}} here (known: %s)", name, v.list())
 		}
 	}

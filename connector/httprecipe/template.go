@@ -196,7 +196,9 @@ func parseBody(n *yaml.Node, v vars) (*bodyTemplate, []bodyError) {
 	}
 	checkVars := func(n *yaml.Node, t template, v vars) {
 		for _, name := range t.names() {
-			if !v[name] {
+			if name == "keys" {
+				bad(n, "{{keys}} is only for $each")
+			} else if !v[name] {
 				bad(n, "unknown variable {{%s}} here (known: %s)", name, v.list())
 			}
 		}
