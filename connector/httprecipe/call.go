@@ -99,7 +99,32 @@ func (c *Connector) message(doc any, ids []lethe.Identity) string {
 			parts = append(parts, s)
 		}
 	}
-	return redact.String(strings.Join(parts, "; "), ids)
+	msg := strings.Join(parts, "; ")
+	// Vendors quote the credential they refused too; redact knows
+	// identities, not keys.
+	for _, sec := range c.secrets() {
+		msg = strings.ReplaceAll(msg, sec, redact.Placeholder)
+	}
+	return redact.String(msg, ids)
+}
+
+// secrets are the values a vendor's message must not carry back: the
+// secret settings and the current access token.
+func (c *Connector) secrets() []string {
+	var out []string
+	for name, st := range c.recipe.Settings {
+		if v := c.base.strs["settings."+name]; st.Secret && v != "" {
+			out = append(out, v)
+		}
+	}
+	if c.oauth != nil {
+		c.oauth.mu.Lock()
+		if c.oauth.token != "" {
+			out = append(out, c.oauth.token)
+		}
+		c.oauth.mu.Unlock()
+	}
+	return out
 }
 
 // build renders q into a processor.Call, returning the bearer token used

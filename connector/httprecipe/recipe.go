@@ -340,8 +340,7 @@ func (r *Recipe) check(prefix string) config.Errors {
 	for name := range r.Settings {
 		base["settings."+name] = true
 	}
-	auth := r.checkAuth(c, base)
-	_ = auth
+	r.checkAuth(c, base)
 
 	keyKinds := map[string]bool{}
 	for _, as := range r.Identities {
@@ -460,15 +459,12 @@ func (r *Recipe) check(prefix string) config.Errors {
 		}
 	}
 	checkPath(c, "errors.message", r.Errors.Message, false)
-	if r.BaseURL == "" {
-		r.BaseURL = "" // the target must give base_url then; Options.check says so
-	}
 	return c.errs
 }
 
 var objectPattern = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,64}$`)
 
-func (r *Recipe) checkAuth(c *checker, v vars) bool {
+func (r *Recipe) checkAuth(c *checker, v vars) {
 	seenToken := false
 	for i := range r.Auth {
 		a := &r.Auth[i]
@@ -544,7 +540,6 @@ func (r *Recipe) checkAuth(c *checker, v vars) bool {
 			c.bad(p+".type", "must be bearer, basic, header, query, body, oauth2 or hmac")
 		}
 	}
-	return seenToken
 }
 
 func validHeaderName(s string) bool {

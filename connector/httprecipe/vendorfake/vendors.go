@@ -12,15 +12,15 @@ import (
 
 // Credentials the fakes accept.
 const (
-	Token        = "vendor-token-0123456789"
-	APIKey       = "vendor-api-key-0123456789"
-	SecretKey    = "vendor-secret-key-0123456789"
+	Token        = "vendor-token-abcdefghij"
+	APIKey       = "vendor-api-key-abcdefghij"
+	SecretKey    = "vendor-secret-key-abcdefghij"
 	ClientID     = "vendor-client-id"
-	ClientSecret = "vendor-client-secret-0123456789"
+	ClientSecret = "vendor-client-secret-abcdefghij"
 	Agent        = "agent@company.example"
 	ProjectToken = "mixpanel-project-token"
 	Username     = "controller"
-	Password     = "vendor-password-0123456789"
+	Password     = "vendor-password-abcdefghij"
 )
 
 var secrets = map[string]string{"token": Token, "api_key": APIKey}
