@@ -340,23 +340,12 @@ func (d dialect) missing(err error) bool {
 	return false
 }
 
-// digits returns an expression of the characters of expr that are digits,
-// for the candidate filter of the phone rule. SQLite has no regular
-// expressions, so there the usual separators are removed instead; letters
-// left behind (an "ext.") do not hide the run of digits the filter looks
-// for.
-func (d dialect) digits(expr string) string {
-	switch d.name {
-	case "postgres":
-		return fmt.Sprintf("regexp_replace(CAST(%s AS TEXT), '[^0-9]', '', 'g')", expr)
-	case "mysql":
-		return fmt.Sprintf("REGEXP_REPLACE(CAST(%s AS CHAR), '[^0-9]', '')", expr)
+// asText is expr as text, for LIKE.
+func (d dialect) asText(expr string) string {
+	if d.name == "mysql" {
+		return "CAST(" + expr + " AS CHAR)"
 	}
-	out := "CAST(" + expr + " AS TEXT)"
-	for _, sep := range []string{"' '", "'-'", "'.'", "'('", "')'", "'+'", "'/'", "char(9)", "char(160)", "char(8209)", "char(8211)"} {
-		out = "replace(" + out + ", " + sep + ", '')"
-	}
-	return out
+	return "CAST(" + expr + " AS TEXT)"
 }
 
 // lowerTrim is the expression the case-insensitive rule compares: an
