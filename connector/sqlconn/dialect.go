@@ -340,12 +340,32 @@ func (d dialect) missing(err error) bool {
 	return false
 }
 
-// asText is expr as text, for LIKE.
-func (d dialect) asText(expr string) string {
-	if d.name == "mysql" {
-		return "CAST(" + expr + " AS CHAR)"
+// phoneFilter returns the expression and LIKE pattern of the phone
+// rule's candidate filter for a number whose national significant number
+// is nsn: every written form of the number holds those digits. On
+// PostgreSQL the column's digits (non-digits stripped) must contain them
+// as a run, which a trigram index on that expression serves
+// (docs/datamap.md). Elsewhere no index can serve a phone match, and
+// rewriting every row costs a regular expression (MySQL) or eleven
+// replace calls (SQLite) per row, so the value itself must hold the
+// digits in order with anything between them ("+44 7911 123-456",
+// "(07911) 123456"): a wider filter, read without rewriting anything.
+// CanonicalPhone then decides.
+func (d dialect) phoneFilter(col, nsn string) (expr, pattern string) {
+	if d.name == "postgres" {
+		return fmt.Sprintf("regexp_replace(CAST(%s AS TEXT), '[^0-9]', '', 'g')", col), "%" + nsn + "%"
 	}
-	return "CAST(" + expr + " AS TEXT)"
+	var b strings.Builder
+	b.WriteByte('%')
+	for _, r := range nsn {
+		b.WriteRune(r)
+		b.WriteByte('%')
+	}
+	typ := "TEXT"
+	if d.name == "mysql" {
+		typ = "CHAR"
+	}
+	return "CAST(" + col + " AS " + typ + ")", b.String()
 }
 
 // lowerTrim is the expression the case-insensitive rule compares: an

@@ -255,15 +255,10 @@ func (c *Connector) lookup(ctx context.Context, t *table, col string, canon []st
 	var cond string
 	switch r {
 	case MatchPhone:
-		// Every written form of a number holds the digits of its national
-		// significant number in order, whatever separates them ("+44 7911
-		// 123-456", "(07911) 123456"): one LIKE with a wildcard between
-		// the digits says so without rewriting the column, which costs a
-		// regular expression (or eleven replace calls on SQLite) per row.
-		// CanonicalPhone then decides.
 		conds := make([]string, len(args))
 		for i, a := range args {
-			conds[i] = fmt.Sprintf("%s LIKE %s", c.d.asText(c.d.quote(col)), q.arg(subsequence(a.(string))))
+			expr, pattern := c.d.phoneFilter(c.d.quote(col), a.(string))
+			conds[i] = fmt.Sprintf("%s LIKE %s", expr, q.arg(pattern))
 		}
 		cond = strings.Join(conds, " OR ")
 	case MatchCaseInsensitive:
@@ -315,18 +310,6 @@ func (c *Connector) lookup(ctx context.Context, t *table, col string, canon []st
 		out[cv] = append(out[cv], dst[:len(t.key)])
 	}
 	return out, rows.Err()
-}
-
-// subsequence is the LIKE pattern of a string holding the digits of nsn
-// in order, anything around and between them.
-func subsequence(nsn string) string {
-	var b strings.Builder
-	b.WriteByte('%')
-	for _, r := range nsn {
-		b.WriteRune(r)
-		b.WriteByte('%')
-	}
-	return b.String()
 }
 
 // keyTerm writes "key IN (...)" for confirmed keys, with row values for a
