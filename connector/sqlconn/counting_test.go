@@ -14,6 +14,9 @@ import (
 // explicit transaction (each its own commit when it writes).
 type counts struct {
 	statements, commits, autocommit atomic.Int64
+	// afterCommit, when set, is called after each commit with the
+	// commits so far: a test stops a run there, as a crash would.
+	afterCommit func(n int64)
 }
 
 type snapshotCounts struct{ statements, commits, autocommit int64 }
@@ -166,8 +169,12 @@ type countingTx struct {
 
 func (t *countingTx) Commit() error {
 	t.k.inTx = false
-	t.k.c.commits.Add(1)
-	return t.Tx.Commit()
+	err := t.Tx.Commit()
+	n := t.k.c.commits.Add(1)
+	if err == nil && t.k.c.afterCommit != nil {
+		t.k.c.afterCommit(n)
+	}
+	return err
 }
 
 func (t *countingTx) Rollback() error {
