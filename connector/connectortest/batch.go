@@ -44,16 +44,24 @@ type BatchFixture struct {
 // cancellation without leaking identity values.
 func ExerciseBatch(t *testing.T, h BatchHarness) {
 	t.Helper()
+	exerciseBatch(h, func(name string, check func(tb testing.TB)) {
+		t.Run(name, func(t *testing.T) { check(t) })
+	})
+}
+
+// exerciseBatch is ExerciseBatch over an abstract subtest runner, as
+// exercise is for Exercise.
+func exerciseBatch(h BatchHarness, run func(name string, check func(tb testing.TB))) {
 	for _, c := range batchChecks {
-		t.Run(c.name, func(t *testing.T) {
-			f := &batchFixture{BatchFixture: h.Setup(t)}
+		run("Batch/"+c.name, func(tb testing.TB) {
+			f := &batchFixture{BatchFixture: h.Setup(tb)}
 			if _, ok := f.Connector.(connector.BatchEraser); !ok {
-				t.Fatalf("the connector does not implement connector.BatchEraser")
+				tb.Fatalf("the connector does not implement connector.BatchEraser")
 			}
 			if len(f.Subjects) < 3 || f.Snapshot == nil || f.Remaining == nil {
-				t.Fatalf("BatchHarness.Setup must return at least three Subjects, a Snapshot and Remaining")
+				tb.Fatalf("BatchHarness.Setup must return at least three Subjects, a Snapshot and Remaining")
 			}
-			c.fn(t, f)
+			c.fn(tb, f)
 		})
 	}
 }

@@ -57,7 +57,7 @@ func (c *Connector) countAll(ctx context.Context, tables []*table, m *matcher, s
 		for i := range dst {
 			ptrs[i] = &dst[i]
 		}
-		if err := c.db.QueryRowContext(ctx, "SELECT "+strings.Join(cols, ", "), q.args...).Scan(ptrs...); err != nil {
+		if err := c.scanOne(ctx, nil, "SELECT "+strings.Join(cols, ", "), q.args, ptrs...); err != nil {
 			return nil, err
 		}
 		for i, t := range g {

@@ -296,14 +296,8 @@ func (e *erasure) countRetained(ctx context.Context, sr *subjectRun, t *table) (
 		return 0, nil
 	}
 	stmt := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", e.c.d.quote(t.Name), w)
-	var row *sql.Row
-	if e.tx != nil {
-		row = e.tx.QueryRowContext(ctx, stmt, q.args...)
-	} else {
-		row = e.c.db.QueryRowContext(ctx, stmt, q.args...)
-	}
 	var n int64
-	err := row.Scan(&n)
+	err := e.c.scanOne(ctx, e.tx, stmt, q.args, &n)
 	return n, err
 }
 
@@ -334,9 +328,9 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 		}
 		var n int64
 		if c.returning && len(t.Cascades) == 0 {
-			n, err = e.deleteReturning(ctx, tx, sr, t, w, q.args, limit, refCols)
+			n, err = e.deleteReturning(ctx, tx, sr, t, q, w, limit, refCols)
 		} else {
-			n, err = e.deleteByKeys(ctx, tx, sr, t, w, q.args, limit, refCols)
+			n, err = e.deleteByKeys(ctx, tx, sr, t, q, w, limit, refCols)
 		}
 		if err != nil || n < limit {
 			return err
@@ -348,13 +342,16 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 // returns what the ledger keeps of them (PostgreSQL, SQLite). The rows are
 // picked by an indexed SELECT of primary keys, the same lookup a batch of
 // deleteByKeys makes, and only the rows deleted are locked.
-func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, w string, args []any, limit int64, refCols []string) (int64, error) {
+func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, q *query, w string, limit int64, refCols []string) (int64, error) {
 	c := e.c
 	name, pk := c.d.quote(t.Name), c.d.keyCols(t.key)
-	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s LIMIT %d)",
-		name, pk, strings.Trim(pk, "()"), name, w, limit)
+	// The limit is a parameter: the statement's text, and so its prepared
+	// form, stays the same however full the transaction is.
+	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s LIMIT %s)",
+		name, pk, strings.Trim(pk, "()"), name, w, q.arg(limit))
+	args := q.args
 	if len(refCols) == 0 {
-		res, err := tx.ExecContext(ctx, stmt, args...)
+		res, err := c.execContext(ctx, tx, stmt, args...)
 		if err != nil {
 			return 0, err
 		}
@@ -366,7 +363,7 @@ func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRu
 		return n, nil
 	}
 	stmt += " RETURNING " + c.quoteList(refCols)
-	refs, err := scanAll(ctx, tx, stmt, args, len(refCols))
+	refs, err := c.scanAll(ctx, tx, stmt, args, len(refCols))
 	if err != nil {
 		return 0, err
 	}
@@ -380,15 +377,15 @@ func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRu
 // will change, and deletes the rows by primary key. MariaDB takes this
 // path (see the batch comment in dialect.go), and so do tables with
 // declared cascades, whose counts need the keys before the rows go.
-func (e *erasure) deleteByKeys(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, w string, args []any, limit int64, refCols []string) (int64, error) {
+func (e *erasure) deleteByKeys(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, q *query, w string, limit int64, refCols []string) (int64, error) {
 	c := e.c
 	pk := strings.Trim(c.d.keyCols(t.key), "()")
 	sel := pk
 	if len(refCols) > 0 {
 		sel += ", " + c.quoteList(refCols)
 	}
-	rows, err := scanAll(ctx, tx, fmt.Sprintf("SELECT %s FROM %s WHERE %s LIMIT %d%s",
-		sel, c.d.quote(t.Name), w, limit, c.d.lockRows()), args, len(t.key)+len(refCols))
+	rows, err := c.scanAll(ctx, tx, fmt.Sprintf("SELECT %s FROM %s WHERE %s LIMIT %s%s",
+		sel, c.d.quote(t.Name), w, q.arg(limit), c.d.lockRows()), q.args, len(t.key)+len(refCols))
 	if err != nil || len(rows) == 0 {
 		return 0, err
 	}
@@ -406,7 +403,7 @@ func (e *erasure) deleteByKeys(ctx context.Context, tx *sql.Tx, sr *subjectRun, 
 		chunk := rest[:min(len(rest), maxKeysPerStmt/len(t.key))]
 		rest = rest[len(chunk):]
 		q := &query{d: c.d}
-		res, err := tx.ExecContext(ctx, fmt.Sprintf("DELETE FROM %s WHERE %s", c.d.quote(t.Name), c.keyTerm(q, t, chunk)), q.args...)
+		res, err := c.execContext(ctx, tx, fmt.Sprintf("DELETE FROM %s WHERE %s", c.d.quote(t.Name), c.keyTerm(q, t, chunk)), q.args...)
 		if err != nil {
 			return 0, err
 		}
@@ -480,8 +477,8 @@ func (e *erasure) pseudonymizeStep(ctx context.Context, sr *subjectRun, t *table
 		return 0, nil, err
 	}
 	width := len(t.key) + len(t.columns) + len(refCols)
-	rows, err := scanAll(ctx, tx, fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT %d%s",
-		strings.Join(cols, ", "), c.d.quote(t.Name), w, pk, limit, c.d.lockRows()), q.args, width)
+	rows, err := c.scanAll(ctx, tx, fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT %s%s",
+		strings.Join(cols, ", "), c.d.quote(t.Name), w, pk, q.arg(limit), c.d.lockRows()), q.args, width)
 	if err != nil || len(rows) == 0 {
 		return 0, nil, err
 	}
@@ -532,7 +529,7 @@ func (e *erasure) pseudonymizeStep(ctx context.Context, sr *subjectRun, t *table
 	}
 	var matched int64
 	for _, q := range stmts {
-		res, err := tx.ExecContext(ctx, q.text, q.args...)
+		res, err := c.execContext(ctx, tx, q.text, q.args...)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -564,8 +561,8 @@ func (c *Connector) quoteList(cols []string) string {
 }
 
 // scanAll runs a query in tx and returns its rows, width values each.
-func scanAll(ctx context.Context, tx *sql.Tx, stmt string, args []any, width int) ([][]any, error) {
-	rows, err := tx.QueryContext(ctx, stmt, args...)
+func (c *Connector) scanAll(ctx context.Context, tx *sql.Tx, stmt string, args []any, width int) ([][]any, error) {
+	rows, err := c.queryContext(ctx, tx, stmt, args...)
 	if err != nil {
 		return nil, err
 	}

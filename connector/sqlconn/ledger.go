@@ -128,7 +128,7 @@ func (c *Connector) insertRows(ctx context.Context, tx *sql.Tx, table, cols stri
 			tuples[i] = "(" + strings.Join(ph, ", ") + ")"
 		}
 		stmt := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, cols, strings.Join(tuples, ", "))
-		if _, err := tx.ExecContext(ctx, stmt, q.args...); err != nil {
+		if _, err := c.execContext(ctx, tx, stmt, q.args...); err != nil {
 			return fmt.Errorf("record in %s: %w", table, err)
 		}
 	}
@@ -190,7 +190,7 @@ func (c *Connector) cascadeCounts(ctx context.Context, tx *sql.Tx, t *table, key
 			}
 			var k int64
 			stmt := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", c.d.quote(cs.fk.table), w)
-			if err := tx.QueryRowContext(ctx, stmt, q.args...).Scan(&k); err != nil {
+			if err := c.scanOne(ctx, tx, stmt, q.args, &k); err != nil {
 				return nil, fmt.Errorf("count cascade into %q: %w", cs.fk.table, err)
 			}
 			n += k
@@ -217,7 +217,7 @@ func (c *Connector) Changed(ctx context.Context, subj connector.Subject) (lethe.
 	q := &query{d: c.d}
 	stmt := fmt.Sprintf("SELECT object, action, SUM(changed) FROM %s WHERE request_id = %s AND target = %s GROUP BY object, action",
 		ledgerTable, q.arg(subj.RequestID), q.arg(c.name))
-	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return lethe.Report{}, redact(fmt.Errorf("target %q: read %s: %w", c.name, ledgerTable, err), v.all())
 	}
@@ -300,7 +300,7 @@ func (c *Connector) loadErased(ctx context.Context, requestIDs []string, ms []*m
 	}
 	stmt := fmt.Sprintf("SELECT DISTINCT request_id, object, key_column, key_value FROM %s WHERE request_id IN (%s) AND target = %s",
 		ledgerKeysTable, strings.Join(ph, ", "), q.arg(c.name))
-	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", ledgerKeysTable, err)
 	}
@@ -333,6 +333,6 @@ func (c *Connector) loadErased(ctx context.Context, requestIDs []string, ms []*m
 func (c *Connector) forgetErased(ctx context.Context, requestID string) error {
 	q := &query{d: c.d}
 	stmt := fmt.Sprintf("DELETE FROM %s WHERE request_id = %s AND target = %s", ledgerKeysTable, q.arg(requestID), q.arg(c.name))
-	_, err := c.db.ExecContext(ctx, stmt, q.args...)
+	_, err := c.execContext(ctx, nil, stmt, q.args...)
 	return err
 }

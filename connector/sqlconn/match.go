@@ -280,7 +280,7 @@ func (c *Connector) lookup(ctx context.Context, t *table, col string, canon []st
 	}
 	cols = append(cols, c.d.quote(col))
 	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(cols, ", "), c.d.quote(t.Name), cond)
-	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return nil, err
 	}

@@ -178,7 +178,7 @@ func (c *Connector) reach(ctx context.Context, t *table, v values, s schema, lim
 		lim = fmt.Sprintf(" LIMIT %d", limit)
 	}
 	var n int64
-	err = c.db.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM (SELECT 1 AS one FROM %s WHERE %s%s) AS reach", c.d.quote(t.Name), w, lim), q.args...).Scan(&n)
+	err = c.scanOne(ctx, nil, fmt.Sprintf("SELECT COUNT(*) FROM (SELECT 1 AS one FROM %s WHERE %s%s) AS reach", c.d.quote(t.Name), w, lim), q.args, &n)
 	return n, err
 }
 
@@ -218,7 +218,7 @@ func (c *Connector) identities(ctx context.Context, t *table, m *matcher, s sche
 	}
 	stmt := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s LIMIT %d",
 		strings.Join(cols, ", "), c.d.quote(t.Name), w, maxResolveRows+1)
-	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return nil, err
 	}

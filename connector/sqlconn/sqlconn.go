@@ -44,6 +44,7 @@ type Connector struct {
 	name   string
 	d      dialect
 	db     *sql.DB
+	stmts  *stmtCache
 	batch  int
 	key    []byte
 	tables []*table // children before parents
@@ -99,12 +100,15 @@ func open(name string, o Options, sqlOpen func(driver, dsn string) (*sql.DB, err
 	db.SetMaxOpenConns(o.MaxConnections)
 	db.SetMaxIdleConns(o.MaxConnections)
 	db.SetConnMaxIdleTime(5 * time.Minute)
-	return &Connector{name: name, d: d, db: db, batch: o.BatchSize, key: []byte(o.HashKey), tables: tables,
+	return &Connector{name: name, d: d, db: db, stmts: newStmtCache(db, d), batch: o.BatchSize, key: []byte(o.HashKey), tables: tables,
 		region: o.DefaultRegion, follow: o.FollowLimit}, nil
 }
 
 // Close closes the connection pool.
-func (c *Connector) Close() error { return c.db.Close() }
+func (c *Connector) Close() error {
+	c.stmts.close()
+	return c.db.Close()
+}
 
 // schema maps table name -> column name -> column.
 type schema map[string]map[string]column
@@ -282,16 +286,33 @@ func typed(vs []string, k colKind) []any {
 // It returns "" when nothing can match.
 func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
 	var terms []string
+	// The keys confirmed in every column, and the values of an identity
+	// that is the primary key itself, are one lookup by primary key: one
+	// term, not one per column (each is a UNION branch below).
+	var keys [][]any
+	seen := map[string]bool{}
+	addKeys := func(ks [][]any) {
+		for _, k := range ks {
+			if id := fmt.Sprintf("%T%v", k, k); !seen[id] {
+				seen[id] = true
+				keys = append(keys, k)
+			}
+		}
+	}
 	for _, typ := range t.idTypes {
 		col := t.Identities[typ]
 		if m.confirmed[t][col] {
-			if keys := m.keys[t][col]; len(keys) > 0 {
-				terms = append(terms, c.keyTerm(q, t, keys))
-			}
+			addKeys(m.keys[t][col])
 			continue
 		}
 		args := typed(m.v[typ], s.kind(t.Name, col))
 		if len(args) == 0 {
+			continue
+		}
+		if len(t.key) == 1 && t.key[0] == col {
+			for _, a := range args {
+				addKeys([][]any{{a}})
+			}
 			continue
 		}
 		ph := make([]string, len(args))
@@ -299,6 +320,9 @@ func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
 			ph[i] = q.arg(a)
 		}
 		terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(col), strings.Join(ph, ", ")))
+	}
+	if len(keys) > 0 {
+		terms = append(terms, c.keyTerm(q, t, keys))
 	}
 	for _, l := range t.parents {
 		// A child row is the subject's when its reference holds a value
