@@ -148,6 +148,7 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 		e.rollback()
 		err = redact(err, all.all())
 	}
+	c.stmts.prepareWanted(ctx)
 	return e.reports(), err
 }
 

@@ -1,9 +1,13 @@
 package sqlconn_test
 
 import (
+	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
@@ -67,6 +71,45 @@ func TestConformanceBatch(t *testing.T) {
 			t.Run("batch_size="+strconv.Itoa(batch), func(t *testing.T) {
 				connectortest.ExerciseBatch(t, batchHarness(b, batch))
 			})
+		}
+	})
+}
+
+// Erasures running at once on a pool of one connection: a transaction's
+// statement met for the first time must not wait for a second connection
+// to be prepared on (with every connection in a transaction, nothing would
+// ever move).
+func TestEraseConcurrentOnOneConnection(t *testing.T) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		s, dsn := newShop(t, b)
+		c := openValidated(t, "shop", fmt.Sprintf(shopMap, b.Driver, strconv.Quote(dsn), 1000)+"max_connections: 1\n")
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		var wg sync.WaitGroup
+		errs := make([]error, 3)
+		for i, p := range []person{people[0], people[1], people[2]} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sub := connector.Subject{RequestID: "req-one-conn-" + strconv.Itoa(i),
+					Identities: []lethe.Identity{{Type: lethe.IdentityEmail, Value: p.Email.(string)}}}
+				if i == 2 {
+					_, errs[i] = c.EraseBatch(ctx, []connector.Subject{sub})
+				} else {
+					_, errs[i] = c.Erase(ctx, sub)
+				}
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("erasure %d: %v", i, err)
+			}
+		}
+		for _, p := range []person{people[0], people[1], people[2]} {
+			if n := s.remaining(t, p.ID, p.Email); n != 0 {
+				t.Errorf("%s: %d rows remain", p.Name, n)
+			}
 		}
 	})
 }
