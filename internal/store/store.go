@@ -64,6 +64,7 @@ type Queries interface {
 	Purges
 	TaskWaits
 	Deadlines
+	Reviews
 }
 
 // Requests persists deletion requests and their identities. Identities are
