@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
@@ -25,6 +26,15 @@ import (
 // will not be re-driven is closed, which drops its identities. Each action
 // commits with its audit event (naming the operator) and with the job that
 // carries the request on (Redrive), or not at all.
+
+// stepUniqueStates are the states in which a step's job keeps a second one
+// with the same args out: every state but the ended ones. A completed job
+// must not: a re-driven request runs its steps again, and River would
+// otherwise skip, say, its second verify for the first one's row.
+var stepUniqueStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
+}
 
 // RetryRequest re-drives a failed request: every failed task goes back to
 // pending with a fresh attempt budget (a request that failed in resolve
