@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector/manual"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/store"
@@ -610,5 +611,89 @@ func TestBulkRetryCrashRestartRetriesEachTaskOnce(t *testing.T) {
 		if err != nil || got.Retried != len(ids) || got.FinishedAt.IsZero() {
 			t.Errorf("bulk retry = %+v, %v; want %d retried and finished", got, err, len(ids))
 		}
+	})
+}
+
+// TestManualTargetAttestedByOperator: a manual target's task waits for its
+// owner; an attestation naming an object the target does not have is
+// refused, a good one ends the task with the attested counts, and the
+// receipt says who attested them instead of calling them verified.
+func TestManualTargetAttestedByOperator(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		kr := testdb.Keyring(t)
+		signer, _, err := audit.LoadSigner(ctx, st, kr, "", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig()
+		cfg.Signer = signer
+		archive, err := manual.New(manual.Options{Owner: "records-office", Objects: []string{"letters", "contracts"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := newMemTarget()
+		db.put(email, 1)
+		p := start(t, st, cfg, Target{"db", db}, Target{"archive", archive})
+		id := submit(t, st, p, email)
+
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			w, err := st.TaskWait(ctx, id, "archive")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !w.PendingSince.IsZero() {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the manual task never waited")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		r := waitStatus(t, st, id, lethe.StatusRunning, lethe.StageErase)
+		if task := taskOf(t, r, "archive"); task.State != lethe.TaskRunning {
+			t.Fatalf("manual task = %+v, want running (waiting)", task)
+		}
+
+		by := By{Actor: lethe.ActorOperator, ActorID: "rita", Note: "shredded by the records office"}
+		same := unchanged(t, st, id)
+		_, err = p.AttestTask(ctx, id, "archive", lethe.Report{Items: []lethe.ReportItem{{Object: "invoices", Rows: 1}}}, by)
+		wantCode(t, "attesting an object the target lacks", err, lethe.EINVALID)
+		_, err = p.AttestTask(ctx, id, "db", lethe.Report{}, by)
+		wantCode(t, "attesting a connector target", err, lethe.EINVALID)
+		same("refused attestations")
+
+		if _, err := p.AttestTask(ctx, id, "archive", lethe.Report{Items: []lethe.ReportItem{{Object: "letters", Rows: 3}}}, by); err != nil {
+			t.Fatal(err)
+		}
+		r = waitDone(t, st, id, lethe.StatusCompleted)
+		if task := taskOf(t, r, "archive"); task.State != lethe.TaskDone || task.Report.Total() != 3 {
+			t.Errorf("manual task = %+v, want done with 3 rows", task)
+		}
+		rc, err := st.GetReceipt(ctx, id, store.Scope{All: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, err := audit.KeyMap(ctx, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := audit.Verify(rc.Body, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tr := range doc.Targets {
+			want := ""
+			if tr.Target == "archive" {
+				want = "rita"
+			}
+			if tr.AttestedBy != want {
+				t.Errorf("receipt target %s attested by %q, want %q", tr.Target, tr.AttestedBy, want)
+			}
+		}
+		_, err = p.AttestTask(ctx, id, "archive", lethe.Report{}, by)
+		wantCode(t, "attesting twice", err, lethe.ECONFLICT)
 	})
 }
