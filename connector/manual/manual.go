@@ -8,13 +8,13 @@
 //
 // In the data map:
 //
-//	- name: paper-archive
-//	  kind: manual
-//	  options:
-//	    owner: records-office       # who is asked to act; shown to operators
-//	    objects: [contracts, letters] # what the owner reports counts for
-//	    confirm_within: 336h        # default: the pipeline's (24h)
-//	    remind_every: 24h           # how often the task is looked at again
+//   - name: paper-archive
+//     kind: manual
+//     options:
+//     owner: records-office       # who is asked to act; shown to operators
+//     objects: [contracts, letters] # what the owner reports counts for
+//     confirm_within: 336h        # default: the pipeline's (24h)
+//     remind_every: 24h           # how often the task is looked at again
 package manual
 
 import (
