@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/connector/manual"
 	"github.com/lethe-privacy/lethe/connector/processor"
 	"github.com/lethe-privacy/lethe/connector/redisconn"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
@@ -39,7 +40,7 @@ const httpShutdownTimeout = 10 * time.Second
 // registry lists the connector kinds this binary knows. Registration is
 // explicit so the list of what lethe can reach is in one place.
 func registry() (*connector.Registry, error) {
-	return connector.NewRegistry(sqlconn.Info(), redisconn.Info(), webhook.Info(),
+	return connector.NewRegistry(sqlconn.Info(), redisconn.Info(), webhook.Info(), manual.Info(),
 		processor.S2SInfo(), processor.ConnectInfo())
 }
 
@@ -245,6 +246,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		Observer:     m,
 		Plan:         apiPlanner(pipe),
 		CompleteTask: pipe, // targets confirming an erasure: POST /v1/tasks/{token}/complete
+		Actions:      pipe, // operators' actions on requests
 		Suppression:  cfg.Suppression.Enabled,
 		Timeouts:     httpTimeouts(cfg.HTTP),
 	})

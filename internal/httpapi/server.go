@@ -94,6 +94,10 @@ type Options struct {
 	// POST /v1/tasks/{token}/complete (see tasks.go). Nil: the route
 	// answers 404.
 	CompleteTask TaskCompleter
+	// Actions are operators' actions on requests (actions.go): approve,
+	// deny, hold, release, retry, skip, close, attest. Nil: those routes
+	// answer 404.
+	Actions Actions
 	// Suppression enables POST /v1/suppressions/check (suppressions.go);
 	// while false it answers 409. Removal works either way.
 	Suppression bool
@@ -186,6 +190,7 @@ func New(o Options) *Server {
 		{"POST /v1/suppressions/check", s.authed(s.handleSuppressionCheck)},
 		{"DELETE /v1/suppressions", s.authed(s.handleSuppressionRemove)},
 	}
+	s.routes = append(s.routes, s.actionRoutes(o.Actions)...)
 	if s.metrics != nil {
 		s.routes = append(s.routes, route{"GET /metrics", s.metrics})
 	}
