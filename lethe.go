@@ -366,7 +366,6 @@ const (
 	EventTaskSkipped   EventType = "task.skipped"
 	EventTaskRetried   EventType = "task.retried"
 	EventTaskAttested  EventType = "task.attested"
-	EventTaskReminded  EventType = "task.reminded"
 
 	EventReceiptIssued      EventType = "receipt.issued"
 	EventIdentitiesDropped  EventType = "identities.dropped"
@@ -382,7 +381,7 @@ var EventTypes = []EventType{
 	EventRequestRetried, EventRequestClosed,
 	EventTaskRunning, EventTaskPending, EventTaskConfirmed,
 	EventTaskDone, EventTaskFailed, EventTaskSkipped,
-	EventTaskRetried, EventTaskAttested, EventTaskReminded,
+	EventTaskRetried, EventTaskAttested,
 	EventReceiptIssued, EventIdentitiesDropped, EventSuppressionRemoved,
 }
 

@@ -192,8 +192,12 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		Callbacks:            callbackConfig(cfg, keys),
 		Suppression:          cfg.Suppression.Enabled,
 		Deadlines:            &pipeline.Deadlines{WarnBefore: cfg.Deadlines.WarnBefore, Interval: cfg.Deadlines.SweepInterval},
-		InsertOnly:           !r.works(),
-		NodeID:               nodeID,
+		Review: pipeline.Review{
+			ApproveRegulations: cfg.Review.ApproveRegulations, ApproveClients: cfg.Review.ApproveClients,
+			WaitingPeriod: cfg.Review.WaitingPeriod, SweepInterval: cfg.Review.SweepInterval,
+		},
+		InsertOnly: !r.works(),
+		NodeID:     nodeID,
 	}, st, targets, log, m)
 	if err != nil {
 		return err
