@@ -125,6 +125,7 @@ func newRequestsCmd() *cobra.Command {
 		},
 	}
 	cmd.AddCommand(submit, get, list, cancel)
+	addRequestActions(cmd, c)
 	return cmd
 }
 
