@@ -334,6 +334,15 @@ const (
 	ActorOperator Actor = "operator"
 )
 
+// Act is who does an operator's action (an approval, a retry, ...), as its
+// audit event records them, with the free text the action takes (a note,
+// a reason). The text never holds an identity.
+type Act struct {
+	Actor   Actor
+	ActorID string // the operator's name
+	Note    string
+}
+
 // EventType names what an audit event records. docs/audit.md describes
 // each; a test fails when one is missing there.
 type EventType string

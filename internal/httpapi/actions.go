@@ -9,7 +9,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/http/request"
 	"github.com/lethe-privacy/lethe/internal/operators"
-	"github.com/lethe-privacy/lethe/internal/pipeline"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -17,16 +16,16 @@ import (
 // failures, attest manual targets. The pipeline implements it; every
 // error it returns as *lethe.Error is shown, anything else is internal.
 type Actions interface {
-	Approve(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
-	Deny(ctx context.Context, id string, reason lethe.DenyReason, by pipeline.By) (*lethe.Request, error)
-	PlaceLegalHold(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
-	ReleaseLegalHold(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
-	RetryRequest(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
-	CloseRequest(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
-	RetryTask(ctx context.Context, id, target string, by pipeline.By) (*lethe.Request, error)
-	SkipTask(ctx context.Context, id, target string, by pipeline.By) (*lethe.Request, error)
-	AttestTask(ctx context.Context, id, target string, report lethe.Report, by pipeline.By) (*lethe.Request, error)
-	RetryTarget(ctx context.Context, target string, by pipeline.By) (store.BulkRetry, error)
+	Approve(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
+	Deny(ctx context.Context, id string, reason lethe.DenyReason, by lethe.Act) (*lethe.Request, error)
+	PlaceLegalHold(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
+	ReleaseLegalHold(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
+	RetryRequest(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
+	CloseRequest(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
+	RetryTask(ctx context.Context, id, target string, by lethe.Act) (*lethe.Request, error)
+	SkipTask(ctx context.Context, id, target string, by lethe.Act) (*lethe.Request, error)
+	AttestTask(ctx context.Context, id, target string, report lethe.Report, by lethe.Act) (*lethe.Request, error)
+	RetryTarget(ctx context.Context, target string, by lethe.Act) (store.BulkRetry, error)
 	GetBulkRetry(ctx context.Context, id string) (store.BulkRetry, error)
 	Holds(ctx context.Context, id string) ([]store.Hold, error)
 }
@@ -37,34 +36,34 @@ type Actions interface {
 func (s *Server) actionRoutes(a Actions) []route {
 	h := actionHandlers{s: s, a: a}
 	return []route{
-		{"POST /v1/deletion-requests/{id}/approve", s.authed(h.request(func(r *http.Request, id string, b actionBody, by pipeline.By) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/approve", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.Approve(r.Context(), id, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/deny", s.authed(h.request(func(r *http.Request, id string, b actionBody, by pipeline.By) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/deny", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.Deny(r.Context(), id, lethe.DenyReason(b.Reason), by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/hold", s.authed(h.request(func(r *http.Request, id string, b actionBody, by pipeline.By) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/hold", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			by.Note = b.Reason
 			return a.PlaceLegalHold(r.Context(), id, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/release", s.authed(h.request(func(r *http.Request, id string, b actionBody, by pipeline.By) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/release", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.ReleaseLegalHold(r.Context(), id, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/retry", s.authed(h.request(func(r *http.Request, id string, b actionBody, by pipeline.By) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/retry", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.RetryRequest(r.Context(), id, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/close", s.authed(h.request(func(r *http.Request, id string, b actionBody, by pipeline.By) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/close", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.CloseRequest(r.Context(), id, by)
 		}))},
 		{"GET /v1/deletion-requests/{id}/holds", s.authed(h.holds)},
-		{"POST /v1/deletion-requests/{id}/tasks/{target}/retry", s.authed(h.task(func(r *http.Request, id, target string, b actionBody, by pipeline.By) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/tasks/{target}/retry", s.authed(h.task(func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.RetryTask(r.Context(), id, target, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/tasks/{target}/skip", s.authed(h.task(func(r *http.Request, id, target string, b actionBody, by pipeline.By) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/tasks/{target}/skip", s.authed(h.task(func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			by.Note = b.Reason
 			return a.SkipTask(r.Context(), id, target, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/tasks/{target}/attest", s.authed(h.task(func(r *http.Request, id, target string, b actionBody, by pipeline.By) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/tasks/{target}/attest", s.authed(h.task(func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			rep := lethe.Report{Items: make([]lethe.ReportItem, len(b.Items))}
 			for i, it := range b.Items {
 				rep.Items[i] = lethe.ReportItem{Object: it.Object, Action: it.Action, Rows: it.Rows}
@@ -100,13 +99,13 @@ type attestItemBody struct {
 
 // reviewer resolves who acts, refusing anyone who may not: a partner's
 // client token, or an operator whose role is below reviewer.
-func reviewer(r *http.Request, p auth.Principal) (pipeline.By, error) {
+func reviewer(r *http.Request, p auth.Principal) (lethe.Act, error) {
 	op, ok := operators.FromContext(r.Context())
 	if !p.Admin || !ok || !op.Can(operators.RoleReviewer) {
-		return pipeline.By{}, lethe.Errorf(lethe.EFORBIDDEN, "acting on requests needs an operator with the reviewer role")
+		return lethe.Act{}, lethe.Errorf(lethe.EFORBIDDEN, "acting on requests needs an operator with the reviewer role")
 	}
 	actor, name := operators.Actor(r.Context())
-	return pipeline.By{Actor: actor, ActorID: name}, nil
+	return lethe.Act{Actor: actor, ActorID: name}, nil
 }
 
 // decodeAction reads an action's optional body: none at all is {}.
@@ -121,11 +120,11 @@ func (s *Server) decodeAction(r *http.Request, b *actionBody) error {
 // anything else names no task.
 var targetName = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
-func (h actionHandlers) begin(w http.ResponseWriter, r *http.Request, p auth.Principal) (string, actionBody, pipeline.By, bool) {
+func (h actionHandlers) begin(w http.ResponseWriter, r *http.Request, p auth.Principal) (string, actionBody, lethe.Act, bool) {
 	var b actionBody
 	if h.a == nil {
 		h.s.writeError(w, r, lethe.Errorf(lethe.ENOTFOUND, "no such route"))
-		return "", b, pipeline.By{}, false
+		return "", b, lethe.Act{}, false
 	}
 	by, err := reviewer(r, p)
 	if err != nil {
@@ -145,7 +144,7 @@ func (h actionHandlers) begin(w http.ResponseWriter, r *http.Request, p auth.Pri
 	return id, b, by, true
 }
 
-func (h actionHandlers) request(do func(r *http.Request, id string, b actionBody, by pipeline.By) (*lethe.Request, error)) func(http.ResponseWriter, *http.Request, auth.Principal) {
+func (h actionHandlers) request(do func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error)) func(http.ResponseWriter, *http.Request, auth.Principal) {
 	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 		id, b, by, ok := h.begin(w, r, p)
 		if !ok {
@@ -160,7 +159,7 @@ func (h actionHandlers) request(do func(r *http.Request, id string, b actionBody
 	}
 }
 
-func (h actionHandlers) task(do func(r *http.Request, id, target string, b actionBody, by pipeline.By) (*lethe.Request, error)) func(http.ResponseWriter, *http.Request, auth.Principal) {
+func (h actionHandlers) task(do func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error)) func(http.ResponseWriter, *http.Request, auth.Principal) {
 	return func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
 		id, b, by, ok := h.begin(w, r, p)
 		if !ok {

@@ -23,7 +23,7 @@ type attested interface {
 // erase job is woken in the same transaction and ends the task done with
 // those counts; the receipt names the operator (attested_by) instead of
 // calling the target verified. Attesting twice is a conflict.
-func (p *Pipeline) AttestTask(ctx context.Context, id, target string, report lethe.Report, by By) (*lethe.Request, error) {
+func (p *Pipeline) AttestTask(ctx context.Context, id, target string, report lethe.Report, by lethe.Act) (*lethe.Request, error) {
 	m, ok := p.byName[target].(attested)
 	if !ok {
 		return nil, lethe.Errorf(lethe.EINVALID, "target %q is not a manual target; only those are attested", target)

@@ -18,7 +18,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
-var reviewer = By{Actor: lethe.ActorAdmin, ActorID: "rita"}
+var reviewer = lethe.Act{Actor: lethe.ActorAdmin, ActorID: "rita"}
 
 // waitStatus waits until the request is at status (and stage, when set).
 func waitStatus(t *testing.T, st store.Store, id string, status lethe.Status, stage lethe.Stage) *lethe.Request {
@@ -216,14 +216,14 @@ func TestApprovalAndDenial(t *testing.T) {
 		same = unchanged(t, st, id)
 		_, err = p.Deny(ctx, id, "because", reviewer)
 		wantCode(t, "an unknown reason code", err, lethe.EINVALID)
-		_, err = p.Deny(ctx, id, lethe.DenySuspectedFraud, By{Actor: lethe.ActorAdmin, ActorID: "rita", Note: "same as MALLORY@example.com"})
+		_, err = p.Deny(ctx, id, lethe.DenySuspectedFraud, lethe.Act{Actor: lethe.ActorAdmin, ActorID: "rita", Note: "same as MALLORY@example.com"})
 		wantCode(t, "a note naming the subject", err, lethe.EINVALID)
 		if err != nil && strings.Contains(strings.ToLower(err.Error()), "mallory") {
 			t.Errorf("the refusal echoes the note: %v", err)
 		}
 		same("refused denials")
 
-		r, err := p.Deny(ctx, id, lethe.DenySuspectedFraud, By{Actor: lethe.ActorAdmin, ActorID: "rita", Note: "ticket 4411: chargeback pattern"})
+		r, err := p.Deny(ctx, id, lethe.DenySuspectedFraud, lethe.Act{Actor: lethe.ActorAdmin, ActorID: "rita", Note: "ticket 4411: chargeback pattern"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -328,9 +328,9 @@ func TestLegalHoldBlocksErasureUntilReleased(t *testing.T) {
 		id := submit(t, st, p, email)
 		<-m.entered // the first attempt is under way; it fails, and River retries later
 
-		_, err := p.PlaceLegalHold(ctx, id, By{Actor: lethe.ActorAdmin, ActorID: "lee"})
+		_, err := p.PlaceLegalHold(ctx, id, lethe.Act{Actor: lethe.ActorAdmin, ActorID: "lee"})
 		wantCode(t, "a legal hold without a reason", err, lethe.EINVALID)
-		hold := By{Actor: lethe.ActorAdmin, ActorID: "lee", Note: "litigation hold, case 2026-17"}
+		hold := lethe.Act{Actor: lethe.ActorAdmin, ActorID: "lee", Note: "litigation hold, case 2026-17"}
 		r, err := p.PlaceLegalHold(ctx, id, hold)
 		if err != nil {
 			t.Fatal(err)
@@ -350,7 +350,7 @@ func TestLegalHoldBlocksErasureUntilReleased(t *testing.T) {
 		}
 		waitStatus(t, st, id, lethe.StatusHeld, lethe.StageErase)
 
-		if _, err := p.ReleaseLegalHold(ctx, id, By{Actor: lethe.ActorAdmin, ActorID: "lee"}); err != nil {
+		if _, err := p.ReleaseLegalHold(ctx, id, lethe.Act{Actor: lethe.ActorAdmin, ActorID: "lee"}); err != nil {
 			t.Fatal(err)
 		}
 		waitDone(t, st, id, lethe.StatusCompleted)
@@ -496,10 +496,10 @@ func TestSkipAndClose(t *testing.T) {
 		same := unchanged(t, st, skip)
 		_, err = p.SkipTask(ctx, skip, "archive", reviewer)
 		wantCode(t, "skipping without a reason", err, lethe.EINVALID)
-		_, err = p.SkipTask(ctx, skip, "nowhere", By{Actor: lethe.ActorAdmin, ActorID: "rita", Note: "x"})
+		_, err = p.SkipTask(ctx, skip, "nowhere", lethe.Act{Actor: lethe.ActorAdmin, ActorID: "rita", Note: "x"})
 		wantCode(t, "skipping an unknown target", err, lethe.ENOTFOUND)
 		same("refused skips")
-		if _, err := p.SkipTask(ctx, skip, "archive", By{Actor: lethe.ActorAdmin, ActorID: "rita", Note: "tapes destroyed 2026-11"}); err != nil {
+		if _, err := p.SkipTask(ctx, skip, "archive", lethe.Act{Actor: lethe.ActorAdmin, ActorID: "rita", Note: "tapes destroyed 2026-11"}); err != nil {
 			t.Fatal(err)
 		}
 		r := waitDone(t, st, skip, lethe.StatusCompleted)
@@ -657,7 +657,7 @@ func TestManualTargetAttestedByOperator(t *testing.T) {
 			t.Fatalf("manual task = %+v, want running (waiting)", task)
 		}
 
-		by := By{Actor: lethe.ActorOperator, ActorID: "rita", Note: "shredded by the records office"}
+		by := lethe.Act{Actor: lethe.ActorOperator, ActorID: "rita", Note: "shredded by the records office"}
 		same := unchanged(t, st, id)
 		_, err = p.AttestTask(ctx, id, "archive", lethe.Report{Items: []lethe.ReportItem{{Object: "invoices", Rows: 1}}}, by)
 		wantCode(t, "attesting an object the target lacks", err, lethe.EINVALID)
