@@ -52,6 +52,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Proofs", testProofs},
 		{"StatusEvents", testStatusEvents},
 		{"Suppressions", testSuppressions},
+		{"Holds", testHolds},
+		{"RetryAndSkip", testRetryAndSkip},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
