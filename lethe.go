@@ -366,6 +366,9 @@ const (
 	EventRequestDenied     EventType = "request.denied"
 	EventRequestRetried    EventType = "request.retried"
 	EventRequestClosed     EventType = "request.closed"
+	// EventRequestExtended: an operator extended the due date, once,
+	// within the law's bound (ExtensionBound).
+	EventRequestExtended EventType = "request.extended"
 
 	EventTaskRunning   EventType = "task.running"
 	EventTaskPending   EventType = "task.pending"
@@ -388,6 +391,7 @@ var EventTypes = []EventType{
 	EventRequestSuppressed, EventRequestDueSoon, EventRequestOverdue, EventRequestPurged,
 	EventRequestHeld, EventRequestReleased, EventRequestApproved, EventRequestDenied,
 	EventRequestRetried, EventRequestClosed,
+	EventRequestExtended,
 	EventTaskRunning, EventTaskPending, EventTaskConfirmed,
 	EventTaskDone, EventTaskFailed, EventTaskSkipped,
 	EventTaskRetried, EventTaskAttested,

@@ -65,6 +65,7 @@ func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
 		newRequestsCmd(),
 		newTasksCmd(),
 		newClientsCmd(g),
+		newOperatorsCmd(g),
 		newAuditCmd(g),
 		newReceiptCmd(),
 		newKeysCmd(g),

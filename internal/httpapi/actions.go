@@ -36,42 +36,42 @@ type Actions interface {
 func (s *Server) actionRoutes(a Actions) []route {
 	h := actionHandlers{s: s, a: a}
 	return []route{
-		{"POST /v1/deletion-requests/{id}/approve", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/approve", s.authed(operators.RoleReviewer, h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.Approve(r.Context(), id, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/deny", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/deny", s.authed(operators.RoleReviewer, h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.Deny(r.Context(), id, lethe.DenyReason(b.Reason), by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/hold", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/hold", s.authed(operators.RoleReviewer, h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			by.Note = b.Reason
 			return a.PlaceLegalHold(r.Context(), id, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/release", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/release", s.authed(operators.RoleReviewer, h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.ReleaseLegalHold(r.Context(), id, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/retry", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/retry", s.authed(operators.RoleReviewer, h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.RetryRequest(r.Context(), id, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/close", s.authed(h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/close", s.authed(operators.RoleReviewer, h.request(func(r *http.Request, id string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.CloseRequest(r.Context(), id, by)
 		}))},
-		{"GET /v1/deletion-requests/{id}/holds", s.authed(h.holds)},
-		{"POST /v1/deletion-requests/{id}/tasks/{target}/retry", s.authed(h.task(func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error) {
+		{"GET /v1/deletion-requests/{id}/holds", s.authed(operators.RoleViewer, h.holds)},
+		{"POST /v1/deletion-requests/{id}/tasks/{target}/retry", s.authed(operators.RoleReviewer, h.task(func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			return a.RetryTask(r.Context(), id, target, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/tasks/{target}/skip", s.authed(h.task(func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/tasks/{target}/skip", s.authed(operators.RoleReviewer, h.task(func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			by.Note = b.Reason
 			return a.SkipTask(r.Context(), id, target, by)
 		}))},
-		{"POST /v1/deletion-requests/{id}/tasks/{target}/attest", s.authed(h.task(func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error) {
+		{"POST /v1/deletion-requests/{id}/tasks/{target}/attest", s.authed(operators.RoleReviewer, h.task(func(r *http.Request, id, target string, b actionBody, by lethe.Act) (*lethe.Request, error) {
 			rep := lethe.Report{Items: make([]lethe.ReportItem, len(b.Items))}
 			for i, it := range b.Items {
 				rep.Items[i] = lethe.ReportItem{Object: it.Object, Action: it.Action, Rows: it.Rows}
 			}
 			return a.AttestTask(r.Context(), id, target, rep, by)
 		}))},
-		{"POST /v1/tasks/retry", s.authed(h.bulkRetry)},
-		{"GET /v1/tasks/retry/{id}", s.authed(h.getBulkRetry)},
+		{"POST /v1/tasks/retry", s.authed(operators.RoleReviewer, h.bulkRetry)},
+		{"GET /v1/tasks/retry/{id}", s.authed(operators.RoleViewer, h.getBulkRetry)},
 	}
 }
 

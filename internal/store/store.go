@@ -65,6 +65,9 @@ type Queries interface {
 	TaskWaits
 	Deadlines
 	Reviews
+	Operators
+	Extensions
+	Register
 }
 
 // Requests persists deletion requests and their identities. Identities are

@@ -54,6 +54,9 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Suppressions", testSuppressions},
 		{"Holds", testHolds},
 		{"RetryAndSkip", testRetryAndSkip},
+		{"Operators", testOperators},
+		{"Extensions", testExtensions},
+		{"Register", testRegister},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
