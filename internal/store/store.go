@@ -64,6 +64,7 @@ type Queries interface {
 	Purges
 	TaskWaits
 	Deadlines
+	Reviews
 	Operators
 	Extensions
 	Register
