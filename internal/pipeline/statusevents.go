@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -63,6 +64,31 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// StatusChange is what a CallbackFormat renders: a request whose status
+// has just changed, its tasks as the transaction sees them, and the
+// event's id and sequence.
+type StatusChange struct {
+	EventID    string
+	Sequence   int
+	Request    *lethe.Request
+	Tasks      []lethe.Task
+	OccurredAt time.Time
+}
+
+// CallbackFormat renders and signs the status events of requests taken by
+// an intake profile that speaks a callback protocol of its own (DRP,
+// OpenDSR), named by the request's CallbackFormat. Storage, the job,
+// retries, the address guard and the attempt log stay the pipeline's.
+type CallbackFormat interface {
+	// Render returns the body stored with the event, frozen when the
+	// status changes. It holds no identity value and not the callback
+	// URL, which is sealed apart.
+	Render(c StatusChange) ([]byte, error)
+	// Prepare returns the bytes sent to url for a stored body and sets
+	// the headers that sign them, at each attempt.
+	Prepare(body []byte, url string, h http.Header) ([]byte, error)
+}
+
 // StoreStatusEvent stores the status event of req, whose status tx has
 // just changed, with its body frozen, and queues its delivery in tx.
 // tasks are the request's tasks as tx sees them. It does nothing for a
@@ -81,6 +107,20 @@ func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe
 		return fmt.Errorf("status event: id: %w", err)
 	}
 	now := p.now().UTC().Truncate(time.Microsecond)
+	if req.CallbackFormat != "" {
+		f := p.cfg.Callbacks.Formats[req.CallbackFormat]
+		if f == nil {
+			return fmt.Errorf("status event: no callback format %q is configured", req.CallbackFormat)
+		}
+		b, err := f.Render(StatusChange{EventID: id.String(), Sequence: seq, Request: req, Tasks: tasks, OccurredAt: now})
+		if err != nil {
+			return fmt.Errorf("status event: render %s: %w", req.CallbackFormat, err)
+		}
+		return p.storeEvent(ctx, tx, &store.CallbackEvent{
+			ID: id.String(), RequestID: req.ID, Seq: seq, Status: req.Status, ClientID: req.ClientID,
+			URL: req.CallbackURL, Body: b, Format: req.CallbackFormat, CreatedAt: now,
+		})
+	}
 	body := callbackBody{
 		ID:          id.String(),
 		Type:        CallbackEventType,
@@ -115,10 +155,14 @@ func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe
 	if err != nil {
 		return fmt.Errorf("status event: encode: %w", err)
 	}
-	ev := &store.CallbackEvent{
+	return p.storeEvent(ctx, tx, &store.CallbackEvent{
 		ID: body.ID, RequestID: req.ID, Seq: seq, Status: req.Status, ClientID: req.ClientID,
 		URL: req.CallbackURL, Body: b, CreatedAt: now,
-	}
+	})
+}
+
+// storeEvent stores ev and queues its delivery in tx.
+func (p *Pipeline) storeEvent(ctx context.Context, tx store.Tx, ev *store.CallbackEvent) error {
 	if err := tx.CreateCallbackEvent(ctx, ev); err != nil {
 		return fmt.Errorf("status event: %w", err)
 	}

@@ -234,6 +234,13 @@ const (
 	CredOAuthClientID CredentialKind = "oauth_client_id"
 	// CredOAuthSecret is the connect client_secret; stored as a keyed hash.
 	CredOAuthSecret CredentialKind = "oauth_client_secret"
+	// CredAgentVerifyKey is a DRP authorized agent's Ed25519 verify key.
+	// It is public, but stored sealed like a secret: the seal binds it to
+	// its client, so a key written into another row does not open.
+	CredAgentVerifyKey CredentialKind = "drp_verify_key"
+	// CredAgentToken is a DRP pairwise bearer token; stored as a keyed
+	// hash.
+	CredAgentToken CredentialKind = "drp_agent_token"
 )
 
 // Credential is one stored credential of a client. Exactly one of Hash
