@@ -64,6 +64,7 @@ type Queries interface {
 	Purges
 	TaskWaits
 	Deadlines
+	ProfileKeys
 }
 
 // Requests persists deletion requests and their identities. Identities are
@@ -318,4 +319,24 @@ type TakeRateLimitParams struct {
 	Window time.Duration // positive
 	Block  time.Duration // zero: no block, refused until the window allows
 	Now    time.Time
+}
+
+// ProfileKey is a signing key an intake profile generated for itself.
+// Private is the PKCS #8 DER, sealed at rest and opened on read.
+type ProfileKey struct {
+	Name        string
+	Private     []byte
+	Certificate []byte // X.509 DER
+	CreatedAt   time.Time
+}
+
+// ProfileKeys keeps the signing keys intake profiles generate (OpenDSR
+// signs callbacks and answers), so every process sharing the database
+// signs with the same key.
+type ProfileKeys interface {
+	// GetProfileKey returns the key named name, or ErrNotFound.
+	GetProfileKey(ctx context.Context, name string) (ProfileKey, error)
+	// CreateProfileKey stores k; ErrConflict when its name is taken
+	// (another process generated one first).
+	CreateProfileKey(ctx context.Context, k ProfileKey) error
 }
