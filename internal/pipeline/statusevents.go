@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -110,7 +111,11 @@ func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe
 	if req.CallbackFormat != "" {
 		f := p.cfg.Callbacks.Formats[req.CallbackFormat]
 		if f == nil {
-			return fmt.Errorf("status event: no callback format %q is configured", req.CallbackFormat)
+			// The profile that took the request is no longer served. Its
+			// callback is dropped rather than erasure held up for it.
+			p.log.Warn("pipeline: status event dropped: its callback format is not configured",
+				slog.String("request_id", req.ID), slog.String("format", req.CallbackFormat))
+			return nil
 		}
 		b, err := f.Render(StatusChange{EventID: id.String(), Sequence: seq, Request: req, Tasks: tasks, OccurredAt: now})
 		if err != nil {
