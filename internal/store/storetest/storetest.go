@@ -52,6 +52,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Proofs", testProofs},
 		{"StatusEvents", testStatusEvents},
 		{"Suppressions", testSuppressions},
+		{"ProfileKeys", testProfileKeys},
+		{"CallbackFormat", testCallbackFormat},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
