@@ -371,7 +371,14 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 		h.WriteError(w, r, err)
 		return
 	}
-	if err := DecodeRevoke(msg); err != nil {
+	agentID, businessID, err := DecodeRevoke(msg)
+	if err == nil && agentID != "" && agentID != a.ID {
+		err = lethe.Errorf(lethe.EFORBIDDEN, "agent-id does not match the agent of the bearer token")
+	}
+	if err == nil && businessID != "" && businessID != h.o.BusinessID {
+		err = lethe.Errorf(lethe.EFORBIDDEN, "business-id does not name this business")
+	}
+	if err != nil {
 		h.WriteError(w, r, err)
 		return
 	}

@@ -409,6 +409,9 @@ func TestFlows(t *testing.T) {
 			// Another agent may not read or revoke it.
 			wantError(t, f.do(t, http.MethodGet, drp.PathRequests+"/"+st.RequestID, otherTok, nil), http.StatusForbidden, "another agent", false)
 			wantError(t, f.do(t, http.MethodDelete, drp.PathRequests+"/"+st.RequestID, otherTok, sign(agentKey("other-agent"), []byte(`{}`))), http.StatusForbidden, "another agent", false)
+			// A revoke naming another agent or business changes nothing.
+			wantError(t, f.do(t, http.MethodDelete, drp.PathRequests+"/"+st.RequestID, tok, sign(key, []byte(`{"agent-id":"other-agent"}`))), http.StatusForbidden, "agent-id does not match", false)
+			wantError(t, f.do(t, http.MethodDelete, drp.PathRequests+"/"+st.RequestID, tok, sign(key, []byte(`{"business-id":"cb-other"}`))), http.StatusForbidden, "business-id", false)
 			// A revoke signed by the wrong key changes nothing.
 			wantError(t, f.do(t, http.MethodDelete, drp.PathRequests+"/"+st.RequestID, tok, sign(agentKey("other-agent"), []byte(`{}`))), http.StatusForbidden, "invalid token or signature", false)
 			w := f.do(t, http.MethodDelete, drp.PathRequests+"/"+st.RequestID, tok, revokeBody)

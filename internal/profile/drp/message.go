@@ -274,11 +274,23 @@ func DecodeExercise(msg []byte) (Exercise, error) {
 // (section 2.04): an object whose only defined member, reason, is free
 // text. The reason is checked for shape and then dropped: it is the
 // user's own words and may name them.
-func DecodeRevoke(msg []byte) error {
+//
+// Section 2.04 defines no envelope for it, but an agent may sign one in;
+// agentID and businessID return its agent-id and business-id ("" when
+// absent) for the handler to check as section 3.07 does.
+func DecodeRevoke(msg []byte) (agentID, businessID string, err error) {
 	c, err := decodeClaims(msg)
 	if err != nil {
-		return err
+		return "", "", err
 	}
-	_, _, err = c.str("reason", 4096)
-	return err
+	if _, _, err = c.str("reason", 4096); err != nil {
+		return "", "", err
+	}
+	if agentID, _, err = c.str("agent-id", maxIDLen); err != nil {
+		return "", "", err
+	}
+	if businessID, _, err = c.str("business-id", maxIDLen); err != nil {
+		return "", "", err
+	}
+	return agentID, businessID, nil
 }
