@@ -13,7 +13,9 @@ import (
 // profiles are the profiles' own.
 func TestProtocolDefaults(t *testing.T) {
 	d := config.Default()
-	rule := func(l config.Limit) ratelimit.Rule { return ratelimit.Rule{Limit: l.Limit, Window: l.Window, Block: l.Block} }
+	rule := func(l config.Limit) ratelimit.Rule {
+		return ratelimit.Rule{Limit: l.Limit, Window: l.Window, Block: l.Block}
+	}
 	if rule(d.RateLimits.DRP) != drp.DefaultRule || rule(d.RateLimits.OpenDSR) != opendsr.DefaultRule {
 		t.Fatalf("rate limits %+v %+v", d.RateLimits.DRP, d.RateLimits.OpenDSR)
 	}

@@ -38,6 +38,16 @@ type callbackBody struct {
 	CompletedAt string          `json:"completed_at,omitempty"`
 	Tasks       callbackTally   `json:"tasks"`
 	Targets     []callbackTasks `json:"targets"`
+	// Extension is set on events of CallbackExtendedType.
+	Extension *callbackExtension `json:"extension,omitempty"`
+}
+
+// callbackExtension tells a partner the due date moved, and why: the law
+// asks that the subject be told of an extension with its reasons.
+type callbackExtension struct {
+	PreviousDueAt string `json:"previous_due_at"`
+	DueAt         string `json:"due_at"`
+	Reason        string `json:"reason"`
 }
 
 type callbackTally struct {
@@ -55,8 +65,12 @@ type callbackTasks struct {
 	Rows   int64           `json:"rows"`
 }
 
-// CallbackEventType is the "type" of every callback body.
-const CallbackEventType = "deletion_request.status_changed"
+// Callback body "type"s: a status change, and an extension of the due
+// date (the status stays as it was).
+const (
+	CallbackEventType    = "deletion_request.status_changed"
+	CallbackExtendedType = "deletion_request.extended"
+)
 
 func rfc3339(t time.Time) string {
 	if t.IsZero() {
@@ -74,6 +88,15 @@ type StatusChange struct {
 	Request    *lethe.Request
 	Tasks      []lethe.Task
 	OccurredAt time.Time
+	// Extension is set when the event tells of an extension of the due
+	// date (the status stays as it was): Request.DueAt is the new one.
+	Extension *ExtensionChange
+}
+
+// ExtensionChange is an extension of a request's due date.
+type ExtensionChange struct {
+	PreviousDueAt time.Time
+	Reason        string
 }
 
 // CallbackFormat renders and signs the status events of requests taken by
@@ -96,7 +119,16 @@ type CallbackFormat interface {
 // request without a callback_url. Every terminal status stores its event
 // through Terminate; statusMoved stores those of running.
 func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe.Request, tasks []lethe.Task) error {
-	if req.CallbackURL == "" || req.Status == lethe.StatusReceived {
+	if req.Status == lethe.StatusReceived {
+		return nil
+	}
+	return p.storeEvent(ctx, tx, req, tasks, CallbackEventType, nil)
+}
+
+// storeEvent stores one event of type typ for req (nothing without a
+// callback_url) and queues its delivery in tx.
+func (p *Pipeline) storeEvent(ctx context.Context, tx store.Tx, req *lethe.Request, tasks []lethe.Task, typ string, ext *callbackExtension) error {
+	if req.CallbackURL == "" {
 		return nil
 	}
 	seq, err := tx.NextCallbackSeq(ctx, req.ID)
@@ -117,18 +149,23 @@ func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe
 				slog.String("request_id", req.ID), slog.String("format", req.CallbackFormat))
 			return nil
 		}
-		b, err := f.Render(StatusChange{EventID: id.String(), Sequence: seq, Request: req, Tasks: tasks, OccurredAt: now})
+		c := StatusChange{EventID: id.String(), Sequence: seq, Request: req, Tasks: tasks, OccurredAt: now}
+		if ext != nil {
+			prev, _ := time.Parse(time.RFC3339Nano, ext.PreviousDueAt)
+			c.Extension = &ExtensionChange{PreviousDueAt: prev, Reason: ext.Reason}
+		}
+		b, err := f.Render(c)
 		if err != nil {
 			return fmt.Errorf("status event: render %s: %w", req.CallbackFormat, err)
 		}
-		return p.storeEvent(ctx, tx, &store.CallbackEvent{
+		return p.insertEvent(ctx, tx, &store.CallbackEvent{
 			ID: id.String(), RequestID: req.ID, Seq: seq, Status: req.Status, ClientID: req.ClientID,
 			URL: req.CallbackURL, Body: b, Format: req.CallbackFormat, CreatedAt: now,
 		})
 	}
 	body := callbackBody{
 		ID:          id.String(),
-		Type:        CallbackEventType,
+		Type:        typ,
 		Sequence:    seq,
 		RequestID:   req.ID,
 		ExternalID:  req.ExternalID,
@@ -139,6 +176,7 @@ func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe
 		DueAt:       rfc3339(req.DueAt),
 		CompletedAt: rfc3339(req.CompletedAt),
 		Targets:     make([]callbackTasks, 0, len(tasks)),
+		Extension:   ext,
 	}
 	for _, t := range tasks {
 		body.Tasks.Total++
@@ -160,14 +198,14 @@ func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe
 	if err != nil {
 		return fmt.Errorf("status event: encode: %w", err)
 	}
-	return p.storeEvent(ctx, tx, &store.CallbackEvent{
+	return p.insertEvent(ctx, tx, &store.CallbackEvent{
 		ID: body.ID, RequestID: req.ID, Seq: seq, Status: req.Status, ClientID: req.ClientID,
 		URL: req.CallbackURL, Body: b, CreatedAt: now,
 	})
 }
 
-// storeEvent stores ev and queues its delivery in tx.
-func (p *Pipeline) storeEvent(ctx context.Context, tx store.Tx, ev *store.CallbackEvent) error {
+// insertEvent stores ev and queues its delivery in tx.
+func (p *Pipeline) insertEvent(ctx context.Context, tx store.Tx, ev *store.CallbackEvent) error {
 	if err := tx.CreateCallbackEvent(ctx, ev); err != nil {
 		return fmt.Errorf("status event: %w", err)
 	}

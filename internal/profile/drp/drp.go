@@ -308,7 +308,20 @@ func (h *Handler) exercise(w http.ResponseWriter, r *http.Request) {
 	h.o.Logger.LogAttrs(ctx, slog.LevelInfo, "drp data rights request",
 		slog.String("request_id", req.ID), slog.String("client_id", a.ClientID),
 		slog.Bool("duplicate", outcome != intake.Created))
-	response.JSON(w, http.StatusOK, StatusOf(req, h.now(), h.o.Keep))
+	response.JSON(w, http.StatusOK, StatusOf(req, h.now(), h.o.Keep, ""))
+}
+
+// statusOf renders req with the reason of its extension, if it has one.
+func (h *Handler) statusOf(ctx context.Context, req *lethe.Request) (ExerciseStatus, error) {
+	ext, err := h.o.Store.GetExtension(ctx, req.ID)
+	switch {
+	case err == nil:
+		return StatusOf(req, h.now(), h.o.Keep, ext.Reason), nil
+	case errors.Is(err, store.ErrNotFound):
+		return StatusOf(req, h.now(), h.o.Keep, ""), nil
+	default:
+		return ExerciseStatus{}, fmt.Errorf("extension: %w", err)
+	}
 }
 
 // find returns the request id names for agent a: 404 when there is none,
@@ -342,7 +355,12 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 		h.WriteError(w, r, err)
 		return
 	}
-	response.JSON(w, http.StatusOK, StatusOf(req, h.now(), h.o.Keep))
+	st, err := h.statusOf(r.Context(), req)
+	if err != nil {
+		h.WriteError(w, r, err)
+		return
+	}
+	response.JSON(w, http.StatusOK, st)
 }
 
 // revoke serves DELETE /v1/data-rights-request/{id} (section 2.04): a
@@ -402,7 +420,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.o.Logger.LogAttrs(ctx, slog.LevelInfo, "drp request revoked", slog.String("request_id", got.ID), slog.String("client_id", a.ClientID))
-	response.JSON(w, http.StatusOK, StatusOf(got, h.now(), h.o.Keep))
+	response.JSON(w, http.StatusOK, StatusOf(got, h.now(), h.o.Keep, ""))
 }
 
 // setup serves POST /v1/agent/{agent} (section 2.05): an agent signs a

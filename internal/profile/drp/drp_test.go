@@ -467,6 +467,28 @@ func TestFlows(t *testing.T) {
 			}
 		})
 
+		t.Run("extension", func(t *testing.T) {
+			st := submit(t, "late@example.com", nil)
+			req, err := f.Store.GetRequest(ctx, st.RequestID, store.Scope{All: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			due := req.DueAt.Add(45 * 24 * time.Hour)
+			if ok, err := f.Store.ExtendRequest(ctx, store.Extension{RequestID: req.ID, PreviousDue: req.DueAt, Due: due, Reason: "many systems to search", Actor: lethe.ActorOperator, ActorID: "ana", At: f.Clock.Now()}); err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			got := get(t, st.RequestID)
+			if got.ExpectedBy != due.UTC().Format(time.RFC3339) || got.ProcessingDetails != "the business extended the deadline: many systems to search" {
+				t.Fatalf("extended: %+v", got)
+			}
+			// The extension's callback says the same.
+			req.DueAt = due
+			body, err := f.h.Format().Render(pipeline.StatusChange{Request: req, OccurredAt: f.Clock.Now(), Extension: &pipeline.ExtensionChange{PreviousDueAt: due, Reason: "many systems to search"}})
+			if err != nil || !strings.Contains(string(body), `"expected_by":"`+got.ExpectedBy+`"`) || !strings.Contains(string(body), `"processing_details":"the business extended the deadline: many systems to search"`) {
+				t.Fatalf("extension callback %s (%v)", body, err)
+			}
+		})
+
 		t.Run("unknown request", func(t *testing.T) {
 			wantError(t, f.do(t, http.MethodGet, drp.PathRequests+"/0190f6b0-0000-7000-8000-000000000000", tok, nil), http.StatusNotFound, "Not found", false)
 		})
@@ -581,5 +603,42 @@ func TestCallbackFormat(t *testing.T) {
 	}
 	if bytes.Contains(body, []byte("cb@example.com")) || bytes.Contains(body, []byte("agent.example.com")) {
 		t.Fatal("the callback body holds the identity or the URL")
+	}
+}
+
+// TestStates: every lethe state maps to the DRP state the table says,
+// operator control's held and denied included (with the reason code the
+// operator chose).
+func TestStates(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		status  lethe.Status
+		outcome lethe.Outcome
+		want    string
+		reason  string
+	}{
+		{lethe.StatusReceived, "", drp.StatusOpen, ""},
+		{lethe.StatusRunning, "", drp.StatusInProgress, ""},
+		{lethe.Status("held"), "", drp.StatusInProgress, ""},
+		{lethe.StatusFailed, "", drp.StatusInProgress, ""},
+		{lethe.StatusCompleted, lethe.OutcomeErased, drp.StatusFulfilled, ""},
+		{lethe.StatusCompleted, lethe.OutcomeNoMatch, drp.StatusDenied, "no_match"},
+		{lethe.StatusCanceled, "", drp.StatusRevoked, ""},
+		{lethe.Status("denied"), "suspected_fraud", drp.StatusDenied, "suspected_fraud"},
+		{lethe.Status("denied"), "too_many_requests", drp.StatusDenied, "too_many_requests"},
+		{lethe.Status("denied"), "", drp.StatusDenied, "other"},
+		{lethe.Status("some_future_state"), "", drp.StatusInProgress, ""},
+	} {
+		r := &lethe.Request{ID: "r", Status: c.status, Outcome: c.outcome, ReceivedAt: now, DueAt: now.Add(time.Hour)}
+		if c.status.Terminal() || c.status == "denied" {
+			r.CompletedAt = now
+		}
+		got := drp.StatusOf(r, now, drp.DefaultKeep, "")
+		if got.Status != c.want || got.Reason != c.reason {
+			t.Errorf("%s/%s: %s/%s, want %s/%s", c.status, c.outcome, got.Status, got.Reason, c.want, c.reason)
+		}
+		if final := got.ExpiresAt != ""; final != (c.want != drp.StatusOpen && c.want != drp.StatusInProgress) {
+			t.Errorf("%s: expires_at %q", c.status, got.ExpiresAt)
+		}
 	}
 }

@@ -41,6 +41,19 @@ var states = map[lethe.Status]state{
 	// still act on it, so the agent keeps seeing it in progress.
 	lethe.StatusFailed:   {Status: StatusInProgress, Details: "processing stopped on an error; the business is resolving it"},
 	lethe.StatusCanceled: {Status: StatusRevoked, Final: true},
+	// Operator control's states, named by their values so that this
+	// table needs no change when they arrive: a held request waits for
+	// the business to decide; a denied one ends with the reason code the
+	// operator chose, which lethe keeps as the outcome (see denyReason).
+	lethe.Status("held"):   {Status: StatusInProgress, Details: "the business is reviewing the request before acting on it"},
+	lethe.Status("denied"): {Status: StatusDenied, Final: true},
+}
+
+// denyReasons are section 3.02's reasons for denied; a denied request
+// whose outcome is none of them is denied for "other".
+var denyReasons = map[string]bool{
+	"suspected_fraud": true, "insuf_verification": true, "no_match": true, "claim_not_covered": true,
+	"outside_jurisdiction": true, "too_many_requests": true, "other": true,
 }
 
 // outcomes refine a completed request by what it found.
@@ -58,6 +71,12 @@ func stateOf(r *lethe.Request, now time.Time, keep time.Duration) (state, time.T
 	if r.Status == lethe.StatusCompleted {
 		if o, ok := outcomes[r.Outcome]; ok {
 			s = o
+		}
+	}
+	if s.Status == StatusDenied && s.Reason == "" {
+		s.Reason = "other"
+		if denyReasons[string(r.Outcome)] {
+			s.Reason = string(r.Outcome)
 		}
 	}
 	var expires time.Time
@@ -90,9 +109,15 @@ func iso(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-// StatusOf renders r as the agent sees it at now.
-func StatusOf(r *lethe.Request, now time.Time, keep time.Duration) ExerciseStatus {
+// StatusOf renders r as the agent sees it at now. extension is the
+// reason the business gave for extending the request's due date, "" when
+// it was not: section 3.08 asks processing_details to say it while the
+// request is open.
+func StatusOf(r *lethe.Request, now time.Time, keep time.Duration, extension string) ExerciseStatus {
 	s, expires := stateOf(r, now, keep)
+	if extension != "" && !s.Final {
+		s.Details = joinDetails("the business extended the deadline: "+extension, s.Details)
+	}
 	return ExerciseStatus{
 		RequestID:         r.ID,
 		ReceivedAt:        iso(r.ReceivedAt),
@@ -115,9 +140,22 @@ type Format struct {
 
 var _ pipeline.CallbackFormat = Format{}
 
-// Render implements pipeline.CallbackFormat.
+// Render implements pipeline.CallbackFormat. An extension's event is the
+// request's status with its new expected_by and the reason (section 3.08:
+// the agent must be told).
 func (f Format) Render(c pipeline.StatusChange) ([]byte, error) {
-	return json.Marshal(StatusOf(c.Request, c.OccurredAt, f.keep()))
+	ext := ""
+	if c.Extension != nil {
+		ext = c.Extension.Reason
+	}
+	return json.Marshal(StatusOf(c.Request, c.OccurredAt, f.keep(), ext))
+}
+
+func joinDetails(a, b string) string {
+	if b == "" {
+		return a
+	}
+	return a + "; " + b
 }
 
 // Prepare implements pipeline.CallbackFormat: the body goes as rendered.

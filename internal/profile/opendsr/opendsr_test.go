@@ -550,3 +550,28 @@ func idem(f *fixture, id string) string {
 func intakeKey(f *fixture, id string) string {
 	return intake.IdempotencyKey(f.Keyring, f.client.ID, id)
 }
+
+// TestStates: every lethe state maps to the OpenDSR status the table
+// says, operator control's held and denied included; an extension's
+// callback carries the new expected_completion_time.
+func TestStates(t *testing.T) {
+	f := newFixture(t, profiletest.Backends()[0], ratelimit.Rules{})
+	due := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for status, want := range map[lethe.Status]string{
+		lethe.StatusReceived: "pending", lethe.Status("held"): "pending", lethe.StatusRunning: "in_progress",
+		lethe.StatusFailed: "in_progress", lethe.StatusCompleted: "completed", lethe.StatusCanceled: "cancelled",
+		lethe.Status("denied"): "cancelled", lethe.Status("some_future_state"): "in_progress",
+	} {
+		b, err := f.h.Format().Render(pipeline.StatusChange{
+			Request:   &lethe.Request{ID: "r", ClientID: "c", ExternalID: newID(1), Status: status, DueAt: due},
+			Extension: &pipeline.ExtensionChange{PreviousDueAt: due.Add(-time.Hour), Reason: "r"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantBody := fmt.Sprintf(`{"controller_id":"c","expected_completion_time":"2026-03-01T00:00:00Z","status_callback_url":"","subject_request_id":%q,"request_status":%q}`, newID(1), want)
+		if string(b) != wantBody {
+			t.Errorf("%s: %s, want %s", status, b, wantBody)
+		}
+	}
+}

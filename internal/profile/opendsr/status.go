@@ -28,6 +28,12 @@ var statuses = map[lethe.Status]string{
 	// processor's to finish.
 	lethe.StatusFailed:   StatusInProgress,
 	lethe.StatusCanceled: StatusCancelled,
+	// Operator control's states, named by their values so that this
+	// table needs no change when they arrive. A held request waits for
+	// the processor to decide, not yet acted on; a denied one will not be
+	// fulfilled, which OpenDSR can only say as cancelled.
+	lethe.Status("held"):   StatusPending,
+	lethe.Status("denied"): StatusCancelled,
 }
 
 func statusOf(r *lethe.Request) string {
