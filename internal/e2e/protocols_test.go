@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/lethe-privacy/lethe/connector/httprecipe/vendorfake"
 )
 
 // protocolCallback is one status callback a DRP agent or OpenDSR
@@ -51,10 +53,13 @@ func callbackSink(t *testing.T) (*httptest.Server, func() []protocolCallback) {
 }
 
 // TestProtocolsEndToEnd: a request arriving over DRP 1.0 and one over
-// OpenDSR 2.0 are each erased from a SQL target, the agent and the
-// controller get their status callbacks in their protocol's shape (the
-// OpenDSR one checked with crypto/rsa against the certificate lethe
-// publishes), and each request's receipt verifies.
+// OpenDSR 2.0 are each erased from a SQL target and from two vendors
+// reached through HTTP recipes (Segment and Mixpanel, faked from their
+// API documentation, both asynchronous); the agent and the controller get
+// their status callbacks in their protocol's shape (the OpenDSR one
+// checked with crypto/rsa against the certificate lethe publishes), and
+// each request's receipt verifies and lists each vendor's job id as its
+// evidence.
 func TestProtocolsEndToEnd(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -67,6 +72,13 @@ func TestProtocolsEndToEnd(t *testing.T) {
 		`INSERT INTO users (id, email) VALUES (1, 'drp.subject@example.com'), (2, 'opendsr.subject@example.com'), (3, 'bystander@example.com')`,
 		`INSERT INTO orders (id, user_id) VALUES (10, 1), (11, 2), (12, 3)`,
 	)
+	// The vendors know the subjects by the shop's user id, which resolve
+	// links from the email the protocols carry.
+	segment, mixpanel := vendorfake.Segment(t), vendorfake.Mixpanel(t)
+	for _, f := range []*vendorfake.Fake{segment, mixpanel} {
+		f.Add(vendorfake.Person{ID: "v1", UserID: "1", State: "active"}, vendorfake.Person{ID: "v2", UserID: "2", State: "active"},
+			vendorfake.Person{ID: "v3", UserID: "3", State: "active"})
+	}
 	seed := sha256.Sum256([]byte("e2e drp agent"))
 	agentKey := ed25519.NewKeyFromSeed(seed[:])
 	agentPub := base64.StdEncoding.EncodeToString(agentKey.Public().(ed25519.PublicKey))
@@ -93,9 +105,25 @@ targets:
     driver: sqlite
     dsn: %q
     tables:
-      - {name: users, identities: {email: email}, action: delete}
+      - {name: users, identities: {email: email, user_id: id}, action: delete}
       - {name: orders, references: {column: user_id, table: users}, action: delete}
-`, db, agentPub, shopDSN), "")
+  - name: segment
+    kind: http
+    recipe: segment
+    settings: {token: %q}
+    base_url: %q
+    allow_hosts: [127.0.0.1]
+    poll_interval: 200ms
+    poll_max: 1s
+  - name: mixpanel
+    kind: http
+    recipe: mixpanel
+    settings: {project_token: %q, oauth_token: %q}
+    base_url: %q
+    allow_hosts: [127.0.0.1]
+    poll_interval: 200ms
+    poll_max: 1s
+`, db, agentPub, shopDSN, vendorfake.Token, segment.URL, vendorfake.ProjectToken, vendorfake.Token, mixpanel.URL+"/api/app"), "")
 	srv.start()
 
 	// DRP: pair-wise key setup, then a signed deletion request.
@@ -163,6 +191,16 @@ targets:
 	} {
 		if n := count(t, shop, q); n != want {
 			t.Errorf("shop: %s = %d, want %d", q, n, want)
+		}
+	}
+
+	// The vendors: both subjects gone, the bystander kept.
+	for name, f := range map[string]*vendorfake.Fake{"segment": segment, "mixpanel": mixpanel} {
+		if n := f.Remaining([]string{"v1", "v2"}); n != 0 {
+			t.Errorf("%s still holds %d of the subjects' records", name, n)
+		}
+		if n := f.Remaining([]string{"v3"}); n != 1 {
+			t.Errorf("%s holds %d of the bystander's records, want 1", name, n)
 		}
 	}
 
@@ -248,10 +286,34 @@ targets:
 		t.Errorf("OpenDSR callbacks said %v, want in_progress then completed", odsrStates)
 	}
 
-	// Each request's receipt names the shop and verifies.
+	// Each request's receipt names the three targets, verifies, and
+	// gives each vendor's job id as the evidence of its line.
 	keys := mustCall(t, http.MethodGet, srv.url+"/v1/signing-keys", nil, nil, 200, nil)
+	jobs := map[string][]string{"segment": segment.JobIDs(), "mixpanel": mixpanel.JobIDs()}
 	for _, id := range []string{drpStatus.RequestID, odsrRequest} {
 		rc := mustCall(t, http.MethodGet, srv.url+"/v1/deletion-requests/"+id+"/receipt", bearer(adminToken), nil, 200, nil)
-		checkReceipt(t, rc.body, keys.body, id, map[string]map[string]string{"shop": nil})
+		checkReceipt(t, rc.body, keys.body, id, map[string]map[string]string{"shop": nil, "segment": nil, "mixpanel": nil})
+		var d struct {
+			Receipt struct {
+				Targets []struct {
+					Target string `json:"target"`
+					Items  []struct {
+						Reference string `json:"reference"`
+					} `json:"items"`
+				} `json:"targets"`
+			} `json:"receipt"`
+		}
+		if err := json.Unmarshal(rc.body, &d); err != nil {
+			t.Fatal(err)
+		}
+		for _, tg := range d.Receipt.Targets {
+			want, ok := jobs[tg.Target]
+			if !ok {
+				continue
+			}
+			if len(tg.Items) != 1 || tg.Items[0].Reference == "" || !slices.Contains(want, tg.Items[0].Reference) {
+				t.Errorf("receipt of %s: %s items %+v, want one whose reference is one of the vendor's jobs %v", id, tg.Target, tg.Items, want)
+			}
+		}
 	}
 }
