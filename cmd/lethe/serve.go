@@ -152,6 +152,11 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		return err
 	}
 
+	protocols, err := loadProtocols(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+
 	targets, closeTargets, err := openTargets(ctx, cfg)
 	if err != nil {
 		return err
@@ -191,7 +196,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		MaxIdentities:        cfg.Resolve.MaxIdentities,
 		Signer:               signer,
 		Retention:            &pipeline.Retention{RequestDetails: cfg.Retention.RequestDetails, Legal: cfg.Retention.Legal, Register: cfg.Retention.Register},
-		Callbacks:            callbackConfig(cfg, keys),
+		Callbacks:            protocols.withFormats(callbackConfig(cfg, keys)),
 		Suppression:          cfg.Suppression.Enabled,
 		Deadlines:            &pipeline.Deadlines{WarnBefore: cfg.Deadlines.WarnBefore, Interval: cfg.Deadlines.SweepInterval},
 		Review: pipeline.Review{
@@ -229,6 +234,12 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 	if err != nil {
 		return err
 	}
+	profiles := []httpapi.Profile{s2sProfile, connectProfile}
+	more, err := protocols.profiles(ctx, cfg, in, cl, st, keys, limiter, rules, log)
+	if err != nil {
+		return err
+	}
+	profiles = append(profiles, more...)
 	api := httpapi.New(httpapi.Options{
 		Intake: in,
 		Store:  st,
@@ -249,7 +260,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		Metrics:      m.Handler(),
 		Logger:       log,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		Profiles:     []httpapi.Profile{s2sProfile, connectProfile},
+		Profiles:     profiles,
 		Observer:     m,
 		Plan:         apiPlanner(pipe),
 		CompleteTask: pipe, // targets confirming an erasure: POST /v1/tasks/{token}/complete
@@ -391,7 +402,7 @@ func limitRules(ctx context.Context, st store.Clients, rl config.RateLimits, log
 		return ratelimit.Rule{Limit: l.Limit, Window: l.Window, Block: l.Block}
 	}
 	out := map[string]ratelimit.Rules{}
-	for _, p := range []string{config.ProfileNative, config.ProfileConnect, config.ProfileS2S} {
+	for _, p := range config.Profiles {
 		out[p] = ratelimit.Rules{Default: rule(rl.For(p, "")), PerClient: map[string]ratelimit.Rule{}}
 	}
 	for name := range rl.Clients {

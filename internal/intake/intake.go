@@ -103,6 +103,10 @@ type Submission struct {
 	ExternalID     string
 	IdempotencyKey string
 	CallbackURL    string
+	// CallbackFormat names the protocol of the request's status
+	// callbacks: "" for lethe's own, or the intake profile's (see
+	// lethe.Request.CallbackFormat).
+	CallbackFormat string
 }
 
 // Outcome says how Submit answered.
@@ -151,7 +155,7 @@ func (s *Service) submitOnce(ctx context.Context, r *lethe.Request) (*lethe.Requ
 				// Every submitted field counts: a retry that changed the
 				// callback_url would otherwise be answered as a replay and
 				// its new callback silently dropped.
-				if prev.SubjectKey != r.SubjectKey || prev.Regulation != r.Regulation || prev.ExternalID != r.ExternalID || prev.CallbackURL != r.CallbackURL {
+				if prev.SubjectKey != r.SubjectKey || prev.Regulation != r.Regulation || prev.ExternalID != r.ExternalID || prev.CallbackURL != r.CallbackURL || prev.CallbackFormat != r.CallbackFormat {
 					return lethe.Errorf(lethe.ECONFLICT, "Idempotency-Key was already used for a different request")
 				}
 				got, outcome = prev, Replayed
@@ -247,6 +251,7 @@ func (s *Service) build(sub Submission) (*lethe.Request, error) {
 		SubjectKey:     SubjectKey(s.keys, ids),
 		IdempotencyKey: IdempotencyKey(s.keys, sub.ClientID, sub.IdempotencyKey),
 		CallbackURL:    sub.CallbackURL,
+		CallbackFormat: sub.CallbackFormat,
 		ReceivedAt:     now,
 		DueAt:          now.Add(period),
 		UpdatedAt:      now,

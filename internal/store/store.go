@@ -68,6 +68,7 @@ type Queries interface {
 	Operators
 	Extensions
 	Register
+	ProfileKeys
 }
 
 // Requests persists deletion requests and their identities. Identities are
@@ -238,6 +239,13 @@ const (
 	CredOAuthClientID CredentialKind = "oauth_client_id"
 	// CredOAuthSecret is the connect client_secret; stored as a keyed hash.
 	CredOAuthSecret CredentialKind = "oauth_client_secret"
+	// CredAgentVerifyKey is a DRP authorized agent's Ed25519 verify key.
+	// It is public, but stored sealed like a secret: the seal binds it to
+	// its client, so a key written into another row does not open.
+	CredAgentVerifyKey CredentialKind = "drp_verify_key"
+	// CredAgentToken is a DRP pairwise bearer token; stored as a keyed
+	// hash.
+	CredAgentToken CredentialKind = "drp_agent_token"
 )
 
 // Credential is one stored credential of a client. Exactly one of Hash
@@ -315,4 +323,24 @@ type TakeRateLimitParams struct {
 	Window time.Duration // positive
 	Block  time.Duration // zero: no block, refused until the window allows
 	Now    time.Time
+}
+
+// ProfileKey is a signing key an intake profile generated for itself.
+// Private is the PKCS #8 DER, sealed at rest and opened on read.
+type ProfileKey struct {
+	Name        string
+	Private     []byte
+	Certificate []byte // X.509 DER
+	CreatedAt   time.Time
+}
+
+// ProfileKeys keeps the signing keys intake profiles generate (OpenDSR
+// signs callbacks and answers), so every process sharing the database
+// signs with the same key.
+type ProfileKeys interface {
+	// GetProfileKey returns the key named name, or ErrNotFound.
+	GetProfileKey(ctx context.Context, name string) (ProfileKey, error)
+	// CreateProfileKey stores k; ErrConflict when its name is taken
+	// (another process generated one first).
+	CreateProfileKey(ctx context.Context, k ProfileKey) error
 }
