@@ -23,7 +23,12 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, apiKey string) (client
 		return "", nil, ErrInvalidCredentials
 	}
 	now := s.clock()
-	cred, err := s.st.FindCredential(ctx, store.CredAPIKey, s.keys.Hash(domainAPIKey, apiKey), now)
+	hash := s.keys.Hash(domainAPIKey, apiKey)
+	if id, secrets, ok := s.cache.apiKey(hash, now); ok {
+		return id, secrets, nil
+	}
+	gen := s.cache.generation()
+	cred, err := s.st.FindCredential(ctx, store.CredAPIKey, hash, now)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", nil, ErrInvalidCredentials
 	}
@@ -41,6 +46,7 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, apiKey string) (client
 	for i, c := range creds {
 		secrets[i] = []byte(c.Secret)
 	}
+	s.cache.putAPIKey(gen, hash, cred, creds, now)
 	return cred.ClientID, secrets, nil
 }
 
@@ -126,12 +132,19 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (store.To
 	if token == "" || len(token) > MaxCredentialLen {
 		return store.Token{}, ErrInvalidCredentials
 	}
-	t, err := s.st.FindToken(ctx, s.keys.Hash(domainAccessToken, token), s.clock())
+	now := s.clock()
+	hash := s.keys.Hash(domainAccessToken, token)
+	if t, ok := s.cache.token(hash, now); ok {
+		return t, nil
+	}
+	gen := s.cache.generation()
+	t, err := s.st.FindToken(ctx, hash, now)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Token{}, ErrInvalidCredentials
 	}
 	if err != nil {
 		return store.Token{}, fmt.Errorf("find token: %w", err)
 	}
+	s.cache.putToken(gen, hash, t, now)
 	return t, nil
 }

@@ -74,6 +74,7 @@ type Service struct {
 	keys     *seal.Keyring
 	tokenTTL time.Duration
 	now      func() time.Time
+	cache    *authCache
 }
 
 // Config configures a Service.
@@ -83,6 +84,11 @@ type Config struct {
 	TokenTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// AuthCacheTTL is how long a successful API key or token lookup is
+	// reused, and so the longest a change made by another process (a
+	// disable, a rotation) takes to reach this one. Default
+	// DefaultAuthCacheTTL; negative turns the cache off.
+	AuthCacheTTL time.Duration
 }
 
 // New returns a Service. keys must be the keyring the store was opened
@@ -100,7 +106,10 @@ func New(st store.Store, keys *seal.Keyring, cfg Config) (*Service, error) {
 	if st == nil || keys == nil {
 		return nil, errors.New("clients: store and keyring are required")
 	}
-	return &Service{st: st, keys: keys, tokenTTL: cfg.TokenTTL, now: cfg.Now}, nil
+	if cfg.AuthCacheTTL == 0 {
+		cfg.AuthCacheTTL = DefaultAuthCacheTTL
+	}
+	return &Service{st: st, keys: keys, tokenTTL: cfg.TokenTTL, now: cfg.Now, cache: newAuthCache(cfg.AuthCacheTTL)}, nil
 }
 
 // TokenTTL is the lifetime of the access tokens the Service issues.
@@ -206,6 +215,7 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Created, error) {
 		{ClientID: c.ID, Kind: store.CredOAuthSecret, Hash: s.keys.Hash(domainOAuthSecret, out.ClientSecret), CreatedAt: now},
 	}
 	err = s.st.CreateClient(ctx, c, creds)
+	s.cache.invalidate()
 	if errors.Is(err, store.ErrConflict) {
 		// The name or one of the given credentials is taken; say which
 		// without saying whose.
@@ -287,6 +297,7 @@ func (s *Service) RotateSecret(ctx context.Context, name string, overlap time.Du
 		ClientSecret:  seal.RandomToken(secretBytes),
 		OldValidUntil: now.Add(overlap),
 	}
+	defer s.cache.invalidate()
 	err = s.st.InTx(ctx, func(tx store.Tx) error {
 		// Expire first: ExpireCredentials touches only credentials without
 		// an expiry, and the new ones must not be among them.
@@ -326,6 +337,7 @@ func (s *Service) setDisabled(ctx context.Context, name string, disabled bool) e
 	if err != nil {
 		return err
 	}
+	defer s.cache.invalidate()
 	if err := s.st.SetClientDisabled(ctx, c.ID, disabled); err != nil {
 		return fmt.Errorf("set client disabled: %w", err)
 	}
