@@ -1,0 +1,148 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// DefaultMaxBatch bounds a group commit: large enough that a burst shares
+// few commits, small enough that one batch's transaction stays short.
+const DefaultMaxBatch = 64
+
+// Group commit: submissions that arrive while a transaction is committing
+// wait, and the next transaction stores all of them (up to max), each with
+// its first job and audit event as alone. A commit is one fsync on SQLite
+// and one round trip plus WAL flush on PostgreSQL, which is most of an
+// intake's cost; sharing it is what lets intake keep up with a burst.
+//
+// Guarantees kept:
+//   - Every caller is answered only after the transaction holding its
+//     request committed; a crash before that commit loses the whole batch,
+//     and none of its callers was told it was accepted.
+//   - One submission cannot fail the others: an answer of its own (an
+//     idempotency conflict) leaves the transaction usable and is given
+//     after the commit like the rest; a database error rolls the batch
+//     back, the submission that hit it is stored alone through the
+//     unbatched path (with its retry on a unique-index conflict) and the
+//     others are stored again in a new batch.
+//   - Submissions of one batch see each other: a second submission for the
+//     same subject, or with the same idempotency key, is answered with the
+//     first one's request, as it would be one transaction later.
+//
+// There is no background goroutine: the first submitter that finds no
+// batch running leads, commits what is queued, answers everyone in it and
+// hands the lead to the oldest waiting submitter, then returns.
+type batcher struct {
+	max     int
+	mu      sync.Mutex
+	queue   []*pending
+	leading bool
+}
+
+type pending struct {
+	ctx  context.Context
+	r    *lethe.Request
+	done chan answer // buffered: the leader never waits on a caller
+}
+
+type answer struct {
+	lead    bool // take the lead instead: nothing was stored yet
+	got     *lethe.Request
+	outcome Outcome
+	err     error
+}
+
+func (s *Service) submitBatched(ctx context.Context, r *lethe.Request) (*lethe.Request, Outcome, error) {
+	p := &pending{ctx: ctx, r: r, done: make(chan answer, 1)}
+	b := s.batch
+	b.mu.Lock()
+	b.queue = append(b.queue, p)
+	lead := !b.leading
+	b.leading = true
+	b.mu.Unlock()
+	if lead {
+		s.lead(ctx)
+	}
+	for {
+		a := <-p.done
+		if a.lead {
+			s.lead(ctx)
+			continue
+		}
+		return a.got, a.outcome, a.err
+	}
+}
+
+// lead commits one batch from the queue, then passes the lead on.
+func (s *Service) lead(ctx context.Context) {
+	b := s.batch
+	b.mu.Lock()
+	n := min(len(b.queue), b.max)
+	batch := append([]*pending(nil), b.queue[:n]...)
+	b.queue = b.queue[n:]
+	b.mu.Unlock()
+
+	// The batch belongs to every caller in it: the leader's own cancel
+	// must not abort the others' transaction.
+	s.commitBatch(context.WithoutCancel(ctx), batch)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.queue) == 0 {
+		b.leading = false
+		return
+	}
+	b.queue[0].done <- answer{lead: true}
+}
+
+func (s *Service) commitBatch(ctx context.Context, batch []*pending) {
+	live := batch[:0]
+	for _, p := range batch {
+		// A caller that gave up before its turn is not stored: it was
+		// never answered, and storing it now would accept a request its
+		// client believes failed.
+		if err := p.ctx.Err(); err != nil {
+			p.done <- answer{err: err}
+			continue
+		}
+		live = append(live, p)
+	}
+	for len(live) > 0 {
+		answers := make([]answer, len(live))
+		failed := -1
+		err := s.store.InTx(ctx, func(tx store.Tx) error {
+			for i, p := range live {
+				got, outcome, err := s.storeIn(ctx, tx, p.r)
+				var le *lethe.Error
+				if err != nil && !errors.As(err, &le) {
+					failed = i
+					return err
+				}
+				answers[i] = answer{got: got, outcome: outcome, err: err}
+			}
+			return nil
+		})
+		if err == nil {
+			for i, p := range live {
+				p.done <- answers[i]
+			}
+			return
+		}
+		if failed < 0 {
+			// The commit itself failed: nothing is known to be stored, so
+			// nobody is told it was.
+			for _, p := range live {
+				p.done <- answer{err: err}
+			}
+			return
+		}
+		p := live[failed]
+		got, outcome, err := s.submitAlone(ctx, p.r)
+		p.done <- answer{got: got, outcome: outcome, err: err}
+		live = append(live[:failed:failed], live[failed+1:]...)
+	}
+}
