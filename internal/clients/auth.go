@@ -24,16 +24,28 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, apiKey string) (client
 	}
 	now := s.clock()
 	hash := s.keys.Hash(domainAPIKey, apiKey)
-	if id, secrets, ok := s.cache.apiKey(hash, now); ok {
-		return id, secrets, nil
+	if e, ok := s.cache.apiKey(hash, now); ok {
+		v, err := s.st.ClientAuthVersion(ctx, e.clientID)
+		if err == nil && v == e.version {
+			if secrets := e.secretsAt(now); len(secrets) > 0 {
+				return e.clientID, secrets, nil
+			}
+			return "", nil, ErrInvalidCredentials
+		}
+		// Changed, gone or unreadable: look it up afresh.
 	}
-	gen := s.cache.generation()
 	cred, err := s.st.FindCredential(ctx, store.CredAPIKey, hash, now)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", nil, ErrInvalidCredentials
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("find api key: %w", err)
+	}
+	// The version is read before the secrets: a change after it makes the
+	// next use see a new version and read them again.
+	version, err := s.st.ClientAuthVersion(ctx, cred.ClientID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", nil, fmt.Errorf("client auth version: %w", err)
 	}
 	creds, err := s.st.ClientCredentials(ctx, cred.ClientID, store.CredHMACSecret, now)
 	if err != nil {
@@ -46,7 +58,9 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, apiKey string) (client
 	for i, c := range creds {
 		secrets[i] = []byte(c.Secret)
 	}
-	s.cache.putAPIKey(gen, hash, cred, creds, now)
+	if version != "" {
+		s.cache.putAPIKey(hash, apiKeyEntry{clientID: cred.ClientID, version: version, keyExpires: cred.ExpiresAt, secrets: creds}, now)
+	}
 	return cred.ClientID, secrets, nil
 }
 
@@ -132,19 +146,12 @@ func (s *Service) AuthenticateToken(ctx context.Context, token string) (store.To
 	if token == "" || len(token) > MaxCredentialLen {
 		return store.Token{}, ErrInvalidCredentials
 	}
-	now := s.clock()
-	hash := s.keys.Hash(domainAccessToken, token)
-	if t, ok := s.cache.token(hash, now); ok {
-		return t, nil
-	}
-	gen := s.cache.generation()
-	t, err := s.st.FindToken(ctx, hash, now)
+	t, err := s.st.FindToken(ctx, s.keys.Hash(domainAccessToken, token), s.clock())
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Token{}, ErrInvalidCredentials
 	}
 	if err != nil {
 		return store.Token{}, fmt.Errorf("find token: %w", err)
 	}
-	s.cache.putToken(gen, hash, t, now)
 	return t, nil
 }

@@ -7,67 +7,47 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
-// DefaultAuthCacheTTL is how long a successful API key or access token
-// lookup is reused before the store is asked again; see authCache.
-const DefaultAuthCacheTTL = 5 * time.Second
+// DefaultAuthCacheTTL bounds how long an API key lookup is reused even
+// while its client's auth version (store.Clients.ClientAuthVersion) stays
+// the same.
+const DefaultAuthCacheTTL = time.Minute
 
-// maxAuthCacheEntries bounds each map: past it the cache starts over, so a
-// flood of distinct valid tokens costs lookups, not memory.
+// maxAuthCacheEntries bounds the cache: past it, it starts over, so a flood
+// of distinct valid keys costs lookups, not memory.
 const maxAuthCacheEntries = 10000
 
-// authCache keeps successful credential lookups for a short TTL, so a
-// partner's requests do not each read its API key, secrets or token from the
-// database (and open the sealed secrets again).
+// authCache keeps successful API key lookups (the client, its HMAC secrets
+// opened, their expiries), so a partner's signed requests do not each find
+// the key, read the secrets and open them again: a hit costs one small read
+// of the client's auth version instead.
 //
-// Invalidation: a change made through this Service (create, rotate,
-// disable, enable) empties the cache at once, and a lookup that began
-// before the change does not store its result. A change made elsewhere
-// (another lethe process on the same database, the CLI) reaches this
-// process when its entries expire: a disabled client, a rotated secret past
-// its overlap or an expired token stops working everywhere within the TTL.
-// Credential and token expiries are kept with the entry and checked on
-// every use, so a rotation's overlap ends on time regardless of the cache.
-// Failed lookups are never cached.
+// Invalidation: every use compares the client's auth version with the one
+// read before the entry was filled; a disable, an enable or a rotation
+// changes it, through this process or any other on the database (the CLI,
+// another node), so such a change takes effect on the next request
+// everywhere, as without the cache. Secret expiries are kept with the
+// entry and checked on every use, so a rotation's overlap ends on time.
+// Entries also expire after the TTL. Failed lookups are never cached.
+// Access tokens are not cached: their lookup is already one read.
 type authCache struct {
 	ttl     time.Duration
 	mu      sync.Mutex
-	gen     uint64
 	apiKeys map[string]apiKeyEntry
-	tokens  map[string]tokenEntry
 }
 
 type apiKeyEntry struct {
 	clientID   string
+	version    string
 	keyExpires time.Time
 	secrets    []store.Credential
 	until      time.Time
 }
 
-type tokenEntry struct {
-	token store.Token
-	until time.Time
-}
-
 func newAuthCache(ttl time.Duration) *authCache {
-	return &authCache{ttl: ttl, apiKeys: map[string]apiKeyEntry{}, tokens: map[string]tokenEntry{}}
+	return &authCache{ttl: ttl, apiKeys: map[string]apiKeyEntry{}}
 }
 
 func (c *authCache) enabled() bool { return c.ttl > 0 }
-
-// generation is read before a lookup and given back to store it.
-func (c *authCache) generation() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gen
-}
-
-func (c *authCache) invalidate() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.gen++
-	clear(c.apiKeys)
-	clear(c.tokens)
-}
 
 // unexpired reports whether an expiry (zero: none) is still ahead of now;
 // the store's rule.
@@ -75,66 +55,41 @@ func unexpired(expires, now time.Time) bool {
 	return expires.IsZero() || now.Before(expires)
 }
 
-func (c *authCache) apiKey(hash string, now time.Time) (clientID string, secrets [][]byte, ok bool) {
+// apiKey returns the cached entry for hash when it is still within its TTL
+// and its key unexpired; the caller checks the version.
+func (c *authCache) apiKey(hash string, now time.Time) (apiKeyEntry, bool) {
 	if !c.enabled() {
-		return "", nil, false
+		return apiKeyEntry{}, false
 	}
 	c.mu.Lock()
 	e, ok := c.apiKeys[hash]
 	c.mu.Unlock()
 	if !ok || !now.Before(e.until) || !unexpired(e.keyExpires, now) {
-		return "", nil, false
+		return apiKeyEntry{}, false
 	}
-	for _, s := range e.secrets {
-		if unexpired(s.ExpiresAt, now) {
-			secrets = append(secrets, []byte(s.Secret))
-		}
-	}
-	if len(secrets) == 0 {
-		return "", nil, false
-	}
-	return e.clientID, secrets, true
+	return e, true
 }
 
-func (c *authCache) putAPIKey(gen uint64, hash string, key store.Credential, secrets []store.Credential, now time.Time) {
+// secretsAt returns the entry's secrets unexpired at now.
+func (e apiKeyEntry) secretsAt(now time.Time) [][]byte {
+	var out [][]byte
+	for _, s := range e.secrets {
+		if unexpired(s.ExpiresAt, now) {
+			out = append(out, []byte(s.Secret))
+		}
+	}
+	return out
+}
+
+func (c *authCache) putAPIKey(hash string, e apiKeyEntry, now time.Time) {
 	if !c.enabled() {
 		return
 	}
+	e.until = now.Add(c.ttl)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.gen != gen {
-		return
-	}
 	if len(c.apiKeys) >= maxAuthCacheEntries {
 		clear(c.apiKeys)
 	}
-	c.apiKeys[hash] = apiKeyEntry{clientID: key.ClientID, keyExpires: key.ExpiresAt, secrets: secrets, until: now.Add(c.ttl)}
-}
-
-func (c *authCache) token(hash string, now time.Time) (store.Token, bool) {
-	if !c.enabled() {
-		return store.Token{}, false
-	}
-	c.mu.Lock()
-	e, ok := c.tokens[hash]
-	c.mu.Unlock()
-	if !ok || !now.Before(e.until) || !unexpired(e.token.ExpiresAt, now) {
-		return store.Token{}, false
-	}
-	return e.token, true
-}
-
-func (c *authCache) putToken(gen uint64, hash string, t store.Token, now time.Time) {
-	if !c.enabled() {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.gen != gen {
-		return
-	}
-	if len(c.tokens) >= maxAuthCacheEntries {
-		clear(c.tokens)
-	}
-	c.tokens[hash] = tokenEntry{token: t, until: now.Add(c.ttl)}
+	c.apiKeys[hash] = e
 }

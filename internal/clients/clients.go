@@ -84,10 +84,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// AuthCacheTTL is how long a successful API key or token lookup is
-	// reused, and so the longest a change made by another process (a
-	// disable, a rotation) takes to reach this one. Default
-	// DefaultAuthCacheTTL; negative turns the cache off.
+	// AuthCacheTTL bounds how long a successful API key lookup is reused
+	// (each use still checks the client's auth version, see authCache).
+	// Default DefaultAuthCacheTTL; negative turns the cache off.
 	AuthCacheTTL time.Duration
 }
 
@@ -215,7 +214,6 @@ func (s *Service) Create(ctx context.Context, p CreateParams) (Created, error) {
 		{ClientID: c.ID, Kind: store.CredOAuthSecret, Hash: s.keys.Hash(domainOAuthSecret, out.ClientSecret), CreatedAt: now},
 	}
 	err = s.st.CreateClient(ctx, c, creds)
-	s.cache.invalidate()
 	if errors.Is(err, store.ErrConflict) {
 		// The name or one of the given credentials is taken; say which
 		// without saying whose.
@@ -297,7 +295,6 @@ func (s *Service) RotateSecret(ctx context.Context, name string, overlap time.Du
 		ClientSecret:  seal.RandomToken(secretBytes),
 		OldValidUntil: now.Add(overlap),
 	}
-	defer s.cache.invalidate()
 	err = s.st.InTx(ctx, func(tx store.Tx) error {
 		// Expire first: ExpireCredentials touches only credentials without
 		// an expiry, and the new ones must not be among them.
@@ -337,7 +334,6 @@ func (s *Service) setDisabled(ctx context.Context, name string, disabled bool) e
 	if err != nil {
 		return err
 	}
-	defer s.cache.invalidate()
 	if err := s.st.SetClientDisabled(ctx, c.ID, disabled); err != nil {
 		return fmt.Errorf("set client disabled: %w", err)
 	}
