@@ -9,6 +9,9 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
+// DefaultBatchesPostgres is how many batches commit at once on PostgreSQL.
+const DefaultBatchesPostgres = 8
+
 // DefaultMaxBatch bounds a group commit: large enough that a burst shares
 // few commits, small enough that one batch's transaction stays short.
 const DefaultMaxBatch = 64
@@ -33,14 +36,19 @@ const DefaultMaxBatch = 64
 //     same subject, or with the same idempotency key, is answered with the
 //     first one's request, as it would be one transaction later.
 //
-// There is no background goroutine: the first submitter that finds no
-// batch running leads, commits what is queued, answers everyone in it and
+// There is no background goroutine: a submitter that finds fewer batches
+// running than allowed leads, commits what is queued, answers everyone in it and
 // hands the lead to the oldest waiting submitter, then returns.
 type batcher struct {
-	max     int
+	max int
+	// leaders is how many batches may commit at once: one on SQLite,
+	// where writes take turns on one lock anyway; several on PostgreSQL,
+	// where one batch at a time would leave the pool's other connections
+	// idle while a batch's statements make their round trips one by one.
+	leaders int
 	mu      sync.Mutex
 	queue   []*pending
-	leading bool
+	leading int
 }
 
 type pending struct {
@@ -61,8 +69,10 @@ func (s *Service) submitBatched(ctx context.Context, r *lethe.Request) (*lethe.R
 	b := s.batch
 	b.mu.Lock()
 	b.queue = append(b.queue, p)
-	lead := !b.leading
-	b.leading = true
+	lead := b.leading < b.leaders
+	if lead {
+		b.leading++
+	}
 	b.mu.Unlock()
 	if lead {
 		s.lead(ctx)
@@ -93,7 +103,7 @@ func (s *Service) lead(ctx context.Context) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.queue) == 0 {
-		b.leading = false
+		b.leading--
 		return
 	}
 	b.queue[0].done <- answer{lead: true}

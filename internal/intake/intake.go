@@ -98,7 +98,11 @@ func New(st store.Store, q Enqueuer, keys *seal.Keyring, cfg Config) *Service {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
-	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, end: cfg.Terminator, callbacks: cfg.CallbackURLs, batch: &batcher{max: cfg.MaxBatch}}
+	leaders := DefaultBatchesPostgres
+	if st.Dialect() == "sqlite" {
+		leaders = 1
+	}
+	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, end: cfg.Terminator, callbacks: cfg.CallbackURLs, batch: &batcher{max: cfg.MaxBatch, leaders: leaders}}
 }
 
 // Submission is one request as a profile received it.
