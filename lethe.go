@@ -255,6 +255,8 @@ const (
 	ActorAdmin  Actor = "admin"
 	ActorClient Actor = "client"
 	ActorSystem Actor = "system"
+	// ActorOperator is a named operator; the event's ActorID is its name.
+	ActorOperator Actor = "operator"
 )
 
 // EventType names what an audit event records. docs/audit.md describes
@@ -274,6 +276,9 @@ const (
 	EventRequestDueSoon    EventType = "request.due_soon"
 	EventRequestOverdue    EventType = "request.overdue"
 	EventRequestPurged     EventType = "request.purged"
+	// EventRequestExtended: an operator extended the due date, once,
+	// within the law's bound (ExtensionBound).
+	EventRequestExtended EventType = "request.extended"
 
 	EventTaskRunning   EventType = "task.running"
 	EventTaskPending   EventType = "task.pending"
@@ -292,6 +297,7 @@ var EventTypes = []EventType{
 	EventRequestReceived, EventRequestRunning, EventRequestVerified,
 	EventRequestCompleted, EventRequestFailed, EventRequestCanceled,
 	EventRequestSuppressed, EventRequestDueSoon, EventRequestOverdue, EventRequestPurged,
+	EventRequestExtended,
 	EventTaskRunning, EventTaskPending, EventTaskConfirmed,
 	EventTaskDone, EventTaskFailed, EventTaskSkipped,
 	EventReceiptIssued, EventIdentitiesDropped, EventSuppressionRemoved,
@@ -334,7 +340,7 @@ type AuditEvent struct {
 	RequestID string
 	Time      time.Time
 	Actor     Actor
-	ActorID   string // client id for ActorClient; empty otherwise
+	ActorID   string // client id for ActorClient, operator name for ActorOperator (and the admin token's name for its operator actions)
 	Type      EventType
 	Details   map[string]string
 	PrevHash  string // hex; filled by the store

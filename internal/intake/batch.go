@@ -126,7 +126,9 @@ func (s *Service) commitBatch(ctx context.Context, batch []*pending) {
 		failed := -1
 		err := s.store.InTx(ctx, func(tx store.Tx) error {
 			for i, p := range live {
-				got, outcome, err := s.storeIn(ctx, tx, p.r)
+				// The submitter's own context values (who submits it) with
+				// the batch's lifetime.
+				got, outcome, err := s.storeIn(context.WithoutCancel(p.ctx), tx, p.r)
 				var le *lethe.Error
 				if err != nil && !errors.As(err, &le) {
 					failed = i
@@ -151,7 +153,7 @@ func (s *Service) commitBatch(ctx context.Context, batch []*pending) {
 			return
 		}
 		p := live[failed]
-		got, outcome, err := s.submitAlone(ctx, p.r)
+		got, outcome, err := s.submitAlone(context.WithoutCancel(p.ctx), p.r)
 		p.done <- answer{got: got, outcome: outcome, err: err}
 		live = append(live[:failed:failed], live[failed+1:]...)
 	}

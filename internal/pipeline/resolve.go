@@ -19,12 +19,17 @@ import (
 	"github.com/lethe-privacy/lethe/internal/terminate"
 )
 
+// resolveFrom are the statuses resolve starts from: received as submitted,
+// running when an operator redrove the request to be resolved again
+// (Redrive).
+var resolveFrom = []lethe.Status{lethe.StatusReceived, lethe.StatusRunning}
+
 // resolve finds the subject's linked identities in every target, then
 // creates one task and one erase job per target and marks the request
 // running. Until its compare-and-set commits, the request can be canceled;
 // after it, cancel finds the request running and refuses.
 func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID string) error {
-	req, err := p.readAt(ctx, "resolve", requestID, lethe.StatusReceived, lethe.StageResolve)
+	req, err := p.readAt(ctx, "resolve", requestID, lethe.StageResolve, resolveFrom...)
 	if req == nil || err != nil {
 		return err // canceled, resolve already ran, or a store error
 	}
@@ -71,7 +76,7 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 
 	_, err = p.commit(bctx, job, "resolve", func(tx store.Tx) (bool, error) {
 		ok, err := tx.UpdateRequestState(bctx, store.UpdateRequestStateParams{
-			ID: requestID, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve},
+			ID: requestID, From: resolveFrom, FromStage: []lethe.Stage{lethe.StageResolve},
 			To: lethe.StatusRunning, ToStage: stage, At: p.now(), Reach: res.reach,
 		})
 		if err != nil || !ok {
@@ -251,7 +256,7 @@ func (p *Pipeline) endInResolve(ctx context.Context, job *rivertype.JobRow, requ
 		if err != nil {
 			return false, err
 		}
-		if req.Status != lethe.StatusReceived || req.Stage != lethe.StageResolve {
+		if !slices.Contains(resolveFrom, req.Status) || req.Stage != lethe.StageResolve {
 			return false, nil
 		}
 		var tasks []lethe.Task

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -115,9 +116,10 @@ func parallel(n int, fn func(i int)) {
 }
 
 // readAt reads a request (with its tasks) for the first part of a step:
-// nil, nil when the request is gone or no longer at (status, stage), so the
-// job is a duplicate or a rerun of work already committed and ends quietly.
-func (p *Pipeline) readAt(ctx context.Context, step, requestID string, status lethe.Status, stage lethe.Stage) (*lethe.Request, error) {
+// nil, nil when the request is gone or no longer at stage with one of
+// statuses, so the job is a duplicate or a rerun of work already committed
+// and ends quietly.
+func (p *Pipeline) readAt(ctx context.Context, step, requestID string, stage lethe.Stage, statuses ...lethe.Status) (*lethe.Request, error) {
 	req, err := p.st.GetRequest(ctx, requestID, store.Scope{All: true})
 	if errors.Is(err, store.ErrNotFound) {
 		p.log.Warn("pipeline: "+step+" job for a missing request", slog.String("request_id", requestID))
@@ -126,7 +128,7 @@ func (p *Pipeline) readAt(ctx context.Context, step, requestID string, status le
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", step, err)
 	}
-	if req.Status != status || req.Stage != stage {
+	if !slices.Contains(statuses, req.Status) || req.Stage != stage {
 		return nil, nil
 	}
 	return req, nil

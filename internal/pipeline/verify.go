@@ -19,7 +19,7 @@ import (
 // Verify error is retried like any other (a target briefly down, a replica
 // lagging) until MaxAttempts, unless marked connector.Permanent.
 func (p *Pipeline) verify(ctx context.Context, job *rivertype.JobRow, requestID string) error {
-	req, err := p.readAt(ctx, "verify", requestID, lethe.StatusRunning, lethe.StageVerify)
+	req, err := p.readAt(ctx, "verify", requestID, lethe.StageVerify, lethe.StatusRunning)
 	if req == nil || err != nil {
 		return err
 	}
