@@ -75,24 +75,32 @@ func (s *Service) submitBatched(ctx context.Context, r *lethe.Request) (*lethe.R
 	}
 	b.mu.Unlock()
 	if lead {
-		s.lead(ctx)
+		s.lead(ctx, nil)
 	}
 	for {
 		a := <-p.done
 		if a.lead {
-			s.lead(ctx)
+			// Handed the lead: p left the queue then, so it starts the
+			// batch, and no other leader can answer it meanwhile.
+			s.lead(ctx, p)
 			continue
 		}
 		return a.got, a.outcome, a.err
 	}
 }
 
-// lead commits one batch from the queue, then passes the lead on.
-func (s *Service) lead(ctx context.Context) {
+// lead commits one batch (first, if given, then the oldest queued), then
+// passes the lead to the oldest waiting submitter, taking it off the queue
+// so that it is handed the lead once and answered once.
+func (s *Service) lead(ctx context.Context, first *pending) {
 	b := s.batch
 	b.mu.Lock()
-	n := min(len(b.queue), b.max)
-	batch := append([]*pending(nil), b.queue[:n]...)
+	var batch []*pending
+	if first != nil {
+		batch = append(batch, first)
+	}
+	n := min(len(b.queue), b.max-len(batch))
+	batch = append(batch, b.queue[:n]...)
 	b.queue = b.queue[n:]
 	b.mu.Unlock()
 
@@ -106,7 +114,9 @@ func (s *Service) lead(ctx context.Context) {
 		b.leading--
 		return
 	}
-	b.queue[0].done <- answer{lead: true}
+	next := b.queue[0]
+	b.queue = b.queue[1:]
+	next.done <- answer{lead: true} // buffered, and next has nothing else coming
 }
 
 func (s *Service) commitBatch(ctx context.Context, batch []*pending) {

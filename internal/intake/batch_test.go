@@ -246,3 +246,39 @@ func waitQueued(t *testing.T, s *Service, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// Several batches at once (as on PostgreSQL), many submitters: every one
+// is answered, once, and stored. A handoff that reached a submitter twice
+// would leave it, or its batch, waiting forever.
+func TestGroupCommitSeveralLeaders(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachDialect(t, func(t *testing.T, st store.Store) {
+		s := New(st, &gatedQueue{entered: make(chan struct{}), release: make(chan struct{}), failOnce: map[string]bool{}, calls: map[string]int{}}, testdb.Keyring(t), Config{MaxBatch: 4})
+		close(s.queue.(*gatedQueue).release)
+		s.batch.leaders = 4
+		const n = 200
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				_, out, err := s.Submit(ctx, Submission{Actor: lethe.ActorAdmin, Identities: []lethe.Identity{{Type: lethe.IdentityUserID, Value: fmt.Sprint("many-", i)}}})
+				if err == nil && out != Created {
+					err = fmt.Errorf("outcome %v, want created", out)
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("submission %d: %v", i, err)
+			}
+		}
+		list, _, err := st.ListRequests(context.Background(), store.ListFilter{Scope: store.Scope{All: true}, Limit: 1000})
+		if err != nil || len(list) != n {
+			t.Fatalf("%d requests stored, want %d (%v)", len(list), n, err)
+		}
+	})
+}
