@@ -92,7 +92,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP address host:port (env LETHE_LISTEN; default 127.0.0.1:8080)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "create (or reuse) a demo shop database, client and admin token beside the database, serve them, and print a walkthrough")
 	cmd.Flags().StringVar(&roleName, "role", string(roleAll), "what this process does: all (API and pipeline), api (API only; enqueues jobs) or worker (pipeline, plus /healthz, /readyz and /metrics); api and worker need PostgreSQL (env LETHE_ROLE)")
-	cmd.Flags().StringVar(&opts.rateLimitURL, "ratelimit", "", "rate limit state: empty keeps it in the database; redis://host:port/db uses Redis (env LETHE_RATELIMIT)")
+	cmd.Flags().StringVar(&opts.rateLimitURL, "ratelimit", "", "rate limit state: memory (default on SQLite), database (default on PostgreSQL) or redis://host:port/db (env LETHE_RATELIMIT)")
 	cmd.Flags().StringVar(&opts.nodeID, "node-id", "", "this node's name for the job queue, stable across its restarts and unique among running nodes: jobs it left running when it died are resumed at its restart (env LETHE_NODE_ID; default host name and listen address)")
 	cmd.Flags().StringVar(&opts.tlsCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key (env LETHE_TLS_CERT)")
 	cmd.Flags().StringVar(&opts.tlsKey, "tls-key", "", "the PEM private key of --tls-cert (env LETHE_TLS_KEY)")

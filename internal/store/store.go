@@ -299,6 +299,12 @@ type Clients interface {
 	// FindToken returns the unexpired token with hash whose client is
 	// enabled; ErrNotFound otherwise.
 	FindToken(ctx context.Context, hash string, now time.Time) (Token, error)
+	// ClientAuthVersion returns a value that changes whenever the client's
+	// credentials could have: one is added (every rotation adds), one is
+	// given an expiry, or the client is disabled or enabled. ErrNotFound
+	// for no such client. It lets a process trust credentials it read
+	// earlier after one small read instead of reading them again.
+	ClientAuthVersion(ctx context.Context, clientID string) (string, error)
 }
 
 // RateLimits keeps sliding-window limits with a block period, shared by
