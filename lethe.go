@@ -255,6 +255,8 @@ const (
 	ActorAdmin  Actor = "admin"
 	ActorClient Actor = "client"
 	ActorSystem Actor = "system"
+	// ActorOperator is a named operator; the event's ActorID is its name.
+	ActorOperator Actor = "operator"
 )
 
 // EventType names what an audit event records. docs/audit.md describes
@@ -334,7 +336,7 @@ type AuditEvent struct {
 	RequestID string
 	Time      time.Time
 	Actor     Actor
-	ActorID   string // client id for ActorClient; empty otherwise
+	ActorID   string // client id for ActorClient, operator name for ActorOperator (and the admin token's name for its operator actions)
 	Type      EventType
 	Details   map[string]string
 	PrevHash  string // hex; filled by the store

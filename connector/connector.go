@@ -135,6 +135,32 @@ type Ledger interface {
 	Changed(ctx context.Context, s Subject) (lethe.Report, error)
 }
 
+// BatchEraser is implemented by connectors that can erase several
+// subjects of one target in fewer statements and transactions than one
+// Erase call each (a SQL target deletes every subject's rows of a table
+// in one statement per batch). The pipeline finds it by type assertion
+// and may hand it the subjects of erase tasks that are waiting together;
+// a connector without it gets one Erase call per subject.
+//
+// EraseBatch erases every subject in subjects as Erase would and returns
+// one report per subject, in the order given (len(reports) ==
+// len(subjects) whenever err is nil). Each report counts exactly that
+// subject's rows, as Erase's would: rows two subjects share are counted
+// once, for the first subject in the slice that matches them. A
+// connector that also implements Ledger records every subject's changes
+// under its own Subject.RequestID, so Changed(s) stays exact per
+// subject after a crash mid-batch. The contract of Erase holds per
+// subject: idempotent, a re-run finishes what a failed or crashed batch
+// left, and identity values never appear in the error.
+//
+// On error, reports (when not nil, still one per subject) hold what was
+// committed before the error; the pipeline retries the subjects one by
+// one or as a batch, either being correct. The subjects must have
+// distinct RequestIDs.
+type BatchEraser interface {
+	EraseBatch(ctx context.Context, subjects []Subject) ([]lethe.Report, error)
+}
+
 // Validator is implemented by connectors that can check their
 // configuration against the live system (tables exist, keys are reachable)
 // at start, before any request runs.

@@ -24,6 +24,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/http/request"
 	"github.com/lethe-privacy/lethe/internal/http/response"
 	"github.com/lethe-privacy/lethe/internal/intake"
+	"github.com/lethe-privacy/lethe/internal/operators"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -317,13 +318,18 @@ func (s *Server) errorWriterFor(r *http.Request) func(http.ResponseWriter, *http
 	return s.writeError
 }
 
-// authed wraps a native handler with authentication.
+// authed wraps a native handler with authentication. An operator (the
+// admin token included) travels in the request's context too, so what it
+// does is audited under its name (operators.Actor).
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request, auth.Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.Authenticate(r.Context(), r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
+		}
+		if p.Admin && p.Operator.Name != "" {
+			r = r.WithContext(operators.WithPrincipal(r.Context(), p.Operator))
 		}
 		h(w, r, p)
 	})

@@ -15,15 +15,21 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/http/request"
 	"github.com/lethe-privacy/lethe/internal/http/response"
+	"github.com/lethe-privacy/lethe/internal/operators"
 	"github.com/lethe-privacy/lethe/internal/ratelimit"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
 // Principal is who an authenticated request acts for: the admin (sees and
 // may do everything) or one client (sees only its own requests).
+//
+// Operator is set for operators (the admin token included): who acts and
+// with which role. Admin is true for every operator, since operators see
+// every request; what each may change is its role's (operators.Role).
 type Principal struct {
 	Admin    bool
 	ClientID string
+	Operator operators.Principal
 }
 
 // Scope is what the principal may see in the store.
@@ -121,7 +127,7 @@ func (a adminToken) Authenticate(_ context.Context, r *http.Request) (Principal,
 	if subtle.ConstantTimeCompare(sum[:], a[:]) != 1 {
 		return Principal{}, ErrUnauthorized()
 	}
-	return Principal{Admin: true}, nil
+	return Principal{Admin: true, Operator: operators.AdminToken}, nil
 }
 
 // Limited rate-limits the principals a accepts: each under the key
