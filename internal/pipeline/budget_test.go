@@ -330,8 +330,8 @@ func countedShop(t *testing.T, c *tally) (Target, *sql.DB) {
 // through (one job per step and target, each completed twice), the same
 // request cost 83-87 statements and 7-9 commits on either store.
 var requestBudgets = map[string]struct{ statements, commits int }{
-	"sqlite":   {statements: 42, commits: 3},
-	"postgres": {statements: 43, commits: 3},
+	"sqlite":   {statements: 40, commits: 3},
+	"postgres": {statements: 41, commits: 3},
 }
 
 // Budget of the same request in the target database (the SQL connector:

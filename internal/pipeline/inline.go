@@ -67,7 +67,9 @@ func answersAtOnce(c connector.Connector) bool {
 // startErase runs everything of a resolved request after resolve: the
 // start transaction, the erasure and verification on the targets that
 // answer at once, and the end transaction.
-func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, requestID string, res resolveResult, given int) error {
+// callback says whether the request, as read before resolve, has a
+// callback URL: its status event is stored only then.
+func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, requestID string, res resolveResult, given int, callback bool) error {
 	linked := res.identities[given:]
 	ids := res.identities
 	subject := connector.Subject{RequestID: requestID, Identities: ids}
@@ -157,6 +159,9 @@ func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, 
 			return err
 		}
 		started = true
+		if !callback {
+			return nil // the URL only ever goes away (minimisation)
+		}
 		return p.statusMoved(bctx, tx, requestID)
 	})
 	if err != nil {
@@ -271,14 +276,11 @@ func (p *Pipeline) endStraight(ctx, jctx context.Context, job *rivertype.JobRow,
 			events = append(events, p.event(requestID, lethe.TaskEvent(state), details))
 			ends = append(ends, ended{s, state, msg})
 		}
-		if err := p.appendAudit(ctx, tx, events...); err != nil {
-			return false, err
-		}
 		if err := p.eng.insertTx(ctx, tx, next); err != nil {
 			return false, err
 		}
 		if req.Status != lethe.StatusRunning || req.Stage != lethe.StageErase {
-			return true, nil
+			return true, p.appendAudit(ctx, tx, events...)
 		}
 		if clean {
 			tasks, err := tx.ListTasks(ctx, requestID)
@@ -292,9 +294,10 @@ func (p *Pipeline) endStraight(ctx, jctx context.Context, job *rivertype.JobRow,
 						verified++
 					}
 				}
-				if err := p.appendAudit(ctx, tx, p.event(requestID, lethe.EventRequestVerified, map[string]string{
+				events = append(events, p.event(requestID, lethe.EventRequestVerified, map[string]string{
 					"verified": strconv.Itoa(verified), "residue": "0",
-				})); err != nil {
+				}))
+				if err := p.appendAudit(ctx, tx, events...); err != nil {
 					return false, err
 				}
 				status, ok, err := p.finishTx(ctx, tx, req, tasks)
@@ -303,6 +306,9 @@ func (p *Pipeline) endStraight(ctx, jctx context.Context, job *rivertype.JobRow,
 				}
 				return ok, err
 			}
+		}
+		if err := p.appendAudit(ctx, tx, events...); err != nil {
+			return false, err
 		}
 		verify := verifyJob(requestID)
 		if verified && !p.interrupted(jctx) {

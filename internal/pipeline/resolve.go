@@ -75,7 +75,7 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 		msg := fmt.Sprintf("resolve reached %d identities, more than the limit of %d: the data map probably links unrelated subjects", len(res.identities), p.cfg.MaxIdentities)
 		return p.failResolve(bctx, job, requestID, "", msg)
 	}
-	return p.startErase(ctx, bctx, job, requestID, res, len(given))
+	return p.startErase(ctx, bctx, job, requestID, res, len(given), req.CallbackURL != "")
 }
 
 // carryOn queues, in one transaction with this job's completion, the jobs
