@@ -177,7 +177,11 @@ func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, 
 	parallel(len(now), func(i int) {
 		s := now[i]
 		began := time.Now()
-		s.report, s.err = call(p.log, s.target, func() (lethe.Report, error) { return s.conn.Erase(ctx, subject) })
+		if b := p.batchers[s.target]; b != nil {
+			s.report, s.err = b.erase(ctx, subject)
+		} else {
+			s.report, s.err = call(p.log, s.target, func() (lethe.Report, error) { return s.conn.Erase(ctx, subject) })
+		}
 		s.took = time.Since(began)
 		if s.err != nil {
 			return

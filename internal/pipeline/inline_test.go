@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -19,7 +20,6 @@ import (
 func TestKilledBetweenStartAndEnd(t *testing.T) {
 	t.Parallel()
 	eachDialect(t, func(t *testing.T, st store.Store) {
-		ctx := context.Background()
 		target := newMemTarget()
 		target.put(email, 2)
 		cfg := testConfig()
@@ -27,30 +27,7 @@ func TestKilledBetweenStartAndEnd(t *testing.T) {
 		cfg.RescueStuckJobsAfter = 2 * time.Second
 		p := build(t, st, cfg, Target{"t", target})
 		id := submit(t, st, p, email)
-		err := st.InTx(ctx, func(tx store.Tx) error {
-			ok, err := tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{
-				ID: id, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve},
-				To: lethe.StatusRunning, ToStage: lethe.StageErase, At: time.Now(),
-			})
-			if err != nil || !ok {
-				t.Fatalf("move request: %v %v", ok, err)
-			}
-			if err := tx.CreateTasks(ctx, id, []string{"t"}, time.Now()); err != nil {
-				return err
-			}
-			if _, ok, err := tx.StartTaskAttempt(ctx, id, "t", time.Now()); err != nil || !ok {
-				t.Fatalf("start attempt: %v %v", ok, err)
-			}
-			return p.appendAudit(ctx, tx,
-				p.event(id, lethe.EventRequestRunning, nil),
-				p.event(id, lethe.EventTaskRunning, map[string]string{"target": "t", "attempt": "1"}))
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		execSQL(t, st,
-			`UPDATE river_job SET state = 'running', attempt = 1, attempted_at = '2000-01-01 00:00:00.000', attempted_by = json('["dead-process"]')`,
-			`UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '1 hour', attempted_by = '{dead-process}'`)
+		killedAfterStart(t, st, p, id, "t")
 		startBuilt(t, p)
 		r := waitDone(t, st, id, lethe.StatusCompleted)
 		waitIdle(t, p)
@@ -90,4 +67,39 @@ func TestStraightThroughIsOneJob(t *testing.T) {
 			t.Errorf("calls: a %v, b %v; want one Erase and one Verify each", a.calls, b.calls)
 		}
 	})
+}
+
+// killedAfterStart leaves request id as a process killed after its
+// request's first transaction leaves it: running at stage erase, a first
+// attempt counted on each target's task, and every job in River's table
+// "running" under a dead process.
+func killedAfterStart(t *testing.T, st store.Store, p *Pipeline, id string, targets ...string) {
+	t.Helper()
+	ctx := context.Background()
+	err := st.InTx(ctx, func(tx store.Tx) error {
+		ok, err := tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{
+			ID: id, From: []lethe.Status{lethe.StatusReceived}, FromStage: []lethe.Stage{lethe.StageResolve},
+			To: lethe.StatusRunning, ToStage: lethe.StageErase, At: time.Now(),
+		})
+		if err != nil || !ok {
+			return fmt.Errorf("move request: %v %v", ok, err)
+		}
+		if err := tx.CreateTasks(ctx, id, targets, time.Now()); err != nil {
+			return err
+		}
+		events := []*lethe.AuditEvent{p.event(id, lethe.EventRequestRunning, nil)}
+		for _, target := range targets {
+			if _, ok, err := tx.StartTaskAttempt(ctx, id, target, time.Now()); err != nil || !ok {
+				return fmt.Errorf("start attempt: %v %v", ok, err)
+			}
+			events = append(events, p.event(id, lethe.EventTaskRunning, map[string]string{"target": target, "attempt": "1"}))
+		}
+		return p.appendAudit(ctx, tx, events...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	execSQL(t, st,
+		`UPDATE river_job SET state = 'running', attempt = 1, attempted_at = '2000-01-01 00:00:00.000', attempted_by = json('["dead-process"]')`,
+		`UPDATE river_job SET state = 'running', attempt = 1, attempted_at = now() - interval '1 hour', attempted_by = '{dead-process}'`)
 }

@@ -72,6 +72,10 @@ type Pipeline struct {
 	// end is how requests end.
 	end terminate.Path
 
+	// batchers erase the queued subjects of a target whose connector
+	// erases several at once (connector.BatchEraser) in one batch.
+	batchers map[string]*eraseBatcher
+
 	// stopping is set by Stop: a connector call cut short by shutdown is
 	// not the target's fault, so it must not count towards failing a task.
 	stopping atomic.Bool
@@ -121,6 +125,12 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 			return nil, fmt.Errorf("pipeline: target %q listed twice", t.Name)
 		}
 		p.byName[t.Name] = t.Conn
+		if be, ok := t.Conn.(connector.BatchEraser); ok && answersAtOnce(t.Conn) {
+			if p.batchers == nil {
+				p.batchers = map[string]*eraseBatcher{}
+			}
+			p.batchers[t.Name] = newEraseBatcher(log, t.Name, be, cfg.Workers)
+		}
 	}
 
 	workers := river.NewWorkers()
