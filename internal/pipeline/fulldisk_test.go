@@ -65,18 +65,29 @@ type fillOnErase struct {
 }
 
 func (f *fillOnErase) Erase(ctx context.Context, s connector.Subject) (lethe.Report, error) {
-	if f.before {
+	f.fillIf(f.before)
+	rep, err := f.Connector.Erase(ctx, s)
+	f.fillIf(true)
+	return rep, err
+}
+
+// EraseBatch is the path the pipeline takes for sqlconn (a
+// connector.BatchEraser): the disk fills around it the same way.
+func (f *fillOnErase) EraseBatch(ctx context.Context, subjects []connector.Subject) ([]lethe.Report, error) {
+	f.fillIf(f.before)
+	reps, err := f.Connector.EraseBatch(ctx, subjects)
+	f.fillIf(true)
+	return reps, err
+}
+
+// fillIf fills the disk, once, when now is true.
+func (f *fillOnErase) fillIf(now bool) {
+	if now {
 		f.once.Do(func() {
 			f.fill()
 			close(f.filled)
 		})
 	}
-	rep, err := f.Connector.Erase(ctx, s)
-	f.once.Do(func() {
-		f.fill()
-		close(f.filled)
-	})
-	return rep, err
 }
 
 // TestFullStoreDiskDuringErase runs a request whose store (SQLite) fills
@@ -134,7 +145,7 @@ func fullStoreDisk(t *testing.T, before, targetThere bool) {
 	select {
 	case <-conn.filled:
 	case <-time.After(waitTimeout):
-		t.Fatal("Erase was never called")
+		t.Fatal("Erase (or EraseBatch) was never called")
 	}
 	// The disk stays full for a while: every write of the store fails.
 	time.Sleep(2 * time.Second)
