@@ -276,6 +276,9 @@ const (
 	EventRequestDueSoon    EventType = "request.due_soon"
 	EventRequestOverdue    EventType = "request.overdue"
 	EventRequestPurged     EventType = "request.purged"
+	// EventRequestExtended: an operator extended the due date, once,
+	// within the law's bound (ExtensionBound).
+	EventRequestExtended EventType = "request.extended"
 
 	EventTaskRunning   EventType = "task.running"
 	EventTaskPending   EventType = "task.pending"
@@ -294,6 +297,7 @@ var EventTypes = []EventType{
 	EventRequestReceived, EventRequestRunning, EventRequestVerified,
 	EventRequestCompleted, EventRequestFailed, EventRequestCanceled,
 	EventRequestSuppressed, EventRequestDueSoon, EventRequestOverdue, EventRequestPurged,
+	EventRequestExtended,
 	EventTaskRunning, EventTaskPending, EventTaskConfirmed,
 	EventTaskDone, EventTaskFailed, EventTaskSkipped,
 	EventReceiptIssued, EventIdentitiesDropped, EventSuppressionRemoved,

@@ -64,6 +64,7 @@ func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
 		newMigrateCmd(g),
 		newRequestsCmd(),
 		newClientsCmd(g),
+		newOperatorsCmd(g),
 		newAuditCmd(g),
 		newReceiptCmd(),
 		newKeysCmd(g),

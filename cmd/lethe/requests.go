@@ -124,8 +124,97 @@ func newRequestsCmd() *cobra.Command {
 			return c.do(cmd, http.MethodPost, "/v1/deletion-requests/"+url.PathEscape(args[0])+"/cancel", nil, nil)
 		},
 	}
-	cmd.AddCommand(submit, get, list, cancel)
+	var (
+		reason string
+		days   int
+		until  string
+	)
+	extend := &cobra.Command{
+		Use:   "extend ID --reason TEXT (--days N | --until DATE)",
+		Short: "Extend an open request's due date once, within the law's bound (operators: reviewer)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if (days == 0) == (until == "") {
+				return fmt.Errorf("give either --days or --until")
+			}
+			body := struct {
+				Reason string `json:"reason"`
+				Days   int    `json:"days,omitempty"`
+				Until  string `json:"until,omitempty"`
+			}{reason, days, until}
+			return c.do(cmd, http.MethodPost, "/v1/deletion-requests/"+url.PathEscape(args[0])+"/extend", nil, body)
+		},
+	}
+	extend.Flags().StringVar(&reason, "reason", "", "why more time is needed; sent to the partner (required)")
+	extend.Flags().IntVar(&days, "days", 0, "days to add to the current due date (GDPR: up to two months, CCPA: up to 45 days)")
+	extend.Flags().StringVar(&until, "until", "", "new due date, RFC 3339 or YYYY-MM-DD")
+	_ = extend.MarkFlagRequired("reason")
+
+	var (
+		asCSV      bool
+		from, to   string
+		exportStat string
+	)
+	export := &cobra.Command{
+		Use:   "export --csv [--from DATE] [--to DATE] [--status S]",
+		Short: "Stream the request register (no identities) as CSV, for auditors (operators)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if !asCSV {
+				return fmt.Errorf("give --csv (the only export format)")
+			}
+			q := url.Values{"format": {"csv"}}
+			if from != "" {
+				q.Set("received_from", from)
+			}
+			if to != "" {
+				q.Set("received_before", to)
+			}
+			if exportStat != "" {
+				q.Set("status", exportStat)
+			}
+			return c.stream(cmd, "/v1/deletion-requests?"+q.Encode())
+		},
+	}
+	export.Flags().BoolVar(&asCSV, "csv", false, "write CSV (required)")
+	export.Flags().StringVar(&from, "from", "", "only requests received at or after this time (RFC 3339 or YYYY-MM-DD)")
+	export.Flags().StringVar(&to, "to", "", "only requests received before this time (RFC 3339 or YYYY-MM-DD)")
+	export.Flags().StringVar(&exportStat, "status", "", "only requests in this status")
+	cmd.AddCommand(submit, get, list, cancel, extend, export)
 	return cmd
+}
+
+// stream copies a GET answer to stdout as it arrives, with no time limit
+// but the server's: a register export may be large.
+func (c *apiClient) stream(cmd *cobra.Command, path string) error {
+	req, err := http.NewRequestWithContext(cmd.Context(), http.MethodGet, strings.TrimRight(c.server, "/")+path, nil)
+	if err != nil {
+		return fmt.Errorf("build request: %w", err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	hc := *c.http
+	hc.Timeout = 0
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("call server: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(out, &e) == nil && e.Error.Code != "" {
+			return fmt.Errorf("server answered %d %s: %s", resp.StatusCode, e.Error.Code, e.Error.Message)
+		}
+		return fmt.Errorf("server answered %s", resp.Status)
+	}
+	if _, err := io.Copy(cmd.OutOrStdout(), resp.Body); err != nil {
+		return fmt.Errorf("export cut short: %w", err)
+	}
+	return nil
 }
 
 // do sends one API call and prints the JSON answer. A 4xx/5xx answer is an

@@ -25,6 +25,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/metrics"
+	"github.com/lethe-privacy/lethe/internal/operators"
 	"github.com/lethe-privacy/lethe/internal/pipeline"
 	"github.com/lethe-privacy/lethe/internal/profile/connect"
 	"github.com/lethe-privacy/lethe/internal/profile/s2s"
@@ -187,7 +188,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		RescueStuckJobsAfter: cfg.Workers.RescueAfter,
 		MaxIdentities:        cfg.Resolve.MaxIdentities,
 		Signer:               signer,
-		Retention:            &pipeline.Retention{RequestDetails: cfg.Retention.RequestDetails, Legal: cfg.Retention.Legal},
+		Retention:            &pipeline.Retention{RequestDetails: cfg.Retention.RequestDetails, Legal: cfg.Retention.Legal, Register: cfg.Retention.Register},
 		Callbacks:            callbackConfig(cfg, keys),
 		Suppression:          cfg.Suppression.Enabled,
 		Deadlines:            &pipeline.Deadlines{WarnBefore: cfg.Deadlines.WarnBefore, Interval: cfg.Deadlines.SweepInterval},
@@ -227,6 +228,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		Store:  st,
 		Auth: []auth.Authenticator{
 			auth.Limited(auth.AdminToken(cfg.AdminToken), limiter, httpapi.RateLimitPrefix, rules[config.ProfileNative]),
+			auth.Limited(auth.OperatorTokens(operators.NewService(st, keys, nil)), limiter, httpapi.RateLimitPrefix, rules[config.ProfileNative]),
 			auth.Limited(httpapi.ClientTokens(cl), limiter, httpapi.RateLimitPrefix, rules[config.ProfileNative]),
 		},
 		Ready: func(ctx context.Context) error {
@@ -245,6 +247,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		Observer:     m,
 		Plan:         apiPlanner(pipe),
 		CompleteTask: pipe, // targets confirming an erasure: POST /v1/tasks/{token}/complete
+		Extend:       pipe, // POST /v1/deletion-requests/{id}/extend
 		Suppression:  cfg.Suppression.Enabled,
 		Timeouts:     httpTimeouts(cfg.HTTP),
 	})

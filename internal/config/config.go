@@ -201,6 +201,13 @@ type Retention struct {
 	// values) are kept, from the receipt's issue, to prove what was done;
 	// then they are purged too. Default 26280h (3 years).
 	Legal time.Duration `yaml:"legal"`
+	// Register is how long a closed request stays in the request register
+	// (no identities: id, client, regulation, dates, outcome, per-target
+	// states, operator actions), from its closing; the CCPA regulations
+	// (11 CCR 7101) ask for records of consumer requests kept 24 months.
+	// At most Legal, so every request in the register keeps its receipt.
+	// Default 17520h (24 months of 730 days).
+	Register time.Duration `yaml:"register"`
 }
 
 // Target is one data map entry. Name and Kind are lethe's; every other key
@@ -277,6 +284,7 @@ const (
 	DefaultShutdownTimeout = 30 * time.Second
 	DefaultRequestDetails  = 7 * 24 * time.Hour
 	DefaultLegal           = 3 * 365 * 24 * time.Hour
+	DefaultRegister        = 730 * 24 * time.Hour
 )
 
 // Defaults of the pipeline (internal/pipeline's Default* constants). They
@@ -329,7 +337,7 @@ func Default() *Config {
 			Connect: limitOf(connect.DefaultRule),
 			S2S:     limitOf(s2s.DefaultRule),
 		},
-		Retention: Retention{RequestDetails: DefaultRequestDetails, Legal: DefaultLegal},
+		Retention: Retention{RequestDetails: DefaultRequestDetails, Legal: DefaultLegal, Register: DefaultRegister},
 		Callbacks: Callbacks{Window: defaultCallbackWindow, Timeout: defaultCallbackTimeout, ForbidPrivateAddresses: true},
 	}
 }
@@ -521,6 +529,11 @@ func (c *Config) validate(errs *errorList) {
 	}
 	if c.Retention.Legal < 0 {
 		bad("retention.legal", "must not be negative")
+	}
+	if c.Retention.Register < 0 {
+		bad("retention.register", "must not be negative")
+	} else if c.Retention.Register > c.Retention.Legal {
+		bad("retention.register", "must not exceed retention.legal: every request in the register keeps its receipt")
 	}
 	c.validateCallbacks(bad)
 

@@ -211,7 +211,7 @@ func TestConfigurationDocDefaults(t *testing.T) {
 		"workers.job_timeout", "workers.shutdown_timeout", "workers.rescue_after",
 		"http.max_body_bytes", "http.read_header_timeout", "http.read_timeout", "http.write_timeout", "http.idle_timeout",
 		"rate_limits.native", "rate_limits.connect", "rate_limits.s2s",
-		"retention.request_details", "retention.legal",
+		"retention.request_details", "retention.legal", "retention.register",
 		"callbacks.secret", "callbacks.window", "callbacks.timeout", "callbacks.allow_hosts", "callbacks.forbid_private_addresses",
 		"deadlines.warn_before", "deadlines.sweep_interval", "suppression.enabled",
 	} {

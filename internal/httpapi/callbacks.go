@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -39,12 +40,16 @@ type callbackAttemptView struct {
 	DurationMS int64  `json:"duration_ms,omitempty"`
 }
 
-func (s *Server) newRequestDetail(ctx context.Context, req *lethe.Request) (requestDetail, error) {
+func (s *Server) newRequestDetail(ctx context.Context, req *lethe.Request, p auth.Principal) (requestDetail, error) {
 	es, err := s.store.ListCallbackEvents(ctx, req.ID)
 	if err != nil {
 		return requestDetail{}, fmt.Errorf("list callbacks: %w", err)
 	}
-	d := requestDetail{requestView: newRequestView(req), Callbacks: make([]callbackView, len(es))}
+	v := newRequestView(req)
+	if v.Extension, err = s.extensionView(ctx, req.ID); err != nil {
+		return requestDetail{}, err
+	}
+	d := requestDetail{requestView: viewFor(p, v), Callbacks: make([]callbackView, len(es))}
 	for i, e := range es {
 		cv := callbackView{
 			ID: e.ID, Sequence: e.Seq, Status: e.Status, State: e.State,
@@ -70,8 +75,8 @@ func (s *Server) newRequestDetail(ctx context.Context, req *lethe.Request) (requ
 }
 
 // writeRequestDetail answers a request with its callbacks.
-func (s *Server) writeRequestDetail(w http.ResponseWriter, r *http.Request, req *lethe.Request) {
-	d, err := s.newRequestDetail(r.Context(), req)
+func (s *Server) writeRequestDetail(w http.ResponseWriter, r *http.Request, req *lethe.Request, p auth.Principal) {
+	d, err := s.newRequestDetail(r.Context(), req, p)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

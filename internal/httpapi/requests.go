@@ -78,10 +78,13 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, p auth.Pri
 	for i, id := range body.Identities {
 		ids[i] = lethe.Identity{Type: lethe.IdentityType(id.Type), Value: id.Value}
 	}
-	actor, clientID := p.Actor()
+	actor, _ := p.Actor()
+	if actor == lethe.ActorOperator {
+		actor = lethe.ActorAdmin // intake knows submitters as the admin or a client
+	}
 	sub := intake.Submission{
 		Actor:          actor,
-		ClientID:       clientID,
+		ClientID:       p.ClientID,
 		Identities:     ids,
 		Regulation:     lethe.Regulation(body.Regulation),
 		ExternalID:     body.ExternalID,
@@ -101,7 +104,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, p auth.Pri
 	switch outcome {
 	case intake.Created:
 		w.Header().Set("Location", "/v1/deletion-requests/"+req.ID)
-		s.writeJSON(w, r, status, newRequestView(req))
+		s.writeJSON(w, r, status, viewFor(p, newRequestView(req)))
 		return
 	case intake.Duplicate:
 		status = http.StatusOK
@@ -115,7 +118,7 @@ func (s *Server) handleCreate(w http.ResponseWriter, r *http.Request, p auth.Pri
 		s.writeError(w, r, fmt.Errorf("read submitted request: %w", err))
 		return
 	}
-	s.writeJSON(w, r, status, newRequestView(cur))
+	s.writeJSON(w, r, status, viewFor(p, newRequestView(cur)))
 }
 
 // handleGet answers one request with its tasks. A malformed id and
@@ -134,7 +137,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, p auth.Princi
 		s.writeError(w, r, fmt.Errorf("get request: %w", err))
 		return
 	}
-	s.writeRequestDetail(w, r, req) // callbacks.go: the view with its callbacks
+	s.writeRequestDetail(w, r, req, p) // callbacks.go: the view with its callbacks
 }
 
 // listPage is the answer of GET /v1/deletion-requests. NextCursor is
@@ -162,6 +165,20 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p auth.Princ
 			return "", nil
 		}
 		return vs[0], nil
+	}
+	format, err := get("format")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch format {
+	case "", "json":
+	case "csv":
+		s.handleRegisterCSV(w, r, p, get) // register.go
+		return
+	default:
+		s.writeError(w, r, lethe.Errorf(lethe.EINVALID, "format must be json or csv"))
+		return
 	}
 	f := store.ListFilter{Scope: p.Scope(), Limit: DefaultPageSize}
 	status, err := get("status")
@@ -243,7 +260,7 @@ func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request, p auth.Pri
 		s.writeError(w, r, err)
 		return
 	}
-	s.writeJSON(w, r, http.StatusOK, newRequestView(req))
+	s.writeJSON(w, r, http.StatusOK, viewFor(p, newRequestView(req)))
 }
 
 // The API's cursor wraps the store's with a checksum over it and the
@@ -314,7 +331,10 @@ func statusNames() string {
 // never holds identities, their hashes, the idempotency key or the
 // callback URL.
 type requestSummary struct {
-	ID          string           `json:"id"`
+	ID string `json:"id"`
+	// ClientID is the client that submitted the request; absent when the
+	// admin or an operator did.
+	ClientID    string           `json:"client_id,omitempty"`
 	Status      lethe.Status     `json:"status"`
 	Outcome     lethe.Outcome    `json:"outcome,omitempty"`
 	Regulation  lethe.Regulation `json:"regulation"`
@@ -331,7 +351,10 @@ type requestView struct {
 	// Reach is how far the subject's identities reached in resolve:
 	// accounts per target/object and where values were not followed.
 	Reach *lethe.Reach `json:"reach,omitempty"`
-	Tasks []taskView   `json:"tasks"`
+	// Extension is the request's one deadline extension, when it has one
+	// (filled by the routes that read it: GET and extend).
+	Extension *extensionView `json:"extension,omitempty"`
+	Tasks     []taskView     `json:"tasks"`
 }
 
 type taskView struct {
@@ -339,7 +362,7 @@ type taskView struct {
 	State      lethe.TaskState `json:"state"`
 	Attempts   int             `json:"attempts"`
 	LastError  string          `json:"last_error,omitempty"`
-	Report     reportView      `json:"report"`
+	Report     *reportView     `json:"report,omitempty"`
 	StartedAt  string          `json:"started_at,omitempty"`
 	FinishedAt string          `json:"finished_at,omitempty"`
 }
@@ -359,6 +382,7 @@ type reportItemView struct {
 func newRequestSummary(r *lethe.Request) requestSummary {
 	return requestSummary{
 		ID:          r.ID,
+		ClientID:    r.ClientID,
 		Status:      r.Status,
 		Outcome:     r.Outcome,
 		Regulation:  r.Regulation,
@@ -378,7 +402,7 @@ func newRequestView(r *lethe.Request) requestView {
 			State:      t.State,
 			Attempts:   t.Attempts,
 			LastError:  t.LastError,
-			Report:     reportView{Items: make([]reportItemView, len(t.Report.Items))},
+			Report:     &reportView{Items: make([]reportItemView, len(t.Report.Items))},
 			StartedAt:  formatTime(t.StartedAt),
 			FinishedAt: formatTime(t.FinishedAt),
 		}
@@ -399,4 +423,27 @@ func formatTime(t time.Time) string {
 		return ""
 	}
 	return t.UTC().Format(time.RFC3339)
+}
+
+// viewFor trims v to what p may see. A partner (client) sees its request's
+// state and outcome, per target only the state: row counts per object,
+// retention reasons, how far the identities reached and target errors tell
+// it what the company holds on a person, so they are for operators only.
+func viewFor(p auth.Principal, v requestView) requestView {
+	if p.Admin {
+		return v
+	}
+	v.Reach = nil
+	if v.Extension != nil {
+		e := *v.Extension
+		e.By = ""
+		v.Extension = &e
+	}
+	tasks := make([]taskView, len(v.Tasks))
+	for i, t := range v.Tasks {
+		t.Report, t.LastError = nil, ""
+		tasks[i] = t
+	}
+	v.Tasks = tasks
+	return v
 }

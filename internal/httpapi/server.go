@@ -94,6 +94,9 @@ type Options struct {
 	// POST /v1/tasks/{token}/complete (see tasks.go). Nil: the route
 	// answers 404.
 	CompleteTask TaskCompleter
+	// Extend serves POST /v1/deletion-requests/{id}/extend (extend.go).
+	// Nil: the route answers 404.
+	Extend Extender
 	// Suppression enables POST /v1/suppressions/check (suppressions.go);
 	// while false it answers 409. Removal works either way.
 	Suppression bool
@@ -117,6 +120,7 @@ type Server struct {
 	maxBody  int64
 	observer Observer
 	plan     Planner
+	extend   Extender
 	mux      *http.ServeMux
 	routes   []route
 
@@ -150,6 +154,7 @@ func New(o Options) *Server {
 		maxBody:  o.MaxBodyBytes,
 		observer: o.Observer,
 		plan:     o.Plan,
+		extend:   o.Extend,
 		mux:      http.NewServeMux(),
 	}
 	s.suppression = o.Suppression
@@ -176,15 +181,17 @@ func New(o Options) *Server {
 		{"GET /healthz", http.HandlerFunc(s.handleHealthz)},
 		{"GET /readyz", http.HandlerFunc(s.handleReadyz)},
 		{"GET /openapi.json", http.HandlerFunc(s.handleOpenAPI)},
-		{"POST /v1/deletion-requests", s.authed(s.handleCreate)},
-		{"GET /v1/deletion-requests", s.authed(s.handleList)},
-		{"GET /v1/deletion-requests/{id}", s.authed(s.handleGet)},
-		{"POST /v1/deletion-requests/{id}/cancel", s.authed(s.handleCancel)},
-		{"GET /v1/deletion-requests/{id}/receipt", s.authed(s.handleReceipt)},
+		{"POST /v1/deletion-requests", s.authed(operators.RoleReviewer, s.handleCreate)},
+		{"GET /v1/deletion-requests", s.authed(operators.RoleViewer, s.handleList)},
+		{"GET /v1/deletion-requests/{id}", s.authed(operators.RoleViewer, s.handleGet)},
+		{"POST /v1/deletion-requests/{id}/cancel", s.authed(operators.RoleReviewer, s.handleCancel)},
+		{"POST /v1/deletion-requests/{id}/extend", s.authed(operators.RoleReviewer, s.handleExtend)},
+		{"GET /v1/deletion-requests/{id}/receipt", s.authed(operators.RoleViewer, s.handleReceipt)},
+		{"GET /v1/receipts", s.authed(operators.RoleViewer, s.handleReceiptList)},
 		{"GET /v1/signing-keys", http.HandlerFunc(s.handleSigningKeys)},
 		{"POST /v1/tasks/{token}/complete", s.taskCompleteHandler(o.CompleteTask)},
-		{"POST /v1/suppressions/check", s.authed(s.handleSuppressionCheck)},
-		{"DELETE /v1/suppressions", s.authed(s.handleSuppressionRemove)},
+		{"POST /v1/suppressions/check", s.authed(operators.RoleViewer, s.handleSuppressionCheck)},
+		{"DELETE /v1/suppressions", s.authed(operators.RoleAdmin, s.handleSuppressionRemove)},
 	}
 	if s.metrics != nil {
 		s.routes = append(s.routes, route{"GET /metrics", s.metrics})
@@ -318,21 +325,39 @@ func (s *Server) errorWriterFor(r *http.Request) func(http.ResponseWriter, *http
 	return s.writeError
 }
 
-// authed wraps a native handler with authentication. An operator (the
-// admin token included) travels in the request's context too, so what it
-// does is audited under its name (operators.Actor).
-func (s *Server) authed(h func(http.ResponseWriter, *http.Request, auth.Principal)) http.Handler {
+// authed wraps a native handler with authentication and, for operators,
+// the least role the route needs: an operator below it is answered 403
+// before the handler runs, so nothing changes. Clients pass to the handler,
+// which scopes them to their own requests (or refuses them). An operator
+// (the admin token included) travels in the request's context too, so
+// what it does is audited under its name (operators.Actor).
+func (s *Server) authed(role operators.Role, h func(http.ResponseWriter, *http.Request, auth.Principal)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, err := s.auth.Authenticate(r.Context(), r)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		if p.Admin && p.Operator.Name != "" {
+		if p.Admin {
+			// An admin principal without an operator is an authenticator's
+			// bug; it may do nothing rather than everything.
+			if !p.Operator.Can(role) {
+				s.writeError(w, r, lethe.Errorf(lethe.EFORBIDDEN, "this needs the %s role", role))
+				return
+			}
 			r = r.WithContext(operators.WithPrincipal(r.Context(), p.Operator))
 		}
 		h(w, r, p)
 	})
+}
+
+// operatorOnly answers 403 to a client on a route only operators may use.
+func (s *Server) operatorOnly(w http.ResponseWriter, r *http.Request, p auth.Principal) bool {
+	if !p.Admin {
+		s.writeError(w, r, lethe.Errorf(lethe.EFORBIDDEN, "only operators may do this"))
+		return false
+	}
+	return true
 }
 
 // writeJSON answers v as JSON. API answers carry request data, so no cache

@@ -1,8 +1,9 @@
 // Package operators holds who the people (and automation) acting on lethe
 // through its operator surfaces are: an operator's name and role, how an
-// authenticated operator travels in a request's context, and how it
-// appears in the audit log. It imports only the domain package, so every
-// surface and the pipeline may use it.
+// authenticated operator travels in a request's context, how it appears in
+// the audit log, and the Service that manages named operators and checks
+// their tokens (stored as keyed hashes, like clients' credentials). It
+// imports no API surface and not the pipeline, so all of them may use it.
 package operators
 
 import (

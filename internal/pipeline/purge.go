@@ -24,6 +24,13 @@ type Retention struct {
 	// Legal is how long receipts and audit events (which hold no identity)
 	// are kept, from the receipt's issue; then they go too.
 	Legal time.Duration
+	// Register is how long a closed request stays in the request
+	// register (store.Register: no identities; id, client, regulation,
+	// dates, outcome, per-target states, operator actions), from its
+	// closing. The purge of details copies a request into the register
+	// in the transaction that deletes it. 0: register rows go at the
+	// next run.
+	Register time.Duration
 	// Interval is how often the purge runs. Default 1h.
 	Interval time.Duration
 }
@@ -54,7 +61,7 @@ func (r *Retention) check() error {
 	if r == nil {
 		return nil
 	}
-	if r.RequestDetails < 0 || r.Legal < 0 || r.Interval < 0 {
+	if r.RequestDetails < 0 || r.Legal < 0 || r.Register < 0 || r.Interval < 0 {
 		return errors.New("Retention durations must not be negative")
 	}
 	return nil
@@ -75,8 +82,10 @@ func (p *Pipeline) purgeJobs() []*river.PeriodicJob {
 }
 
 // purge removes what retention says is due: first finished requests'
-// details (each with a lethe.EventRequestPurged audit event, in the transaction
-// that deletes it), then receipts and audit chains past the legal period.
+// details (each copied into the register and given a
+// lethe.EventRequestPurged audit event, in the transaction that deletes
+// it), then register rows past the register period, then receipts and
+// audit chains past the legal period.
 // Every deletion is idempotent, so a purge cut short is finished by the
 // next one.
 func (p *Pipeline) purge(ctx context.Context) error {
@@ -85,7 +94,7 @@ func (p *Pipeline) purge(ctx context.Context) error {
 		return nil
 	}
 	now := p.now()
-	details, proofs := 0, 0
+	details, register, proofs := 0, 0, 0
 	for {
 		ids, err := p.st.FinishedRequestsBefore(ctx, now.Add(-r.RequestDetails), purgeBatch)
 		if err != nil {
@@ -93,6 +102,11 @@ func (p *Pipeline) purge(ctx context.Context) error {
 		}
 		for _, id := range ids {
 			err := p.st.InTx(ctx, func(tx store.Tx) error {
+				// Archive first: the register row is made from the
+				// details about to go.
+				if ok, err := tx.ArchiveRequest(ctx, id); err != nil || !ok {
+					return err
+				}
 				ok, err := tx.DeleteRequest(ctx, id)
 				if err != nil || !ok {
 					return err
@@ -105,6 +119,16 @@ func (p *Pipeline) purge(ctx context.Context) error {
 			}
 		}
 		if len(ids) < purgeBatch {
+			break
+		}
+	}
+	for {
+		n, err := p.st.PurgeRegister(ctx, now.Add(-r.Register), purgeBatch)
+		if err != nil {
+			return fmt.Errorf("purge: %w", err)
+		}
+		register += n
+		if n < purgeBatch {
 			break
 		}
 	}
@@ -123,8 +147,9 @@ func (p *Pipeline) purge(ctx context.Context) error {
 			break
 		}
 	}
-	if details+proofs > 0 {
-		p.log.Info("pipeline: purged finished requests", slog.Int("details", details), slog.Int("receipts_and_audit", proofs))
+	if details+register+proofs > 0 {
+		p.log.Info("pipeline: purged finished requests", slog.Int("details", details),
+			slog.Int("register", register), slog.Int("receipts_and_audit", proofs))
 	}
 	return nil
 }

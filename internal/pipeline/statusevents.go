@@ -36,6 +36,16 @@ type callbackBody struct {
 	CompletedAt string          `json:"completed_at,omitempty"`
 	Tasks       callbackTally   `json:"tasks"`
 	Targets     []callbackTasks `json:"targets"`
+	// Extension is set on events of CallbackExtendedType.
+	Extension *callbackExtension `json:"extension,omitempty"`
+}
+
+// callbackExtension tells a partner the due date moved, and why: the law
+// asks that the subject be told of an extension with its reasons.
+type callbackExtension struct {
+	PreviousDueAt string `json:"previous_due_at"`
+	DueAt         string `json:"due_at"`
+	Reason        string `json:"reason"`
 }
 
 type callbackTally struct {
@@ -53,8 +63,12 @@ type callbackTasks struct {
 	Rows   int64           `json:"rows"`
 }
 
-// CallbackEventType is the "type" of every callback body.
-const CallbackEventType = "deletion_request.status_changed"
+// Callback body "type"s: a status change, and an extension of the due
+// date (the status stays as it was).
+const (
+	CallbackEventType    = "deletion_request.status_changed"
+	CallbackExtendedType = "deletion_request.extended"
+)
 
 func rfc3339(t time.Time) string {
 	if t.IsZero() {
@@ -69,7 +83,16 @@ func rfc3339(t time.Time) string {
 // request without a callback_url. Every terminal status stores its event
 // through Terminate; statusMoved stores those of running.
 func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe.Request, tasks []lethe.Task) error {
-	if req.CallbackURL == "" || req.Status == lethe.StatusReceived {
+	if req.Status == lethe.StatusReceived {
+		return nil
+	}
+	return p.storeEvent(ctx, tx, req, tasks, CallbackEventType, nil)
+}
+
+// storeEvent stores one event of type typ for req (nothing without a
+// callback_url) and queues its delivery in tx.
+func (p *Pipeline) storeEvent(ctx context.Context, tx store.Tx, req *lethe.Request, tasks []lethe.Task, typ string, ext *callbackExtension) error {
+	if req.CallbackURL == "" {
 		return nil
 	}
 	seq, err := tx.NextCallbackSeq(ctx, req.ID)
@@ -83,7 +106,7 @@ func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe
 	now := p.now().UTC().Truncate(time.Microsecond)
 	body := callbackBody{
 		ID:          id.String(),
-		Type:        CallbackEventType,
+		Type:        typ,
 		Sequence:    seq,
 		RequestID:   req.ID,
 		ExternalID:  req.ExternalID,
@@ -94,6 +117,7 @@ func (p *Pipeline) StoreStatusEvent(ctx context.Context, tx store.Tx, req *lethe
 		DueAt:       rfc3339(req.DueAt),
 		CompletedAt: rfc3339(req.CompletedAt),
 		Targets:     make([]callbackTasks, 0, len(tasks)),
+		Extension:   ext,
 	}
 	for _, t := range tasks {
 		body.Tasks.Total++

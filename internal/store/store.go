@@ -64,6 +64,9 @@ type Queries interface {
 	Purges
 	TaskWaits
 	Deadlines
+	Operators
+	Extensions
+	Register
 }
 
 // Requests persists deletion requests and their identities. Identities are

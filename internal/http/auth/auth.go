@@ -40,9 +40,12 @@ func (p Principal) Scope() store.Scope {
 	return store.Scope{ClientID: p.ClientID}
 }
 
-// Actor is how the principal appears in audit events and which client a
-// submission belongs to ("" for the admin).
+// Actor is how the principal appears in audit events: a client with its
+// id, a named operator with its name, the admin token as the admin.
 func (p Principal) Actor() (lethe.Actor, string) {
+	if p.Admin && p.Operator.Name != "" && p.Operator.Name != operators.AdminTokenName {
+		return lethe.ActorOperator, p.Operator.Name
+	}
 	if p.Admin {
 		return lethe.ActorAdmin, ""
 	}
@@ -130,6 +133,33 @@ func (a adminToken) Authenticate(_ context.Context, r *http.Request) (Principal,
 	return Principal{Admin: true, Operator: operators.AdminToken}, nil
 }
 
+// OperatorVerifier checks operator tokens; *operators.Service is one.
+type OperatorVerifier interface {
+	Authenticate(ctx context.Context, token string) (operators.Principal, error)
+}
+
+// OperatorTokens accepts named operators' bearer tokens. An operator sees
+// every request (Admin) and may change what its role allows, which each
+// route checks. A request without a bearer token, or with one that is not
+// an operator's, is EUNAUTH so the chain goes on; put it before the
+// client tokens, whose lookup it spares.
+func OperatorTokens(v OperatorVerifier) Authenticator {
+	return AuthenticatorFunc(func(ctx context.Context, r *http.Request) (Principal, error) {
+		tok, ok := request.BearerToken(r)
+		if !ok || !operators.IsToken(tok) {
+			return Principal{}, ErrUnauthorized()
+		}
+		op, err := v.Authenticate(ctx, tok)
+		if err != nil {
+			if lethe.ErrorCode(err) == lethe.EUNAUTH {
+				return Principal{}, ErrUnauthorized()
+			}
+			return Principal{}, err
+		}
+		return Principal{Admin: true, Operator: op}, nil
+	})
+}
+
 // Limited rate-limits the principals a accepts: each under the key
 // prefix + client id ("admin" for the admin, counted like one client) and
 // rules.For(client id). A refused request gets response.RateLimited, which
@@ -153,7 +183,12 @@ func Limited(a Authenticator, limiter ratelimit.Limiter, prefix string, rules ra
 // *response.RateLimitError when it is over its limit.
 func Allow(ctx context.Context, limiter ratelimit.Limiter, prefix string, p Principal, rules ratelimit.Rules) error {
 	who := p.ClientID
-	if p.Admin {
+	switch {
+	case p.Admin && p.Operator.Name != "" && p.Operator.Name != operators.AdminTokenName:
+		// Each named operator is counted apart: one busy reviewer must
+		// not use up the automation's allowance.
+		who = "operator:" + p.Operator.Name
+	case p.Admin:
 		who = "admin"
 	}
 	ok, retry, err := limiter.Allow(ctx, prefix+who, rules.For(p.ClientID))

@@ -52,6 +52,9 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Proofs", testProofs},
 		{"StatusEvents", testStatusEvents},
 		{"Suppressions", testSuppressions},
+		{"Operators", testOperators},
+		{"Extensions", testExtensions},
+		{"Register", testRegister},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
