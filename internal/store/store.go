@@ -67,6 +67,7 @@ type Queries interface {
 	Operators
 	Extensions
 	Register
+	Console
 }
 
 // Requests persists deletion requests and their identities. Identities are
