@@ -24,10 +24,18 @@ const (
 	StatusFailed Status = "failed"
 	// StatusCanceled: canceled before erasure started.
 	StatusCanceled Status = "canceled"
+	// StatusHeld: stopped for a person to decide (HoldReason says why),
+	// before erasure starts or, under a legal hold, before its next
+	// erase. An operator approves or releases it (it goes on) or denies
+	// it (it ends denied).
+	StatusHeld Status = "held"
+	// StatusDenied: an operator refused the request (DenyReason says
+	// why); nothing was erased.
+	StatusDenied Status = "denied"
 )
 
 // Statuses lists every request status, in lifecycle order.
-var Statuses = []Status{StatusReceived, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled}
+var Statuses = []Status{StatusReceived, StatusHeld, StatusRunning, StatusCompleted, StatusFailed, StatusCanceled, StatusDenied}
 
 // Valid reports whether s is a known status.
 func (s Status) Valid() bool {
@@ -39,14 +47,28 @@ func (s Status) Valid() bool {
 	return false
 }
 
-// Terminal reports whether no further transition can happen.
+// Terminal reports whether the pipeline has ended the request: nothing
+// further happens to it by itself. A failed request is the one exception
+// an operator can make: until it is closed (StageClosed) it keeps its
+// identities sealed and can be re-driven.
 func (s Status) Terminal() bool {
-	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled
+	return s == StatusCompleted || s == StatusFailed || s == StatusCanceled || s == StatusDenied
 }
 
 // Open reports whether the request still holds work to do; open requests
 // are the ones duplicates are checked against.
-func (s Status) Open() bool { return s == StatusReceived || s == StatusRunning }
+func (s Status) Open() bool { return s == StatusReceived || s == StatusRunning || s == StatusHeld }
+
+// Cancelable reports whether a request at (status, stage) can still be
+// canceled: erasure has not started (received, or held before resolve
+// let it start).
+func Cancelable(s Status, stage Stage) bool {
+	return s == StatusReceived || (s == StatusHeld && stage == StageResolve)
+}
+
+// Redrivable reports whether an operator may retry a request at (status,
+// stage): it failed and has not been closed for good.
+func Redrivable(s Status, stage Stage) bool { return s == StatusFailed && stage == StageDone }
 
 // Stage is the pipeline's position inside a request. It is internal
 // bookkeeping: every step advances it with a compare-and-set in the same
@@ -60,7 +82,60 @@ const (
 	StageVerify  Stage = "verify"  // every task has ended; verification queued
 	StageFinish  Stage = "finish"  // verified; the finish step is queued
 	StageDone    Stage = "done"    // terminal; nothing further runs
+	// StageClosed: a failed request an operator closed for good (or one
+	// that failed before re-drive existed): its identities are dropped
+	// and nothing can re-drive it.
+	StageClosed Stage = "closed"
 )
+
+// HoldReason says why a request is held.
+type HoldReason string
+
+const (
+	// HoldAmbiguousSubject: resolve found the identities reach more than
+	// one account; an operator decides whether they are one person.
+	HoldAmbiguousSubject HoldReason = "ambiguous_subject"
+	// HoldApprovalRequired: the approval policy (per regulation or client)
+	// asks an operator to approve before erasure starts.
+	HoldApprovalRequired HoldReason = "approval_required"
+	// HoldWaitingPeriod: erasure starts only once the configured waiting
+	// period has passed, unless the request is canceled first.
+	HoldWaitingPeriod HoldReason = "waiting_period"
+	// HoldLegal: an operator placed a legal hold (with a reason); nothing
+	// is erased until it is released.
+	HoldLegal HoldReason = "legal_hold"
+)
+
+// HoldReasons lists every hold reason.
+var HoldReasons = []HoldReason{HoldAmbiguousSubject, HoldApprovalRequired, HoldWaitingPeriod, HoldLegal}
+
+// DenyReason is why an operator denied a request: the Data Rights
+// Protocol's reason codes, so partners can map them one to one.
+type DenyReason string
+
+const (
+	DenySuspectedFraud      DenyReason = "suspected_fraud"
+	DenyInsufVerification   DenyReason = "insuf_verification"
+	DenyNoMatch             DenyReason = "no_match"
+	DenyClaimNotCovered     DenyReason = "claim_not_covered"
+	DenyOutsideJurisdiction DenyReason = "outside_jurisdiction"
+	DenyTooManyRequests     DenyReason = "too_many_requests"
+	DenyOther               DenyReason = "other"
+)
+
+// DenyReasons lists every deny reason code.
+var DenyReasons = []DenyReason{DenySuspectedFraud, DenyInsufVerification, DenyNoMatch,
+	DenyClaimNotCovered, DenyOutsideJurisdiction, DenyTooManyRequests, DenyOther}
+
+// Valid reports whether r is a known deny reason code.
+func (r DenyReason) Valid() bool {
+	for _, v := range DenyReasons {
+		if r == v {
+			return true
+		}
+	}
+	return false
+}
 
 // Regulation names the law a request is made under; it decides the due date.
 type Regulation string
@@ -279,6 +354,12 @@ const (
 	// EventRequestExtended: an operator extended the due date, once,
 	// within the law's bound (ExtensionBound).
 	EventRequestExtended EventType = "request.extended"
+	EventRequestHeld     EventType = "request.held"
+	EventRequestReleased EventType = "request.released"
+	EventRequestApproved EventType = "request.approved"
+	EventRequestDenied   EventType = "request.denied"
+	EventRequestRetried  EventType = "request.retried"
+	EventRequestClosed   EventType = "request.closed"
 
 	EventTaskRunning   EventType = "task.running"
 	EventTaskPending   EventType = "task.pending"
@@ -286,6 +367,9 @@ const (
 	EventTaskDone      EventType = "task.done"
 	EventTaskFailed    EventType = "task.failed"
 	EventTaskSkipped   EventType = "task.skipped"
+	EventTaskRetried   EventType = "task.retried"
+	EventTaskAttested  EventType = "task.attested"
+	EventTaskReminded  EventType = "task.reminded"
 
 	EventReceiptIssued      EventType = "receipt.issued"
 	EventIdentitiesDropped  EventType = "identities.dropped"
@@ -298,8 +382,11 @@ var EventTypes = []EventType{
 	EventRequestCompleted, EventRequestFailed, EventRequestCanceled,
 	EventRequestSuppressed, EventRequestDueSoon, EventRequestOverdue, EventRequestPurged,
 	EventRequestExtended,
+	EventRequestHeld, EventRequestReleased, EventRequestApproved, EventRequestDenied,
+	EventRequestRetried, EventRequestClosed,
 	EventTaskRunning, EventTaskPending, EventTaskConfirmed,
 	EventTaskDone, EventTaskFailed, EventTaskSkipped,
+	EventTaskRetried, EventTaskAttested, EventTaskReminded,
 	EventReceiptIssued, EventIdentitiesDropped, EventSuppressionRemoved,
 }
 
@@ -315,6 +402,10 @@ func StatusEvent(s Status) EventType {
 		return EventRequestFailed
 	case StatusCanceled:
 		return EventRequestCanceled
+	case StatusHeld:
+		return EventRequestHeld
+	case StatusDenied:
+		return EventRequestDenied
 	}
 	return ""
 }

@@ -60,10 +60,17 @@ type TargetResult struct {
 	State  string `json:"state"`
 	// Outcome says in one word what the target's items add up to (see
 	// Outcome*); Error is the task's redacted error when it failed.
-	Outcome  string       `json:"outcome"`
-	Error    string       `json:"error,omitempty"`
-	Attempts int          `json:"attempts"`
-	Items    []ReportItem `json:"items"`
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
+	// Reason says why a task was skipped (by an operator, or because the
+	// request ended first).
+	Reason string `json:"reason,omitempty"`
+	// AttestedBy names the operator who attested what was done on a
+	// target lethe cannot reach or verify (a manual target): its items are
+	// that person's word, not counts a connector confirmed.
+	AttestedBy string       `json:"attested_by,omitempty"`
+	Attempts   int          `json:"attempts"`
+	Items      []ReportItem `json:"items"`
 }
 
 // What happened on one target, as a receipt states it.
@@ -172,10 +179,21 @@ func NewReceipt(r *lethe.Request, tasks []lethe.Task, ids []store.IdentityHash, 
 	for i, id := range ids {
 		rc.Identities[i] = IdentityHash{Type: id.Type, Source: id.Source, Hash: id.Hash}
 	}
+	attested := map[string]string{}
+	for _, e := range events {
+		if e.Type == lethe.EventTaskAttested {
+			attested[e.Details["target"]] = e.ActorID
+		}
+	}
 	for i, t := range tasks {
 		tr := TargetResult{Target: t.Target, State: string(t.State), Outcome: Outcome(t), Attempts: t.Attempts, Items: make([]ReportItem, len(t.Report.Items))}
-		if t.State == lethe.TaskFailed {
+		switch t.State {
+		case lethe.TaskFailed:
 			tr.Error = t.LastError
+		case lethe.TaskSkipped:
+			tr.Reason = t.LastError
+		case lethe.TaskDone:
+			tr.AttestedBy = attested[t.Target]
 		}
 		for j, it := range t.Report.Items {
 			tr.Items[j] = ReportItem{Object: it.Object, Action: string(it.Action), Rows: it.Rows, Reason: it.Reason, Until: FormatTime(it.Until),

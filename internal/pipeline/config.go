@@ -122,6 +122,11 @@ type Config struct {
 	// nil: no sweep. See deadlines.go.
 	Deadlines *Deadlines
 
+	// Review is the review policy: requests held for an operator's
+	// approval, or for a waiting period, before erasure starts. Default:
+	// nothing held. See review.go.
+	Review Review
+
 	// InsertOnly builds a pipeline that only enqueues jobs (the first job
 	// of a request, a target's confirmation) and never works any: Start
 	// and Stop do nothing, no periodic job is scheduled, and this process
@@ -170,6 +175,7 @@ func (c Config) withDefaults() Config {
 	}
 	c.Callbacks = c.Callbacks.withDefaults()
 	c.Deadlines = c.Deadlines.withDefaults()
+	c.Review = c.Review.withDefaults()
 	return c
 }
 
@@ -210,6 +216,9 @@ func (c Config) validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Deadlines.check(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Review.check(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.ConfirmWithin <= 0 {

@@ -29,6 +29,9 @@ func (p *Pipeline) erase(ctx context.Context, job *rivertype.JobRow, requestID, 
 		ok   bool
 	)
 	err := p.st.InTx(ctx, func(tx store.Tx) error {
+		if held, err := p.onHold(ctx, tx, requestID); held || err != nil {
+			return err // held: no attempt until the hold is released
+		}
 		var err error
 		task, ok, err = tx.StartTaskAttempt(ctx, requestID, target, p.now())
 		if err != nil || !ok {

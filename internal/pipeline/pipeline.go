@@ -72,6 +72,10 @@ type Pipeline struct {
 	// end is how requests end.
 	end terminate.Path
 
+	// afterBulkTask, when set (by tests), runs after each task a bulk
+	// retry took up; an error stops the bulk retry there, as a crash would.
+	afterBulkTask func() error
+
 	// stopping is set by Stop: a connector call cut short by shutdown is
 	// not the target's fault, so it must not count towards failing a task.
 	stopping atomic.Bool
@@ -133,9 +137,11 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 	p.end = terminate.Path{Signer: cfg.Signer, Suppress: cfg.Suppression, Events: p}
 	river.AddWorker(workers, &purgeWorker{p: p})
 	river.AddWorker(workers, &deadlineSweepWorker{p: p})
+	river.AddWorker(workers, &holdSweepWorker{p: p})
+	river.AddWorker(workers, &bulkRetryWorker{p: p})
 
 	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: cfg.Workers}, queueCallbacks: {MaxWorkers: cfg.Callbacks.Workers}}
-	periodic := append(p.purgeJobs(), p.deadlineJobs()...)
+	periodic := append(append(p.purgeJobs(), p.deadlineJobs()...), p.reviewJobs()...)
 	if cfg.InsertOnly {
 		// A River client without queues is insert-only: it never fetches
 		// jobs, runs no maintenance and never stands for leader.

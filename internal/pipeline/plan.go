@@ -19,6 +19,9 @@ type resolver struct {
 	targets []Target
 	cfg     Config
 	log     *slog.Logger
+	// followAmbiguous keeps resolving past an ambiguous subject: an
+	// operator approved that its accounts are one person's.
+	followAmbiguous bool
 }
 
 func (p *Pipeline) resolver() *resolver {

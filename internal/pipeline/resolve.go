@@ -33,12 +33,18 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 	if req == nil || err != nil {
 		return err // canceled, resolve already ran, or a store error
 	}
+	held, approved, err := p.reviewBeforeResolve(ctx, job, req)
+	if held || err != nil {
+		return err
+	}
 	given, err := p.st.RequestIdentities(ctx, requestID)
 	if err != nil {
 		return fmt.Errorf("resolve: %w", err)
 	}
 
-	res := p.resolver().resolveIdentities(ctx, requestID, given)
+	r := p.resolver()
+	r.followAmbiguous = approved
+	res := r.resolveIdentities(ctx, requestID, given)
 	bctx, cancel := detached(ctx)
 	defer cancel()
 	if res.err != nil {
@@ -50,8 +56,8 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 	}
 	// Ambiguity first: it names the accounts, which says more than a
 	// count of identities does.
-	if res.reach.Ambiguous() {
-		return p.stopAmbiguous(bctx, job, requestID, res.reach)
+	if res.reach.Ambiguous() && !approved {
+		return p.holdAmbiguous(bctx, job, requestID, res.reach)
 	}
 	if len(res.identities) > p.cfg.MaxIdentities {
 		msg := fmt.Sprintf("resolve reached %d identities, more than the limit of %d: the data map probably links unrelated subjects", len(res.identities), p.cfg.MaxIdentities)
@@ -209,7 +215,7 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 		}
 		// An ambiguous subject stops here: following the other accounts'
 		// values would only reach further into other people's data.
-		if added == 0 || len(res.identities) > p.cfg.MaxIdentities || res.reach.Ambiguous() {
+		if added == 0 || len(res.identities) > p.cfg.MaxIdentities || (res.reach.Ambiguous() && !p.followAmbiguous) {
 			return res
 		}
 	}
@@ -228,18 +234,6 @@ func (p *Pipeline) failResolve(ctx context.Context, job *rivertype.JobRow, reque
 		details["target"] = target
 	}
 	return p.endInResolve(ctx, job, requestID, target, terminate.Ending{Details: details}, msg)
-}
-
-// stopAmbiguous ends a request whose identities reach more than one
-// account: erasing would erase somebody else too, so nothing is erased.
-// The request fails with the reason and the counts of accounts reached,
-// so a person can decide what the subject is.
-func (p *Pipeline) stopAmbiguous(ctx context.Context, job *rivertype.JobRow, requestID string, reach *lethe.Reach) error {
-	details := reachDetails(reach)
-	details["step"] = "resolve"
-	details["reason"] = string(lethe.OutcomeAmbiguousSubject)
-	e := terminate.Ending{Details: details, Outcome: lethe.OutcomeAmbiguousSubject, Reach: reach}
-	return p.endInResolve(ctx, job, requestID, "", e, "the identities reach more than one account: "+details["accounts"])
 }
 
 // endInResolve fails a request still in resolve with e (To and At are set

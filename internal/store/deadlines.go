@@ -17,9 +17,10 @@ const (
 	FlagOverdue DeadlineFlag = "overdue"
 )
 
-// Deadlines finds open requests (received or running) close to or past
-// their due date, for the deadline sweep, the metrics and the list API's
-// filters (ListFilter.Open, ListFilter.DueBefore).
+// Deadlines finds requests an operator still has to act on (open ones:
+// received, running or held; and failed ones not yet closed) close to or
+// past their due date, for the deadline sweep, the metrics and the list
+// API's filters (ListFilter.Open, ListFilter.DueBefore).
 type Deadlines interface {
 	// CountDeadlines returns how many open requests are due within
 	// [now, now+warnBefore) (dueSoon) and how many are due before now

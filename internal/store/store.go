@@ -68,6 +68,7 @@ type Queries interface {
 	Extensions
 	Register
 	Console
+	Reviews
 }
 
 // Requests persists deletion requests and their identities. Identities are

@@ -1,12 +1,18 @@
 // Package terminate is the one way a deletion request ends. Every move to a
 // terminal status (completed and failed in the pipeline, canceled in
-// intake) goes through Path.Terminate, inside the transaction that holds
-// the request's row, so the status, the proof and the forgetting commit
-// together or not at all.
+// intake, denied by an operator) goes through Path.Terminate, inside the
+// transaction that holds the request's row, so the status, the proof and
+// the forgetting commit together or not at all.
+//
+// A failed request is the one end that is not final: an operator may still
+// re-drive it, so it keeps its identities sealed until Path.Close closes it
+// for good (or retention deletes it), and a re-driven request that ends
+// again gets the receipt of that end in place of the first.
 package terminate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -55,9 +61,14 @@ type Ending struct {
 	Reach *lethe.Reach
 }
 
-// ending is what the effects of one Terminate share.
+// ending is what the effects of one Terminate (or Close) share.
 type ending struct {
 	Ending
+	// event is the type of the event that records the end.
+	event lethe.EventType
+	// keep is true for an end that is not final (failed): the identities
+	// stay sealed for a re-drive.
+	keep   bool
 	req    *lethe.Request
 	tasks  []lethe.Task
 	hashes []store.IdentityHash // read once, by the first effect that needs them
@@ -85,7 +96,9 @@ type effect struct {
 // terminal event first, so the receipt's chain includes it; everything that
 // needs the identities' values (the suppression list) or that a receipt
 // should cover (the status event) next; the receipt; and the forgetting
-// last, since nothing after it can read a value.
+// last, since nothing after it can read a value. Close runs the same
+// effects but the suppression and the status event: the status does not
+// change.
 var effects = []effect{
 	{"audit", recordEnd},
 	{"suppress", suppress},
@@ -126,8 +139,52 @@ func (p Path) Terminate(ctx context.Context, tx store.Tx, req *lethe.Request, ta
 	if e.Reach != nil {
 		req.Reach = e.Reach
 	}
-	end := &ending{Ending: e, req: req, tasks: tasks}
+	end := &ending{Ending: e, event: lethe.StatusEvent(e.To), keep: e.To == lethe.StatusFailed, req: req, tasks: tasks}
 	for _, f := range effects {
+		if err := f.run(p, ctx, tx, end); err != nil {
+			return false, terminateErr(f.name, err)
+		}
+	}
+	return true, nil
+}
+
+// Closing is an operator closing a failed request for good.
+type Closing struct {
+	Actor   lethe.Actor
+	ActorID string
+	At      time.Time
+	Details map[string]string // never identity values
+}
+
+// Close ends a failed request for good: req, read by the caller in tx
+// (LockRequest), moves from (failed, done) to (failed, closed); the close
+// is recorded, the receipt is issued again to cover it, and the
+// identities are dropped. It reports whether it closed the request; false
+// means it was not a failed request that could be re-driven.
+func (p Path) Close(ctx context.Context, tx store.Tx, req *lethe.Request, tasks []lethe.Task, c Closing) (bool, error) {
+	if !lethe.Redrivable(req.Status, req.Stage) {
+		return false, nil
+	}
+	if c.Actor == "" {
+		c.Actor = lethe.ActorSystem
+	}
+	c.At = c.At.UTC().Truncate(time.Microsecond)
+	ok, err := tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{
+		ID: req.ID, From: []lethe.Status{lethe.StatusFailed}, FromStage: []lethe.Stage{lethe.StageDone},
+		To: lethe.StatusFailed, ToStage: lethe.StageClosed, At: c.At,
+	})
+	if err != nil || !ok {
+		return false, terminateErr("change state", err)
+	}
+	req.Stage, req.CompletedAt, req.UpdatedAt = lethe.StageClosed, c.At, c.At
+	end := &ending{
+		Ending: Ending{To: lethe.StatusFailed, Actor: c.Actor, ActorID: c.ActorID, At: c.At, Details: c.Details},
+		event:  lethe.EventRequestClosed, req: req, tasks: tasks,
+	}
+	for _, f := range effects {
+		if f.name == "suppress" || f.name == "status_event" {
+			continue
+		}
 		if err := f.run(p, ctx, tx, end); err != nil {
 			return false, terminateErr(f.name, err)
 		}
@@ -145,7 +202,7 @@ func terminateErr(step string, err error) error {
 func recordEnd(_ Path, ctx context.Context, tx store.Tx, e *ending) error {
 	return tx.AppendAudit(ctx, &lethe.AuditEvent{
 		RequestID: e.req.ID, Time: e.At, Actor: e.Actor, ActorID: e.ActorID,
-		Type: lethe.StatusEvent(e.To), Details: e.Details,
+		Type: e.event, Details: e.Details,
 	})
 }
 
@@ -190,9 +247,15 @@ func issueReceipt(p Path, ctx context.Context, tx store.Tx, e *ending) error {
 	if err != nil {
 		return fmt.Errorf("receipt digest: %w", err)
 	}
-	if err := tx.PutReceipt(ctx, store.Receipt{
-		RequestID: e.req.ID, ClientID: e.req.ClientID, KeyID: p.Signer.KeyID(), Body: doc, IssuedAt: e.At,
-	}); err != nil {
+	rc := store.Receipt{RequestID: e.req.ID, ClientID: e.req.ClientID, KeyID: p.Signer.KeyID(), Body: doc, IssuedAt: e.At}
+	err = tx.PutReceipt(ctx, rc)
+	if errors.Is(err, store.ErrConflict) {
+		// A failed request re-driven (or closed) since its first receipt:
+		// this one states how it stands now, and the chain, which this
+		// receipt covers, holds the first one's digest.
+		err = tx.SupersedeReceipt(ctx, rc)
+	}
+	if err != nil {
 		return err
 	}
 	return appendSystem(ctx, tx, e, lethe.EventReceiptIssued, map[string]string{
@@ -201,8 +264,11 @@ func issueReceipt(p Path, ctx context.Context, tx store.Tx, e *ending) error {
 }
 
 // minimise drops the plaintext identities, keeping only their keyed
-// hashes.
+// hashes; a failed request keeps them sealed until it is closed.
 func minimise(_ Path, ctx context.Context, tx store.Tx, e *ending) error {
+	if e.keep {
+		return nil
+	}
 	ids, err := e.identityHashes(ctx, tx)
 	if err != nil {
 		return err

@@ -82,16 +82,21 @@ func TestTerminateRunsEffectsInOrder(t *testing.T) {
 		stage    lethe.Stage
 		to       lethe.Status
 		suppress bool // whether the identities end on the suppression list
-		want     []lethe.EventType
+		// keep: a failed request keeps its identities sealed for a
+		// re-drive until it is closed.
+		keep bool
+		want []lethe.EventType
 	}{
-		{lethe.StatusRunning, lethe.StageFinish, lethe.StatusCompleted, true,
+		{lethe.StatusRunning, lethe.StageFinish, lethe.StatusCompleted, true, false,
 			[]lethe.EventType{lethe.EventRequestCompleted, lethe.EventRequestSuppressed, lethe.EventReceiptIssued, lethe.EventIdentitiesDropped}},
-		{lethe.StatusRunning, lethe.StageFinish, lethe.StatusFailed, false,
-			[]lethe.EventType{lethe.EventRequestFailed, lethe.EventReceiptIssued, lethe.EventIdentitiesDropped}},
-		{lethe.StatusReceived, lethe.StageResolve, lethe.StatusFailed, false,
-			[]lethe.EventType{lethe.EventRequestFailed, lethe.EventReceiptIssued, lethe.EventIdentitiesDropped}},
-		{lethe.StatusReceived, lethe.StageResolve, lethe.StatusCanceled, false,
+		{lethe.StatusRunning, lethe.StageFinish, lethe.StatusFailed, false, true,
+			[]lethe.EventType{lethe.EventRequestFailed, lethe.EventReceiptIssued}},
+		{lethe.StatusReceived, lethe.StageResolve, lethe.StatusFailed, false, true,
+			[]lethe.EventType{lethe.EventRequestFailed, lethe.EventReceiptIssued}},
+		{lethe.StatusReceived, lethe.StageResolve, lethe.StatusCanceled, false, false,
 			[]lethe.EventType{lethe.EventRequestCanceled, lethe.EventReceiptIssued, lethe.EventIdentitiesDropped}},
+		{lethe.StatusHeld, lethe.StageResolve, lethe.StatusDenied, false, false,
+			[]lethe.EventType{lethe.EventRequestDenied, lethe.EventReceiptIssued, lethe.EventIdentitiesDropped}},
 	} {
 		t.Run(string(tc.from)+"_to_"+string(tc.to), func(t *testing.T) {
 			t.Parallel()
@@ -125,8 +130,9 @@ func TestTerminateRunsEffectsInOrder(t *testing.T) {
 				if events.called != 1 || events.status != tc.to {
 					t.Fatalf("status event: called %d times with status %s", events.called, events.status)
 				}
-				if n := len(events.events); n < 1 || events.events[n-1] != tc.want[len(tc.want)-3] {
-					t.Errorf("events when the status event was stored: %v; want ending with %s", events.events, tc.want[len(tc.want)-3])
+				before := tc.want[:slices.Index(tc.want, lethe.EventReceiptIssued)]
+				if !slices.Equal(events.events, before) {
+					t.Errorf("events when the status event was stored: %v; want %v", events.events, before)
 				}
 				if events.suppressed != tc.suppress {
 					t.Errorf("suppressed when the status event was stored = %v, want %v", events.suppressed, tc.suppress)
@@ -164,13 +170,14 @@ func TestTerminateRunsEffectsInOrder(t *testing.T) {
 				if err != nil {
 					t.Fatalf("receipt does not verify: %v", err)
 				}
-				if doc.Status != tc.to || doc.Audit.Events != int64(len(tc.want)-2) || doc.CompletedAt == "" {
+				if doc.Status != tc.to || doc.Audit.Events != int64(len(before)) || doc.CompletedAt == "" {
 					t.Errorf("receipt: status %s, %d events, completed %q", doc.Status, doc.Audit.Events, doc.CompletedAt)
 				}
 
-				// Nothing of the identity's value is left; its hash is.
-				if ids, err := st.RequestIdentities(ctx, r.ID); err != nil || len(ids) != 0 {
-					t.Errorf("identities after terminate: %v, %v", ids, err)
+				// Nothing of the identity's value is left (unless the end
+				// can be re-driven); its hash is.
+				if ids, err := st.RequestIdentities(ctx, r.ID); err != nil || (len(ids) == 1) != tc.keep {
+					t.Errorf("identities after terminate: %v, %v; want kept %v", ids, err, tc.keep)
 				}
 				if hs, err := st.RequestIdentityHashes(ctx, r.ID); err != nil || len(hs) != 1 {
 					t.Errorf("identity hashes after terminate: %v, %v", hs, err)
@@ -186,6 +193,88 @@ func TestTerminateRunsEffectsInOrder(t *testing.T) {
 			})
 		})
 	}
+}
+
+// Closing a failed request drops what the failure kept, and issues the
+// receipt again over the close; a request that is not failed, or already
+// closed, is not closed.
+func TestCloseDropsWhatAFailureKept(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachDialect(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		pub, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer := audit.NewSigner(priv)
+		path := terminate.Path{Signer: signer}
+		r := newRequest(t, st, lethe.StatusRunning, lethe.StageFinish)
+		end := func(fn func(tx store.Tx, req *lethe.Request) (bool, error)) bool {
+			t.Helper()
+			var ok bool
+			if err := st.InTx(ctx, func(tx store.Tx) error {
+				req, err := tx.LockRequest(ctx, r.ID)
+				if err != nil {
+					return err
+				}
+				ok, err = fn(tx, req)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		closeIt := func(tx store.Tx, req *lethe.Request) (bool, error) {
+			return path.Close(ctx, tx, req, nil, terminate.Closing{Actor: lethe.ActorAdmin, ActorID: "ada", At: time.Now()})
+		}
+		if end(closeIt) {
+			t.Fatal("Close closed a running request")
+		}
+		if !end(func(tx store.Tx, req *lethe.Request) (bool, error) {
+			return path.Terminate(ctx, tx, req, nil, terminate.Ending{To: lethe.StatusFailed, At: time.Now()})
+		}) {
+			t.Fatal("Terminate to failed did not end the request")
+		}
+		if !end(closeIt) {
+			t.Fatal("Close did not close the failed request")
+		}
+		if end(closeIt) {
+			t.Error("Close closed a request twice")
+		}
+		es, err := st.ListAudit(ctx, r.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []lethe.EventType
+		for _, e := range es {
+			got = append(got, e.Type)
+		}
+		want := []lethe.EventType{lethe.EventRequestFailed, lethe.EventReceiptIssued, lethe.EventRequestClosed, lethe.EventReceiptIssued, lethe.EventIdentitiesDropped}
+		if !slices.Equal(got, want) {
+			t.Errorf("events = %v, want %v", got, want)
+		}
+		if es[2].ActorID != "ada" {
+			t.Errorf("close event by %q, want ada", es[2].ActorID)
+		}
+		if ids, err := st.RequestIdentities(ctx, r.ID); err != nil || len(ids) != 0 {
+			t.Errorf("identities after close: %v, %v", ids, err)
+		}
+		rc, err := st.GetReceipt(ctx, r.ID, store.Scope{All: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := audit.Verify(rc.Body, map[string]ed25519.PublicKey{signer.KeyID(): pub})
+		if err != nil {
+			t.Fatalf("receipt does not verify: %v", err)
+		}
+		if doc.Status != lethe.StatusFailed || doc.Audit.Events != 3 {
+			t.Errorf("receipt after close: status %s over %d events, want failed over 3", doc.Status, doc.Audit.Events)
+		}
+		stored, err := st.GetRequest(ctx, r.ID, store.Scope{All: true})
+		if err != nil || stored.Stage != lethe.StageClosed || lethe.Redrivable(stored.Status, stored.Stage) {
+			t.Errorf("request after close: %+v, %v", stored, err)
+		}
+	})
 }
 
 // A request another transaction has already ended is left alone.

@@ -8,10 +8,16 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
-// openStatuses is the SQL condition of an open request (lethe.StatusReceived
-// or lethe.StatusRunning), written out to match the partial index of
-// migration 00006 so the planner can use it.
-const openStatuses = "status IN ('received', 'running')"
+// openStatuses is the SQL condition of an open request (lethe.Status.Open:
+// received, running or held), written out to match the unique index of
+// migration 00015 so the planner can use it.
+const openStatuses = "status IN ('received', 'running', 'held')"
+
+// trackedRequests is the SQL condition of a request whose deadline still
+// matters: an open one, or a failed one not yet closed (lethe.Redrivable),
+// which an operator must still re-drive or close. It matches the partial
+// index of migration 00015.
+const trackedRequests = "(status IN ('received', 'running', 'held') OR (status = 'failed' AND stage = 'done'))"
 
 // deadlineColumn maps a flag to its column; the column name never comes
 // from input.
@@ -32,7 +38,7 @@ func (q *queries) CountDeadlines(ctx context.Context, now time.Time, warnBefore 
 	err = q.queryRow(ctx, `SELECT
 		COALESCE(SUM(CASE WHEN due_at >= ? THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN due_at < ? THEN 1 ELSE 0 END), 0)
-		FROM requests WHERE `+openStatuses+` AND due_at < ?`,
+		FROM requests WHERE `+trackedRequests+` AND due_at < ?`,
 		q.ts(now), q.ts(now), q.ts(now.Add(warnBefore))).Scan(&dueSoon, &overdue)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count deadlines: %w", err)
@@ -47,7 +53,7 @@ func (q *queries) UnflaggedDeadlines(ctx context.Context, flag store.DeadlineFla
 		return nil, fmt.Errorf("unflagged deadlines: %w", err)
 	}
 	rows, err := q.query(ctx, `SELECT id FROM requests
-		WHERE `+openStatuses+` AND due_at < ? AND `+col+` IS NULL
+		WHERE `+trackedRequests+` AND due_at < ? AND `+col+` IS NULL
 		ORDER BY due_at, id LIMIT ?`, q.ts(before), limit)
 	if err != nil {
 		return nil, fmt.Errorf("unflagged deadlines: %w", err)
@@ -70,7 +76,7 @@ func (q *queries) FlagDeadline(ctx context.Context, requestID string, flag store
 		return false, fmt.Errorf("flag deadline: %w", err)
 	}
 	n, err := q.exec(ctx, `UPDATE requests SET `+col+` = ?
-		WHERE id = ? AND `+openStatuses+` AND `+col+` IS NULL`, q.ts(at), requestID)
+		WHERE id = ? AND `+trackedRequests+` AND `+col+` IS NULL`, q.ts(at), requestID)
 	if err != nil {
 		return false, fmt.Errorf("flag deadline: %w", err)
 	}

@@ -260,8 +260,8 @@ func (q *queries) FindRequestByIdempotencyKey(ctx context.Context, clientID, key
 // FindOpenRequest implements store.Requests.
 func (q *queries) FindOpenRequest(ctx context.Context, clientID, subjectKey string) (*lethe.Request, error) {
 	r, err := q.scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests
-		WHERE client_id = ? AND subject_key = ? AND status IN (?, ?)
-		ORDER BY id DESC LIMIT 1`, clientID, subjectKey, lethe.StatusReceived, lethe.StatusRunning))
+		WHERE client_id = ? AND subject_key = ? AND `+openStatuses+`
+		ORDER BY id DESC LIMIT 1`, clientID, subjectKey))
 	if err != nil {
 		return nil, fmt.Errorf("find open request: %w", notFound(err))
 	}
