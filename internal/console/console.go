@@ -17,6 +17,7 @@ import (
 	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/intake"
 	"github.com/lethe-privacy/lethe/internal/operators"
+	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -51,6 +52,9 @@ type Options struct {
 	Operators *operators.Service
 	// Intake submits imported requests. Required.
 	Intake *intake.Service
+	// Keys seal an upload's validated rows between the report and the
+	// confirmation. Required.
+	Keys *seal.Keyring
 	// Actions are the operator actions on requests (the pipeline's).
 	// Nil: request pages show no action.
 	Actions Actions
@@ -80,12 +84,13 @@ type Console struct {
 	pages map[string]*template.Template
 	mux   *http.ServeMux
 	log   *slog.Logger
+	wake  chan struct{} // an import was created on this node
 }
 
 // New builds a Console.
 func New(opts Options) (*Console, error) {
-	if opts.Store == nil || opts.Operators == nil || opts.Intake == nil {
-		return nil, errors.New("console: Store, Operators and Intake are required")
+	if opts.Store == nil || opts.Operators == nil || opts.Intake == nil || opts.Keys == nil {
+		return nil, errors.New("console: Store, Operators, Intake and Keys are required")
 	}
 	if opts.Throttle == nil {
 		opts.Throttle = auth.NewThrottle(auth.FailureRule{}, auth.FailureRule{}, opts.Now)
@@ -99,7 +104,7 @@ func New(opts Options) (*Console, error) {
 	if opts.NodeID == "" {
 		opts.NodeID = "console"
 	}
-	c := &Console{opts: opts, log: opts.Logger}
+	c := &Console{opts: opts, log: opts.Logger, wake: make(chan struct{}, 1)}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
@@ -217,3 +222,20 @@ func statusOf(code string) int {
 	}
 	return http.StatusInternalServerError
 }
+
+// Prefixes implements httpapi.Profile: the console owns /console/.
+func (c *Console) Prefixes() []string { return []string{Prefix} }
+
+// Mount implements httpapi.Profile.
+func (c *Console) Mount(mux *http.ServeMux) { mux.Handle(Prefix, c) }
+
+// WriteError implements httpapi.Profile: errors outside a page (an
+// unmatched method, a panic) are answered as a page too.
+func (c *Console) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	c.fail(w, r, nil, err)
+}
+
+// MaxBodyBytes implements httpapi.BodyLimiter: an import upload is far
+// larger than an API body; every other console form is capped at
+// maxFormBytes by its handler.
+func (c *Console) MaxBodyBytes() int64 { return maxImportBytes }

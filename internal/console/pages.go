@@ -204,7 +204,7 @@ func (c *Console) handleRequests(w http.ResponseWriter, r *http.Request, s *sess
 	}
 	if lf.Regulation != "" {
 		reg := lethe.Regulation(lf.Regulation)
-		if !reg.Valid() {
+		if _, ok := lethe.DefaultDeadlines[reg]; !ok {
 			c.fail(w, r, s, lethe.Errorf(lethe.EINVALID, "Unknown regulation."))
 			return
 		}
@@ -253,6 +253,8 @@ type requestView struct {
 	Actions    []string // the request actions this operator may take now
 	TaskAction map[string][]string
 	DenyReasons []lethe.DenyReason
+	Holds      []store.Hold
+	CanReveal  bool
 	Flash      string
 }
 
@@ -317,6 +319,13 @@ func (c *Console) showRequest(w http.ResponseWriter, r *http.Request, s *session
 		}
 		v.Actions, v.TaskAction = c.allowedActions(s.principal, v.Request, v.Tasks)
 		v.DenyReasons = lethe.DenyReasons
+		v.CanReveal = s.principal.Can(operators.RoleReviewer)
+		if c.opts.Actions != nil {
+			if v.Holds, err = c.opts.Actions.Holds(ctx, id); err != nil {
+				c.fail(w, r, s, err)
+				return
+			}
+		}
 	}
 	if rec, err := c.opts.Store.GetReceipt(ctx, id, store.Scope{All: true}); err == nil {
 		v.Receipt = c.verifyReceipt(r, rec.Body)
