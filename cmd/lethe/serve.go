@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/connector/httprecipe"
 	"github.com/lethe-privacy/lethe/connector/processor"
 	"github.com/lethe-privacy/lethe/connector/redisconn"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
@@ -42,7 +43,7 @@ const httpShutdownTimeout = 10 * time.Second
 // explicit so the list of what lethe can reach is in one place.
 func registry() (*connector.Registry, error) {
 	return connector.NewRegistry(sqlconn.Info(), redisconn.Info(), webhook.Info(),
-		processor.S2SInfo(), processor.ConnectInfo())
+		processor.S2SInfo(), processor.ConnectInfo(), httprecipe.Info())
 }
 
 func newServeCmd(g *globals) *cobra.Command {

@@ -67,6 +67,26 @@ func newClient(name string, o Options, block time.Duration, now func() time.Time
 	}
 }
 
+// NewClient checks o as New does, filling its defaults from def, and
+// returns the client alone: for connectors that drive a processor's API
+// themselves (package httprecipe) but keep this package's budget, blocks,
+// netguard transport and error classification.
+func NewClient(name string, o *Options, def Defaults, now func() time.Time) (*Client, error) {
+	if err := o.check(def); err != nil {
+		return nil, fmt.Errorf("target %q: %w", name, err)
+	}
+	if def.Block <= 0 {
+		def.Block = time.Minute
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return newClient(name, *o, def.Block, now), nil
+}
+
+// CloseIdleConnections releases the client's idle connections.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
 // Call is one HTTP call to the processor.
 type Call struct {
 	// What names the endpoint in errors ("token endpoint"). URLs never

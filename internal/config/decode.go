@@ -495,3 +495,31 @@ func ParseDuration(s string) (time.Duration, bool) {
 	}
 	return total + r, true
 }
+
+// DecodeFile decodes data, one YAML document that is not the configuration
+// file (an HTTP recipe), into v with the configuration's rules: unknown
+// keys and duplicate keys are errors, every error carries its path under
+// prefix and its line, and durations take the "30d" form. ${VAR} is not
+// expanded: such files describe an API, and settings come from the data
+// map. Errors are Errors. lines maps each decoded field's path to its line,
+// so the caller's own checks can name the line too.
+func DecodeFile(data []byte, prefix string, v any) (lines map[string]int, err error) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return nil, fmt.Errorf("config: DecodeFile needs a non-nil pointer, got %T", v)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		// yaml.v3 syntax errors name a line and a token kind, not values.
+		return nil, fmt.Errorf("%s: %w", prefix, err)
+	}
+	var errs errorList
+	if root.Kind == 0 {
+		errs.add(prefix, 0, "is empty")
+		return nil, errs.err()
+	}
+	lines = map[string]int{}
+	d := decoder{errs: &errs, lines: lines}
+	d.decode(&root, rv.Elem(), prefix)
+	return lines, errs.err()
+}

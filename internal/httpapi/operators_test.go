@@ -186,6 +186,22 @@ func TestOperatorRoles(t *testing.T) {
 		if named[lethe.EventRequestExtended] != "rex" || named[lethe.EventRequestCanceled] != "rex" {
 			t.Errorf("operator actions in the audit log = %v", named)
 		}
+		// Requests an operator submits are its own in the audit log.
+		for tok, want := range map[string]string{e.tokens["rex"]: "rex", adminTok: operators.AdminTokenName} {
+			res := e.do(t, call{method: "POST", path: "/v1/deletion-requests", token: tok,
+				body: `{"identities":[{"type":"email","value":"by-` + want + `@example.com"}]}`})
+			if res.status != http.StatusAccepted {
+				t.Fatalf("submit as %s: %d %s", want, res.status, res.body)
+			}
+			v := res.view(t)
+			evs, err := st.ListAudit(ctx, v.ID)
+			if err != nil || len(evs) != 1 || evs[0].ActorID != want || (want == "rex") != (evs[0].Actor == lethe.ActorOperator) {
+				t.Errorf("received event of a request submitted by %s: %+v, %v", want, evs, err)
+			}
+			if strings.Contains(string(res.body), `"client_id"`) {
+				t.Errorf("operator's request names a client: %s", res.body)
+			}
+		}
 		// Extending a closed request: refused.
 		if res := e.do(t, call{method: "POST", path: path + "/extend", token: e.tokens["ada"], body: extend}); res.status != http.StatusConflict {
 			t.Errorf("extending a canceled request: %d %s", res.status, res.body)

@@ -21,6 +21,7 @@ import (
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/netguard"
+	"github.com/lethe-privacy/lethe/internal/operators"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/terminate"
@@ -176,6 +177,8 @@ func (s *Service) submitOnce(ctx context.Context, r *lethe.Request) (*lethe.Requ
 		actor, actorID := lethe.ActorAdmin, ""
 		if r.ClientID != "" {
 			actor, actorID = lethe.ActorClient, r.ClientID
+		} else if a, name := operators.Actor(ctx); a != lethe.ActorSystem {
+			actor, actorID = a, name // the operator who submitted it, by name
 		}
 		ev := &lethe.AuditEvent{
 			RequestID: r.ID, Time: r.ReceivedAt, Actor: actor, ActorID: actorID, Type: lethe.EventRequestReceived,

@@ -86,6 +86,11 @@ func Actor(ctx context.Context) (lethe.Actor, string) {
 	if !ok {
 		return lethe.ActorSystem, ""
 	}
+	return p.Actor()
+}
+
+// Actor is how p appears in audit events (see the function Actor).
+func (p Principal) Actor() (lethe.Actor, string) {
 	if p.Name == AdminTokenName {
 		return lethe.ActorAdmin, p.Name
 	}

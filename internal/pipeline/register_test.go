@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // testClock is a clock the test moves.
@@ -40,6 +42,11 @@ func TestRegisterKeptTwentyFourMonths(t *testing.T) {
 		cfg := testConfig()
 		cfg.Now = clock.Now
 		const register = 730 * 24 * time.Hour
+		signer, _, err := audit.LoadSigner(ctx, st, testdb.Keyring(t), "", clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Signer = signer
 		cfg.Retention = &Retention{RequestDetails: 7 * 24 * time.Hour, Legal: 3 * 365 * 24 * time.Hour, Register: register}
 		target := newMemTarget()
 		target.put(email, 2)
@@ -77,6 +84,9 @@ func TestRegisterKeptTwentyFourMonths(t *testing.T) {
 			}
 		}
 
+		if !receipt() {
+			t.Fatal("no receipt issued")
+		}
 		// Day 6: everything is there, from the live tables.
 		purgeAt(closed.Add(6 * 24 * time.Hour))
 		if e, ok := entry(); !ok || e.Archived {

@@ -43,11 +43,11 @@ func (p Principal) Scope() store.Scope {
 // Actor is how the principal appears in audit events: a client with its
 // id, a named operator with its name, the admin token as the admin.
 func (p Principal) Actor() (lethe.Actor, string) {
-	if p.Admin && p.Operator.Name != "" && p.Operator.Name != operators.AdminTokenName {
-		return lethe.ActorOperator, p.Operator.Name
-	}
 	if p.Admin {
-		return lethe.ActorAdmin, ""
+		if p.Operator.Name == "" {
+			return lethe.ActorAdmin, ""
+		}
+		return p.Operator.Actor()
 	}
 	return lethe.ActorClient, p.ClientID
 }

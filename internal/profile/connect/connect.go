@@ -42,11 +42,18 @@ var DefaultRule = ratelimit.Rule{Limit: 600, Window: time.Minute, Block: time.Mi
 // RateLimitPrefix prefixes the profile's rate limit keys.
 const RateLimitPrefix = "connect:"
 
+// StatusStore is what the status endpoint reads: the newest requests and
+// their extensions.
+type StatusStore interface {
+	store.Requests
+	store.Extensions
+}
+
 // Options configure a Handler.
 type Options struct {
 	Intake  *intake.Service   // required
 	Clients *clients.Service  // required
-	Store   store.Requests    // required: the status endpoint reads it
+	Store   StatusStore       // required: the status endpoint reads it
 	Keyring *seal.Keyring     // required: the one intake uses, for subject keys
 	Limiter ratelimit.Limiter // required
 	// Rules are the rate limits per client; a zero Default means
@@ -229,6 +236,7 @@ const (
 	StatusCompleted = "completed"
 	StatusPending   = "pending"
 	StatusCanceled  = "canceled"
+	StatusFailed    = "failed"
 	StatusNotFound  = "not_found"
 )
 
@@ -240,6 +248,9 @@ type statusResult struct {
 	// (no_match), and a pending request stopped as ambiguous_subject
 	// says why it waits.
 	Outcome lethe.Outcome `json:"outcome,omitempty"`
+	// ExtendedUntil is the due date an operator extended the request to
+	// (RFC 3339), when it was extended.
+	ExtendedUntil string `json:"extended_until,omitempty"`
 }
 
 type statusSummary struct {
@@ -247,6 +258,7 @@ type statusSummary struct {
 	Completed int `json:"completed"`
 	Pending   int `json:"pending"`
 	Canceled  int `json:"canceled"`
+	Failed    int `json:"failed"`
 	NotFound  int `json:"not_found"`
 }
 
@@ -264,7 +276,11 @@ func reportedStatus(r *lethe.Request) string {
 		return StatusCompleted
 	case r.Status == lethe.StatusCanceled:
 		return StatusCanceled
-	default: // received, running, failed
+	case r.Status == lethe.StatusFailed:
+		// Said as it is: a failed request waits for an operator, and a
+		// partner told "pending" would wait for nothing.
+		return StatusFailed
+	default: // received, running
 		return StatusPending
 	}
 }
@@ -292,6 +308,14 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, clientID string
 		resp.Results[i] = statusResult{Identifier: raw[i], Status: st}
 		if req != nil {
 			resp.Results[i].Outcome = req.Outcome
+			ext, err := h.o.Store.GetExtension(r.Context(), req.ID)
+			switch {
+			case err == nil:
+				resp.Results[i].ExtendedUntil = ext.Due.UTC().Format(time.RFC3339)
+			case !errors.Is(err, store.ErrNotFound):
+				h.writeError(w, r, fmt.Errorf("extension: %w", err))
+				return
+			}
 		}
 		switch st {
 		case StatusCompleted:
@@ -300,6 +324,8 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request, clientID string
 			resp.Summary.Pending++
 		case StatusCanceled:
 			resp.Summary.Canceled++
+		case StatusFailed:
+			resp.Summary.Failed++
 		case StatusNotFound:
 			resp.Summary.NotFound++
 		}

@@ -201,6 +201,15 @@ func TestStatus(t *testing.T) {
 		set(lethe.Identity{Type: lethe.IdentityEmail, Value: "done@example.com"}, lethe.StatusCompleted, lethe.OutcomeNoMatch)
 		set(lethe.Identity{Type: lethe.IdentityUserID, Value: "canceled"}, lethe.StatusCanceled, "")
 		set(lethe.Identity{Type: lethe.IdentityUserID, Value: "failed"}, lethe.StatusFailed, lethe.OutcomeAmbiguousSubject)
+		// An extended request says until when.
+		open, err := f.Store.FindOpenRequest(ctx, f.client.ID, intakeKey(f, lethe.Identity{Type: lethe.IdentityUserID, Value: "open"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		until := time.Date(2031, 2, 3, 4, 5, 6, 0, time.UTC)
+		if ok, err := f.Store.ExtendRequest(ctx, store.Extension{RequestID: open.ID, PreviousDue: open.DueAt, Due: until, Reason: "r", Actor: lethe.ActorOperator, ActorID: "ana", At: f.Clock.Now()}); err != nil || !ok {
+			t.Fatal(ok, err)
+		}
 
 		// Another client's request is invisible: not_found.
 		other, err := f.Clients.Create(ctx, clients.CreateParams{Name: "other"})
@@ -216,19 +225,19 @@ func TestStatus(t *testing.T) {
 		w := f.api(t, connect.PathStatus, tok, `{"identifiers":["DONE@example.com","open","canceled","failed","never","theirs","open"]}`)
 		want := `{"results":[` +
 			`{"identifier":"DONE@example.com","status":"completed","outcome":"no_match"},` +
-			`{"identifier":"open","status":"pending"},` +
+			`{"identifier":"open","status":"pending","extended_until":"2031-02-03T04:05:06Z"},` +
 			`{"identifier":"canceled","status":"canceled"},` +
-			`{"identifier":"failed","status":"pending","outcome":"ambiguous_subject"},` +
+			`{"identifier":"failed","status":"failed","outcome":"ambiguous_subject"},` +
 			`{"identifier":"never","status":"not_found"},` +
 			`{"identifier":"theirs","status":"not_found"},` +
-			`{"identifier":"open","status":"pending"}],` +
-			`"summary":{"total":7,"completed":1,"pending":3,"canceled":1,"not_found":2}}`
+			`{"identifier":"open","status":"pending","extended_until":"2031-02-03T04:05:06Z"}],` +
+			`"summary":{"total":7,"completed":1,"pending":2,"canceled":1,"failed":1,"not_found":2}}`
 		expect(t, w, 200, want)
 
 		// A new request after a completed one: the newest decides.
 		expect(t, f.api(t, connect.PathDelete, tok, `{"identifier":"done@example.com"}`), 200, `{"success": true}`)
 		expect(t, f.api(t, connect.PathStatus, tok, `{"identifiers":["done@example.com"]}`), 200,
-			`{"results":[{"identifier":"done@example.com","status":"pending"}],"summary":{"total":1,"completed":0,"pending":1,"canceled":0,"not_found":0}}`)
+			`{"results":[{"identifier":"done@example.com","status":"pending"}],"summary":{"total":1,"completed":0,"pending":1,"canceled":0,"failed":0,"not_found":0}}`)
 
 		many := make([]string, 101)
 		for i := range many {

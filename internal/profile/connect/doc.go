@@ -15,7 +15,7 @@
 //	POST /v2/compliance/customers/deletion/status  (Authorization: Bearer)
 //	     {"identifiers":["...", ...]}
 //	  -> 200 {"results":[{"identifier","status","outcome"?}],
-//	          "summary":{"total","completed","pending","canceled","not_found"}}
+//	          "summary":{"total","completed","pending","canceled","failed","not_found"}}
 //
 // The success bodies are written byte for byte as the contract prints them
 // ({"success": true}, one space after the colon, no trailing newline).
@@ -36,19 +36,22 @@
 // that one identity (requests made by other clients are not visible):
 //
 //	completed  the newest request completed
-//	pending    the newest request is received, running or failed (a failed
-//	           request is the operator's to resolve; the obligation stands,
-//	           so the customer's deletion is reported as not done yet)
+//	pending    the newest request is received or running
+//	failed     the newest request failed: not erased (or not everywhere);
+//	           it waits for an operator to re-drive or close it
 //	canceled   the newest request was canceled (by the operator): no
 //	           deletion will happen unless the client asks again
 //	not_found  this client never asked for that identifier
 //
 // outcome, present once the newest request has one, is lethe's: "erased"
 // or "no_match" (completed: data was erased, or nothing was held on that
-// identifier) and "ambiguous_subject" (pending: the identifier reaches
+// identifier) and "ambiguous_subject" (failed: the identifier reaches
 // more than one account, nothing was erased, an operator must decide).
 //
-// "canceled" and "not_found" go beyond the contract's two values because
+// extended_until, present when an operator extended the request's due
+// date (once, within the law's bound), is the new due date.
+//
+// "canceled", "failed" and "not_found" go beyond the contract's two values because
 // reporting either as "pending" would tell a partner to wait for a deletion
 // that will never come. At most 100 identifiers per call
 // (Options.MaxStatusIdentifiers); an identifier that could not be submitted

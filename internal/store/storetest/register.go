@@ -205,8 +205,8 @@ func testRegister(t *testing.T, s store.Store) {
 	wantA := store.RegisterEntry{
 		RequestID: a.ID, ClientID: "c1", Regulation: lethe.GDPR, Status: lethe.StatusCompleted, Outcome: lethe.OutcomeErased,
 		ReceivedAt: micro(a.ReceivedAt), DueAt: micro(aDue.Add(10 * day)), ExtendedFrom: micro(aDue), ClosedAt: micro(t0.Add(5 * day)),
-		Targets: []store.RegisterTarget{{Target: "crm", State: lethe.TaskSkipped}, {Target: "db", State: lethe.TaskDone}},
-		Actions: []store.OperatorAction{{Time: micro(t0.Add(2 * day)), Type: lethe.EventRequestExtended, Actor: lethe.ActorOperator, ActorID: "ana"}},
+		Targets:  []store.RegisterTarget{{Target: "crm", State: lethe.TaskSkipped}, {Target: "db", State: lethe.TaskDone}},
+		Actions:  []store.OperatorAction{{Time: micro(t0.Add(2 * day)), Type: lethe.EventRequestExtended, Actor: lethe.ActorOperator, ActorID: "ana"}},
 		Archived: true,
 	}
 	if diff := cmp.Diff(wantA, all[0]); diff != "" {
