@@ -375,6 +375,17 @@ func TestImportReportsBadRowsAndStoresOnlyGoodOnes(t *testing.T) {
 		if n, _ := st.CountRequestsByStatus(context.Background()); n[lethe.StatusReceived] != 2 {
 			t.Fatalf("import stored %d requests, want 2", n[lethe.StatusReceived])
 		}
+		// Each is the importing operator's submission.
+		entries, err := st.RegisterPage(context.Background(), store.RegisterFilter{Scope: store.Scope{All: true}, Limit: 10})
+		if err != nil || len(entries) != 2 {
+			t.Fatalf("register: %d entries, %v", len(entries), err)
+		}
+		for _, en := range entries {
+			events, _ := st.ListAudit(context.Background(), en.RequestID)
+			if events[0].Type != lethe.EventRequestReceived || events[0].ActorID != "reviewer-ana" {
+				t.Fatalf("imported request received as %+v", events[0])
+			}
+		}
 	})
 }
 

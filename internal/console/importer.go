@@ -18,6 +18,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/intake"
+	"github.com/lethe-privacy/lethe/internal/operators"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -287,6 +288,9 @@ func (c *Console) runOneImport(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	// The requests are the importing operator's submissions: intake
+	// audits each under its name.
+	ctx = operators.WithPrincipal(ctx, operators.Principal{Name: imp.Operator, Role: operators.RoleReviewer})
 	for start := 0; start < len(rows); start += importBatch {
 		batch := rows[start:min(start+importBatch, len(rows))]
 		p, err := c.submitBatch(ctx, imp.ID, batch)
