@@ -334,6 +334,15 @@ const (
 	ActorOperator Actor = "operator"
 )
 
+// Act is who does an operator's action (an approval, a retry, ...), as its
+// audit event records them, with the free text the action takes (a note,
+// a reason). The text never holds an identity.
+type Act struct {
+	Actor   Actor
+	ActorID string // the operator's name
+	Note    string
+}
+
 // EventType names what an audit event records. docs/audit.md describes
 // each; a test fails when one is missing there.
 type EventType string
@@ -351,15 +360,15 @@ const (
 	EventRequestDueSoon    EventType = "request.due_soon"
 	EventRequestOverdue    EventType = "request.overdue"
 	EventRequestPurged     EventType = "request.purged"
+	EventRequestHeld       EventType = "request.held"
+	EventRequestReleased   EventType = "request.released"
+	EventRequestApproved   EventType = "request.approved"
+	EventRequestDenied     EventType = "request.denied"
+	EventRequestRetried    EventType = "request.retried"
+	EventRequestClosed     EventType = "request.closed"
 	// EventRequestExtended: an operator extended the due date, once,
 	// within the law's bound (ExtensionBound).
 	EventRequestExtended EventType = "request.extended"
-	EventRequestHeld     EventType = "request.held"
-	EventRequestReleased EventType = "request.released"
-	EventRequestApproved EventType = "request.approved"
-	EventRequestDenied   EventType = "request.denied"
-	EventRequestRetried  EventType = "request.retried"
-	EventRequestClosed   EventType = "request.closed"
 
 	EventTaskRunning   EventType = "task.running"
 	EventTaskPending   EventType = "task.pending"
@@ -369,7 +378,6 @@ const (
 	EventTaskSkipped   EventType = "task.skipped"
 	EventTaskRetried   EventType = "task.retried"
 	EventTaskAttested  EventType = "task.attested"
-	EventTaskReminded  EventType = "task.reminded"
 
 	EventReceiptIssued      EventType = "receipt.issued"
 	EventIdentitiesDropped  EventType = "identities.dropped"
@@ -384,12 +392,12 @@ var EventTypes = []EventType{
 	EventRequestReceived, EventRequestRunning, EventRequestVerified,
 	EventRequestCompleted, EventRequestFailed, EventRequestCanceled,
 	EventRequestSuppressed, EventRequestDueSoon, EventRequestOverdue, EventRequestPurged,
-	EventRequestExtended,
 	EventRequestHeld, EventRequestReleased, EventRequestApproved, EventRequestDenied,
 	EventRequestRetried, EventRequestClosed,
+	EventRequestExtended,
 	EventTaskRunning, EventTaskPending, EventTaskConfirmed,
 	EventTaskDone, EventTaskFailed, EventTaskSkipped,
-	EventTaskRetried, EventTaskAttested, EventTaskReminded,
+	EventTaskRetried, EventTaskAttested,
 	EventReceiptIssued, EventIdentitiesDropped, EventSuppressionRemoved, EventIdentitiesRevealed,
 }
 

@@ -63,6 +63,7 @@ func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
 		newServeCmd(g),
 		newMigrateCmd(g),
 		newRequestsCmd(),
+		newTasksCmd(),
 		newClientsCmd(g),
 		newOperatorsCmd(g),
 		newAuditCmd(g),

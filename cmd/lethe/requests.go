@@ -181,6 +181,7 @@ func newRequestsCmd() *cobra.Command {
 	export.Flags().StringVar(&to, "to", "", "only requests received before this time (RFC 3339 or YYYY-MM-DD)")
 	export.Flags().StringVar(&exportStat, "status", "", "only requests in this status")
 	cmd.AddCommand(submit, get, list, cancel, extend, export)
+	addRequestActions(cmd, c)
 	return cmd
 }
 

@@ -172,6 +172,16 @@ targets:
 		t.Errorf("second page = %+v; want ada alone", page)
 	}
 
+	// A bulk retry of the target is queued (nothing of it has failed).
+	var bulk struct {
+		ID     string `json:"id"`
+		Target string `json:"target"`
+	}
+	mustRunLethe(t, d, &bulk, append([]string{"tasks", "retry", "--target", "shop", "--failed"}, api...)...)
+	if bulk.ID == "" || bulk.Target != "shop" {
+		t.Errorf("tasks retry = %+v; want a bulk retry of shop", bulk)
+	}
+
 	// Failures exit non-zero with the server's message, and print nothing.
 	for _, c := range []struct {
 		name string
@@ -185,6 +195,13 @@ targets:
 		{"identity without type", requests("submit", "--identity", "ada@example.com"), "TYPE:VALUE"},
 		{"no identity", requests("submit"), "at least one --identity"},
 		{"server down", []string{"requests", "list", "--server", "http://127.0.0.1:1", "--token", cliAdminToken}, "call server"},
+		{"approve a completed request", requests("approve", ada.ID), "409 conflict"},
+		{"retry a completed request", requests("retry", ada.ID), "409 conflict"},
+		{"skip without a reason", requests("skip", ada.ID, "--target", "shop"), "--reason is required"},
+		{"deny without a reason", requests("deny", ada.ID), "--reason is required"},
+		{"deny after erasure", requests("deny", ada.ID, "--reason", "other"), "409 conflict"},
+		{"bulk retry without --failed", append([]string{"tasks", "retry", "--target", "shop"}, api...), "--failed is required"},
+		{"bulk retry of no target", append([]string{"tasks", "retry", "--target", "nowhere", "--failed"}, api...), "404"},
 	} {
 		out, err := runLethe(t, d, c.args...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

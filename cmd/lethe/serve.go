@@ -16,6 +16,7 @@ import (
 
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/httprecipe"
+	"github.com/lethe-privacy/lethe/connector/manual"
 	"github.com/lethe-privacy/lethe/connector/processor"
 	"github.com/lethe-privacy/lethe/connector/redisconn"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
@@ -42,7 +43,7 @@ const httpShutdownTimeout = 10 * time.Second
 // registry lists the connector kinds this binary knows. Registration is
 // explicit so the list of what lethe can reach is in one place.
 func registry() (*connector.Registry, error) {
-	return connector.NewRegistry(sqlconn.Info(), redisconn.Info(), webhook.Info(),
+	return connector.NewRegistry(sqlconn.Info(), redisconn.Info(), webhook.Info(), manual.Info(),
 		processor.S2SInfo(), processor.ConnectInfo(), httprecipe.Info())
 }
 
@@ -194,8 +195,12 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		Callbacks:            callbackConfig(cfg, keys),
 		Suppression:          cfg.Suppression.Enabled,
 		Deadlines:            &pipeline.Deadlines{WarnBefore: cfg.Deadlines.WarnBefore, Interval: cfg.Deadlines.SweepInterval},
-		InsertOnly:           !r.works(),
-		NodeID:               nodeID,
+		Review: pipeline.Review{
+			ApproveRegulations: cfg.Review.ApproveRegulations, ApproveClients: cfg.Review.ApproveClients,
+			WaitingPeriod: cfg.Review.WaitingPeriod, SweepInterval: cfg.Review.SweepInterval,
+		},
+		InsertOnly: !r.works(),
+		NodeID:     nodeID,
 	}, st, targets, log, m)
 	if err != nil {
 		return err
@@ -261,6 +266,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		Observer:     m,
 		Plan:         apiPlanner(pipe),
 		CompleteTask: pipe, // targets confirming an erasure: POST /v1/tasks/{token}/complete
+		Actions:      pipe, // operators' actions on requests
 		Extend:       pipe, // POST /v1/deletion-requests/{id}/extend
 		Suppression:  cfg.Suppression.Enabled,
 		Timeouts:     httpTimeouts(cfg.HTTP),

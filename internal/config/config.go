@@ -71,6 +71,9 @@ type Config struct {
 	Deadlines Deadlines `yaml:"deadlines"`
 	// Resolve bounds resolve; each field states its default (resolve.go).
 	Resolve Resolve `yaml:"resolve"`
+	// Review holds requests for operators before erasure; each field
+	// states its default (review.go).
+	Review Review `yaml:"review"`
 	// Targets is the data map: one entry per system holding personal
 	// data. Default none.
 	Targets []Target `yaml:"targets"`
@@ -332,6 +335,7 @@ func Default() *Config {
 		},
 		Deadlines: Deadlines{WarnBefore: defaultWarnBefore, SweepInterval: defaultSweepInterval},
 		Resolve:   Resolve{MaxIdentities: defaultMaxIdentities},
+		Review:    Review{SweepInterval: defaultHoldSweepInterval},
 		RateLimits: RateLimits{
 			Native:  limitOf(httpapi.DefaultRule),
 			Connect: limitOf(connect.DefaultRule),
@@ -503,6 +507,7 @@ func (c *Config) validate(errs *errorList) {
 	durRange(bad, "http.write_timeout", c.HTTP.WriteTimeout, 100*time.Millisecond, time.Hour)
 	durRange(bad, "http.idle_timeout", c.HTTP.IdleTimeout, 100*time.Millisecond, time.Hour)
 	c.validateDeadlines(bad)
+	c.validateReview(bad)
 	c.validateResolve(bad)
 
 	validLimit(bad, "rate_limits.native", c.RateLimits.Native)

@@ -37,6 +37,7 @@ func TestDefaultsMatchOwners(t *testing.T) {
 		{"callbacks.window", d.Callbacks.Window, pipeline.DefaultCallbackWindow},
 		{"callbacks.timeout", d.Callbacks.Timeout, pipeline.DefaultCallbackTimeout},
 		{"resolve.max_identities", d.Resolve.MaxIdentities, pipeline.DefaultMaxIdentities},
+		{"review.sweep_interval", d.Review.SweepInterval, pipeline.DefaultHoldSweepInterval},
 		{"http.max_body_bytes", d.HTTP.MaxBodyBytes, int64(httpapi.DefaultMaxBodyBytes)},
 		{"http.read_header_timeout", d.HTTP.ReadHeaderTimeout, httpapi.ReadHeaderTimeout},
 		{"http.read_timeout", d.HTTP.ReadTimeout, httpapi.ReadTimeout},

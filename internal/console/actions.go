@@ -18,15 +18,16 @@ import (
 // law's bounds itself and audits under the operator in ctx; the console
 // only chooses which buttons to show.
 type Actions interface {
-	Approve(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
-	Deny(ctx context.Context, id string, reason lethe.DenyReason, by pipeline.By) (*lethe.Request, error)
-	PlaceLegalHold(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
-	ReleaseLegalHold(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
-	RetryRequest(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
-	RetryTask(ctx context.Context, id, target string, by pipeline.By) (*lethe.Request, error)
-	SkipTask(ctx context.Context, id, target string, by pipeline.By) (*lethe.Request, error)
-	CloseRequest(ctx context.Context, id string, by pipeline.By) (*lethe.Request, error)
+	Approve(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
+	Deny(ctx context.Context, id string, reason lethe.DenyReason, by lethe.Act) (*lethe.Request, error)
+	PlaceLegalHold(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
+	ReleaseLegalHold(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
+	RetryRequest(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
+	RetryTask(ctx context.Context, id, target string, by lethe.Act) (*lethe.Request, error)
+	SkipTask(ctx context.Context, id, target string, by lethe.Act) (*lethe.Request, error)
+	CloseRequest(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error)
 	Extend(ctx context.Context, x store.ExtendParams) (*lethe.Request, error)
+	AttestTask(ctx context.Context, id, target string, report lethe.Report, by lethe.Act) (*lethe.Request, error)
 	Holds(ctx context.Context, id string) ([]store.Hold, error)
 }
 
@@ -43,6 +44,7 @@ const (
 	actExtend  = "extend"
 	actCancel  = "cancel"
 	actSkip    = "skip"
+	actAttest  = "attest"
 )
 
 // allowedActions returns the request actions and, per target, the task
@@ -68,15 +70,18 @@ func (c *Console) allowedActions(p operators.Principal, r *lethe.Request, tasks 
 			perTask[t.Target] = []string{actRetry, actSkip}
 		case lethe.TaskPending, lethe.TaskRunning:
 			perTask[t.Target] = []string{actSkip}
+			if c.targetKind(t.Target) == "manual" {
+				perTask[t.Target] = []string{actAttest, actSkip}
+			}
 		}
 	}
 	return acts, perTask
 }
 
 // by is the operator in ctx with the form's note.
-func by(r *http.Request) pipeline.By {
+func by(r *http.Request) lethe.Act {
 	actor, actorID := operators.Actor(r.Context())
-	return pipeline.By{Actor: actor, ActorID: actorID, Note: strings.TrimSpace(r.PostForm.Get("note"))}
+	return lethe.Act{Actor: actor, ActorID: actorID, Note: strings.TrimSpace(r.PostForm.Get("note"))}
 }
 
 func (c *Console) handleAction(w http.ResponseWriter, r *http.Request, s *session) {
@@ -141,19 +146,47 @@ func (c *Console) handleTaskAction(w http.ResponseWriter, r *http.Request, s *se
 		_, err = c.opts.Actions.RetryTask(r.Context(), id, target, by(r))
 	case actSkip:
 		_, err = c.opts.Actions.SkipTask(r.Context(), id, target, by(r))
+	case actAttest:
+		var report lethe.Report
+		if report, err = parseCounts(r.PostForm.Get("counts")); err == nil {
+			_, err = c.opts.Actions.AttestTask(r.Context(), id, target, report, by(r))
+		}
 	default:
 		err = store.ErrNotFound
 	}
 	c.afterAction(w, r, s, id, act, err)
 }
 
-func (c *Console) knownTarget(name string) bool {
+func (c *Console) knownTarget(name string) bool { return c.targetKind(name) != "" }
+
+func (c *Console) targetKind(name string) string {
 	for _, t := range c.opts.Targets {
 		if t.Name == name {
-			return true
+			return t.Kind
 		}
 	}
-	return false
+	return ""
+}
+
+// parseCounts reads an attestation's "object: count" lines.
+func parseCounts(text string) (lethe.Report, error) {
+	var rep lethe.Report
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		obj, n, ok := strings.Cut(line, ":")
+		rows, err := strconv.ParseInt(strings.TrimSpace(n), 10, 64)
+		if !ok || err != nil || rows < 0 || strings.TrimSpace(obj) == "" {
+			return rep, lethe.Errorf(lethe.EINVALID, "Write what was erased as one \"object: count\" per line.")
+		}
+		rep.Items = append(rep.Items, lethe.ReportItem{Object: strings.TrimSpace(obj), Action: lethe.ActionDelete, Rows: rows})
+	}
+	if len(rep.Items) == 0 {
+		return rep, lethe.Errorf(lethe.EINVALID, "Write what was erased as one \"object: count\" per line.")
+	}
+	return rep, nil
 }
 
 // afterAction shows a refused action's reason on an error page, and
@@ -189,6 +222,8 @@ func actionFlash(done string) string {
 		return "Canceled."
 	case actSkip:
 		return "Task skipped; the receipt will say why."
+	case actAttest:
+		return "Attested: the receipt names you for this target."
 	}
 	return ""
 }

@@ -170,7 +170,7 @@ func waitRequest(t *testing.T, s *server, id string, d time.Duration) requestVie
 			return false, fmt.Sprintf("GET: %d, %v", code, err)
 		}
 		switch v.Status {
-		case "completed", "failed", "canceled":
+		case "completed", "failed", "canceled", "denied", "held": // held: waits for an operator
 			return true, v.Status
 		}
 		return false, fmt.Sprintf("status %s, tasks %+v", v.Status, v.Tasks)

@@ -94,6 +94,10 @@ type Options struct {
 	// POST /v1/tasks/{token}/complete (see tasks.go). Nil: the route
 	// answers 404.
 	CompleteTask TaskCompleter
+	// Actions are operators' actions on requests (actions.go): approve,
+	// deny, hold, release, retry, skip, close, attest. Nil: those routes
+	// answer 404.
+	Actions Actions
 	// Extend serves POST /v1/deletion-requests/{id}/extend (extend.go).
 	// Nil: the route answers 404.
 	Extend Extender
@@ -193,6 +197,7 @@ func New(o Options) *Server {
 		{"POST /v1/suppressions/check", s.authed(operators.RoleViewer, s.handleSuppressionCheck)},
 		{"DELETE /v1/suppressions", s.authed(operators.RoleAdmin, s.handleSuppressionRemove)},
 	}
+	s.routes = append(s.routes, s.actionRoutes(o.Actions)...)
 	if s.metrics != nil {
 		s.routes = append(s.routes, route{"GET /metrics", s.metrics})
 	}

@@ -310,7 +310,7 @@ func (s *Service) Cancel(ctx context.Context, scope store.Scope, id string, acto
 			return fmt.Errorf("cancel: %w", err)
 		}
 		conflict := lethe.Errorf(lethe.ECONFLICT, "deletion request is %s; only a request that has not started erasing can be canceled", r.Status)
-		if r.Status != lethe.StatusReceived {
+		if !lethe.Cancelable(r.Status, r.Stage) {
 			return conflict
 		}
 		// No tasks: resolve has not created them.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
@@ -26,10 +27,19 @@ import (
 // commits with its audit event (naming the operator) and with the job that
 // carries the request on (Redrive), or not at all.
 
+// stepUniqueStates are the states in which a step's job keeps a second one
+// with the same args out: every state but the ended ones. A completed job
+// must not: a re-driven request runs its steps again, and River would
+// otherwise skip, say, its second verify for the first one's row.
+var stepUniqueStates = []rivertype.JobState{
+	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRetryable,
+	rivertype.JobStateRunning, rivertype.JobStateScheduled,
+}
+
 // RetryRequest re-drives a failed request: every failed task goes back to
 // pending with a fresh attempt budget (a request that failed in resolve
 // resolves again) and the request runs again.
-func (p *Pipeline) RetryRequest(ctx context.Context, id string, by By) (*lethe.Request, error) {
+func (p *Pipeline) RetryRequest(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error) {
 	return p.act(ctx, id, func(tx store.Tx, req *lethe.Request) error {
 		if !lethe.Redrivable(req.Status, req.Stage) {
 			return notRedrivable(req)
@@ -43,7 +53,7 @@ func (p *Pipeline) RetryRequest(ctx context.Context, id string, by By) (*lethe.R
 
 // RetryTask retries one failed task: of a failed request (which runs
 // again), or of a request still running its other tasks.
-func (p *Pipeline) RetryTask(ctx context.Context, id, target string, by By) (*lethe.Request, error) {
+func (p *Pipeline) RetryTask(ctx context.Context, id, target string, by lethe.Act) (*lethe.Request, error) {
 	return p.act(ctx, id, func(tx store.Tx, req *lethe.Request) error {
 		t, err := taskIn(ctx, tx, id, target)
 		if err != nil {
@@ -57,7 +67,7 @@ func (p *Pipeline) RetryTask(ctx context.Context, id, target string, by By) (*le
 }
 
 // retryOne retries the failed task on target of req, locked in tx.
-func (p *Pipeline) retryOne(ctx context.Context, tx store.Tx, req *lethe.Request, target string, by By) error {
+func (p *Pipeline) retryOne(ctx context.Context, tx store.Tx, req *lethe.Request, target string, by lethe.Act) error {
 	switch {
 	case lethe.Redrivable(req.Status, req.Stage):
 		if err := p.checkRedrive(ctx, tx, req); err != nil {
@@ -124,7 +134,7 @@ func (p *Pipeline) checkRedrive(ctx context.Context, tx store.Tx, req *lethe.Req
 // one on target, when set) back to pending, the request back to running
 // at erase (or to received at resolve when it failed there), and the job
 // that carries it on queued.
-func (p *Pipeline) reopen(ctx context.Context, tx store.Tx, req *lethe.Request, by By, target string) error {
+func (p *Pipeline) reopen(ctx context.Context, tx store.Tx, req *lethe.Request, by lethe.Act, target string) error {
 	details := map[string]string{}
 	to, stage := lethe.StatusRunning, lethe.StageErase
 	if req.StartedAt.IsZero() {
@@ -180,7 +190,7 @@ func (p *Pipeline) reopen(ctx context.Context, tx store.Tx, req *lethe.Request, 
 }
 
 // retryTaskRow puts one failed task back to pending, with its audit event.
-func (p *Pipeline) retryTaskRow(ctx context.Context, tx store.Tx, id, target string, by By) (bool, error) {
+func (p *Pipeline) retryTaskRow(ctx context.Context, tx store.Tx, id, target string, by lethe.Act) (bool, error) {
 	before, ok, err := tx.RetryTask(ctx, id, target, p.now())
 	if err != nil || !ok {
 		return false, err
@@ -196,7 +206,7 @@ func (p *Pipeline) retryTaskRow(ctx context.Context, tx store.Tx, id, target str
 // reason (By.Note, required), which the receipt states. A failed request
 // left with no failed task then verifies and finishes; a running one
 // goes on as if the task had ended.
-func (p *Pipeline) SkipTask(ctx context.Context, id, target string, by By) (*lethe.Request, error) {
+func (p *Pipeline) SkipTask(ctx context.Context, id, target string, by lethe.Act) (*lethe.Request, error) {
 	if strings.TrimSpace(by.Note) == "" {
 		return nil, lethe.Errorf(lethe.EINVALID, "reason is required to skip a task")
 	}
@@ -244,7 +254,7 @@ func (p *Pipeline) SkipTask(ctx context.Context, id, target string, by By) (*let
 			if err := p.checkRedrive(ctx, tx, req); err != nil {
 				return err
 			}
-			return p.reopen(ctx, tx, req, By{Actor: by.Actor, ActorID: by.ActorID}, "")
+			return p.reopen(ctx, tx, req, lethe.Act{Actor: by.Actor, ActorID: by.ActorID}, "")
 		}
 		return p.Redrive(ctx, tx, id)
 	})
@@ -252,7 +262,7 @@ func (p *Pipeline) SkipTask(ctx context.Context, id, target string, by By) (*let
 
 // CloseRequest closes a failed request for good: it stays failed, its
 // identities are dropped, and nothing can re-drive it any more.
-func (p *Pipeline) CloseRequest(ctx context.Context, id string, by By) (*lethe.Request, error) {
+func (p *Pipeline) CloseRequest(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error) {
 	return p.act(ctx, id, func(tx store.Tx, req *lethe.Request) error {
 		if !lethe.Redrivable(req.Status, req.Stage) {
 			return notRedrivable(req)
@@ -305,7 +315,7 @@ const bulkBatch = 100
 
 // RetryTarget asks for every task on target that has failed by now to be
 // retried, and returns the bulk retry (GetBulkRetry follows it).
-func (p *Pipeline) RetryTarget(ctx context.Context, target string, by By) (store.BulkRetry, error) {
+func (p *Pipeline) RetryTarget(ctx context.Context, target string, by lethe.Act) (store.BulkRetry, error) {
 	if _, ok := p.byName[target]; !ok {
 		return store.BulkRetry{}, lethe.Errorf(lethe.ENOTFOUND, "no target is named %q", target)
 	}
@@ -356,7 +366,7 @@ func (p *Pipeline) runBulkRetry(ctx context.Context, id string) error {
 	if !b.FinishedAt.IsZero() {
 		return nil
 	}
-	by := By{Actor: b.Actor, ActorID: b.ActorID, Note: b.ID}
+	by := lethe.Act{Actor: b.Actor, ActorID: b.ActorID, Note: b.ID}
 	for {
 		tasks, err := p.st.FailedTasksOf(ctx, b, bulkBatch)
 		if err != nil {

@@ -64,7 +64,7 @@ func insertOpts(priority int) *river.InsertOpts {
 	return &river.InsertOpts{
 		MaxAttempts: riverMaxAttempts,
 		Priority:    priority,
-		UniqueOpts:  river.UniqueOpts{ByArgs: true},
+		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByState: stepUniqueStates},
 	}
 }
 

@@ -607,7 +607,8 @@ func TestVerifyResidueFailsTask(t *testing.T) {
 		if n := sloppy.count("verify"); n != cfg.MaxAttempts {
 			t.Errorf("Verify calls = %d, want %d (retried up to MaxAttempts)", n, cfg.MaxAttempts)
 		}
-		want := map[string]int{"request.running": 1, "task.running": 1, "task.done": 1, "task.failed": 1, "request.verified": 1, "request.failed": 1, "identities.dropped": 1}
+		// The failed request keeps its identities sealed for a re-drive.
+		want := map[string]int{"request.running": 1, "task.running": 1, "task.done": 1, "task.failed": 1, "request.verified": 1, "request.failed": 1}
 		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
@@ -643,9 +644,13 @@ func TestResolveFailureFailsRequest(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Then closing the request: its identities dropped (no signer, no receipt).
-		if len(events) != 2 || events[0].Type != "request.failed" || events[0].Details["target"] != "broken" || events[1].Type != "identities.dropped" {
-			t.Fatalf("events = %+v, want one request.failed naming the target, then identities.dropped", events)
+		// The failed request keeps its identities sealed until it is
+		// re-driven or closed (no signer, no receipt).
+		if len(events) != 1 || events[0].Type != "request.failed" || events[0].Details["target"] != "broken" {
+			t.Fatalf("events = %+v, want one request.failed naming the target", events)
+		}
+		if ids, err := st.RequestIdentities(context.Background(), id); err != nil || len(ids) != 1 {
+			t.Errorf("identities kept by the failed request: %d, %v; want 1", len(ids), err)
 		}
 		assertNoValue(t, "audit error", events[0].Details["error"], email)
 		if !strings.Contains(events[0].Details["error"], "table users missing") {

@@ -66,14 +66,6 @@ func (r Review) check() error {
 	return nil
 }
 
-// By is who acts: an operator's audit actor and name, with the free text
-// the action takes (a reason, a note).
-type By struct {
-	Actor   lethe.Actor
-	ActorID string
-	Note    string
-}
-
 // MaxNoteLen bounds an operator's free text.
 const MaxNoteLen = 500
 
@@ -248,7 +240,7 @@ func lockForAction(ctx context.Context, tx store.Tx, id string) (*lethe.Request,
 	return req, err
 }
 
-func (p *Pipeline) actionAudit(ctx context.Context, tx store.Tx, requestID string, by By, typ lethe.EventType, details map[string]string) error {
+func (p *Pipeline) actionAudit(ctx context.Context, tx store.Tx, requestID string, by lethe.Act, typ lethe.EventType, details map[string]string) error {
 	if by.Actor == "" {
 		by.Actor = lethe.ActorSystem
 	}
@@ -310,7 +302,7 @@ func (p *Pipeline) act(ctx context.Context, id string, fn func(tx store.Tx, req 
 // Approve lets a held request's erasure start: it ends its
 // approval_required and ambiguous_subject holds; when no other hold
 // (a waiting period, a legal hold) is left, the request goes on.
-func (p *Pipeline) Approve(ctx context.Context, id string, by By) (*lethe.Request, error) {
+func (p *Pipeline) Approve(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error) {
 	return p.act(ctx, id, func(tx store.Tx, req *lethe.Request) error {
 		if req.Status != lethe.StatusHeld {
 			return lethe.Errorf(lethe.ECONFLICT, "deletion request is %s; only a held request can be approved", req.Status)
@@ -343,7 +335,7 @@ func (p *Pipeline) Approve(ctx context.Context, id string, by By) (*lethe.Reques
 // Deny refuses a request before its erasure started: it ends denied with
 // reason (DRP's codes) as its outcome, through terminate like every end
 // (receipt, identities dropped; never suppressed).
-func (p *Pipeline) Deny(ctx context.Context, id string, reason lethe.DenyReason, by By) (*lethe.Request, error) {
+func (p *Pipeline) Deny(ctx context.Context, id string, reason lethe.DenyReason, by lethe.Act) (*lethe.Request, error) {
 	if !reason.Valid() {
 		return nil, lethe.Errorf(lethe.EINVALID, "reason must be one of %s", joinReasons())
 	}
@@ -397,7 +389,7 @@ func (p *Pipeline) checkRequestNote(ctx context.Context, tx store.Tx, field, not
 // request that has not ended, or on a failed one not yet closed (then it
 // cannot be re-driven until released). A running request stops before
 // its next erase attempt; attempts already under way finish.
-func (p *Pipeline) PlaceLegalHold(ctx context.Context, id string, by By) (*lethe.Request, error) {
+func (p *Pipeline) PlaceLegalHold(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error) {
 	if strings.TrimSpace(by.Note) == "" {
 		return nil, lethe.Errorf(lethe.EINVALID, "reason is required for a legal hold")
 	}
@@ -436,7 +428,7 @@ func (p *Pipeline) PlaceLegalHold(ctx context.Context, id string, by By) (*lethe
 }
 
 // placeHoldsBy is placeHolds for holds an operator placed.
-func (p *Pipeline) placeHoldsBy(ctx context.Context, tx store.Tx, id string, holds []store.Hold, by By) error {
+func (p *Pipeline) placeHoldsBy(ctx context.Context, tx store.Tx, id string, holds []store.Hold, by lethe.Act) error {
 	for _, h := range holds {
 		if _, err := tx.PlaceHold(ctx, h); err != nil {
 			return err
@@ -452,7 +444,7 @@ func (p *Pipeline) placeHoldsBy(ctx context.Context, tx store.Tx, id string, hol
 
 // ReleaseLegalHold lifts a request's legal hold; when no other hold is
 // left, the request goes on from where it stopped.
-func (p *Pipeline) ReleaseLegalHold(ctx context.Context, id string, by By) (*lethe.Request, error) {
+func (p *Pipeline) ReleaseLegalHold(ctx context.Context, id string, by lethe.Act) (*lethe.Request, error) {
 	return p.act(ctx, id, func(tx store.Tx, req *lethe.Request) error {
 		if by.Note != "" {
 			if err := p.checkRequestNote(ctx, tx, "note", by.Note, id); err != nil {

@@ -42,60 +42,6 @@ func (a *accountTarget) ResolveSubject(ctx context.Context, s connector.Subject)
 
 var sharedPhone = lethe.Identity{Type: lethe.IdentityPhone, Value: "+14155550123"}
 
-// TestAmbiguousSubjectErasesNothing: a phone shared by two accounts
-// reaches two users, so the request fails as ambiguous_subject before any
-// target is planned or erased, with the counts on record and nothing
-// changed.
-func TestAmbiguousSubjectErasesNothing(t *testing.T) {
-	t.Parallel()
-	eachDialect(t, func(t *testing.T, st store.Store) {
-		users := &accountTarget{memTarget: newMemTarget(), accounts: map[lethe.Identity][]string{
-			sharedPhone: {"1", "2"},
-			email:       {"1"},
-		}}
-		users.put(sharedPhone, 2)
-		users.put(email, 1)
-		plain := newMemTarget()
-		plain.put(sharedPhone, 5)
-
-		p := start(t, st, testConfig(), Target{"users", users}, Target{"sms", plain})
-		id := submit(t, st, p, sharedPhone)
-		r := waitDone(t, st, id, lethe.StatusFailed)
-
-		if r.Outcome != lethe.OutcomeAmbiguousSubject {
-			t.Errorf("outcome = %q, want ambiguous_subject", r.Outcome)
-		}
-		if diff := cmp.Diff(&lethe.Reach{Accounts: map[string]int{"users/users": 2}}, r.Reach); diff != "" {
-			t.Errorf("reach (-want +got):\n%s", diff)
-		}
-		if len(r.Tasks) != 0 {
-			t.Errorf("tasks = %+v, want none", r.Tasks)
-		}
-		for name, m := range map[string]*memTarget{"users": users.memTarget, "sms": plain} {
-			if n := m.count("erase") + m.count("plan"); n != 0 {
-				t.Errorf("%s: %d plan/erase calls, want none", name, n)
-			}
-		}
-		if users.held(sharedPhone) != 2 || users.held(email) != 1 || plain.held(sharedPhone) != 5 {
-			t.Error("data changed although the request stopped")
-		}
-		events, err := st.ListAudit(context.Background(), id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(events) == 0 || events[0].Type != lethe.EventRequestFailed {
-			t.Fatalf("events = %+v, want request.failed first", events)
-		}
-		d := events[0].Details
-		if d["reason"] != "ambiguous_subject" || d["accounts"] != "users/users=2" || d["step"] != "resolve" {
-			t.Errorf("request.failed details = %v, want reason ambiguous_subject, accounts users/users=2", d)
-		}
-		for k, v := range d {
-			assertNoValue(t, "audit detail "+k, v, sharedPhone)
-		}
-	})
-}
-
 // TestOutcomeSaysWhatWasFound: a completed request that matched nothing
 // anywhere is no_match; one that erased rows is erased; values a target
 // did not follow are on record as running's details and the reach.

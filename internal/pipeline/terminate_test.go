@@ -80,13 +80,16 @@ func TestEveryEndTerminates(t *testing.T) {
 				events := waitCallbacks(t, st, id, tc.statusEvents)
 
 				// Audit events: the terminal one, then suppression (of a
-				// completed request), the receipt, the forgetting, and
-				// nothing after.
+				// completed request), the receipt, the forgetting (but for a
+				// failed request), and nothing after.
 				want := []lethe.EventType{lethe.StatusEvent(tc.to)}
 				if tc.to == lethe.StatusCompleted {
 					want = append(want, lethe.EventRequestSuppressed)
 				}
-				want = append(want, lethe.EventReceiptIssued, lethe.EventIdentitiesDropped)
+				want = append(want, lethe.EventReceiptIssued)
+				if tc.to != lethe.StatusFailed { // a failed one keeps them for a re-drive
+					want = append(want, lethe.EventIdentitiesDropped)
+				}
 				es, err := st.ListAudit(ctx, id)
 				if err != nil {
 					t.Fatal(err)
@@ -129,13 +132,22 @@ func TestEveryEndTerminates(t *testing.T) {
 				if err != nil {
 					t.Fatalf("receipt does not verify: %v", err)
 				}
-				if doc.Status != tc.to || doc.Audit.Events != int64(len(got)-2) {
-					t.Errorf("receipt: status %s over %d events; want %s over %d", doc.Status, doc.Audit.Events, tc.to, len(got)-2)
+				after := 2 // the receipt's own event and the forgetting
+				if tc.to == lethe.StatusFailed {
+					after = 1
+				}
+				if doc.Status != tc.to || doc.Audit.Events != int64(len(got)-after) {
+					t.Errorf("receipt: status %s over %d events; want %s over %d", doc.Status, doc.Audit.Events, tc.to, len(got)-after)
 				}
 
-				// Then no identity value is left.
-				if ids, err := st.RequestIdentities(ctx, id); err != nil || len(ids) != 0 {
-					t.Errorf("identity values left: %d, %v", len(ids), err)
+				// Then no identity value is left, unless the request failed
+				// and can still be re-driven.
+				wantIDs := 0
+				if tc.to == lethe.StatusFailed {
+					wantIDs = 1
+				}
+				if ids, err := st.RequestIdentities(ctx, id); err != nil || len(ids) != wantIDs {
+					t.Errorf("identity values left: %d, %v; want %d", len(ids), err, wantIDs)
 				}
 			})
 		})

@@ -64,11 +64,11 @@ type Queries interface {
 	Purges
 	TaskWaits
 	Deadlines
+	Reviews
 	Operators
 	Extensions
 	Register
 	Console
-	Reviews
 }
 
 // Requests persists deletion requests and their identities. Identities are

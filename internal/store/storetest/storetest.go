@@ -52,6 +52,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Proofs", testProofs},
 		{"StatusEvents", testStatusEvents},
 		{"Suppressions", testSuppressions},
+		{"Holds", testHolds},
+		{"RetryAndSkip", testRetryAndSkip},
 		{"Operators", testOperators},
 		{"Extensions", testExtensions},
 		{"Register", testRegister},
