@@ -239,6 +239,14 @@ func NormalizePhone(s string) (string, bool) {
 	if !e164.MatchString(p) {
 		return "", false
 	}
+	// libphonenumber drops a national prefix written after the country
+	// code ("+84 0912…" is "+84912…"), so for some numbers the E.164 form
+	// reads as yet another number ("+84 000…" loses a zero at every
+	// parse). Only a form that reads as itself is an identity: stored, it
+	// must compare equal to the same number written again.
+	if again, ok := parsePhone(p, ""); !ok || phonenumbers.Format(again, phonenumbers.E164) != p {
+		return "", false
+	}
 	return p, true
 }
 

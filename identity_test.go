@@ -25,6 +25,8 @@ func TestNormalizeIdentity(t *testing.T) {
 		{in: lethe.Identity{Type: "email", Value: strings.Repeat("a", 250) + "@example.com"}, wantErr: true},
 		{in: lethe.Identity{Type: "phone", Value: "+49 151 1234-5678"}, want: lethe.Identity{Type: "phone", Value: "+4915112345678"}},
 		{in: lethe.Identity{Type: "phone", Value: "0044 (20) 7946.0958"}, want: lethe.Identity{Type: "phone", Value: "+442079460958"}},
+		// A national prefix written after the country code is dropped.
+		{in: lethe.Identity{Type: "phone", Value: "+44 (0)20 7946 0958"}, want: lethe.Identity{Type: "phone", Value: "+442079460958"}},
 		{in: lethe.Identity{Type: "phone", Value: "030 1234567"}, wantErr: true},
 		{in: lethe.Identity{Type: "phone", Value: "+1 555 CALL NOW"}, wantErr: true},
 		{in: lethe.Identity{Type: "phone", Value: "+0123456789"}, wantErr: true},
@@ -158,6 +160,7 @@ func TestNormalizeIdentityRefusesDeceptiveText(t *testing.T) {
 		{"phone too short for its country", "phone", "+49 15", "not a valid international number"},
 		{"unknown country code", "phone", "+999 1234 5678", "not a valid international number"},
 		{"national phone", "phone", "07911 123456", "not a valid international number"},
+		{"phone whose E.164 form reads as another number", "phone", "0084000 0000 0000", "not a valid international number"},
 	}
 	for _, tt := range tests {
 		_, err := lethe.NormalizeIdentity(lethe.Identity{Type: lethe.IdentityType(tt.typ), Value: tt.value})

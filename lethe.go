@@ -172,6 +172,10 @@ type Request struct {
 	// IdempotencyKey makes a retried submission return the first answer.
 	IdempotencyKey string
 	CallbackURL    string
+	// CallbackFormat names the protocol its status callbacks speak: ""
+	// for lethe's own, or the intake profile that took it ("drp",
+	// "opendsr"), which renders and signs them.
+	CallbackFormat string
 
 	ReceivedAt  time.Time
 	DueAt       time.Time

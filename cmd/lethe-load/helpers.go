@@ -96,6 +96,7 @@ func baselineServer(args []string) error {
 	dsn := fs.String("db", "", "the lethe database: SQLite file path or postgres:// URL")
 	apiKey := fs.String("api-key", "", "X-API-KEY to accept")
 	secret := fs.String("secret", "", "shared secret (HMAC-SHA256 key)")
+	pool := fs.Int("pool", 0, "connections kept open and idle, like lethe's pool (0: database/sql's default of 2 idle, which reconnects under load)")
 	fs.Parse(args) //nolint:errcheck // ExitOnError
 	if *dsn == "" || *apiKey == "" || *secret == "" {
 		return fmt.Errorf("baseline-server needs -db, -api-key and -secret")
@@ -105,6 +106,10 @@ func baselineServer(args []string) error {
 		return err
 	}
 	defer db.Close()
+	if *pool > 0 {
+		db.SetMaxOpenConns(*pool)
+		db.SetMaxIdleConns(*pool)
+	}
 	blob := "BYTEA"
 	if dialect == "sqlite" {
 		blob = "BLOB"

@@ -52,6 +52,11 @@ type options struct {
 	emailFormat                              string
 	n, c, first                              int
 	wait                                     time.Duration
+	// rate > 0: open loop, rate requests per second for duration, each
+	// sent on schedule whether or not earlier ones were answered (c
+	// bounds how many are in flight).
+	rate     float64
+	duration time.Duration
 }
 
 func main() {
@@ -74,6 +79,8 @@ func main() {
 	flag.IntVar(&o.n, "n", 1000, "requests to submit")
 	flag.IntVar(&o.c, "c", 50, "concurrent clients")
 	flag.DurationVar(&o.wait, "wait", 10*time.Minute, "how long to wait for every request to end (0: do not wait)")
+	flag.Float64Var(&o.rate, "rate", 0, "steady load: requests per second, sent on schedule for -duration (overrides -n; -c bounds requests in flight)")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long -rate lasts")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "lethe-load:", err)
@@ -88,8 +95,11 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	if o.token == "" || (o.mode == "s2s" && (o.apiKey == "" || o.secret == "")) {
 		return fmt.Errorf("need -token, and -api-key and -secret for s2s")
 	}
+	if o.rate > 0 {
+		o.n = int(o.rate * o.duration.Seconds())
+	}
 	if o.n < 1 || o.c < 1 {
-		return fmt.Errorf("-n and -c must be at least 1")
+		return fmt.Errorf("-n and -c must be at least 1 (and -rate × -duration)")
 	}
 	o.url = strings.TrimRight(o.url, "/")
 	client := &http.Client{
@@ -108,28 +118,43 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		sample string
 	)
 	began := time.Now()
+	one := func(i int) {
+		t0 := time.Now()
+		sent[i] = t0
+		id, code, err := submit(ctx, client, o, o.first+i)
+		lat[i] = time.Since(t0)
+		v, _ := status.LoadOrStore(code, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+		if err != nil {
+			errs.Add(1)
+			first.Do(func() { sample = err.Error() })
+			return
+		}
+		ids[i] = id
+	}
 	var wg sync.WaitGroup
-	for range o.c {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= o.n {
-					return
+	if o.rate > 0 {
+		inFlight := make(chan struct{}, o.c)
+		for i := range o.n {
+			time.Sleep(time.Until(began.Add(time.Duration(float64(i) / o.rate * float64(time.Second)))))
+			inFlight <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-inFlight }()
+				one(i)
+			})
+		}
+	} else {
+		for range o.c {
+			wg.Go(func() {
+				for {
+					i := int(next.Add(1)) - 1
+					if i >= o.n {
+						return
+					}
+					one(i)
 				}
-				t0 := time.Now()
-				sent[i] = t0
-				id, code, err := submit(ctx, client, o, o.first+i)
-				lat[i] = time.Since(t0)
-				v, _ := status.LoadOrStore(code, new(atomic.Int64))
-				v.(*atomic.Int64).Add(1)
-				if err != nil {
-					errs.Add(1)
-					first.Do(func() { sample = err.Error() })
-					continue
-				}
-				ids[i] = id
-			}
-		})
+			})
+		}
 	}
 	wg.Wait()
 	took := time.Since(began)
@@ -147,8 +172,8 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	if sample != "" {
 		fmt.Fprintf(w, "first error: %s\n", sample)
 	}
-	result := fmt.Sprintf("RESULT mode=%s n=%d c=%d rps=%.1f p50_ms=%.1f p95_ms=%.1f p99_ms=%.1f errors=%d",
-		o.mode, o.n, o.c, rps, msf(pct(lat, 50)), msf(pct(lat, 95)), msf(pct(lat, 99)), errs.Load())
+	result := fmt.Sprintf("RESULT mode=%s n=%d c=%d rate=%g rps=%.1f p50_ms=%.1f p95_ms=%.1f p99_ms=%.1f errors=%d",
+		o.mode, o.n, o.c, o.rate, rps, msf(pct(lat, 50)), msf(pct(lat, 95)), msf(pct(lat, 99)), errs.Load())
 
 	if o.wait > 0 {
 		want := map[string]time.Time{}

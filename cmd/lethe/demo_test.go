@@ -77,11 +77,13 @@ type demoServer struct {
 	stderr *syncBuffer
 }
 
-// startDemo runs `lethe serve --demo` and waits until it serves.
-func startDemo(t *testing.T, bin, dir, addr string) *demoServer {
+// startDemo runs `lethe serve --demo` in the working directory cwd, as the
+// README does, and waits until it serves.
+func startDemo(t *testing.T, bin, cwd, addr string) *demoServer {
 	t.Helper()
 	s := &demoServer{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
-	s.cmd = exec.Command(filepath.Join(bin, "lethe"), "serve", "--demo", "--db", filepath.Join(dir, "lethe.db"), "--listen", addr)
+	s.cmd = exec.Command(filepath.Join(bin, "lethe"), "serve", "--demo", "--listen", addr)
+	s.cmd.Dir = cwd
 	s.cmd.Env = cleanEnv(bin)
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	if err := s.cmd.Start(); err != nil {
@@ -149,11 +151,13 @@ func TestDemoWalkthrough(t *testing.T) {
 			t.Skipf("%s is not installed; the walkthrough needs it", tool)
 		}
 	}
-	bin, dir := t.TempDir(), t.TempDir()
+	bin, cwd := t.TempDir(), t.TempDir()
+	dir := filepath.Join(cwd, "lethe-demo") // everything the demo makes
 	buildLethe(t, bin)
 	addr := freeAddr(t)
-	srv := startDemo(t, bin, dir, addr)
+	srv := startDemo(t, bin, cwd, addr)
 	script := srv.script(t)
+	readmeStepsPrinted(t, script)
 
 	// Everything the demo wrote (databases with their WAL files, the key,
 	// the config and the state with its tokens) is its owner's only.
@@ -192,6 +196,7 @@ func TestDemoWalkthrough(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	run := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", script)
+	run.Dir = cwd
 	run.Env = cleanEnv(bin)
 	out, err := run.CombinedOutput()
 	if err != nil {
@@ -267,12 +272,78 @@ func TestDemoWalkthrough(t *testing.T) {
 
 	// A second start reuses everything and offers customer 4.
 	srv.stop(t)
-	again := startDemo(t, bin, dir, addr)
+	again := startDemo(t, bin, cwd, addr)
 	second := again.stdout.String()
 	if !strings.Contains(second, "Reusing the demo shop") || strings.Contains(second, "Created the demo client") {
 		t.Errorf("second start did not reuse the demo:\n%s", second)
 	}
 	if !strings.Contains(second, "LETHE_TOKEN='"+token+"'") || !strings.Contains(second, "customer 4 by email") {
 		t.Errorf("second start's walkthrough:\n%s", second)
+	}
+
+	// Two starts and the walkthrough left nothing in the working
+	// directory but the demo's folder.
+	again.stop(t)
+	entries, err := os.ReadDir(cwd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "lethe-demo" {
+			t.Errorf("the demo left %s in the working directory, outside ./lethe-demo/", e.Name())
+		}
+	}
+}
+
+// readmeStepsPrinted checks that every step of the README's walkthrough is
+// in the script the demo prints, in the same order: each numbered title,
+// and each command up to where the README shortens it (a "…" or a quoted
+// value that differs on every machine).
+func readmeStepsPrinted(t *testing.T, script string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(b)
+	start := strings.Index(readme, "## A five-minute walkthrough")
+	if start < 0 {
+		t.Fatal("README has no walkthrough section")
+	}
+	block := readme[start:]
+	if i := strings.Index(block, "```sh\n"); i >= 0 {
+		block = block[i+len("```sh\n"):]
+	}
+	block = block[:strings.Index(block, "```")]
+	printed := strings.Split(script, "\n")
+	at, steps := 0, 0
+	for _, line := range strings.Split(block, "\n") {
+		var want string
+		switch {
+		case regexp.MustCompile(`^# [0-9]+\. `).MatchString(line), strings.HasPrefix(line, "# Every request"):
+			want = line
+		case line == "", strings.HasPrefix(line, "#"), strings.HasPrefix(line, " "):
+			continue // sample output, or a README line wrapped for width
+		default:
+			want = strings.TrimRight(strings.TrimSuffix(strings.TrimSpace(line), "\\"), " ")
+			if i := strings.IndexAny(want, "…'"); i >= 0 {
+				want = strings.TrimRight(want[:i], " ")
+			}
+		}
+		steps++
+		found := false
+		for ; at < len(printed); at++ {
+			if strings.HasPrefix(printed[at], want) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("the README's walkthrough step %q is not in the printed script (in order):\n%s", want, script)
+			return
+		}
+	}
+	if steps < 10 {
+		t.Errorf("found only %d steps in the README's walkthrough", steps)
 	}
 }

@@ -93,7 +93,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&listen, "listen", "", "HTTP address host:port (env LETHE_LISTEN; default 127.0.0.1:8080)")
 	cmd.Flags().BoolVar(&demo, "demo", false, "create (or reuse) a demo shop database, client and admin token beside the database, serve them, and print a walkthrough")
 	cmd.Flags().StringVar(&roleName, "role", string(roleAll), "what this process does: all (API and pipeline), api (API only; enqueues jobs) or worker (pipeline, plus /healthz, /readyz and /metrics); api and worker need PostgreSQL (env LETHE_ROLE)")
-	cmd.Flags().StringVar(&opts.rateLimitURL, "ratelimit", "", "rate limit state: empty keeps it in the database; redis://host:port/db uses Redis (env LETHE_RATELIMIT)")
+	cmd.Flags().StringVar(&opts.rateLimitURL, "ratelimit", "", "rate limit state: memory (default on SQLite), database (default on PostgreSQL) or redis://host:port/db (env LETHE_RATELIMIT)")
 	cmd.Flags().StringVar(&opts.nodeID, "node-id", "", "this node's name for the job queue, stable across its restarts and unique among running nodes: jobs it left running when it died are resumed at its restart (env LETHE_NODE_ID; default host name and listen address)")
 	cmd.Flags().StringVar(&opts.tlsCert, "tls-cert", "", "serve HTTPS (HTTP/2 and HTTP/1.1) with this PEM certificate chain; needs --tls-key (env LETHE_TLS_CERT)")
 	cmd.Flags().StringVar(&opts.tlsKey, "tls-key", "", "the PEM private key of --tls-cert (env LETHE_TLS_KEY)")
@@ -153,6 +153,11 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		return err
 	}
 
+	protocols, err := loadProtocols(ctx, cfg, st, log)
+	if err != nil {
+		return err
+	}
+
 	targets, closeTargets, err := openTargets(ctx, cfg)
 	if err != nil {
 		return err
@@ -192,7 +197,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		MaxIdentities:        cfg.Resolve.MaxIdentities,
 		Signer:               signer,
 		Retention:            &pipeline.Retention{RequestDetails: cfg.Retention.RequestDetails, Legal: cfg.Retention.Legal, Register: cfg.Retention.Register},
-		Callbacks:            callbackConfig(cfg, keys),
+		Callbacks:            protocols.withFormats(callbackConfig(cfg, keys)),
 		Suppression:          cfg.Suppression.Enabled,
 		Deadlines:            &pipeline.Deadlines{WarnBefore: cfg.Deadlines.WarnBefore, Interval: cfg.Deadlines.SweepInterval},
 		Review: pipeline.Review{
@@ -242,6 +247,12 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 	if err != nil {
 		return err
 	}
+	profiles := []httpapi.Profile{s2sProfile, connectProfile, cons}
+	more, err := protocols.profiles(ctx, cfg, in, cl, st, keys, limiter, rules, log)
+	if err != nil {
+		return err
+	}
+	profiles = append(profiles, more...)
 	api := httpapi.New(httpapi.Options{
 		Intake: in,
 		Store:  st,
@@ -262,7 +273,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		Metrics:      m.Handler(),
 		Logger:       log,
 		MaxBodyBytes: cfg.HTTP.MaxBodyBytes,
-		Profiles:     []httpapi.Profile{s2sProfile, connectProfile, cons},
+		Profiles:     profiles,
 		Observer:     m,
 		Plan:         apiPlanner(pipe),
 		CompleteTask: pipe, // targets confirming an erasure: POST /v1/tasks/{token}/complete
@@ -410,7 +421,7 @@ func limitRules(ctx context.Context, st store.Clients, rl config.RateLimits, log
 		return ratelimit.Rule{Limit: l.Limit, Window: l.Window, Block: l.Block}
 	}
 	out := map[string]ratelimit.Rules{}
-	for _, p := range []string{config.ProfileNative, config.ProfileConnect, config.ProfileS2S} {
+	for _, p := range config.Profiles {
 		out[p] = ratelimit.Rules{Default: rule(rl.For(p, "")), PerClient: map[string]ratelimit.Rule{}}
 	}
 	for name := range rl.Clients {

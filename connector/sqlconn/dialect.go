@@ -340,23 +340,32 @@ func (d dialect) missing(err error) bool {
 	return false
 }
 
-// digits returns an expression of the characters of expr that are digits,
-// for the candidate filter of the phone rule. SQLite has no regular
-// expressions, so there the usual separators are removed instead; letters
-// left behind (an "ext.") do not hide the run of digits the filter looks
-// for.
-func (d dialect) digits(expr string) string {
-	switch d.name {
-	case "postgres":
-		return fmt.Sprintf("regexp_replace(CAST(%s AS TEXT), '[^0-9]', '', 'g')", expr)
-	case "mysql":
-		return fmt.Sprintf("REGEXP_REPLACE(CAST(%s AS CHAR), '[^0-9]', '')", expr)
+// phoneFilter returns the expression and LIKE pattern of the phone
+// rule's candidate filter for a number whose national significant number
+// is nsn: every written form of the number holds those digits. On
+// PostgreSQL the column's digits (non-digits stripped) must contain them
+// as a run, which a trigram index on that expression serves
+// (docs/datamap.md). Elsewhere no index can serve a phone match, and
+// rewriting every row costs a regular expression (MySQL) or eleven
+// replace calls (SQLite) per row, so the value itself must hold the
+// digits in order with anything between them ("+44 7911 123-456",
+// "(07911) 123456"): a wider filter, read without rewriting anything.
+// CanonicalPhone then decides.
+func (d dialect) phoneFilter(col, nsn string) (expr, pattern string) {
+	if d.name == "postgres" {
+		return fmt.Sprintf("regexp_replace(CAST(%s AS TEXT), '[^0-9]', '', 'g')", col), "%" + nsn + "%"
 	}
-	out := "CAST(" + expr + " AS TEXT)"
-	for _, sep := range []string{"' '", "'-'", "'.'", "'('", "')'", "'+'", "'/'", "char(9)", "char(160)", "char(8209)", "char(8211)"} {
-		out = "replace(" + out + ", " + sep + ", '')"
+	var b strings.Builder
+	b.WriteByte('%')
+	for _, r := range nsn {
+		b.WriteRune(r)
+		b.WriteByte('%')
 	}
-	return out
+	typ := "TEXT"
+	if d.name == "mysql" {
+		typ = "CHAR"
+	}
+	return "CAST(" + col + " AS " + typ + ")", b.String()
 }
 
 // lowerTrim is the expression the case-insensitive rule compares: an

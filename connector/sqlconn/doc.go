@@ -11,6 +11,7 @@
 //	    driver: postgres            # postgres | mysql | sqlite
 //	    dsn: ${SHOP_DSN}
 //	    batch_size: 1000            # rows per transaction; default 1000
+//	    max_connections: 10         # pool size, kept open when idle; default 10 (the pipeline's workers)
 //	    hash_key: ${LETHE_HASH_KEY} # >= 16 bytes; needed by hash and redact_email
 //	    default_region: GB          # phones stored as national numbers; optional
 //	    follow_limit: 10            # never follow a value matching more root rows; default 10
@@ -66,7 +67,9 @@
 // follow_limit and default_region. Rules SQL cannot decide exactly (phone,
 // case_insensitive, and exact on MySQL text columns, whose collations are
 // case- and accent-insensitive) select candidates in SQL and confirm each
-// in Go, then act by primary key. Against integer (and PostgreSQL uuid)
+// in Go, then act by primary key; one operation (a Resolve with all its
+// rounds, a Plan, an Erase or EraseBatch, a Verify) asks the database
+// about each value of each column once. Against integer (and PostgreSQL uuid)
 // columns only values of that shape are compared: "42abc" never matches
 // user 42. A column whose type the subject lacks yields no work.
 //
@@ -83,10 +86,26 @@
 //
 // Tables are processed children before parents (over references, any
 // number of hops), so a child is found through its parent before the link
-// is cut, and foreign keys hold. Each batch of batch_size rows commits on
-// its own, keeping locks short: it selects and locks the batch's primary
-// keys through the indexes, then changes exactly those rows by primary
-// key, so concurrent erasures of different subjects lock disjoint rows.
+// is cut, and foreign keys hold. Changes go in transactions of up to
+// batch_size changed rows, whatever tables they span: a subject with a few
+// rows in each table is one transaction and one commit, as hand-written
+// SQL would do it; a large one commits every batch_size rows, keeping
+// locks short. A delete is one statement per batch on PostgreSQL and
+// SQLite (DELETE ... WHERE key IN (SELECT key ... LIMIT n) RETURNING the
+// values the ledger keeps); on MySQL/MariaDB, and for tables with declared
+// cascades, a batch selects and locks its primary keys through the
+// indexes, then deletes exactly those rows by primary key, so concurrent
+// erasures of different subjects lock disjoint rows. A failed statement
+// rolls back its transaction only; Erase then runs again committing after
+// every table, so the tables before the failing one are erased and
+// reported and the error is the same.
+//
+// EraseBatch (connector.BatchEraser) erases several subjects the same
+// way in shared transactions: one candidate query per matched column for
+// all of them, one ledger read, one ledger write per transaction, and per
+// subject only its table statements; each subject's rows are changed by
+// statements of its own, so each report is exact.
+//
 // delete removes rows; pseudonymize rewrites the listed columns (one
 // UPDATE per batch on PostgreSQL, one per 256 rows on MySQL and SQLite);
 // retain changes nothing and reports the rows kept with the reason and
@@ -102,9 +121,9 @@
 // what is left, so erasing converges. Each report counts the rows changed
 // by that call; on error Erase still returns the report of what it
 // committed. The rows of an attempt that died without returning would be
-// missing from a sum of reports, so each batch also writes its count (and
-// its declared cascades' counts, taken before the delete) into the
-// lethe_erasure_ledger table in its own transaction, and Changed
+// missing from a sum of reports, so each transaction also writes its
+// counts per request and table (and its declared cascades' counts, taken
+// before the delete) into the lethe_erasure_ledger table, and Changed
 // (connector.Ledger) reads the request's exact totals back: a batch and
 // its count commit together or not at all. The same batch keeps, in
 // lethe_erasure_keys, the referenced values (users.id, orders.id) of the

@@ -1,4 +1,25 @@
 package sqlconn
 
+import (
+	"database/sql"
+
+	"github.com/lethe-privacy/lethe/connector"
+)
+
 // LargeTableRows lets the tests build a table just above the threshold.
 var LargeTableRows = largeTableRows
+
+// NewOpenedBy is New with the pool opened by sqlOpen (a counting driver).
+func NewOpenedBy(t connector.Target, sqlOpen func(driver, dsn string) (*sql.DB, error)) (*Connector, error) {
+	var o Options
+	if err := t.DecodeOptions(&o); err != nil {
+		return nil, err
+	}
+	return open(t.Name, o, sqlOpen)
+}
+
+// Conns reports the pool's open and idle connections.
+func (c *Connector) Conns() (open, idle int) {
+	st := c.db.Stats()
+	return st.OpenConnections, st.Idle
+}

@@ -2,10 +2,9 @@ package sqlconn
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/lethe-privacy/lethe"
@@ -80,41 +79,57 @@ func (c *Connector) ensureLedger(ctx context.Context) error {
 	return nil
 }
 
-// ledgerEntry is what one batch records in the ledger, inside its transaction.
-type ledgerEntry struct {
-	requestID string
-	lines     []lethe.ReportItem // object, action, rows
-	keys      map[string][]any   // referenced column -> values of the erased rows
-	object    string             // the table the keys belong to
-}
+// maxLedgerRowsPerStmt bounds the rows of one multi-row INSERT into the
+// ledger tables (six parameters each at most; see maxKeysPerStmt).
+const maxLedgerRowsPerStmt = 1000
 
-// record writes e in tx.
-func (c *Connector) record(ctx context.Context, tx *sql.Tx, e ledgerEntry) error {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
+// record writes, in tx, the ledger rows of everything the subjects changed
+// in tx: one line per request, object and action, and the kept keys, in
+// one multi-row INSERT per table (more only for thousands of keys).
+func (c *Connector) record(ctx context.Context, tx *sql.Tx, subs []*subjectRun) error {
+	batch, err := newBatchID()
+	if err != nil {
 		return err
 	}
-	batch := hex.EncodeToString(b)
-	for _, l := range e.lines {
-		q := &query{d: c.d}
-		stmt := fmt.Sprintf("INSERT INTO %s (request_id, target, object, action, batch, changed) VALUES (%s, %s, %s, %s, %s, %s)",
-			ledgerTable, q.arg(e.requestID), q.arg(c.name), q.arg(l.Object), q.arg(string(l.Action)), q.arg(batch), q.arg(l.Rows))
-		if _, err := tx.ExecContext(ctx, stmt, q.args...); err != nil {
-			return fmt.Errorf("record in %s: %w", ledgerTable, err)
+	var lines, keys [][]any
+	for _, sr := range subs {
+		for k, n := range sr.lines {
+			if n > 0 {
+				lines = append(lines, []any{sr.requestID, c.name, k.object, string(k.action), batch, n})
+			}
+		}
+		for _, k := range sr.keys {
+			if v, ok := text(k.value); ok {
+				keys = append(keys, []any{sr.requestID, c.name, k.object, k.column, v})
+			}
 		}
 	}
-	for col, vals := range e.keys {
-		for _, v := range vals {
-			s, ok := text(v)
-			if !ok {
-				continue
+	// Map order is random; sorted rows keep the statements' texts (and
+	// the lock order on the ledger's key) the same from run to run.
+	slices.SortFunc(lines, func(a, b []any) int { return strings.Compare(fmt.Sprint(a[:4]...), fmt.Sprint(b[:4]...)) })
+	if err := c.insertRows(ctx, tx, ledgerTable, "request_id, target, object, action, batch, changed", lines); err != nil {
+		return err
+	}
+	return c.insertRows(ctx, tx, ledgerKeysTable, "request_id, target, object, key_column, key_value", keys)
+}
+
+// insertRows inserts rows into table in multi-row INSERTs.
+func (c *Connector) insertRows(ctx context.Context, tx *sql.Tx, table, cols string, rows [][]any) error {
+	for len(rows) > 0 {
+		chunk := rows[:min(len(rows), maxLedgerRowsPerStmt)]
+		rows = rows[len(chunk):]
+		q := &query{d: c.d}
+		tuples := make([]string, len(chunk))
+		for i, r := range chunk {
+			ph := make([]string, len(r))
+			for j, v := range r {
+				ph[j] = q.arg(v)
 			}
-			q := &query{d: c.d}
-			stmt := fmt.Sprintf("INSERT INTO %s (request_id, target, object, key_column, key_value) VALUES (%s, %s, %s, %s, %s)",
-				ledgerKeysTable, q.arg(e.requestID), q.arg(c.name), q.arg(e.object), q.arg(col), q.arg(s))
-			if _, err := tx.ExecContext(ctx, stmt, q.args...); err != nil {
-				return fmt.Errorf("record in %s: %w", ledgerKeysTable, err)
-			}
+			tuples[i] = "(" + strings.Join(ph, ", ") + ")"
+		}
+		stmt := fmt.Sprintf("INSERT INTO %s (%s) VALUES %s", table, cols, strings.Join(tuples, ", "))
+		if _, err := c.execContext(ctx, tx, stmt, q.args...); err != nil {
+			return fmt.Errorf("record in %s: %w", table, err)
 		}
 	}
 	return nil
@@ -141,49 +156,6 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// referencedValues reads, in tx, the referenced columns of the rows keys
-// of t, before they are deleted or rewritten.
-func (c *Connector) referencedValues(ctx context.Context, tx *sql.Tx, t *table, keys [][]any) (map[string][]any, error) {
-	cols := referenced(t)
-	if len(cols) == 0 || len(keys) == 0 {
-		return nil, nil
-	}
-	out := map[string][]any{}
-	for rest := keys; len(rest) > 0; {
-		chunk := rest[:min(len(rest), maxKeysPerStmt/len(t.key))]
-		rest = rest[len(chunk):]
-		q := &query{d: c.d}
-		quoted := make([]string, len(cols))
-		for i, col := range cols {
-			quoted[i] = c.d.quote(col)
-		}
-		stmt := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(quoted, ", "), c.d.quote(t.Name), c.keyTerm(q, t, chunk))
-		rows, err := tx.QueryContext(ctx, stmt, q.args...)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			dst := make([]any, len(cols))
-			ptrs := make([]any, len(cols))
-			for i := range dst {
-				ptrs[i] = &dst[i]
-			}
-			if err := rows.Scan(ptrs...); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			for i, col := range cols {
-				out[col] = append(out[col], dst[i])
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
 }
 
 // cascadeCounts counts, in tx and before the change, the rows each
@@ -218,7 +190,7 @@ func (c *Connector) cascadeCounts(ctx context.Context, tx *sql.Tx, t *table, key
 			}
 			var k int64
 			stmt := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", c.d.quote(cs.fk.table), w)
-			if err := tx.QueryRowContext(ctx, stmt, q.args...).Scan(&k); err != nil {
+			if err := c.scanOne(ctx, tx, stmt, q.args, &k); err != nil {
 				return nil, fmt.Errorf("count cascade into %q: %w", cs.fk.table, err)
 			}
 			n += k
@@ -245,7 +217,7 @@ func (c *Connector) Changed(ctx context.Context, subj connector.Subject) (lethe.
 	q := &query{d: c.d}
 	stmt := fmt.Sprintf("SELECT object, action, SUM(changed) FROM %s WHERE request_id = %s AND target = %s GROUP BY object, action",
 		ledgerTable, q.arg(subj.RequestID), q.arg(c.name))
-	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return lethe.Report{}, redact(fmt.Errorf("target %q: read %s: %w", c.name, ledgerTable, err), v.all())
 	}
@@ -264,27 +236,36 @@ func (c *Connector) Changed(ctx context.Context, subj connector.Subject) (lethe.
 	if err := rows.Err(); err != nil {
 		return lethe.Report{}, fmt.Errorf("target %q: read %s: %w", c.name, ledgerTable, err)
 	}
+	// Retained tables are counted now, matched through their own lineage
+	// only: the other tables' columns need no candidate queries here.
+	var retained []*table
+	var lineageOf []*table
+	for _, t := range c.tables {
+		if t.Action == lethe.ActionRetain {
+			retained = append(retained, t)
+			lineageOf = lineage(t, lineageOf)
+		}
+	}
+	counted := map[*table]int64{}
+	if len(retained) > 0 {
+		s, m, err := c.begin(ctx, "count retained", v, lineageOf)
+		if err != nil {
+			return lethe.Report{}, err
+		}
+		if err := c.loadErased(ctx, []string{subj.RequestID}, []*matcher{m}); err != nil {
+			return lethe.Report{}, redact(fmt.Errorf("target %q: %w", c.name, err), v.all())
+		}
+		if counted, err = c.countAll(ctx, retained, m, s, false); err != nil {
+			return lethe.Report{}, c.failOp(v, "count retained", err)
+		}
+	}
 	var (
 		rep     lethe.Report
-		s       schema
-		m       *matcher
 		cascade []cascade
 	)
 	for _, t := range c.tables {
 		if t.Action == lethe.ActionRetain {
-			if m == nil {
-				if s, m, err = c.begin(ctx, "count retained", v); err != nil {
-					return lethe.Report{}, err
-				}
-				if err := c.loadErased(ctx, subj.RequestID, m); err != nil {
-					return lethe.Report{}, redact(fmt.Errorf("target %q: %w", c.name, err), v.all())
-				}
-			}
-			n, err := c.count(ctx, t, m, s)
-			if err != nil {
-				return lethe.Report{}, c.fail(v, "count retained", t, err)
-			}
-			rep.Items = append(rep.Items, item(t, n))
+			rep.Items = append(rep.Items, item(t, counted[t]))
 			continue
 		}
 		rep.Items = append(rep.Items, item(t, sums[key{t.Name, t.Action}]))
@@ -306,13 +287,20 @@ func (c *Connector) Changed(ctx context.Context, subj connector.Subject) (lethe.
 	return rep, nil
 }
 
-// loadErased adds to m the key values the ledger kept of this request's
-// erased parent rows, so that where finds children by them directly.
-func (c *Connector) loadErased(ctx context.Context, requestID string, m *matcher) error {
+// loadErased adds to each matcher the key values the ledger kept of its
+// request's erased parent rows (ms[i] is requestIDs[i]'s), so that where
+// finds children by them directly. One query serves every request.
+func (c *Connector) loadErased(ctx context.Context, requestIDs []string, ms []*matcher) error {
 	q := &query{d: c.d}
-	stmt := fmt.Sprintf("SELECT DISTINCT object, key_column, key_value FROM %s WHERE request_id = %s AND target = %s",
-		ledgerKeysTable, q.arg(requestID), q.arg(c.name))
-	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	ph := make([]string, len(requestIDs))
+	byID := map[string]*matcher{}
+	for i, id := range requestIDs {
+		ph[i] = q.arg(id)
+		byID[id] = ms[i]
+	}
+	stmt := fmt.Sprintf("SELECT DISTINCT request_id, object, key_column, key_value FROM %s WHERE request_id IN (%s) AND target = %s",
+		ledgerKeysTable, strings.Join(ph, ", "), q.arg(c.name))
+	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", ledgerKeysTable, err)
 	}
@@ -322,12 +310,12 @@ func (c *Connector) loadErased(ctx context.Context, requestID string, m *matcher
 		byName[t.Name] = t
 	}
 	for rows.Next() {
-		var object, col, val string
-		if err := rows.Scan(&object, &col, &val); err != nil {
+		var id, object, col, val string
+		if err := rows.Scan(&id, &object, &col, &val); err != nil {
 			return fmt.Errorf("read %s: %w", ledgerKeysTable, err)
 		}
-		t := byName[object]
-		if t == nil {
+		t, m := byName[object], byID[id]
+		if t == nil || m == nil {
 			continue
 		}
 		if m.erased == nil {
@@ -341,22 +329,10 @@ func (c *Connector) loadErased(ctx context.Context, requestID string, m *matcher
 	return rows.Err()
 }
 
-// useLedger makes sure the ledger exists and adds what it kept of the
-// request's erased rows to m.
-func (c *Connector) useLedger(ctx context.Context, requestID string, m *matcher) error {
-	if err := c.ensureLedger(ctx); err != nil {
-		return err
-	}
-	if err := c.loadErased(ctx, requestID, m); err != nil {
-		return fmt.Errorf("target %q: %w", c.name, err)
-	}
-	return nil
-}
-
 // forgetErased drops the kept key values of a request once Verify passed.
 func (c *Connector) forgetErased(ctx context.Context, requestID string) error {
 	q := &query{d: c.d}
 	stmt := fmt.Sprintf("DELETE FROM %s WHERE request_id = %s AND target = %s", ledgerKeysTable, q.arg(requestID), q.arg(c.name))
-	_, err := c.db.ExecContext(ctx, stmt, q.args...)
+	_, err := c.execContext(ctx, nil, stmt, q.args...)
 	return err
 }

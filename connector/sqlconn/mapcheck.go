@@ -415,14 +415,27 @@ func writtenLen(st Strategy) int {
 // every plan, erase and verify would scan them.
 func (ck *schemaCheck) indexes(ctx context.Context) error {
 	type col struct{ table, column string }
+	type ruled struct {
+		col
+		t *table
+	}
 	var need []col
+	var rules []ruled
 	for _, t := range ck.c.tables {
 		name, ok := ck.live[t]
 		if !ok {
 			continue
 		}
 		for _, typ := range t.idTypes {
-			need = append(need, col{name, t.Identities[typ]})
+			c := t.Identities[typ]
+			switch t.rules[c] {
+			case MatchCaseInsensitive, MatchPhone:
+				// Compared through an expression: a plain index on the
+				// column does not serve it (ruleIndexes says what does).
+				rules = append(rules, ruled{col{name, c}, t})
+			default:
+				need = append(need, col{name, c})
+			}
 		}
 		for _, l := range t.parents {
 			need = append(need, col{name, l.column})
@@ -432,6 +445,25 @@ func (ck *schemaCheck) indexes(ctx context.Context) error {
 		}
 	}
 	large := map[string]bool{}
+	isLarge := func(table string) (bool, error) {
+		big, ok := large[table]
+		if !ok {
+			var err error
+			if big, err = atLeast(ctx, ck.c.d, ck.c.db, table, largeTableRows); err != nil {
+				return false, fmt.Errorf("count rows of %q: %w", table, err)
+			}
+			large[table] = big
+		}
+		return big, nil
+	}
+	for _, r := range rules {
+		if _, ok := ck.ls.tables[r.table].columns[r.column]; !ok {
+			continue // Validate reports it
+		}
+		if err := ck.ruleIndex(ctx, r.t, r.table, r.column, isLarge); err != nil {
+			return err
+		}
+	}
 	done := map[col]bool{}
 	for _, n := range need {
 		lt := ck.ls.tables[n.table]
@@ -442,13 +474,9 @@ func (ck *schemaCheck) indexes(ctx context.Context) error {
 			continue // Validate reports it
 		}
 		done[n] = true
-		big, ok := large[n.table]
-		if !ok {
-			var err error
-			if big, err = atLeast(ctx, ck.c.d, ck.c.db, n.table, largeTableRows); err != nil {
-				return fmt.Errorf("count rows of %q: %w", n.table, err)
-			}
-			large[n.table] = big
+		big, err := isLarge(n.table)
+		if err != nil {
+			return err
 		}
 		if big {
 			ck.add(connector.SeverityWarning, ck.mappedName(n.table), n.column, "",
@@ -457,6 +485,99 @@ func (ck *schemaCheck) indexes(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// ruleIndex warns when the match rule of identity column col of t (live
+// table name live) makes every candidate query scan a large table, and
+// says what would serve it. The case-insensitive rule compares
+// lower(trim(col)): an index on exactly that expression serves it on
+// PostgreSQL and SQLite (MySQL 8.0.13 and later too; MariaDB has no
+// expression indexes). The phone rule looks for the number's digits
+// wherever they stand in the value, which no index can serve: a column
+// that holds E.164 numbers only is better declared match: exact.
+func (ck *schemaCheck) ruleIndex(ctx context.Context, t *table, live, col string, isLarge func(string) (bool, error)) error {
+	big, err := isLarge(live)
+	if err != nil || !big {
+		return err
+	}
+	name := ck.mappedName(live)
+	switch t.rules[col] {
+	case MatchCaseInsensitive:
+		if ck.c.d.name != "mysql" {
+			ok, err := ck.lowerTrimIndexed(ctx, live, col)
+			if err != nil {
+				return fmt.Errorf("read indexes of %q: %w", live, err)
+			}
+			if ok {
+				return nil
+			}
+			ck.add(connector.SeverityWarning, name, col, "",
+				"is matched case-insensitively as lower(trim(%s)), which no index serves, and the table has more than %d rows: every resolve, plan, erase and verify scans it; CREATE INDEX %s_%s_ci ON %s (lower(trim(%s)))",
+				col, largeTableRows, strings.ReplaceAll(live, ".", "_"), col, live, col)
+			return nil
+		}
+		ck.add(connector.SeverityWarning, name, col, fmt.Sprintf("match: {%s: exact}", col),
+			"is matched case-insensitively as lower(trim(%s)), and the table has more than %d rows: every resolve, plan, erase and verify scans it. MySQL 8.0.13 and later use CREATE INDEX %s_%s_ci ON %s ((lower(trim(%s)))); MariaDB has no expression indexes: if the column holds trimmed lower-case values only, declare match exact (its collation compares case-insensitively; lethe still confirms every value) and index the column",
+			col, largeTableRows, strings.ReplaceAll(live, ".", "_"), col, live, col)
+	case MatchPhone:
+		ck.add(connector.SeverityWarning, name, col, fmt.Sprintf("match: {%s: exact}", col),
+			"is matched by the phone rule, which looks for the number's digits wherever they stand in the value (no index can serve that), and the table has more than %d rows: every resolve, plan, erase and verify scans it. If the column holds E.164 numbers only (+4915112345678), declare match exact and index the column",
+			largeTableRows)
+	}
+	return nil
+}
+
+// lowerTrimIndexed reports whether an index of table is on the expression
+// lower(trim(col)), as PostgreSQL or SQLite hold its definition.
+func (ck *schemaCheck) lowerTrimIndexed(ctx context.Context, table, col string) (bool, error) {
+	sch, name, qualified := strings.Cut(table, ".")
+	if !qualified {
+		sch, name = "", table
+	}
+	var q string
+	var args []any
+	switch ck.c.d.name {
+	case "postgres":
+		q = `SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+			JOIN pg_namespace n ON n.oid = c.relnamespace
+			WHERE n.nspname = COALESCE(NULLIF($1, ''), current_schema()) AND c.relname = $2 AND i.indexprs IS NOT NULL`
+		args = []any{sch, name}
+	case "sqlite":
+		if sch == "" {
+			sch = "main"
+		}
+		q = `SELECT sql FROM ` + ck.c.d.quote(sch) + `.sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL`
+		args = []any{name}
+	default:
+		return false, nil
+	}
+	rows, err := ck.c.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	want := "lower(trim(" + strings.ToLower(col) + "))"
+	for rows.Next() {
+		var def string
+		if err := rows.Scan(&def); err != nil {
+			return false, err
+		}
+		if strings.Contains(normalizeIndexDef(def), want) {
+			return true, nil
+		}
+	}
+	return false, rows.Err()
+}
+
+// normalizeIndexDef reduces an index definition to lower case without
+// quotes, spaces or PostgreSQL's rendering of trim ("TRIM(BOTH FROM x)")
+// and of casts to text, so lower(trim(col)) reads the same from both.
+func normalizeIndexDef(def string) string {
+	def = strings.ToLower(def)
+	for _, cut := range []string{`"`, "`", " ", "\t", "\n", "::text", "bothfrom"} {
+		def = strings.ReplaceAll(def, cut, "")
+	}
+	return def
 }
 
 // cascades returns the live schema's cascades declared in the map.

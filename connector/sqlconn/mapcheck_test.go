@@ -363,9 +363,13 @@ func TestCheckMissingIndex(t *testing.T) {
 		} else {
 			s.exec(t, cte+` INSERT INTO users (id, email, phone) `+sel)
 		}
+		// The phone is stored in E.164 and so compared exactly, through
+		// its index; the email case-insensitively, which its plain index
+		// cannot serve.
 		ps := check(t, openMap(t, b, dsn, `
   - name: users
     identities: {email: email, phone: phone, user_id: id}
+    match: {phone: exact}
     action: delete
 `))
 		if w := find(ps, connector.SeverityWarning, "users", "email"); len(w) != 1 || !strings.Contains(w[0].Message, "index") {
@@ -376,6 +380,48 @@ func TestCheckMissingIndex(t *testing.T) {
 		}
 		if w := find(ps, connector.SeverityWarning, "users", "id"); len(w) != 0 {
 			t.Errorf("primary key warned about: %v", w)
+		}
+	})
+}
+
+// A case-insensitive match is served by an index on lower(trim(col)) only,
+// which map check names (PostgreSQL, SQLite) and then finds; the phone
+// rule is served by no index, and map check says how to avoid the scan.
+func TestCheckMatchRuleIndex(t *testing.T) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		s, dsn := newDB(t, b,
+			`CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(255), phone VARCHAR(32))`,
+			`CREATE INDEX users_email ON users (email)`,
+			`CREATE INDEX users_phone ON users (phone)`)
+		cte := `WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 999)`
+		sel := fmt.Sprintf(`SELECT a.i * 1000 + b.i, 'e', 'p' FROM n a, n b WHERE a.i * 1000 + b.i <= %d`, sqlconn.LargeTableRows)
+		if b.Driver == "mysql" {
+			s.exec(t, `INSERT INTO users (id, email, phone) `+cte+` `+sel)
+		} else {
+			s.exec(t, cte+` INSERT INTO users (id, email, phone) `+sel)
+		}
+		doc := `
+  - name: users
+    identities: {email: email, phone: phone, user_id: id}
+    action: delete
+`
+		ps := check(t, openMap(t, b, dsn, doc))
+		email := find(ps, connector.SeverityWarning, "users", "email")
+		if len(email) != 1 || !strings.Contains(email[0].Message, "lower(trim(email))") {
+			t.Fatalf("want a warning naming lower(trim(email)) on users.email, got %v", ps)
+		}
+		phone := find(ps, connector.SeverityWarning, "users", "phone")
+		if len(phone) != 1 || phone[0].Suggestion != "match: {phone: exact}" {
+			t.Errorf("want a warning on users.phone suggesting match: {phone: exact}, got %v", phone)
+		}
+		if b.Driver == "mysql" {
+			return // MariaDB has no expression indexes
+		}
+		// The index the warning names silences it.
+		s.exec(t, `CREATE INDEX users_email_ci ON users (lower(trim(email)))`)
+		ps = check(t, openMap(t, b, dsn, doc))
+		if w := find(ps, connector.SeverityWarning, "users", "email"); len(w) != 0 {
+			t.Errorf("users.email has its lower(trim()) index, still warned about: %v", w)
 		}
 	})
 }

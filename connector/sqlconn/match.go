@@ -128,14 +128,31 @@ func (c *Connector) confirmedInGo(t *table, col string, s schema) bool {
 }
 
 // match builds the matcher for values v: one candidate query per confirmed
-// column holding a type the subject has.
-func (c *Connector) match(ctx context.Context, v values, s schema) (*matcher, error) {
-	return c.matchTables(ctx, v, s, c.tables)
+// column holding a type the subject has, for the values memo does not
+// know yet. memo may be nil.
+func (c *Connector) match(ctx context.Context, v values, s schema, memo matchMemo) (*matcher, error) {
+	return c.matchTables(ctx, v, s, c.tables, memo)
+}
+
+// matchMemo holds what one operation's candidate queries confirmed, per
+// table, column and canonical value, so that an operation that matches
+// again (Resolve, round after round; a batch, subject after subject) asks
+// the database only about values it has not asked about. It lives for one
+// operation: a row written later must be found by the next one.
+type matchMemo map[memoKey][][]any
+
+type memoKey struct {
+	t     *table
+	col   string
+	value string // canonical under the column's rule
 }
 
 // matchTables is match for the given tables only; where must then be
 // asked only about them (and the tables they reference, if listed).
-func (c *Connector) matchTables(ctx context.Context, v values, s schema, tables []*table) (*matcher, error) {
+func (c *Connector) matchTables(ctx context.Context, v values, s schema, tables []*table, memo matchMemo) (*matcher, error) {
+	if memo == nil {
+		memo = matchMemo{}
+	}
 	m := &matcher{v: v, keys: map[*table]map[string][][]any{}, confirmed: map[*table]map[string]bool{}}
 	for _, t := range tables {
 		for _, typ := range t.idTypes {
@@ -147,7 +164,7 @@ func (c *Connector) matchTables(ctx context.Context, v values, s schema, tables 
 				m.confirmed[t] = map[string]bool{}
 			}
 			m.confirmed[t][col] = true
-			keys, err := c.candidates(ctx, t, col, v[typ], s)
+			keys, err := c.candidates(ctx, t, col, v[typ], s, memo)
 			if err != nil {
 				return nil, fmt.Errorf("match %q.%q: %w", t.Name, col, err)
 			}
@@ -162,68 +179,114 @@ func (c *Connector) matchTables(ctx context.Context, v values, s schema, tables 
 	return m, nil
 }
 
-// candidates selects the rows of t whose column col may hold one of vals
-// (an SQL filter that never misses a match) and keeps those whose
-// canonical value is one of them, returning their primary keys.
-func (c *Connector) candidates(ctx context.Context, t *table, col string, vals []string, s schema) ([][]any, error) {
-	if len(vals) == 0 {
-		return nil, nil
-	}
-	r := t.rules[col]
-	want := map[string]bool{}
-	q := &query{d: c.d}
-	var conds []string
-	switch r {
+// wanted returns the canonical forms of vals under the rule of column col
+// of t, with the argument each is compared by in SQL, dropping values
+// that cannot match (a phone without a national number, text for an
+// integer column).
+func (c *Connector) wanted(t *table, col string, vals []string, s schema) (canon []string, args []any) {
+	switch t.rules[col] {
 	case MatchPhone:
-		digits := c.d.digits(c.d.quote(col))
 		for _, v := range vals {
-			nsn, ok := lethe.PhoneNationalNumber(v)
-			if !ok {
-				continue
+			if nsn, ok := lethe.PhoneNationalNumber(v); ok && !slices.Contains(canon, v) {
+				canon = append(canon, v)
+				args = append(args, nsn)
 			}
-			want[v] = true
-			// Every written form of the number holds its national
-			// significant number as a run of digits once separators are
-			// gone; CanonicalPhone then decides.
-			conds = append(conds, fmt.Sprintf("%s LIKE %s", digits, q.arg("%"+nsn+"%")))
 		}
 	case MatchCaseInsensitive:
-		args := typed(vals, s.kind(t.Name, col))
-		ph := make([]string, 0, len(args))
-		for _, a := range args {
-			lv := strings.ToLower(strings.TrimSpace(fmt.Sprint(a)))
-			want[lv] = true
-			ph = append(ph, q.arg(lv))
-		}
-		if len(ph) > 0 {
-			conds = append(conds, fmt.Sprintf("%s IN (%s)", c.d.lowerTrim(c.d.quote(col)), strings.Join(ph, ", ")))
+		for _, a := range typed(vals, s.kind(t.Name, col)) {
+			if lv := strings.ToLower(strings.TrimSpace(fmt.Sprint(a))); !slices.Contains(canon, lv) {
+				canon = append(canon, lv)
+				args = append(args, lv)
+			}
 		}
 	default:
-		args := typed(vals, s.kind(t.Name, col))
-		ph := make([]string, 0, len(args))
-		for _, a := range args {
-			want[fmt.Sprint(a)] = true
-			ph = append(ph, q.arg(a))
-		}
-		if len(ph) > 0 {
-			conds = append(conds, fmt.Sprintf("%s IN (%s)", c.d.quote(col), strings.Join(ph, ", ")))
+		for _, a := range typed(vals, s.kind(t.Name, col)) {
+			if v := fmt.Sprint(a); !slices.Contains(canon, v) {
+				canon = append(canon, v)
+				args = append(args, a)
+			}
 		}
 	}
-	if len(conds) == 0 {
-		return nil, nil
+	return canon, args
+}
+
+// candidates returns the primary keys of the rows of t whose column col
+// holds one of vals under its rule. Values memo knows are not asked
+// again; the others are looked up in one query, an SQL filter that never
+// misses a match, whose rows are kept when their canonical value is one
+// of them.
+func (c *Connector) candidates(ctx context.Context, t *table, col string, vals []string, s schema, memo matchMemo) ([][]any, error) {
+	canon, args := c.wanted(t, col, vals, s)
+	var keys [][]any
+	var ask []string
+	var askArgs []any
+	for i, cv := range canon {
+		if k, ok := memo[memoKey{t, col, cv}]; ok {
+			keys = append(keys, k...)
+			continue
+		}
+		ask = append(ask, cv)
+		askArgs = append(askArgs, args[i])
+	}
+	if len(ask) == 0 {
+		return keys, nil
+	}
+	found, err := c.lookup(ctx, t, col, ask, askArgs)
+	if err != nil {
+		return nil, err
+	}
+	for _, cv := range ask {
+		memo[memoKey{t, col, cv}] = found[cv]
+		keys = append(keys, found[cv]...)
+	}
+	return keys, nil
+}
+
+// lookup runs one candidate query for the canonical values canon (args
+// are what SQL compares, in the same order) and returns the confirmed
+// keys per canonical value.
+func (c *Connector) lookup(ctx context.Context, t *table, col string, canon []string, args []any) (map[string][][]any, error) {
+	r := t.rules[col]
+	want := map[string]bool{}
+	for _, cv := range canon {
+		want[cv] = true
+	}
+	q := &query{d: c.d}
+	var cond string
+	switch r {
+	case MatchPhone:
+		conds := make([]string, len(args))
+		for i, a := range args {
+			expr, pattern := c.d.phoneFilter(c.d.quote(col), a.(string))
+			conds[i] = fmt.Sprintf("%s LIKE %s", expr, q.arg(pattern))
+		}
+		cond = strings.Join(conds, " OR ")
+	case MatchCaseInsensitive:
+		ph := make([]string, len(args))
+		for i, a := range args {
+			ph[i] = q.arg(a)
+		}
+		cond = fmt.Sprintf("%s IN (%s)", c.d.lowerTrim(c.d.quote(col)), strings.Join(ph, ", "))
+	default:
+		ph := make([]string, len(args))
+		for i, a := range args {
+			ph[i] = q.arg(a)
+		}
+		cond = fmt.Sprintf("%s IN (%s)", c.d.quote(col), strings.Join(ph, ", "))
 	}
 	cols := make([]string, 0, len(t.key)+1)
 	for _, k := range t.key {
 		cols = append(cols, c.d.quote(k))
 	}
 	cols = append(cols, c.d.quote(col))
-	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(cols, ", "), c.d.quote(t.Name), strings.Join(conds, " OR "))
-	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(cols, ", "), c.d.quote(t.Name), cond)
+	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var keys [][]any
+	out := map[string][][]any{}
+	n := 0
 	for rows.Next() {
 		dst := make([]any, len(cols))
 		ptrs := make([]any, len(cols))
@@ -237,15 +300,16 @@ func (c *Connector) candidates(ctx context.Context, t *table, col string, vals [
 		if !ok {
 			continue
 		}
-		if cv, ok := canonical(r, c.region, stored); !ok || !want[cv] {
+		cv, ok := canonical(r, c.region, stored)
+		if !ok || !want[cv] {
 			continue
 		}
-		if len(keys) == maxConfirmedRows {
+		if n++; n > maxConfirmedRows {
 			return nil, fmt.Errorf("more than %d rows match one identity column; check the data map", maxConfirmedRows)
 		}
-		keys = append(keys, dst[:len(t.key)])
+		out[cv] = append(out[cv], dst[:len(t.key)])
 	}
-	return keys, rows.Err()
+	return out, rows.Err()
 }
 
 // keyTerm writes "key IN (...)" for confirmed keys, with row values for a

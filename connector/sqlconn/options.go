@@ -32,8 +32,13 @@ type Options struct {
 	// matches more than this many rows of a root table (a placeholder
 	// such as +10000000000 or test@test.com shared by many accounts); it
 	// names it in Resolution.Unfollowed instead. Default 10.
-	FollowLimit int     `yaml:"follow_limit"`
-	Tables      []Table `yaml:"tables"`
+	FollowLimit int `yaml:"follow_limit"`
+	// MaxConnections sizes the connection pool: at most this many open,
+	// and as many kept open while idle, so that the pipeline's workers
+	// erasing at once each keep a session instead of opening one per
+	// statement. Default 10, the pipeline's default worker count.
+	MaxConnections int     `yaml:"max_connections"`
+	Tables         []Table `yaml:"tables"`
 }
 
 // Table maps one table of the target.
@@ -165,9 +170,11 @@ func (s Strategy) kind() string {
 }
 
 const (
-	defaultBatchSize = 1000
-	maxBatchSize     = 100000
-	minHashKeyLen    = 16
+	defaultMaxConnections = 10
+	maxMaxConnections     = 1000
+	defaultBatchSize      = 1000
+	maxBatchSize          = 100000
+	minHashKeyLen         = 16
 )
 
 // ident is what a table or column name may look like. Names are quoted
@@ -227,6 +234,12 @@ func compile(target string, o *Options) ([]*table, error) {
 		o.BatchSize = defaultBatchSize
 	case o.BatchSize < 0 || o.BatchSize > maxBatchSize:
 		fail("batch_size %d is out of range (1..%d)", o.BatchSize, maxBatchSize)
+	}
+	switch {
+	case o.MaxConnections == 0:
+		o.MaxConnections = defaultMaxConnections
+	case o.MaxConnections < 0 || o.MaxConnections > maxMaxConnections:
+		fail("max_connections %d is out of range (1..%d)", o.MaxConnections, maxMaxConnections)
 	}
 	if len(o.Tables) == 0 {
 		fail("no tables")

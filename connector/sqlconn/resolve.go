@@ -32,7 +32,7 @@ func (c *Connector) ResolveSubject(ctx context.Context, subj connector.Subject) 
 	if err != nil {
 		return connector.Resolution{}, redact(err, given.all())
 	}
-	r := &resolution{c: c, s: s, known: map[lethe.Identity]bool{}, unfollowed: map[string]bool{}}
+	r := &resolution{c: c, s: s, known: map[lethe.Identity]bool{}, unfollowed: map[string]bool{}, memo: matchMemo{}}
 	all := slices.Clone(subj.Identities)
 	var follow []lethe.Identity
 	for _, id := range subj.Identities {
@@ -50,7 +50,7 @@ func (c *Connector) ResolveSubject(ctx context.Context, subj connector.Subject) 
 	}
 	var found []lethe.Identity
 	for round := 0; round < maxResolveRounds; round++ {
-		m, err := c.match(ctx, valuesOf(follow), s)
+		m, err := c.match(ctx, valuesOf(follow), s, r.memo)
 		if err != nil {
 			return connector.Resolution{}, c.failResolve(all, err)
 		}
@@ -113,6 +113,9 @@ type resolution struct {
 	s          schema
 	known      map[lethe.Identity]bool
 	unfollowed map[string]bool
+	// memo: each value is looked up once per column, however many rounds
+	// and reach counts ask about it.
+	memo matchMemo
 }
 
 // followable reports whether id may be followed: it reaches at most
@@ -124,7 +127,7 @@ func (r *resolution) followable(ctx context.Context, id lethe.Identity, foundIn 
 		if !root.Root {
 			continue
 		}
-		n, err := r.c.reach(ctx, root, values{id.Type: {id.Value}}, r.s, int64(r.c.follow)+1)
+		n, err := r.c.reach(ctx, root, values{id.Type: {id.Value}}, r.s, int64(r.c.follow)+1, r.memo)
 		if err != nil {
 			return false, err
 		}
@@ -147,7 +150,7 @@ func (r *resolution) roots(ctx context.Context, ids []lethe.Identity) (map[strin
 		if !root.Root {
 			continue
 		}
-		n, err := r.c.reach(ctx, root, valuesOf(ids), r.s, 0)
+		n, err := r.c.reach(ctx, root, valuesOf(ids), r.s, 0, r.memo)
 		if err != nil {
 			return nil, err
 		}
@@ -160,8 +163,8 @@ func (r *resolution) roots(ctx context.Context, ids []lethe.Identity) (map[strin
 
 // reach counts the rows of t that values v match, stopping at limit when
 // limit > 0. Only t and the tables it references are matched.
-func (c *Connector) reach(ctx context.Context, t *table, v values, s schema, limit int64) (int64, error) {
-	m, err := c.matchTables(ctx, v, s, lineage(t, nil))
+func (c *Connector) reach(ctx context.Context, t *table, v values, s schema, limit int64, memo matchMemo) (int64, error) {
+	m, err := c.matchTables(ctx, v, s, lineage(t, nil), memo)
 	if err != nil {
 		return 0, err
 	}
@@ -175,7 +178,7 @@ func (c *Connector) reach(ctx context.Context, t *table, v values, s schema, lim
 		lim = fmt.Sprintf(" LIMIT %d", limit)
 	}
 	var n int64
-	err = c.db.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM (SELECT 1 AS one FROM %s WHERE %s%s) AS reach", c.d.quote(t.Name), w, lim), q.args...).Scan(&n)
+	err = c.scanOne(ctx, nil, fmt.Sprintf("SELECT COUNT(*) FROM (SELECT 1 AS one FROM %s WHERE %s%s) AS reach", c.d.quote(t.Name), w, lim), q.args, &n)
 	return n, err
 }
 
@@ -215,7 +218,7 @@ func (c *Connector) identities(ctx context.Context, t *table, m *matcher, s sche
 	}
 	stmt := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s LIMIT %d",
 		strings.Join(cols, ", "), c.d.quote(t.Name), w, maxResolveRows+1)
-	rows, err := c.db.QueryContext(ctx, stmt, q.args...)
+	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return nil, err
 	}

@@ -44,14 +44,16 @@ type Connector struct {
 	name   string
 	d      dialect
 	db     *sql.DB
+	stmts  *stmtCache
 	batch  int
 	key    []byte
 	tables []*table // children before parents
 	region string   // default_region for phones stored nationally
 	follow int      // follow_limit
 
-	mu     sync.Mutex
-	schema schema // nil until first loaded
+	mu        sync.Mutex
+	schema    schema // nil until first loaded
+	returning bool   // DELETE ... RETURNING works (set with schema)
 
 	live liveCache // constraints read for CheckSchema and declared cascades
 
@@ -77,21 +79,36 @@ func New(ctx context.Context, t connector.Target) (*Connector, error) {
 
 // Open is New for options already decoded.
 func Open(name string, o Options) (*Connector, error) {
+	return open(name, o, sql.Open)
+}
+
+// open is Open with the way the pool is opened given, so that tests can
+// count what reaches the database.
+func open(name string, o Options, sqlOpen func(driver, dsn string) (*sql.DB, error)) (*Connector, error) {
 	tables, err := compile(name, &o)
 	if err != nil {
 		return nil, err
 	}
 	d := dialects[o.Driver]
-	db, err := sql.Open(d.driver, o.DSN)
+	db, err := sqlOpen(d.driver, o.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: open: %w", name, err)
 	}
-	return &Connector{name: name, d: d, db: db, batch: o.BatchSize, key: []byte(o.HashKey), tables: tables,
+	// database/sql keeps 2 idle connections by default: with more workers
+	// than that, every erasure opened new sessions (a TLS handshake and
+	// authentication each on a server database).
+	db.SetMaxOpenConns(o.MaxConnections)
+	db.SetMaxIdleConns(o.MaxConnections)
+	db.SetConnMaxIdleTime(5 * time.Minute)
+	return &Connector{name: name, d: d, db: db, stmts: newStmtCache(db, d), batch: o.BatchSize, key: []byte(o.HashKey), tables: tables,
 		region: o.DefaultRegion, follow: o.FollowLimit}, nil
 }
 
 // Close closes the connection pool.
-func (c *Connector) Close() error { return c.db.Close() }
+func (c *Connector) Close() error {
+	c.stmts.close()
+	return c.db.Close()
+}
 
 // schema maps table name -> column name -> column.
 type schema map[string]map[string]column
@@ -112,8 +129,32 @@ func (c *Connector) loadSchema(ctx context.Context) (schema, error) {
 		}
 		s[t.Name] = cols
 	}
+	// DELETE ... RETURNING reads what the ledger keeps of a batch in the
+	// statement that deletes it: PostgreSQL, and SQLite from 3.35.
+	c.returning = c.d.name == "postgres"
+	if c.d.name == "sqlite" {
+		var v string
+		if err := c.db.QueryRowContext(ctx, "SELECT sqlite_version()").Scan(&v); err != nil {
+			return nil, fmt.Errorf("target %q: read the SQLite version: %w", c.name, err)
+		}
+		c.returning = versionAtLeast(v, 3, 35)
+	}
 	c.schema = s
 	return s, nil
+}
+
+// versionAtLeast reports whether a dotted version is at least major.minor.
+func versionAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }
 
 // Validate checks the data map against the live schema: every table and
@@ -245,16 +286,33 @@ func typed(vs []string, k colKind) []any {
 // It returns "" when nothing can match.
 func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
 	var terms []string
+	// The keys confirmed in every column, and the values of an identity
+	// that is the primary key itself, are one lookup by primary key: one
+	// term, not one per column (each is a UNION branch below).
+	var keys [][]any
+	seen := map[string]bool{}
+	addKeys := func(ks [][]any) {
+		for _, k := range ks {
+			if id := fmt.Sprintf("%T%v", k, k); !seen[id] {
+				seen[id] = true
+				keys = append(keys, k)
+			}
+		}
+	}
 	for _, typ := range t.idTypes {
 		col := t.Identities[typ]
 		if m.confirmed[t][col] {
-			if keys := m.keys[t][col]; len(keys) > 0 {
-				terms = append(terms, c.keyTerm(q, t, keys))
-			}
+			addKeys(m.keys[t][col])
 			continue
 		}
 		args := typed(m.v[typ], s.kind(t.Name, col))
 		if len(args) == 0 {
+			continue
+		}
+		if len(t.key) == 1 && t.key[0] == col {
+			for _, a := range args {
+				addKeys([][]any{{a}})
+			}
 			continue
 		}
 		ph := make([]string, len(args))
@@ -262,6 +320,9 @@ func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
 			ph[i] = q.arg(a)
 		}
 		terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(col), strings.Join(ph, ", ")))
+	}
+	if len(keys) > 0 {
+		terms = append(terms, c.keyTerm(q, t, keys))
 	}
 	for _, l := range t.parents {
 		// A child row is the subject's when its reference holds a value
@@ -326,9 +387,9 @@ func identityOf(t *table, col string) (lethe.IdentityType, bool) {
 	return "", false
 }
 
-// begin checks ctx, loads the schema and matches the subject's values
-// (see matcher): the start of every method.
-func (c *Connector) begin(ctx context.Context, op string, v values) (schema, *matcher, error) {
+// begin checks ctx, loads the schema and matches the subject's values in
+// tables (see matcher): the start of every method.
+func (c *Connector) begin(ctx context.Context, op string, v values, tables []*table) (schema, *matcher, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, nil, redact(fmt.Errorf("target %q: %s: %w", c.name, op, err), v.all())
 	}
@@ -336,7 +397,7 @@ func (c *Connector) begin(ctx context.Context, op string, v values) (schema, *ma
 	if err != nil {
 		return nil, nil, redact(err, v.all())
 	}
-	m, err := c.match(ctx, v, s)
+	m, err := c.matchTables(ctx, v, s, tables, nil)
 	if err != nil {
 		err = fmt.Errorf("target %q: %s: %w", c.name, op, err)
 		if c.d.missing(err) {
@@ -376,332 +437,12 @@ func text(v any) (string, bool) {
 	}
 }
 
-// Plan counts the subject's rows per table.
-func (c *Connector) Plan(ctx context.Context, subj connector.Subject) (lethe.Report, error) {
-	v := valuesOf(subj.Identities)
-	s, m, err := c.begin(ctx, "plan", v)
-	if err != nil {
-		return lethe.Report{}, err
-	}
-	var rep lethe.Report
-	for _, t := range c.tables {
-		n, err := c.count(ctx, t, m, s)
-		if err != nil {
-			return lethe.Report{}, c.fail(v, "plan", t, err)
-		}
-		rep.Items = append(rep.Items, item(t, n))
-		cascaded, err := c.cascadeItems(ctx, t, m, s)
-		if err != nil {
-			return lethe.Report{}, c.fail(v, "plan", t, err)
-		}
-		rep.Items = append(rep.Items, cascaded...)
-	}
-	return rep, nil
-}
-
 func item(t *table, n int64) lethe.ReportItem {
 	it := lethe.ReportItem{Object: t.Name, Action: t.Action, Rows: n}
 	if t.Action == lethe.ActionRetain {
 		it.Reason, it.Until = t.Reason, t.until
 	}
 	return it
-}
-
-func (c *Connector) count(ctx context.Context, t *table, m *matcher, s schema) (int64, error) {
-	q := &query{d: c.d}
-	w := c.where(q, t, m, s)
-	if w == "" {
-		return 0, nil
-	}
-	var n int64
-	err := c.db.QueryRowContext(ctx, fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", c.d.quote(t.Name), w), q.args...).Scan(&n)
-	return n, err
-}
-
-// Erase deletes or pseudonymizes the subject's rows, children before
-// parents so foreign keys hold and links are followed before they are cut,
-// in batches of batch_size rows that each commit on their own. Rows in the
-// report are those changed by this call; on error the report holds what
-// was committed before it.
-func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Report, error) {
-	v := valuesOf(subj.Identities)
-	s, m, err := c.begin(ctx, "erase", v)
-	if err != nil {
-		return lethe.Report{}, err
-	}
-	if err := c.useLedger(ctx, subj.RequestID, m); err != nil {
-		return lethe.Report{}, redact(err, v.all())
-	}
-	var rep lethe.Report
-	for _, t := range c.tables {
-		var n int64
-		var err error
-		switch t.Action {
-		case lethe.ActionDelete:
-			n, err = c.deleteRows(ctx, subj.RequestID, t, m, s)
-		case lethe.ActionPseudonymize:
-			n, err = c.pseudonymizeRows(ctx, subj.RequestID, t, m, s)
-		case lethe.ActionRetain:
-			n, err = c.count(ctx, t, m, s)
-		}
-		rep.Items = append(rep.Items, item(t, n))
-		if err != nil {
-			return rep, c.fail(v, "erase", t, err)
-		}
-	}
-	return rep, nil
-}
-
-// deleteRows deletes the subject's rows of t in batches: each selects and
-// locks up to batch_size primary keys, deletes them by key and commits on
-// its own, keeping locks short (see the batch comment in dialect.go).
-func (c *Connector) deleteRows(ctx context.Context, requestID string, t *table, m *matcher, s schema) (int64, error) {
-	q := &query{d: c.d}
-	w := c.where(q, t, m, s)
-	if w == "" {
-		return 0, nil
-	}
-	// No ORDER BY: it would tempt the planners to walk the primary key in
-	// order instead of using the lookups, and deleted rows stop matching,
-	// so the next batch finds the rest without a cursor.
-	sel := fmt.Sprintf("SELECT %s FROM %s WHERE %s LIMIT %d%s",
-		strings.Trim(c.d.keyCols(t.key), "()"), c.d.quote(t.Name), w, c.batch, c.d.lockRows())
-	var total int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, err
-		}
-		n, more, err := c.deleteBatch(ctx, requestID, t, sel, q.args)
-		total += n
-		if err != nil || !more {
-			return total, err
-		}
-	}
-}
-
-// deleteBatch runs one delete batch in one transaction and reports the
-// rows deleted and whether the batch was full (more may remain). The
-// batch's ledger entry commits with it.
-func (c *Connector) deleteBatch(ctx context.Context, requestID string, t *table, sel string, args []any) (int64, bool, error) {
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, false, err
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	var keys [][]any
-	rows, err := tx.QueryContext(ctx, sel, args...)
-	if err != nil {
-		return 0, false, err
-	}
-	for rows.Next() {
-		k := make([]any, len(t.key))
-		ptrs := make([]any, len(k))
-		for i := range k {
-			ptrs[i] = &k[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			rows.Close()
-			return 0, false, err
-		}
-		keys = append(keys, k)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, false, err
-	}
-	if len(keys) == 0 {
-		return 0, false, nil
-	}
-	// What the ledger needs is read before the rows go: the values
-	// children reference, and the rows the declared cascades will take.
-	refs, err := c.referencedValues(ctx, tx, t, keys)
-	if err != nil {
-		return 0, false, err
-	}
-	cascaded, err := c.cascadeCounts(ctx, tx, t, keys, false)
-	if err != nil {
-		return 0, false, err
-	}
-	var n int64
-	for rest := keys; len(rest) > 0; {
-		chunk := rest[:min(len(rest), maxKeysPerStmt/len(t.key))]
-		rest = rest[len(chunk):]
-		q := &query{d: c.d}
-		stmt := fmt.Sprintf("DELETE FROM %s WHERE %s", c.d.quote(t.Name), c.keyTerm(q, t, chunk))
-		res, err := tx.ExecContext(ctx, stmt, q.args...)
-		if err != nil {
-			return 0, false, err
-		}
-		m, err := res.RowsAffected()
-		if err != nil {
-			return 0, false, err
-		}
-		n += m
-	}
-	// The keys are locked, so each must have been deleted. If one was not
-	// (a key that does not read back as itself), stop: the next batch would
-	// select the same rows forever.
-	if n != int64(len(keys)) {
-		return 0, false, fmt.Errorf("deleted %d of the %d rows selected by primary key", n, len(keys))
-	}
-	e := ledgerEntry{requestID: requestID, object: t.Name, keys: refs,
-		lines: append([]lethe.ReportItem{{Object: t.Name, Action: lethe.ActionDelete, Rows: n}}, cascaded...)}
-	if err := c.record(ctx, tx, e); err != nil {
-		return 0, false, err
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, false, err
-	}
-	return n, len(keys) == c.batch, nil
-}
-
-// pseudonymizeRows rewrites the subject's rows batch by batch. The new
-// values (HMACs, random strings) are computed here, not in SQL, so each
-// batch selects its rows, locks them, and updates them by primary key, all
-// of them in one statement where the dialect allows (dialect.updateRows).
-// Batches advance by primary key, so every row is visited once per call
-// even if a rewritten row were somehow to match again.
-func (c *Connector) pseudonymizeRows(ctx context.Context, requestID string, t *table, m *matcher, s schema) (int64, error) {
-	var total int64
-	var last []any
-	for {
-		if err := ctx.Err(); err != nil {
-			return total, err
-		}
-		q := &query{d: c.d}
-		w := c.where(q, t, m, s)
-		if w == "" {
-			return total, nil
-		}
-		pk := c.d.keyCols(t.key)
-		if last != nil {
-			// A row value comparison walks a composite key in its order.
-			w += fmt.Sprintf(" AND %s > %s", pk, q.tupleList([][]any{last}))
-		}
-		pk = strings.Trim(pk, "()")
-		cols := []string{pk}
-		for _, col := range t.columns {
-			cols = append(cols, c.d.quote(col))
-		}
-		sel := fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT %d%s",
-			strings.Join(cols, ", "), c.d.quote(t.Name), w, pk, c.batch, c.d.lockRows())
-		n, lastPK, err := c.pseudonymizeBatch(ctx, requestID, t, sel, q.args)
-		total += n
-		if err != nil || lastPK == nil {
-			return total, err
-		}
-		last = lastPK
-	}
-}
-
-// pseudonymizeBatch runs one batch in one transaction and returns the rows
-// changed and the last primary key seen (nil when the batch was the last).
-// The batch's ledger entry commits with it.
-func (c *Connector) pseudonymizeBatch(ctx context.Context, requestID string, t *table, sel string, args []any) (int64, []any, error) {
-	tx, err := c.db.BeginTx(ctx, nil)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer tx.Rollback() //nolint:errcheck // after Commit this is a no-op
-	var batch []keyed
-	rows, err := tx.QueryContext(ctx, sel, args...)
-	if err != nil {
-		return 0, nil, err
-	}
-	for rows.Next() {
-		dst := make([]any, len(t.key)+len(t.columns))
-		ptrs := make([]any, len(dst))
-		for i := range dst {
-			ptrs[i] = &dst[i]
-		}
-		if err := rows.Scan(ptrs...); err != nil {
-			rows.Close()
-			return 0, nil, err
-		}
-		batch = append(batch, keyed{pk: dst[:len(t.key)], vals: dst[len(t.key):]})
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, nil, err
-	}
-	if len(batch) == 0 {
-		return 0, nil, nil
-	}
-	keys := make([][]any, len(batch))
-	for i, b := range batch {
-		keys[i] = b.pk
-	}
-	refs, err := c.referencedValues(ctx, tx, t, keys)
-	if err != nil {
-		return 0, nil, err
-	}
-	cascaded, err := c.cascadeCounts(ctx, tx, t, keys, true)
-	if err != nil {
-		return 0, nil, err
-	}
-	// Constant strategies are one assignment for the whole batch; the
-	// others get each row's new value, which replaces the old one in vals.
-	sets := make([]assign, len(t.columns))
-	for i, col := range t.columns {
-		switch st := t.Columns[col]; st.kind() {
-		case StrategyNull:
-			sets[i] = assign{col: col}
-		case StrategyFixed:
-			sets[i] = assign{col: col, value: st.Value}
-		default:
-			sets[i] = assign{col: col, perRow: true}
-		}
-	}
-	for r := range batch {
-		vals := make([]any, 0, len(t.columns))
-		for i, col := range t.columns {
-			if !sets[i].perRow {
-				continue
-			}
-			nv, err := c.pseudonym(t.Columns[col], c.pseudonymInput(t, col, batch[r].vals[i]))
-			if err != nil {
-				return 0, nil, err
-			}
-			vals = append(vals, nv)
-		}
-		batch[r].vals = vals
-	}
-	stmts, err := c.d.updateRows(t.Name, t.key, sets, batch)
-	if err != nil {
-		return 0, nil, err
-	}
-	var matched int64
-	for _, q := range stmts {
-		res, err := tx.ExecContext(ctx, q.text, q.args...)
-		if err != nil {
-			return 0, nil, err
-		}
-		m, err := res.RowsAffected()
-		if err != nil {
-			return 0, nil, err
-		}
-		matched += m
-	}
-	// The rows are locked, so each must have been updated. PostgreSQL and
-	// SQLite count the rows an UPDATE matched, so a key that did not find
-	// its row shows here; MySQL counts only rows whose values changed, so
-	// there the rows selected are the count.
-	n := int64(len(batch))
-	if c.d.name != "mysql" && matched != n {
-		return 0, nil, fmt.Errorf("updated %d of the %d rows selected by primary key", matched, n)
-	}
-	e := ledgerEntry{requestID: requestID, object: t.Name, keys: refs,
-		lines: append([]lethe.ReportItem{{Object: t.Name, Action: lethe.ActionPseudonymize, Rows: n}}, cascaded...)}
-	if err := c.record(ctx, tx, e); err != nil {
-		return 0, nil, err
-	}
-	if err := tx.Commit(); err != nil {
-		return 0, nil, err
-	}
-	if len(batch) < c.batch {
-		return n, nil, nil
-	}
-	return n, batch[len(batch)-1].pk, nil
 }
 
 // pseudonymInput is the value a derived strategy (hash, redact_email) is
@@ -755,46 +496,6 @@ func (c *Connector) mac(s string) string {
 	h := hmac.New(sha256.New, c.key)
 	h.Write([]byte(s))
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// Verify fails when a delete or pseudonymize table still has rows that
-// match the subject: by its identity values, through parents still
-// present, and by the key values the ledger kept of the parent rows this
-// request erased, so a child row written after its parent was deleted is
-// found. Pseudonymized rows no longer match: their identity and
-// reference columns were rewritten (compile insists on it).
-func (c *Connector) Verify(ctx context.Context, subj connector.Subject) error {
-	v := valuesOf(subj.Identities)
-	s, m, err := c.begin(ctx, "verify", v)
-	if err != nil {
-		return err
-	}
-	if err := c.useLedger(ctx, subj.RequestID, m); err != nil {
-		return redact(err, v.all())
-	}
-	var left []string
-	for _, t := range c.tables {
-		if t.Action == lethe.ActionRetain {
-			continue
-		}
-		n, err := c.count(ctx, t, m, s)
-		if err != nil {
-			return c.fail(v, "verify", t, err)
-		}
-		if n > 0 {
-			left = append(left, fmt.Sprintf("%s (%d rows, %s)", t.Name, n, t.Action))
-		}
-	}
-	if len(left) > 0 {
-		return fmt.Errorf("target %q: subject data remains in %s", c.name, strings.Join(left, ", "))
-	}
-	// Nothing is left: the key values kept for this check go too. A
-	// later re-check still finds children by the subject's identity
-	// values.
-	if err := c.forgetErased(ctx, subj.RequestID); err != nil {
-		return redact(fmt.Errorf("target %q: %w", c.name, err), v.all())
-	}
-	return nil
 }
 
 // redact strips every form of the subject's identities, and anything that

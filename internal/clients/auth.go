@@ -23,12 +23,29 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, apiKey string) (client
 		return "", nil, ErrInvalidCredentials
 	}
 	now := s.clock()
-	cred, err := s.st.FindCredential(ctx, store.CredAPIKey, s.keys.Hash(domainAPIKey, apiKey), now)
+	hash := s.keys.Hash(domainAPIKey, apiKey)
+	if e, ok := s.cache.apiKey(hash, now); ok {
+		v, err := s.st.ClientAuthVersion(ctx, e.clientID)
+		if err == nil && v == e.version {
+			if secrets := e.secretsAt(now); len(secrets) > 0 {
+				return e.clientID, secrets, nil
+			}
+			return "", nil, ErrInvalidCredentials
+		}
+		// Changed, gone or unreadable: look it up afresh.
+	}
+	cred, err := s.st.FindCredential(ctx, store.CredAPIKey, hash, now)
 	if errors.Is(err, store.ErrNotFound) {
 		return "", nil, ErrInvalidCredentials
 	}
 	if err != nil {
 		return "", nil, fmt.Errorf("find api key: %w", err)
+	}
+	// The version is read before the secrets: a change after it makes the
+	// next use see a new version and read them again.
+	version, err := s.st.ClientAuthVersion(ctx, cred.ClientID)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return "", nil, fmt.Errorf("client auth version: %w", err)
 	}
 	creds, err := s.st.ClientCredentials(ctx, cred.ClientID, store.CredHMACSecret, now)
 	if err != nil {
@@ -40,6 +57,9 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, apiKey string) (client
 	secrets = make([][]byte, len(creds))
 	for i, c := range creds {
 		secrets[i] = []byte(c.Secret)
+	}
+	if version != "" {
+		s.cache.putAPIKey(hash, apiKeyEntry{clientID: cred.ClientID, version: version, keyExpires: cred.ExpiresAt, secrets: creds}, now)
 	}
 	return cred.ClientID, secrets, nil
 }

@@ -74,6 +74,7 @@ type Service struct {
 	keys     *seal.Keyring
 	tokenTTL time.Duration
 	now      func() time.Time
+	cache    *authCache
 }
 
 // Config configures a Service.
@@ -83,6 +84,10 @@ type Config struct {
 	TokenTTL time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// AuthCacheTTL bounds how long a successful API key lookup is reused
+	// (each use still checks the client's auth version, see authCache).
+	// Default DefaultAuthCacheTTL; negative turns the cache off.
+	AuthCacheTTL time.Duration
 }
 
 // New returns a Service. keys must be the keyring the store was opened
@@ -100,7 +105,10 @@ func New(st store.Store, keys *seal.Keyring, cfg Config) (*Service, error) {
 	if st == nil || keys == nil {
 		return nil, errors.New("clients: store and keyring are required")
 	}
-	return &Service{st: st, keys: keys, tokenTTL: cfg.TokenTTL, now: cfg.Now}, nil
+	if cfg.AuthCacheTTL == 0 {
+		cfg.AuthCacheTTL = DefaultAuthCacheTTL
+	}
+	return &Service{st: st, keys: keys, tokenTTL: cfg.TokenTTL, now: cfg.Now, cache: newAuthCache(cfg.AuthCacheTTL)}, nil
 }
 
 // TokenTTL is the lifetime of the access tokens the Service issues.

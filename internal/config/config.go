@@ -74,6 +74,11 @@ type Config struct {
 	// Review holds requests for operators before erasure; each field
 	// states its default (review.go).
 	Review Review `yaml:"review"`
+	// DRP configures the DRP 1.0 provider profile (protocols.go).
+	DRP DRP `yaml:"drp"`
+	// OpenDSR configures the OpenDSR 2.0 processor profile
+	// (protocols.go).
+	OpenDSR OpenDSR `yaml:"opendsr"`
 	// Targets is the data map: one entry per system holding personal
 	// data. Default none.
 	Targets []Target `yaml:"targets"`
@@ -134,7 +139,12 @@ const (
 	ProfileNative  = "native"
 	ProfileConnect = "connect"
 	ProfileS2S     = "s2s"
+	ProfileDRP     = "drp"
+	ProfileOpenDSR = "opendsr"
 )
+
+// Profiles lists every rate limit profile.
+var Profiles = []string{ProfileNative, ProfileConnect, ProfileS2S, ProfileDRP, ProfileOpenDSR}
 
 // RateLimits holds the per-client limit of each API profile. The admin is
 // counted like one client under the native profile.
@@ -147,6 +157,11 @@ type RateLimits struct {
 	// S2S limits the S2S endpoint. Default 50 per 10m, blocked 10m (the
 	// published contract of that endpoint).
 	S2S Limit `yaml:"s2s"`
+	// DRP limits each DRP agent. Default 600 per 1m, blocked 1m.
+	DRP Limit `yaml:"drp"`
+	// OpenDSR limits each OpenDSR controller. Default 600 per 1m,
+	// blocked 1m.
+	OpenDSR Limit `yaml:"opendsr"`
 	// Clients overrides limits per client, keyed by client name. An
 	// override replaces the whole limit of that profile, so all three of
 	// limit, window and block must be given. Default none.
@@ -168,6 +183,8 @@ type ClientLimits struct {
 	Native  *Limit `yaml:"native"`
 	Connect *Limit `yaml:"connect"`
 	S2S     *Limit `yaml:"s2s"`
+	DRP     *Limit `yaml:"drp"`
+	OpenDSR *Limit `yaml:"opendsr"`
 }
 
 // For returns the limit of profile (ProfileNative, ProfileConnect,
@@ -182,6 +199,10 @@ func (r RateLimits) For(profile, client string) Limit {
 		def, pick = r.Connect, func(c ClientLimits) *Limit { return c.Connect }
 	case ProfileS2S:
 		def, pick = r.S2S, func(c ClientLimits) *Limit { return c.S2S }
+	case ProfileDRP:
+		def, pick = r.DRP, func(c ClientLimits) *Limit { return c.DRP }
+	case ProfileOpenDSR:
+		def, pick = r.OpenDSR, func(c ClientLimits) *Limit { return c.OpenDSR }
 	default:
 		panic("config: unknown rate limit profile " + strconv.Quote(profile))
 	}
@@ -340,7 +361,10 @@ func Default() *Config {
 			Native:  limitOf(httpapi.DefaultRule),
 			Connect: limitOf(connect.DefaultRule),
 			S2S:     limitOf(s2s.DefaultRule),
+			DRP:     defaultDRPLimit,
+			OpenDSR: defaultOpenDSRLimit,
 		},
+		DRP:       DRP{ClockSkew: defaultDRPClockSkew},
 		Retention: Retention{RequestDetails: DefaultRequestDetails, Legal: DefaultLegal, Register: DefaultRegister},
 		Callbacks: Callbacks{Window: defaultCallbackWindow, Timeout: defaultCallbackTimeout, ForbidPrivateAddresses: true},
 	}
@@ -513,6 +537,8 @@ func (c *Config) validate(errs *errorList) {
 	validLimit(bad, "rate_limits.native", c.RateLimits.Native)
 	validLimit(bad, "rate_limits.connect", c.RateLimits.Connect)
 	validLimit(bad, "rate_limits.s2s", c.RateLimits.S2S)
+	validLimit(bad, "rate_limits.drp", c.RateLimits.DRP)
+	validLimit(bad, "rate_limits.opendsr", c.RateLimits.OpenDSR)
 	for _, name := range sortedKeys(c.RateLimits.Clients) {
 		p := joinKey("rate_limits.clients", name)
 		if strings.TrimSpace(name) == "" {
@@ -522,7 +548,7 @@ func (c *Config) validate(errs *errorList) {
 		for _, l := range []struct {
 			name string
 			l    *Limit
-		}{{ProfileNative, o.Native}, {ProfileConnect, o.Connect}, {ProfileS2S, o.S2S}} {
+		}{{ProfileNative, o.Native}, {ProfileConnect, o.Connect}, {ProfileS2S, o.S2S}, {ProfileDRP, o.DRP}, {ProfileOpenDSR, o.OpenDSR}} {
 			if l.l != nil {
 				validLimit(bad, joinKey(p, l.name), *l.l)
 			}
@@ -541,6 +567,7 @@ func (c *Config) validate(errs *errorList) {
 		bad("retention.register", "must not exceed retention.legal: every request in the register keeps its receipt")
 	}
 	c.validateCallbacks(bad)
+	c.validateProtocols(bad)
 
 	first := map[string]int{}
 	for i, t := range c.Targets {

@@ -215,6 +215,8 @@ func TestConfigurationDocDefaults(t *testing.T) {
 		"retention.request_details", "retention.legal", "retention.register",
 		"callbacks.secret", "callbacks.window", "callbacks.timeout", "callbacks.allow_hosts", "callbacks.forbid_private_addresses",
 		"deadlines.warn_before", "deadlines.sweep_interval", "suppression.enabled",
+		"rate_limits.drp", "rate_limits.opendsr", "drp.enabled", "drp.business_id", "drp.agents", "drp.clock_skew",
+		"opendsr.enabled", "opendsr.domain", "opendsr.certificate_file", "opendsr.key_file",
 	} {
 		if !seen[p] {
 			t.Errorf("docs/configuration.md states no default for %s", p)

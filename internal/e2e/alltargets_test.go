@@ -63,7 +63,7 @@ type webhookCall struct {
 // profile may send, and A's receipt naming all five targets and verifying.
 func TestOneSubjectEveryKindOfTarget(t *testing.T) {
 	t.Parallel()
-	storeDSN, shopDSN := testdb.PostgresDSN(t), testdb.PostgresDSN(t)
+	storeDSN, shopDSN := postgresDSN(t), postgresDSN(t)
 	redisURL := testdb.RedisURL(t)
 	prefix := testdb.RedisPrefix(t, redisURL)
 	ctx := context.Background()

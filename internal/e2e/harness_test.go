@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // buildDir holds the binary built for this run; TestMain removes it.
@@ -87,7 +89,9 @@ var storeURL = regexp.MustCompile(`(?m)^db: "(postgres(?:ql)?://[^"]*)"`)
 
 // capPool caps the store pool of every lethe a test starts: the test
 // server is shared, and several processes at the default size (workers
-// plus ten) would run it out of connections.
+// plus ten) would run it out of connections. The cap is the workers'
+// concurrency (backend.config), so jobs never wait for a connection for
+// long.
 func capPool(yaml string) string {
 	return storeURL.ReplaceAllStringFunc(yaml, func(m string) string {
 		u := storeURL.FindStringSubmatch(m)[1]
@@ -95,8 +99,32 @@ func capPool(yaml string) string {
 		if strings.Contains(u, "?") {
 			sep = "&"
 		}
-		return fmt.Sprintf("db: %q", u+sep+"pool_max_conns=8")
+		return fmt.Sprintf("db: %q", u+sep+"pool_max_conns=6")
 	})
+}
+
+// postgresSlot lets one test at a time work on PostgreSQL: a test runs up
+// to three lethe processes, each with a store pool and a connection per
+// running job to every PostgreSQL target, and the server is shared with
+// other packages and other people (scripts/neighbour-check measures it).
+// Tests on SQLite alone still run in parallel.
+var postgresSlot = make(chan struct{}, 1)
+
+// postgresTests are the tests holding postgresSlot.
+var postgresTests sync.Map // *testing.T -> bool
+
+// postgresDSN is testdb.PostgresDSN for a test that, from now on until
+// its end (after every other cleanup), holds postgresSlot.
+func postgresDSN(t *testing.T) string {
+	t.Helper()
+	if _, held := postgresTests.LoadOrStore(t, true); !held {
+		postgresSlot <- struct{}{}
+		t.Cleanup(func() {
+			postgresTests.Delete(t)
+			<-postgresSlot
+		})
+	}
+	return testdb.PostgresDSN(t)
 }
 
 func newServer(t *testing.T, yaml, secretKey string) *server {

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // The fault tests of the "scale out" work: several lethe processes on one
@@ -175,7 +173,7 @@ func TestTargetOutage(t *testing.T) {
 	t.Parallel()
 	const n = 100
 	b := newBackend(t, "sqlite")
-	direct := testdb.PostgresDSN(t)
+	direct := postgresDSN(t)
 	px := newProxy(t, pgHostPort(t, direct))
 	shop := target{name: "shop", driver: "postgres", dsn: px.via(direct), db: openDB(t, "pgx", direct)}
 	seedShop(t, shop.db, n)

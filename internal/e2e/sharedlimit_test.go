@@ -9,8 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // TestTwoProcessesShareOneRateLimit runs two real lethe processes on one
@@ -23,7 +21,7 @@ import (
 // both processes at once: exactly 50 get through.
 func TestTwoProcessesShareOneRateLimit(t *testing.T) {
 	t.Parallel()
-	dsn, key := testdb.PostgresDSN(t), randomKey(t)
+	dsn, key := postgresDSN(t), randomKey(t)
 	// Clients are made on the database before either process starts (the
 	// command migrates it).
 	seq := createClient(t, dsn, key, "partner-seq", "--api-key", "e2e-seq-api-key-0123456789", "--secret", "e2e-seq-secret-0123456789abcdefghij")

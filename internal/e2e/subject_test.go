@@ -288,7 +288,7 @@ func (s snapshot) redisOf(prefix string, p person) int64 {
 func TestEraseExactlyTheSubject(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	storeDSN, coreDSN := testdb.PostgresDSN(t), testdb.PostgresDSN(t)
+	storeDSN, coreDSN := postgresDSN(t), postgresDSN(t)
 	redisURL := testdb.RedisURL(t)
 	prefix := testdb.RedisPrefix(t, redisURL)
 	dir := t.TempDir()

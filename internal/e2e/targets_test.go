@@ -56,10 +56,10 @@ func newBackend(t *testing.T, name string) *backend {
 		}
 		return b
 	case "postgres":
-		dsn := testdb.PostgresDSN(t)
+		dsn := postgresDSN(t)
 		b := &backend{name: name, storeDB: dsn, secretKey: randomKey(t)}
 		b.newTarget = func(t *testing.T, name string) target {
-			dsn := testdb.PostgresDSN(t)
+			dsn := postgresDSN(t)
 			return target{name: name, driver: "postgres", dsn: dsn, db: openDB(t, "pgx", dsn)}
 		}
 		return b
@@ -78,14 +78,11 @@ func (b *backend) conn(t *testing.T) *sql.DB {
 	return b.storeConn
 }
 
+// openDB opens the test's own pool on a store or target, small and patient
+// with a full server (testdb.OpenDB).
 func openDB(t *testing.T, driver, dsn string) *sql.DB {
 	t.Helper()
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return testdb.OpenDB(t, driver, dsn)
 }
 
 func run(t *testing.T, db *sql.DB, stmts ...string) {
@@ -125,7 +122,7 @@ func (b *backend) config(targets []target, tables map[string]string) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "db: %q\nadmin_token: ${LETHE_ADMIN_TOKEN}\n", b.storeDB)
 	sb.WriteString(`workers:
-  concurrency: 10
+  concurrency: 6
   backoff_base: 200ms
   backoff_max: 2s
   job_timeout: 10s

@@ -57,6 +57,7 @@ type Service struct {
 	now       func() time.Time
 	end       Terminator
 	callbacks netguard.CallbackURLs
+	batch     *batcher
 }
 
 // Config configures a Service.
@@ -78,6 +79,10 @@ type Config struct {
 	// public addresses, any host.
 	CallbackURLs netguard.CallbackURLs
 	Signer       *audit.Signer
+	// MaxBatch is how many submissions arriving together may be stored in
+	// one transaction (see batch.go). Default DefaultMaxBatch; 1 stores
+	// each in its own.
+	MaxBatch int
 }
 
 // New returns a Service.
@@ -91,7 +96,14 @@ func New(st store.Store, q Enqueuer, keys *seal.Keyring, cfg Config) *Service {
 	if cfg.Terminator == nil {
 		cfg.Terminator = terminate.Path{Signer: cfg.Signer}
 	}
-	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, end: cfg.Terminator, callbacks: cfg.CallbackURLs}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	leaders := DefaultBatchesPostgres
+	if st.Dialect() == "sqlite" {
+		leaders = 1
+	}
+	return &Service{store: st, queue: q, keys: keys, deadlines: cfg.Deadlines, now: cfg.Now, end: cfg.Terminator, callbacks: cfg.CallbackURLs, batch: &batcher{max: cfg.MaxBatch, leaders: leaders}}
 }
 
 // Submission is one request as a profile received it.
@@ -103,6 +115,10 @@ type Submission struct {
 	ExternalID     string
 	IdempotencyKey string
 	CallbackURL    string
+	// CallbackFormat names the protocol of the request's status
+	// callbacks: "" for lethe's own, or the intake profile's (see
+	// lethe.Request.CallbackFormat).
+	CallbackFormat string
 }
 
 // Outcome says how Submit answered.
@@ -126,6 +142,14 @@ func (s *Service) Submit(ctx context.Context, sub Submission) (*lethe.Request, O
 	if err != nil {
 		return nil, 0, err
 	}
+	if s.batch.max > 1 {
+		return s.submitBatched(ctx, r)
+	}
+	return s.submitAlone(ctx, r)
+}
+
+// submitAlone stores r in a transaction of its own.
+func (s *Service) submitAlone(ctx context.Context, r *lethe.Request) (*lethe.Request, Outcome, error) {
 	for attempt := 0; ; attempt++ {
 		got, outcome, err := s.submitOnce(ctx, r)
 		// A conflict means a concurrent submission won the unique index
@@ -144,60 +168,66 @@ func (s *Service) submitOnce(ctx context.Context, r *lethe.Request) (*lethe.Requ
 		outcome Outcome
 	)
 	err := s.store.InTx(ctx, func(tx store.Tx) error {
-		if r.IdempotencyKey != "" {
-			prev, err := tx.FindRequestByIdempotencyKey(ctx, r.ClientID, r.IdempotencyKey)
-			switch {
-			case err == nil:
-				// Every submitted field counts: a retry that changed the
-				// callback_url would otherwise be answered as a replay and
-				// its new callback silently dropped.
-				if prev.SubjectKey != r.SubjectKey || prev.Regulation != r.Regulation || prev.ExternalID != r.ExternalID || prev.CallbackURL != r.CallbackURL {
-					return lethe.Errorf(lethe.ECONFLICT, "Idempotency-Key was already used for a different request")
-				}
-				got, outcome = prev, Replayed
-				return nil
-			case !errors.Is(err, store.ErrNotFound):
-				return fmt.Errorf("find by idempotency key: %w", err)
-			}
-		}
-		prev, err := tx.FindOpenRequest(ctx, r.ClientID, r.SubjectKey)
-		switch {
-		case err == nil:
-			got, outcome = prev, Duplicate
-			return nil
-		case !errors.Is(err, store.ErrNotFound):
-			return fmt.Errorf("find open request: %w", err)
-		}
-		if err := tx.CreateRequest(ctx, r); err != nil {
-			return fmt.Errorf("create request: %w", err)
-		}
-		if err := s.queue.EnqueueResolve(ctx, tx, r.ID); err != nil {
-			return fmt.Errorf("enqueue resolve: %w", err)
-		}
-		actor, actorID := lethe.ActorAdmin, ""
-		if r.ClientID != "" {
-			actor, actorID = lethe.ActorClient, r.ClientID
-		} else if a, name := operators.Actor(ctx); a != lethe.ActorSystem {
-			actor, actorID = a, name // the operator who submitted it, by name
-		}
-		ev := &lethe.AuditEvent{
-			RequestID: r.ID, Time: r.ReceivedAt, Actor: actor, ActorID: actorID, Type: lethe.EventRequestReceived,
-			Details: map[string]string{
-				"regulation": string(r.Regulation),
-				"identities": identityTypes(r.Identities),
-				"due_at":     r.DueAt.UTC().Format(time.RFC3339),
-			},
-		}
-		if err := tx.AppendAudit(ctx, ev); err != nil {
-			return fmt.Errorf("audit: %w", err)
-		}
-		got, outcome = r, Created
-		return nil
+		var err error
+		got, outcome, err = s.storeIn(ctx, tx, r)
+		return err
 	})
 	if err != nil {
 		return nil, 0, err
 	}
 	return got, outcome, nil
+}
+
+// storeIn stores r with its first job and audit event in tx, or finds the
+// request that already stands for it. A *lethe.Error is the submission's
+// answer and leaves tx usable; any other error is the database's.
+func (s *Service) storeIn(ctx context.Context, tx store.Tx, r *lethe.Request) (*lethe.Request, Outcome, error) {
+	if r.IdempotencyKey != "" {
+		prev, err := tx.FindRequestByIdempotencyKey(ctx, r.ClientID, r.IdempotencyKey)
+		switch {
+		case err == nil:
+			// Every submitted field counts: a retry that changed the
+			// callback_url would otherwise be answered as a replay and
+			// its new callback silently dropped.
+			if prev.SubjectKey != r.SubjectKey || prev.Regulation != r.Regulation || prev.ExternalID != r.ExternalID || prev.CallbackURL != r.CallbackURL || prev.CallbackFormat != r.CallbackFormat {
+				return nil, 0, lethe.Errorf(lethe.ECONFLICT, "Idempotency-Key was already used for a different request")
+			}
+			return prev, Replayed, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return nil, 0, fmt.Errorf("find by idempotency key: %w", err)
+		}
+	}
+	prev, err := tx.FindOpenRequest(ctx, r.ClientID, r.SubjectKey)
+	switch {
+	case err == nil:
+		return prev, Duplicate, nil
+	case !errors.Is(err, store.ErrNotFound):
+		return nil, 0, fmt.Errorf("find open request: %w", err)
+	}
+	if err := tx.CreateRequest(ctx, r); err != nil {
+		return nil, 0, fmt.Errorf("create request: %w", err)
+	}
+	if err := s.queue.EnqueueResolve(ctx, tx, r.ID); err != nil {
+		return nil, 0, fmt.Errorf("enqueue resolve: %w", err)
+	}
+	actor, actorID := lethe.ActorAdmin, ""
+	if r.ClientID != "" {
+		actor, actorID = lethe.ActorClient, r.ClientID
+	} else if a, name := operators.Actor(ctx); a != lethe.ActorSystem {
+		actor, actorID = a, name // the operator who submitted it, by name
+	}
+	ev := &lethe.AuditEvent{
+		RequestID: r.ID, Time: r.ReceivedAt, Actor: actor, ActorID: actorID, Type: lethe.EventRequestReceived,
+		Details: map[string]string{
+			"regulation": string(r.Regulation),
+			"identities": identityTypes(r.Identities),
+			"due_at":     r.DueAt.UTC().Format(time.RFC3339),
+		},
+	}
+	if err := tx.AppendAudit(ctx, ev); err != nil {
+		return nil, 0, fmt.Errorf("audit: %w", err)
+	}
+	return r, Created, nil
 }
 
 func (s *Service) build(sub Submission) (*lethe.Request, error) {
@@ -247,6 +277,7 @@ func (s *Service) build(sub Submission) (*lethe.Request, error) {
 		SubjectKey:     SubjectKey(s.keys, ids),
 		IdempotencyKey: IdempotencyKey(s.keys, sub.ClientID, sub.IdempotencyKey),
 		CallbackURL:    sub.CallbackURL,
+		CallbackFormat: sub.CallbackFormat,
 		ReceivedAt:     now,
 		DueAt:          now.Add(period),
 		UpdatedAt:      now,

@@ -149,7 +149,7 @@ func (p *Pipeline) endTask(ctx context.Context, job *rivertype.JobRow, e taskEnd
 			return false, err
 		}
 		if req.Status == lethe.StatusRunning && req.Stage == lethe.StageErase {
-			return true, p.fanIn(ctx, tx, e.requestID)
+			return true, p.fanIn(ctx, tx, e.requestID, verifyJob(e.requestID))
 		}
 		return true, nil
 	})
@@ -166,8 +166,9 @@ func (p *Pipeline) endTask(ctx context.Context, job *rivertype.JobRow, e taskEnd
 	return nil
 }
 
-// fanIn queues verify once no task of the request is left open.
-func (p *Pipeline) fanIn(ctx context.Context, tx store.Tx, requestID string) error {
+// fanIn queues verify (the job given) once no task of the request is left
+// open.
+func (p *Pipeline) fanIn(ctx context.Context, tx store.Tx, requestID string, verify river.InsertManyParams) error {
 	open, err := tx.CountOpenTasks(ctx, requestID)
 	if err != nil || open > 0 {
 		return err
@@ -176,7 +177,7 @@ func (p *Pipeline) fanIn(ctx context.Context, tx store.Tx, requestID string) err
 	if err != nil || !ok {
 		return err
 	}
-	return p.eng.insertTx(ctx, tx, []river.InsertManyParams{verifyJob(requestID)})
+	return p.eng.insertTx(ctx, tx, []river.InsertManyParams{verify})
 }
 
 // settle is a task's report from its tally when its target keeps no

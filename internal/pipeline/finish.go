@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strconv"
 
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/terminate"
 )
 
 // finish closes the request: completed when every task is done or
@@ -33,29 +31,7 @@ func (p *Pipeline) finish(ctx context.Context, job *rivertype.JobRow, requestID 
 		if err != nil {
 			return false, err
 		}
-		to := lethe.StatusCompleted
-		var failed int
-		var rows int64
-		for _, t := range tasks {
-			if t.State != lethe.TaskDone && t.State != lethe.TaskSkipped {
-				to = lethe.StatusFailed
-				failed++
-			}
-			rows += t.Report.Total()
-		}
-		details := map[string]string{
-			"tasks":  strconv.Itoa(len(tasks)),
-			"failed": strconv.Itoa(failed),
-			"rows":   strconv.FormatInt(rows, 10),
-		}
-		// Only a completed request can say what it found: a failed one
-		// may have missed data in the target that failed.
-		var outcome lethe.Outcome
-		if to == lethe.StatusCompleted {
-			outcome = lethe.MatchOutcome(tasks)
-			details["outcome"] = string(outcome)
-		}
-		ok, err := p.Terminate(ctx, tx, req, tasks, terminate.Ending{To: to, At: p.now(), Details: details, Outcome: outcome})
+		to, ok, err := p.finishTx(ctx, tx, req, tasks)
 		if ok {
 			status = to
 		}

@@ -18,20 +18,29 @@ const (
 )
 
 // Priorities: River runs lower numbers first, and jobs of one priority in
-// order of scheduling. Verify and finish only close requests whose erasure
-// is over, so they go first: a backlog of slow erasures must not hold up
-// requests that are done. Resolve and erase share a priority so that, under
-// a backlog, requests advance in the order they came in rather than every
-// new request being resolved before any older one is erased.
+// order of scheduling. A request's own job (resolve) does all of a request
+// whose targets answer at once; the jobs that carry a request on after it
+// (an erase retried or waiting for its target, verify, finish) go before
+// any new request's first job, so under a backlog requests finish in the
+// order they came in instead of every new one being started before any
+// older one ends. Verify and finish, which only close requests whose
+// erasure is over, go first of all.
 const (
 	priorityClose = 1
 	priorityWork  = 2
+	priorityFirst = 3
 )
 
 // Job arguments hold ids only; River stores them in plaintext.
 
+// resolveArgs is a request's own job: it resolves the request and, for
+// the targets that answer at once, erases, verifies and finishes it too
+// (see inline.go). Resume marks one queued to carry the request on from a
+// later stage (Redrive); without it, a first attempt that finds the
+// request past resolve is a duplicate.
 type resolveArgs struct {
 	RequestID string `json:"request_id"`
+	Resume    bool   `json:"resume,omitempty"`
 }
 
 func (resolveArgs) Kind() string { return kindResolve }
@@ -43,8 +52,12 @@ type eraseArgs struct {
 
 func (eraseArgs) Kind() string { return kindErase }
 
+// verifyArgs is verify's job. Tried counts the verifications a request's
+// own job already made (see inline.go), which count towards MaxAttempts
+// like this job's own attempts.
 type verifyArgs struct {
 	RequestID string `json:"request_id"`
+	Tried     int    `json:"tried,omitempty"`
 }
 
 func (verifyArgs) Kind() string { return kindVerify }
@@ -69,7 +82,7 @@ func insertOpts(priority int) *river.InsertOpts {
 }
 
 func resolveJob(requestID string) river.InsertManyParams {
-	return river.InsertManyParams{Args: resolveArgs{RequestID: requestID}, InsertOpts: insertOpts(priorityWork)}
+	return river.InsertManyParams{Args: resolveArgs{RequestID: requestID}, InsertOpts: insertOpts(priorityFirst)}
 }
 
 func eraseJob(requestID, target string) river.InsertManyParams {
@@ -112,7 +125,8 @@ type resolveWorker struct {
 }
 
 func (w *resolveWorker) Work(ctx context.Context, job *river.Job[resolveArgs]) error {
-	return w.p.resolve(ctx, job.JobRow, job.Args.RequestID)
+	ctx, done := trackCompletion(ctx)
+	return workResult(done, w.p.resolve(ctx, job.JobRow, job.Args.RequestID, job.Args.Resume))
 }
 
 type eraseWorker struct {
@@ -121,7 +135,8 @@ type eraseWorker struct {
 }
 
 func (w *eraseWorker) Work(ctx context.Context, job *river.Job[eraseArgs]) error {
-	return w.p.erase(ctx, job.JobRow, job.Args.RequestID, job.Args.Target)
+	ctx, done := trackCompletion(ctx)
+	return workResult(done, w.p.erase(ctx, job.JobRow, job.Args.RequestID, job.Args.Target))
 }
 
 type verifyWorker struct {
@@ -130,7 +145,8 @@ type verifyWorker struct {
 }
 
 func (w *verifyWorker) Work(ctx context.Context, job *river.Job[verifyArgs]) error {
-	return w.p.verify(ctx, job.JobRow, job.Args.RequestID)
+	ctx, done := trackCompletion(ctx)
+	return workResult(done, w.p.verify(ctx, job.JobRow, job.Args.RequestID, job.Args.Tried))
 }
 
 type finishWorker struct {
@@ -139,5 +155,6 @@ type finishWorker struct {
 }
 
 func (w *finishWorker) Work(ctx context.Context, job *river.Job[finishArgs]) error {
-	return w.p.finish(ctx, job.JobRow, job.Args.RequestID)
+	ctx, done := trackCompletion(ctx)
+	return workResult(done, w.p.finish(ctx, job.JobRow, job.Args.RequestID))
 }

@@ -75,6 +75,9 @@ type Pipeline struct {
 	// afterBulkTask, when set (by tests), runs after each task a bulk
 	// retry took up; an error stops the bulk retry there, as a crash would.
 	afterBulkTask func() error
+	// batchers erase the queued subjects of a target whose connector
+	// erases several at once (connector.BatchEraser) in one batch.
+	batchers map[string]*eraseBatcher
 
 	// stopping is set by Stop: a connector call cut short by shutdown is
 	// not the target's fault, so it must not count towards failing a task.
@@ -125,6 +128,12 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 			return nil, fmt.Errorf("pipeline: target %q listed twice", t.Name)
 		}
 		p.byName[t.Name] = t.Conn
+		if be, ok := t.Conn.(connector.BatchEraser); ok && answersAtOnce(t.Conn) {
+			if p.batchers == nil {
+				p.batchers = map[string]*eraseBatcher{}
+			}
+			p.batchers[t.Name] = newEraseBatcher(log, t.Name, be, cfg.Workers)
+		}
 	}
 
 	workers := river.NewWorkers()

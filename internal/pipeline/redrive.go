@@ -41,7 +41,7 @@ func (p *Pipeline) redriveJobs(ctx context.Context, tx store.Tx, req *lethe.Requ
 	case req.Status.Terminal():
 		return nil, fmt.Errorf("request is %s: put it back to running before redriving it", req.Status)
 	case req.Stage == lethe.StageResolve:
-		return []river.InsertManyParams{redriveJob(resolveArgs{RequestID: req.ID}, priorityWork)}, nil
+		return []river.InsertManyParams{redriveJob(resolveArgs{RequestID: req.ID}, priorityFirst)}, nil
 	case req.Status != lethe.StatusRunning:
 		return nil, fmt.Errorf("request is %s at stage %s: nothing carries it on from there", req.Status, req.Stage)
 	case req.Stage == lethe.StageErase:

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/lethe-privacy/lethe"
@@ -24,14 +23,33 @@ import (
 // (Redrive).
 var resolveFrom = []lethe.Status{lethe.StatusReceived, lethe.StatusRunning}
 
-// resolve finds the subject's linked identities in every target, then
-// creates one task and one erase job per target and marks the request
-// running. Until its compare-and-set commits, the request can be canceled;
-// after it, cancel finds the request running and refuses.
-func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID string) error {
-	req, err := p.readAt(ctx, "resolve", requestID, lethe.StageResolve, resolveFrom...)
-	if req == nil || err != nil {
-		return err // canceled, resolve already ran, or a store error
+// resolve finds the subject's linked identities in every target, creates
+// one task per target and marks the request running; then, in the same job,
+// it erases, verifies and finishes the request on the targets that answer
+// at once (startErase). Until its compare-and-set commits, the request can
+// be canceled; after it, cancel finds the request running and refuses.
+func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID string, resume bool) error {
+	req, err := p.st.GetRequest(ctx, requestID, store.Scope{All: true})
+	if errors.Is(err, store.ErrNotFound) {
+		p.log.Warn("pipeline: resolve job for a missing request", slog.String("request_id", requestID))
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("resolve: %w", err)
+	}
+	if req.Status.Terminal() {
+		return nil
+	}
+	if req.Stage != lethe.StageResolve || !slices.Contains(resolveFrom, req.Status) {
+		// Past resolve. On a first attempt, another job moved the request
+		// on: this one is a duplicate. Otherwise this job's own earlier
+		// attempt did and was cut short (a crash, a store error) before
+		// its last step committed, or an operator redrove the request:
+		// the stage's own jobs carry it on from where it is stored.
+		if job.Attempt <= 1 && !resume {
+			return nil
+		}
+		return p.carryOn(ctx, job, requestID)
 	}
 	held, approved, err := p.reviewBeforeResolve(ctx, job, req)
 	if held || err != nil {
@@ -63,53 +81,25 @@ func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID
 		msg := fmt.Sprintf("resolve reached %d identities, more than the limit of %d: the data map probably links unrelated subjects", len(res.identities), p.cfg.MaxIdentities)
 		return p.failResolve(bctx, job, requestID, "", msg)
 	}
-	linked := res.identities[len(given):]
+	return p.startErase(ctx, bctx, job, requestID, res, len(given), req.CallbackURL != "")
+}
 
-	names := make([]string, len(p.targets))
-	next := make([]river.InsertManyParams, 0, len(p.targets))
-	for i, t := range p.targets {
-		names[i] = t.Name
-		next = append(next, eraseJob(requestID, t.Name))
-	}
-	stage := lethe.StageErase
-	if len(names) == 0 {
-		// Nothing to erase: verify and finish still run, so a request ends
-		// the same way (and with the same audit trail) with or without
-		// targets.
-		stage = lethe.StageVerify
-		next = append(next, verifyJob(requestID))
-	}
-
-	_, err = p.commit(bctx, job, "resolve", func(tx store.Tx) (bool, error) {
-		ok, err := tx.UpdateRequestState(bctx, store.UpdateRequestStateParams{
-			ID: requestID, From: resolveFrom, FromStage: []lethe.Stage{lethe.StageResolve},
-			To: lethe.StatusRunning, ToStage: stage, At: p.now(), Reach: res.reach,
-		})
-		if err != nil || !ok {
+// carryOn queues, in one transaction with this job's completion, the jobs
+// that carry the request on from its stored stage (see Redrive).
+func (p *Pipeline) carryOn(ctx context.Context, job *rivertype.JobRow, requestID string) error {
+	_, err := p.commit(ctx, job, "resolve", func(tx store.Tx) (bool, error) {
+		req, err := tx.LockRequest(ctx, requestID)
+		if errors.Is(err, store.ErrNotFound) {
+			return false, nil
+		}
+		if err != nil || req.Status.Terminal() {
 			return false, err
 		}
-		if len(linked) > 0 {
-			if err := tx.AddLinkedIdentities(bctx, requestID, linked); err != nil {
-				return false, err
-			}
-		}
-		if err := tx.CreateTasks(bctx, requestID, names, p.now()); err != nil {
+		next, err := p.redriveJobs(ctx, tx, req)
+		if err != nil {
 			return false, err
 		}
-		if err := p.eng.insertTx(bctx, tx, next); err != nil {
-			return false, err
-		}
-		details := reachDetails(res.reach)
-		details["targets"] = strconv.Itoa(len(names))
-		details["linked_identities"] = strconv.Itoa(len(linked))
-		details["resolve_rounds"] = strconv.Itoa(res.rounds)
-		if res.capped {
-			details["resolve_capped"] = "true"
-		}
-		if err := p.audit(bctx, tx, requestID, lethe.EventRequestRunning, details); err != nil {
-			return false, err
-		}
-		return true, p.statusMoved(bctx, tx, requestID)
+		return true, p.eng.insertTx(ctx, tx, next)
 	})
 	return err
 }

@@ -70,6 +70,10 @@ type CallbackConfig struct {
 	// Transport, when set, replaces the HTTP transport (tests). The
 	// Guard applies only to the default.
 	Transport http.RoundTripper
+	// Formats render and sign the events of requests whose
+	// CallbackFormat names them (the DRP and OpenDSR profiles'); those
+	// events are not signed with an HMAC secret. Default none.
+	Formats map[string]CallbackFormat
 }
 
 func (c CallbackConfig) withDefaults() CallbackConfig {
@@ -291,24 +295,39 @@ func (p *Pipeline) postCallback(ctx context.Context, ev *store.CallbackEvent) (i
 	if !hostAllowed(cfg.AllowHosts, u.Hostname()) {
 		return 0, classForbiddenHost
 	}
-	secrets, err := p.callbackSecrets(ctx, ev.ClientID)
-	if err != nil {
-		p.log.Error("pipeline: callback secrets", slog.String("event_id", ev.ID), slog.String("error", err.Error()))
-		return 0, classNoSecret
-	}
-	if len(secrets) == 0 {
-		return 0, classNoSecret
+	body, h := ev.Body, http.Header{}
+	if ev.Format != "" {
+		f := cfg.Formats[ev.Format]
+		if f == nil {
+			return 0, classNoSecret
+		}
+		if body, err = f.Prepare(ev.Body, ev.URL, h); err != nil {
+			p.log.Error("pipeline: callback format", slog.String("event_id", ev.ID), slog.String("format", ev.Format), slog.String("error", err.Error()))
+			return 0, classNoSecret
+		}
+	} else {
+		secrets, err := p.callbackSecrets(ctx, ev.ClientID)
+		if err != nil {
+			p.log.Error("pipeline: callback secrets", slog.String("event_id", ev.ID), slog.String("error", err.Error()))
+			return 0, classNoSecret
+		}
+		if len(secrets) == 0 {
+			return 0, classNoSecret
+		}
+		h.Set(signature.Header, SignCallback(time.Now(), ev.Body, secrets...))
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ev.URL, bytes.NewReader(ev.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ev.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0, classRequest
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "lethe-callbacks/1")
 	req.Header.Set("X-Lethe-Event-Id", ev.ID)
-	req.Header.Set(signature.Header, SignCallback(time.Now(), ev.Body, secrets...))
+	for k, vs := range h {
+		req.Header[k] = vs
+	}
 	resp, err := p.callbackClient.Do(req)
 	if err != nil {
 		return 0, classifyCallbackError(err)

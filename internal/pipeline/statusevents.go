@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/google/uuid"
@@ -77,6 +79,40 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// StatusChange is what a CallbackFormat renders: a request whose status
+// has just changed, its tasks as the transaction sees them, and the
+// event's id and sequence.
+type StatusChange struct {
+	EventID    string
+	Sequence   int
+	Request    *lethe.Request
+	Tasks      []lethe.Task
+	OccurredAt time.Time
+	// Extension is set when the event tells of an extension of the due
+	// date (the status stays as it was): Request.DueAt is the new one.
+	Extension *ExtensionChange
+}
+
+// ExtensionChange is an extension of a request's due date.
+type ExtensionChange struct {
+	PreviousDueAt time.Time
+	Reason        string
+}
+
+// CallbackFormat renders and signs the status events of requests taken by
+// an intake profile that speaks a callback protocol of its own (DRP,
+// OpenDSR), named by the request's CallbackFormat. Storage, the job,
+// retries, the address guard and the attempt log stay the pipeline's.
+type CallbackFormat interface {
+	// Render returns the body stored with the event, frozen when the
+	// status changes. It holds no identity value and not the callback
+	// URL, which is sealed apart.
+	Render(c StatusChange) ([]byte, error)
+	// Prepare returns the bytes sent to url for a stored body and sets
+	// the headers that sign them, at each attempt.
+	Prepare(body []byte, url string, h http.Header) ([]byte, error)
+}
+
 // StoreStatusEvent stores the status event of req, whose status tx has
 // just changed, with its body frozen, and queues its delivery in tx.
 // tasks are the request's tasks as tx sees them. It does nothing for a
@@ -104,6 +140,29 @@ func (p *Pipeline) storeEvent(ctx context.Context, tx store.Tx, req *lethe.Reque
 		return fmt.Errorf("status event: id: %w", err)
 	}
 	now := p.now().UTC().Truncate(time.Microsecond)
+	if req.CallbackFormat != "" {
+		f := p.cfg.Callbacks.Formats[req.CallbackFormat]
+		if f == nil {
+			// The profile that took the request is no longer served. Its
+			// callback is dropped rather than erasure held up for it.
+			p.log.Warn("pipeline: status event dropped: its callback format is not configured",
+				slog.String("request_id", req.ID), slog.String("format", req.CallbackFormat))
+			return nil
+		}
+		c := StatusChange{EventID: id.String(), Sequence: seq, Request: req, Tasks: tasks, OccurredAt: now}
+		if ext != nil {
+			prev, _ := time.Parse(time.RFC3339Nano, ext.PreviousDueAt)
+			c.Extension = &ExtensionChange{PreviousDueAt: prev, Reason: ext.Reason}
+		}
+		b, err := f.Render(c)
+		if err != nil {
+			return fmt.Errorf("status event: render %s: %w", req.CallbackFormat, err)
+		}
+		return p.insertEvent(ctx, tx, &store.CallbackEvent{
+			ID: id.String(), RequestID: req.ID, Seq: seq, Status: req.Status, ClientID: req.ClientID,
+			URL: req.CallbackURL, Body: b, Format: req.CallbackFormat, CreatedAt: now,
+		})
+	}
 	body := callbackBody{
 		ID:          id.String(),
 		Type:        typ,
@@ -139,10 +198,14 @@ func (p *Pipeline) storeEvent(ctx context.Context, tx store.Tx, req *lethe.Reque
 	if err != nil {
 		return fmt.Errorf("status event: encode: %w", err)
 	}
-	ev := &store.CallbackEvent{
+	return p.insertEvent(ctx, tx, &store.CallbackEvent{
 		ID: body.ID, RequestID: req.ID, Seq: seq, Status: req.Status, ClientID: req.ClientID,
 		URL: req.CallbackURL, Body: b, CreatedAt: now,
-	}
+	})
+}
+
+// insertEvent stores ev and queues its delivery in tx.
+func (p *Pipeline) insertEvent(ctx context.Context, tx store.Tx, ev *store.CallbackEvent) error {
 	if err := tx.CreateCallbackEvent(ctx, ev); err != nil {
 		return fmt.Errorf("status event: %w", err)
 	}

@@ -62,15 +62,38 @@ func call[T any](log *slog.Logger, target string, fn func() (T, error)) (res T, 
 }
 
 func (p *Pipeline) audit(ctx context.Context, tx store.Tx, requestID string, typ lethe.EventType, details map[string]string) error {
-	e := &lethe.AuditEvent{
+	return p.appendAudit(ctx, tx, p.event(requestID, typ, details))
+}
+
+// event is an audit event of the pipeline about requestID, now.
+func (p *Pipeline) event(requestID string, typ lethe.EventType, details map[string]string) *lethe.AuditEvent {
+	return &lethe.AuditEvent{
 		RequestID: requestID,
 		Time:      p.now(),
 		Actor:     lethe.ActorSystem,
 		Type:      typ,
 		Details:   details,
 	}
-	if err := tx.AppendAudit(ctx, e); err != nil {
-		return fmt.Errorf("append audit %s: %w", typ, err)
+}
+
+// auditBatch is a transaction that appends several audit events in one
+// statement (the SQL stores do).
+type auditBatch interface {
+	AppendAudits(ctx context.Context, events ...*lethe.AuditEvent) error
+}
+
+// appendAudit appends events, in order, to their chains in tx.
+func (p *Pipeline) appendAudit(ctx context.Context, tx store.Tx, events ...*lethe.AuditEvent) error {
+	if b, ok := tx.(auditBatch); ok && len(events) > 1 {
+		if err := b.AppendAudits(ctx, events...); err != nil {
+			return fmt.Errorf("append audit %s...: %w", events[0].Type, err)
+		}
+		return nil
+	}
+	for _, e := range events {
+		if err := tx.AppendAudit(ctx, e); err != nil {
+			return fmt.Errorf("append audit %s: %w", e.Type, err)
+		}
 	}
 	return nil
 }
@@ -90,6 +113,9 @@ func (p *Pipeline) commit(ctx context.Context, job *rivertype.JobRow, step strin
 		changed = ok
 		return p.eng.completeTx(ctx, tx, job)
 	})
+	if err == nil {
+		markCompleted(ctx)
+	}
 	return changed, err
 }
 

@@ -18,7 +18,7 @@ import (
 // data left has its task failed with the connector's (redacted) reason. A
 // Verify error is retried like any other (a target briefly down, a replica
 // lagging) until MaxAttempts, unless marked connector.Permanent.
-func (p *Pipeline) verify(ctx context.Context, job *rivertype.JobRow, requestID string) error {
+func (p *Pipeline) verify(ctx context.Context, job *rivertype.JobRow, requestID string, tried int) error {
 	req, err := p.readAt(ctx, "verify", requestID, lethe.StageVerify, lethe.StatusRunning)
 	if req == nil || err != nil {
 		return err
@@ -49,7 +49,7 @@ func (p *Pipeline) verify(ctx context.Context, job *rivertype.JobRow, requestID 
 		}
 		_, errs[i] = call(p.log, done[i], func() (struct{}, error) { return struct{}{}, conn.Verify(ctx, subject) })
 	})
-	lastAttempt := job.Attempt >= p.cfg.MaxAttempts && !p.interrupted(ctx)
+	lastAttempt := job.Attempt+tried >= p.cfg.MaxAttempts && !p.interrupted(ctx)
 	residue := map[string]string{}
 	for i, err := range errs {
 		if err == nil {

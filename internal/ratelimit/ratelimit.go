@@ -8,10 +8,11 @@
 // a client that keeps retrying is let back in on time). Refused requests
 // are not counted.
 //
-// State lives outside the process (the lethe database through
-// store.RateLimits, or Redis), so several lethe processes serving one
-// database share one limit. Both implementations run the conformance suite
-// in ratelimittest.
+// State lives in the process (Memory) when one process serves the
+// database, as on SQLite; otherwise outside it (Redis, or the lethe
+// database through store.RateLimits), so several lethe processes serving
+// one database share one limit. Every implementation runs the conformance
+// suite in ratelimittest.
 package ratelimit
 
 import (
@@ -126,12 +127,18 @@ func RetryAfterSeconds(d time.Duration) int64 {
 	return s
 }
 
-// Open returns the Limiter named by spec, the value of --ratelimit: "" or
-// "database" keeps state in the lethe database (st); a redis:// or
-// rediss:// URL keeps it in that Redis. The returned func releases what
-// Open opened.
+// Open returns the Limiter named by spec, the value of --ratelimit:
+// "memory" keeps state in this process; "database" keeps it in the lethe
+// database (st); a redis:// or rediss:// URL keeps it in that Redis. ""
+// picks memory when st is a SQLite store (one process per database) and
+// the database otherwise. The returned func releases what Open opened.
 func Open(ctx context.Context, spec string, st store.RateLimits, now func() time.Time) (Limiter, func() error, error) {
+	if d, ok := st.(interface{ Dialect() string }); ok && spec == "" && d.Dialect() == "sqlite" {
+		spec = "memory"
+	}
 	switch {
+	case spec == "memory":
+		return NewMemory(now), func() error { return nil }, nil
 	case spec == "" || spec == "database":
 		return NewStore(st, now), func() error { return nil }, nil
 	case strings.HasPrefix(spec, "redis://") || strings.HasPrefix(spec, "rediss://"):
@@ -142,5 +149,5 @@ func Open(ctx context.Context, spec string, st store.RateLimits, now func() time
 		return r, r.Close, nil
 	}
 	// spec may be a URL with a password; do not echo it.
-	return nil, nil, errors.New(`rate limit: --ratelimit must be "database" or a redis:// URL`)
+	return nil, nil, errors.New(`rate limit: --ratelimit must be "memory", "database" or a redis:// URL`)
 }

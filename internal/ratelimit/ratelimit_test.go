@@ -2,6 +2,7 @@ package ratelimit_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,18 @@ func TestStoreLimiter(t *testing.T) {
 			}
 			return ls
 		})
+	})
+}
+
+// Limiters sharing state are one Memory: it is shared by the process.
+func TestMemoryLimiter(t *testing.T) {
+	ratelimittest.Exercise(t, func(t *testing.T, now func() time.Time, n int) []ratelimit.Limiter {
+		m := ratelimit.NewMemory(now)
+		ls := make([]ratelimit.Limiter, n)
+		for i := range ls {
+			ls[i] = m
+		}
+		return ls
 	})
 }
 
@@ -90,17 +103,25 @@ func TestRules(t *testing.T) {
 func TestOpen(t *testing.T) {
 	ctx := context.Background()
 	k := testdb.Keyring(t)
-	s, _ := profiletest.Backends()[0].Open(t, k)
-	for _, spec := range []string{"", "database"} {
-		l, closeFn, err := ratelimit.Open(ctx, spec, s, nil)
-		if err != nil {
-			t.Fatalf("Open(%q): %v", spec, err)
+	for _, b := range profiletest.Backends() {
+		s, _ := b.Open(t, k)
+		want := map[string]string{"": "*ratelimit.Store", "database": "*ratelimit.Store", "memory": "*ratelimit.Memory"}
+		if s.Dialect() == "sqlite" {
+			// One process per SQLite database: nothing to share.
+			want[""] = "*ratelimit.Memory"
 		}
-		if _, ok := l.(*ratelimit.Store); !ok {
-			t.Fatalf("Open(%q) = %T, want *ratelimit.Store", spec, l)
+		for spec, typ := range want {
+			l, closeFn, err := ratelimit.Open(ctx, spec, s, nil)
+			if err != nil {
+				t.Fatalf("%s: Open(%q): %v", b.Name, spec, err)
+			}
+			if got := fmt.Sprintf("%T", l); got != typ {
+				t.Fatalf("%s: Open(%q) = %s, want %s", b.Name, spec, got, typ)
+			}
+			closeFn()
 		}
-		closeFn()
 	}
+	s, _ := profiletest.Backends()[0].Open(t, k)
 	if _, _, err := ratelimit.Open(ctx, "memcache://u:pw@h", s, nil); err == nil || strings.Contains(err.Error(), "pw") {
 		t.Fatalf("Open(unknown) = %v", err)
 	}

@@ -30,6 +30,9 @@ type CallbackEvent struct {
 	ClientID  string // whose HMAC secret signs it; "" for the admin
 	URL       string // sealed at rest; "" once the event has ended
 	Body      []byte
+	// Format is the request's CallbackFormat when the event was
+	// rendered: it names who finishes and signs Body at delivery.
+	Format    string
 	State     CallbackState
 	CreatedAt time.Time
 	EndedAt   time.Time // zero while pending

@@ -69,6 +69,7 @@ type Queries interface {
 	Extensions
 	Register
 	Console
+	ProfileKeys
 }
 
 // Requests persists deletion requests and their identities. Identities are
@@ -239,6 +240,13 @@ const (
 	CredOAuthClientID CredentialKind = "oauth_client_id"
 	// CredOAuthSecret is the connect client_secret; stored as a keyed hash.
 	CredOAuthSecret CredentialKind = "oauth_client_secret"
+	// CredAgentVerifyKey is a DRP authorized agent's Ed25519 verify key.
+	// It is public, but stored sealed like a secret: the seal binds it to
+	// its client, so a key written into another row does not open.
+	CredAgentVerifyKey CredentialKind = "drp_verify_key"
+	// CredAgentToken is a DRP pairwise bearer token; stored as a keyed
+	// hash.
+	CredAgentToken CredentialKind = "drp_agent_token"
 )
 
 // Credential is one stored credential of a client. Exactly one of Hash
@@ -292,6 +300,12 @@ type Clients interface {
 	// FindToken returns the unexpired token with hash whose client is
 	// enabled; ErrNotFound otherwise.
 	FindToken(ctx context.Context, hash string, now time.Time) (Token, error)
+	// ClientAuthVersion returns a value that changes whenever the client's
+	// credentials could have: one is added (every rotation adds), one is
+	// given an expiry, or the client is disabled or enabled. ErrNotFound
+	// for no such client. It lets a process trust credentials it read
+	// earlier after one small read instead of reading them again.
+	ClientAuthVersion(ctx context.Context, clientID string) (string, error)
 }
 
 // RateLimits keeps sliding-window limits with a block period, shared by
@@ -316,4 +330,24 @@ type TakeRateLimitParams struct {
 	Window time.Duration // positive
 	Block  time.Duration // zero: no block, refused until the window allows
 	Now    time.Time
+}
+
+// ProfileKey is a signing key an intake profile generated for itself.
+// Private is the PKCS #8 DER, sealed at rest and opened on read.
+type ProfileKey struct {
+	Name        string
+	Private     []byte
+	Certificate []byte // X.509 DER
+	CreatedAt   time.Time
+}
+
+// ProfileKeys keeps the signing keys intake profiles generate (OpenDSR
+// signs callbacks and answers), so every process sharing the database
+// signs with the same key.
+type ProfileKeys interface {
+	// GetProfileKey returns the key named name, or ErrNotFound.
+	GetProfileKey(ctx context.Context, name string) (ProfileKey, error)
+	// CreateProfileKey stores k; ErrConflict when its name is taken
+	// (another process generated one first).
+	CreateProfileKey(ctx context.Context, k ProfileKey) error
 }

@@ -29,7 +29,7 @@ func MariaDBDSN(tb testing.TB) string {
 			return err
 		}
 		defer db.Close()
-		_, err = db.ExecContext(ctx, stmt)
+		_, err = whileFull(ctx, func(ctx context.Context) (sql.Result, error) { return db.ExecContext(ctx, stmt) })
 		return err
 	}
 	// The name is ours (hex), so building the statement is safe.

@@ -101,7 +101,8 @@ func OpenSQLite(tb testing.TB, path string, opts sqlite.Options) *sqlite.Store {
 
 // OpenPostgres opens the PostgreSQL store at dsn without migrating it,
 // sealing with Keyring unless opts has a keyring, its pool capped at
-// PostgresMaxConns unless opts sets a size. It is closed after the test.
+// PostgresMaxConns unless opts sets a size, waiting while the server is
+// full. It is closed after the test.
 func OpenPostgres(tb testing.TB, dsn string, opts postgres.Options) *postgres.Store {
 	tb.Helper()
 	if opts.Keyring == nil {
@@ -110,7 +111,9 @@ func OpenPostgres(tb testing.TB, dsn string, opts postgres.Options) *postgres.St
 	if opts.MaxConns == 0 {
 		opts.MaxConns = PostgresMaxConns
 	}
-	st, err := postgres.Open(context.Background(), dsn, opts)
+	st, err := whileFull(context.Background(), func(ctx context.Context) (*postgres.Store, error) {
+		return postgres.Open(ctx, dsn, opts)
+	})
 	if err != nil {
 		tb.Fatalf("open postgres store: %v", err)
 	}

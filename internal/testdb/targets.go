@@ -55,17 +55,11 @@ func (d TargetDB) Open(tb testing.TB) (dsn string, db *sql.DB) {
 	return dsn, d.OpenDSN(tb, dsn)
 }
 
-// OpenDSN opens a pool on the database at dsn, capped at TargetMaxConns
-// and closed after the test.
+// OpenDSN opens a pool on the database at dsn (OpenDB), capped at
+// TargetMaxConns and closed after the test.
 func (d TargetDB) OpenDSN(tb testing.TB, dsn string) *sql.DB {
 	tb.Helper()
-	db, err := sql.Open(d.SQLDriver, dsn)
-	if err != nil {
-		tb.Fatalf("open %s: %v", d.Driver, err)
-	}
-	db.SetMaxOpenConns(TargetMaxConns)
-	tb.Cleanup(func() { db.Close() })
-	return db
+	return OpenDB(tb, d.SQLDriver, dsn)
 }
 
 // ForEachTargetDB runs test once per target database (TargetDBs), as

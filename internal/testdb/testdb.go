@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -133,7 +132,7 @@ func PostgresDSN(tb testing.TB) string {
 	schema := "t_" + randomHex(8)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
+	conn, err := pgConnect(ctx, base)
 	if err != nil {
 		tb.Fatalf("connect to %s: %v", EnvPostgres, err)
 	}
@@ -144,7 +143,7 @@ func PostgresDSN(tb testing.TB) string {
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		c, err := pgx.Connect(ctx, base)
+		c, err := pgConnect(ctx, base)
 		if err != nil {
 			tb.Logf("drop schema %s: %v", schema, err)
 			return

@@ -57,6 +57,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		// pgx's parse errors can echo the DSN, password included.
 		return nil, errors.New("open postgres: the DSN does not parse")
 	}
+	return OpenConfig(ctx, cfg, opts)
+}
+
+// OpenConfig is Open on a parsed pool configuration, for tests that set
+// pgx hooks on it (a tracer counting every statement, River's included).
+func OpenConfig(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store, error) {
+	if opts.Keyring == nil {
+		return nil, errors.New("open postgres: a Keyring is required")
+	}
 	if opts.MaxConns < 0 {
 		return nil, errors.New("open postgres: MaxConns must not be negative")
 	}

@@ -56,16 +56,24 @@ type Options struct {
 	Keyring *seal.Keyring
 	// MaxOpenConns bounds the pool. Default DefaultMaxOpenConns.
 	MaxOpenConns int
+	// StatementCacheSize is how many prepared statements each connection
+	// keeps (see stmtcache.go). Default DefaultStatementCacheSize;
+	// negative turns the cache off.
+	StatementCacheSize int
 }
 
 // Store is a store.Store on SQLite, with Migrate.
 type Store struct {
 	*sqlstore.Store
-	db *sql.DB
+	db    *sql.DB
+	stmts *statementCache
 }
 
 // DB returns the pool, for tests and tools that need raw access.
 func (s *Store) DB() *sql.DB { return s.db }
+
+// StatementCacheStats returns the pool's statement cache counters.
+func (s *Store) StatementCacheStats() *StatementCacheStats { return &s.stmts.stats }
 
 // Open opens (creating if needed) the database file at path. It does not
 // migrate: call Migrate. Ready fails until the schema is current.
@@ -86,10 +94,16 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := CreatePrivateFile(path); err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	db, err := sql.Open("sqlite", dsn(path))
+	size := opts.StatementCacheSize
+	if size == 0 {
+		size = DefaultStatementCacheSize
+	}
+	base, err := msqlite.NewConnector(dsn(path))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
+	stmts := &statementCache{base: base, size: size}
+	db := sql.OpenDB(stmts)
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
 	// Connections never expire: each new one repeats the pragmas and drops
@@ -104,7 +118,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	return &Store{Store: st, db: db}, nil
+	return &Store{Store: st, db: db, stmts: stmts}, nil
 }
 
 // CreatePrivateFile creates a database file, empty and readable by its

@@ -112,11 +112,11 @@ func credentialAAD(clientID string, kind store.CredentialKind) []byte {
 
 func checkCredential(c store.Credential) error {
 	switch c.Kind {
-	case store.CredHMACSecret:
+	case store.CredHMACSecret, store.CredAgentVerifyKey:
 		if c.Secret == "" || c.Hash != "" {
 			return fmt.Errorf("credential %s: needs Secret and no Hash", c.Kind)
 		}
-	case store.CredAPIKey, store.CredOAuthClientID, store.CredOAuthSecret:
+	case store.CredAPIKey, store.CredOAuthClientID, store.CredOAuthSecret, store.CredAgentToken:
 		if c.Hash == "" || c.Secret != "" {
 			return fmt.Errorf("credential %s: needs Hash and no Secret", c.Kind)
 		}

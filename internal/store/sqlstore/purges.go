@@ -52,6 +52,7 @@ func (q *queries) DeleteProof(ctx context.Context, requestID string) error {
 				return err
 			}
 		}
+		delete(q.chains, requestID) // the chain is gone: a new one starts empty
 		return nil
 	})
 	if err != nil {

@@ -17,7 +17,7 @@ import (
 
 const requestCols = `id, client_id, external_id, regulation, status, stage, subject_key,
 	idempotency_key, callback_url, received_at, due_at, started_at, completed_at, updated_at,
-	outcome, reach`
+	outcome, reach, callback_format`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -26,7 +26,7 @@ func (q *queries) scanRequest(s scanner) (*lethe.Request, error) {
 	var reach string
 	err := s.Scan(&r.ID, &r.ClientID, &r.ExternalID, &r.Regulation, &r.Status, &r.Stage, &r.SubjectKey,
 		&r.IdempotencyKey, &r.CallbackURL, dbTime{&r.ReceivedAt}, dbTime{&r.DueAt}, dbTime{&r.StartedAt},
-		dbTime{&r.CompletedAt}, dbTime{&r.UpdatedAt}, &r.Outcome, &reach)
+		dbTime{&r.CompletedAt}, dbTime{&r.UpdatedAt}, &r.Outcome, &reach, &r.CallbackFormat)
 	if err != nil {
 		return nil, err
 	}
@@ -88,11 +88,11 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 			return err
 		}
 		err = q.queryRow(ctx, `INSERT INTO requests (`+requestCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT DO NOTHING RETURNING id`,
 			r.ID, r.ClientID, r.ExternalID, r.Regulation, r.Status, r.Stage, r.SubjectKey,
 			r.IdempotencyKey, q.sealURL("requests", r.ID, r.CallbackURL), q.ts(r.ReceivedAt), q.ts(r.DueAt), q.ts(r.StartedAt),
-			q.ts(r.CompletedAt), q.ts(r.UpdatedAt), r.Outcome, reach).Scan(&id)
+			q.ts(r.CompletedAt), q.ts(r.UpdatedAt), r.Outcome, reach, r.CallbackFormat).Scan(&id)
 		if err != nil {
 			if errors.Is(notFound(err), store.ErrNotFound) {
 				return store.ErrConflict

@@ -219,6 +219,10 @@ type queries struct {
 	// one inside a Tx. Methods that write more than one statement use it
 	// so each Store call stays all-or-nothing.
 	atomic func(ctx context.Context, fn func(*queries) error) error
+	// chains holds, inside a Tx, the head of every audit chain the
+	// transaction appended to: it holds their locks until it ends, so
+	// nobody else can move them (AppendAudits).
+	chains map[string]string
 }
 
 func (q *queries) exec(ctx context.Context, query string, args ...any) (int64, error) {

@@ -9,13 +9,13 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
-const callbackCols = `id, request_id, seq, status, client_id, url, body, state, created_at, ended_at`
+const callbackCols = `id, request_id, seq, status, client_id, url, body, state, created_at, ended_at, format`
 
 func (q *queries) scanCallbackEvent(s scanner) (*store.CallbackEvent, error) {
 	e := &store.CallbackEvent{}
 	var body string
 	err := s.Scan(&e.ID, &e.RequestID, &e.Seq, &e.Status, &e.ClientID, &e.URL, &body, &e.State,
-		dbTime{&e.CreatedAt}, dbTime{&e.EndedAt})
+		dbTime{&e.CreatedAt}, dbTime{&e.EndedAt}, &e.Format)
 	if err != nil {
 		return nil, err
 	}
@@ -48,9 +48,9 @@ func (q *queries) CreateCallbackEvent(ctx context.Context, e *store.CallbackEven
 	// DO NOTHING rather than a failing insert: on postgres a failed
 	// statement would abort the caller's whole transaction.
 	n, err := q.exec(ctx, `INSERT INTO callback_events (`+callbackCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		e.ID, e.RequestID, e.Seq, e.Status, e.ClientID, q.sealURL("callback_events", e.ID, e.URL), string(e.Body), store.CallbackPending,
-		q.ts(e.CreatedAt), nil)
+		q.ts(e.CreatedAt), nil, e.Format)
 	if err != nil {
 		return fmt.Errorf("create callback event: %w", err)
 	}

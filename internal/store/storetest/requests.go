@@ -26,6 +26,7 @@ func testRequestRoundTrip(t *testing.T, s store.Store) {
 	r := newRequest(t, "c1", ids...)
 	r.IdempotencyKey = "idem-1"
 	r.CallbackURL = "https://example.com/cb?ref=round-trip"
+	r.CallbackFormat = "drp"
 	mustCreate(t, s, r)
 	// Sealed at rest, opened on read (GetRequest below).
 	assertAbsent(t, s, "requests", "ref=round-trip")

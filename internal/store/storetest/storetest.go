@@ -57,6 +57,8 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Operators", testOperators},
 		{"Extensions", testExtensions},
 		{"Register", testRegister},
+		{"ProfileKeys", testProfileKeys},
+		{"CallbackFormat", testCallbackFormat},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

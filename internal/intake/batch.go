@@ -1,0 +1,170 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// DefaultBatchesPostgres is how many batches commit at once on PostgreSQL.
+const DefaultBatchesPostgres = 8
+
+// DefaultMaxBatch bounds a group commit: large enough that a burst shares
+// few commits, small enough that one batch's transaction stays short.
+const DefaultMaxBatch = 64
+
+// Group commit: submissions that arrive while a transaction is committing
+// wait, and the next transaction stores all of them (up to max), each with
+// its first job and audit event as alone. A commit is one fsync on SQLite
+// and one round trip plus WAL flush on PostgreSQL, which is most of an
+// intake's cost; sharing it is what lets intake keep up with a burst.
+//
+// Guarantees kept:
+//   - Every caller is answered only after the transaction holding its
+//     request committed; a crash before that commit loses the whole batch,
+//     and none of its callers was told it was accepted.
+//   - One submission cannot fail the others: an answer of its own (an
+//     idempotency conflict) leaves the transaction usable and is given
+//     after the commit like the rest; a database error rolls the batch
+//     back, the submission that hit it is stored alone through the
+//     unbatched path (with its retry on a unique-index conflict) and the
+//     others are stored again in a new batch.
+//   - Submissions of one batch see each other: a second submission for the
+//     same subject, or with the same idempotency key, is answered with the
+//     first one's request, as it would be one transaction later.
+//
+// There is no background goroutine: a submitter that finds fewer batches
+// running than allowed leads, commits what is queued, answers everyone in it and
+// hands the lead to the oldest waiting submitter, then returns.
+type batcher struct {
+	max int
+	// leaders is how many batches may commit at once: one on SQLite,
+	// where writes take turns on one lock anyway; several on PostgreSQL,
+	// where one batch at a time would leave the pool's other connections
+	// idle while a batch's statements make their round trips one by one.
+	leaders int
+	mu      sync.Mutex
+	queue   []*pending
+	leading int
+}
+
+type pending struct {
+	ctx  context.Context
+	r    *lethe.Request
+	done chan answer // buffered: the leader never waits on a caller
+}
+
+type answer struct {
+	lead    bool // take the lead instead: nothing was stored yet
+	got     *lethe.Request
+	outcome Outcome
+	err     error
+}
+
+func (s *Service) submitBatched(ctx context.Context, r *lethe.Request) (*lethe.Request, Outcome, error) {
+	p := &pending{ctx: ctx, r: r, done: make(chan answer, 1)}
+	b := s.batch
+	b.mu.Lock()
+	b.queue = append(b.queue, p)
+	lead := b.leading < b.leaders
+	if lead {
+		b.leading++
+	}
+	b.mu.Unlock()
+	if lead {
+		s.lead(ctx, nil)
+	}
+	for {
+		a := <-p.done
+		if a.lead {
+			// Handed the lead: p left the queue then, so it starts the
+			// batch, and no other leader can answer it meanwhile.
+			s.lead(ctx, p)
+			continue
+		}
+		return a.got, a.outcome, a.err
+	}
+}
+
+// lead commits one batch (first, if given, then the oldest queued), then
+// passes the lead to the oldest waiting submitter, taking it off the queue
+// so that it is handed the lead once and answered once.
+func (s *Service) lead(ctx context.Context, first *pending) {
+	b := s.batch
+	b.mu.Lock()
+	var batch []*pending
+	if first != nil {
+		batch = append(batch, first)
+	}
+	n := min(len(b.queue), b.max-len(batch))
+	batch = append(batch, b.queue[:n]...)
+	b.queue = b.queue[n:]
+	b.mu.Unlock()
+
+	// The batch belongs to every caller in it: the leader's own cancel
+	// must not abort the others' transaction.
+	s.commitBatch(context.WithoutCancel(ctx), batch)
+
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.queue) == 0 {
+		b.leading--
+		return
+	}
+	next := b.queue[0]
+	b.queue = b.queue[1:]
+	next.done <- answer{lead: true} // buffered, and next has nothing else coming
+}
+
+func (s *Service) commitBatch(ctx context.Context, batch []*pending) {
+	live := batch[:0]
+	for _, p := range batch {
+		// A caller that gave up before its turn is not stored: it was
+		// never answered, and storing it now would accept a request its
+		// client believes failed.
+		if err := p.ctx.Err(); err != nil {
+			p.done <- answer{err: err}
+			continue
+		}
+		live = append(live, p)
+	}
+	for len(live) > 0 {
+		answers := make([]answer, len(live))
+		failed := -1
+		err := s.store.InTx(ctx, func(tx store.Tx) error {
+			for i, p := range live {
+				// The submitter's own context values (who submits it) with
+				// the batch's lifetime.
+				got, outcome, err := s.storeIn(context.WithoutCancel(p.ctx), tx, p.r)
+				var le *lethe.Error
+				if err != nil && !errors.As(err, &le) {
+					failed = i
+					return err
+				}
+				answers[i] = answer{got: got, outcome: outcome, err: err}
+			}
+			return nil
+		})
+		if err == nil {
+			for i, p := range live {
+				p.done <- answers[i]
+			}
+			return
+		}
+		if failed < 0 {
+			// The commit itself failed: nothing is known to be stored, so
+			// nobody is told it was.
+			for _, p := range live {
+				p.done <- answer{err: err}
+			}
+			return
+		}
+		p := live[failed]
+		got, outcome, err := s.submitAlone(context.WithoutCancel(p.ctx), p.r)
+		p.done <- answer{got: got, outcome: outcome, err: err}
+		live = append(live[:failed:failed], live[failed+1:]...)
+	}
+}

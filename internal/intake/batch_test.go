@@ -1,0 +1,284 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/testdb"
+)
+
+// txCounter is a real store that counts the transactions it begins.
+type txCounter struct {
+	store.Store
+	n atomic.Int64
+}
+
+func (c *txCounter) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	c.n.Add(1)
+	return c.Store.InTx(ctx, fn)
+}
+
+// gatedQueue holds the first transaction open until release is closed, so
+// that the submissions arriving meanwhile queue up behind it, and fails
+// the enqueue of the requests whose subject is in failOnce, once each.
+type gatedQueue struct {
+	first    sync.Once
+	entered  chan struct{}
+	release  chan struct{}
+	mu       sync.Mutex
+	failOnce map[string]bool // request ids
+	calls    map[string]int
+}
+
+func (q *gatedQueue) EnqueueResolve(_ context.Context, _ store.Tx, id string) error {
+	q.first.Do(func() {
+		close(q.entered)
+		<-q.release
+	})
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.calls[id]++
+	if q.failOnce[id] {
+		delete(q.failOnce, id)
+		return errors.New("enqueue failed (injected)")
+	}
+	return nil
+}
+
+type result struct {
+	r       *lethe.Request
+	outcome Outcome
+	err     error
+}
+
+// TestGroupCommit: submissions that arrive while a transaction commits are
+// stored together in the next one, each with its job and audit event;
+// within the batch a repeated subject is answered as a duplicate, a reused
+// idempotency key with other content as a conflict, and a submission whose
+// job fails to enqueue is stored alone without failing the others.
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachDialect(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		counter := &txCounter{Store: st}
+		q := &gatedQueue{entered: make(chan struct{}), release: make(chan struct{}), failOnce: map[string]bool{}, calls: map[string]int{}}
+		s := New(counter, q, testdb.Keyring(t), Config{})
+		// One batch at a time, as on SQLite, so the test decides what
+		// queues behind what.
+		s.batch.leaders = 1
+
+		// The failing submission's id is made by build; make it first and
+		// store it through the batch path like any other.
+		const n = 30
+		subs := make([]Submission, n)
+		for i := range subs {
+			subs[i] = Submission{Actor: lethe.ActorClient, ClientID: "partner", Identities: []lethe.Identity{{Type: lethe.IdentityUserID, Value: fmt.Sprint("u", i)}}}
+		}
+		subs[1].IdempotencyKey = "k" // stored in the first batch
+		dupOf, dup := 5, 6           // same subject
+		subs[dup].Identities = subs[dupOf].Identities
+		conflict := 7 // same key as 1, another subject
+		subs[conflict].IdempotencyKey = "k"
+		failing := 9
+
+		built := make([]*lethe.Request, n)
+		for i, sub := range subs {
+			r, err := s.build(sub)
+			if err != nil {
+				t.Fatal(err)
+			}
+			built[i] = r
+		}
+		q.failOnce[built[failing].ID] = true
+
+		results := make([]result, n)
+		var wg sync.WaitGroup
+		submit := func(i int) {
+			wg.Go(func() {
+				r, out, err := s.submitBatched(ctx, built[i])
+				results[i] = result{r, out, err}
+			})
+		}
+		// The first two make the first batch (the leader's, held open).
+		submit(0)
+		<-q.entered
+		submit(1)
+		waitQueued(t, s, 1)
+		close(q.release)
+		wg.Wait()
+		// Now the first batch committed; the other 28 queue behind a held
+		// one again.
+		q.first = sync.Once{}
+		q.entered, q.release = make(chan struct{}), make(chan struct{})
+		before := counter.n.Load()
+		submit(2)
+		<-q.entered
+		for i := 3; i < n; i++ {
+			submit(i)
+		}
+		waitQueued(t, s, n-3)
+		close(q.release)
+		wg.Wait()
+
+		for i, res := range results {
+			switch i {
+			case dup:
+				if res.err != nil || res.outcome != Duplicate || res.r.ID != results[dupOf].r.ID {
+					t.Errorf("same subject in one batch: %v %v, want a duplicate of %d", res.outcome, res.err, dupOf)
+				}
+			case conflict:
+				var le *lethe.Error
+				if !errors.As(res.err, &le) || le.Code != lethe.ECONFLICT {
+					t.Errorf("reused idempotency key: %v, want a conflict", res.err)
+				}
+			default:
+				if res.err != nil || res.outcome != Created || res.r.ID != built[i].ID {
+					t.Errorf("submission %d: %v %v, want created", i, res.outcome, res.err)
+				}
+			}
+		}
+		// Held batch (2), the batch of 27 that hit the failing enqueue,
+		// the failing one alone, the batch of 26 again.
+		if got := counter.n.Load() - before; got != 4 {
+			t.Errorf("28 submissions took %d transactions, want 4", got)
+		}
+		// Each created request is stored once, with one job and one
+		// received event.
+		for i, res := range results {
+			if i == dup || i == conflict {
+				continue
+			}
+			if _, err := st.GetRequest(ctx, res.r.ID, store.Scope{All: true}); err != nil {
+				t.Errorf("request %d not stored: %v", i, err)
+			}
+		}
+		list, _, err := st.ListRequests(ctx, store.ListFilter{Scope: store.Scope{All: true}, Limit: 100})
+		if err != nil || len(list) != n-2 {
+			t.Fatalf("%d requests stored, want %d (%v)", len(list), n-2, err)
+		}
+		for i, r := range built {
+			want := 1
+			switch i {
+			case dup, conflict:
+				want = 0
+			case failing:
+				want = 2 // the rolled-back batch, then alone
+			}
+			if q.calls[r.ID] < want || (want == 0 && q.calls[r.ID] != 0) {
+				t.Errorf("request %d enqueued %d times, want %d", i, q.calls[r.ID], want)
+			}
+			if want == 0 {
+				continue
+			}
+			evs, err := st.ListAudit(ctx, r.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			received := 0
+			for _, ev := range evs {
+				if ev.Type == lethe.EventRequestReceived {
+					received++
+				}
+			}
+			if received != 1 {
+				t.Errorf("request %d has %d received events, want 1", i, received)
+			}
+		}
+	})
+}
+
+// A caller whose context ended before its batch began is answered with
+// that and not stored.
+func TestGroupCommitSkipsCanceled(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachDialect(t, func(t *testing.T, st store.Store) {
+		q := &gatedQueue{entered: make(chan struct{}), release: make(chan struct{}), failOnce: map[string]bool{}, calls: map[string]int{}}
+		s := New(st, q, testdb.Keyring(t), Config{})
+		s.batch.leaders = 1
+		sub := func(v string) *lethe.Request {
+			r, err := s.build(Submission{Actor: lethe.ActorAdmin, Identities: []lethe.Identity{{Type: lethe.IdentityUserID, Value: v}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r
+		}
+		first, gone := sub("a"), sub("b")
+		var wg sync.WaitGroup
+		var firstErr error
+		wg.Go(func() { _, _, firstErr = s.submitBatched(context.Background(), first) })
+		<-q.entered
+		ctx, cancel := context.WithCancel(context.Background())
+		var goneErr error
+		wg.Go(func() { _, _, goneErr = s.submitBatched(ctx, gone) })
+		waitQueued(t, s, 1)
+		cancel()
+		close(q.release)
+		wg.Wait()
+		if firstErr != nil || !errors.Is(goneErr, context.Canceled) {
+			t.Fatalf("first: %v; canceled: %v, want nil and context.Canceled", firstErr, goneErr)
+		}
+		if _, err := st.GetRequest(context.Background(), gone.ID, store.Scope{All: true}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("canceled submission stored: %v", err)
+		}
+	})
+}
+
+// waitQueued waits until n submissions wait behind the running batch.
+func waitQueued(t *testing.T, s *Service, n int) {
+	t.Helper()
+	for {
+		s.batch.mu.Lock()
+		got := len(s.batch.queue)
+		s.batch.mu.Unlock()
+		if got == n {
+			return
+		}
+		if got > n {
+			t.Fatalf("%d submissions queued, want %d", got, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Several batches at once (as on PostgreSQL), many submitters: every one
+// is answered, once, and stored. A handoff that reached a submitter twice
+// would leave it, or its batch, waiting forever.
+func TestGroupCommitSeveralLeaders(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachDialect(t, func(t *testing.T, st store.Store) {
+		s := New(st, &gatedQueue{entered: make(chan struct{}), release: make(chan struct{}), failOnce: map[string]bool{}, calls: map[string]int{}}, testdb.Keyring(t), Config{MaxBatch: 4})
+		close(s.queue.(*gatedQueue).release)
+		s.batch.leaders = 4
+		const n = 200
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range n {
+			wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+				defer cancel()
+				_, out, err := s.Submit(ctx, Submission{Actor: lethe.ActorAdmin, Identities: []lethe.Identity{{Type: lethe.IdentityUserID, Value: fmt.Sprint("many-", i)}}})
+				if err == nil && out != Created {
+					err = fmt.Errorf("outcome %v, want created", out)
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Fatalf("submission %d: %v", i, err)
+			}
+		}
+		list, _, err := st.ListRequests(context.Background(), store.ListFilter{Scope: store.Scope{All: true}, Limit: 1000})
+		if err != nil || len(list) != n {
+			t.Fatalf("%d requests stored, want %d (%v)", len(list), n, err)
+		}
+	})
+}

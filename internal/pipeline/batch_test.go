@@ -1,0 +1,160 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// batchMem is memTarget with EraseBatch: every subject's rows are counted
+// for that subject alone. The first batch waits for gate when it is set.
+type batchMem struct {
+	*memTarget
+	gate    chan struct{}
+	entered chan struct{}
+	mu      sync.Mutex
+	sizes   []int
+}
+
+var _ connector.BatchEraser = (*batchMem)(nil)
+
+func (b *batchMem) EraseBatch(ctx context.Context, subjects []connector.Subject) ([]lethe.Report, error) {
+	b.mu.Lock()
+	b.sizes = append(b.sizes, len(subjects))
+	first := len(b.sizes) == 1
+	b.mu.Unlock()
+	if first && b.gate != nil {
+		b.entered <- struct{}{}
+		<-b.gate
+	}
+	reports := make([]lethe.Report, len(subjects))
+	for i, s := range subjects {
+		r, err := b.Erase(ctx, s)
+		if err != nil {
+			return nil, err
+		}
+		reports[i] = r
+	}
+	return reports, nil
+}
+
+func (b *batchMem) batchSizes() []int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]int(nil), b.sizes...)
+}
+
+func subjectEmail(i int) lethe.Identity {
+	return lethe.Identity{Type: lethe.IdentityEmail, Value: fmt.Sprintf("subject%d@example.com", i)}
+}
+
+// TestQueuedSubjectsEraseInOneBatch: requests reaching a batch-capable
+// target while a batch runs are erased together in the next one, and each
+// request's task reports its own subject's rows exactly.
+func TestQueuedSubjectsEraseInOneBatch(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, st store.Store) {
+		target := &batchMem{memTarget: newMemTarget(), gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+		const n = 5
+		for i := range n {
+			target.put(subjectEmail(i), int64(i+1))
+		}
+		bystander := lethe.Identity{Type: lethe.IdentityEmail, Value: "bystander@example.com"}
+		target.put(bystander, 7)
+		p := start(t, st, testConfig(), Target{"t", target})
+
+		ids := []string{submit(t, st, p, subjectEmail(0))}
+		select {
+		case <-target.entered:
+		case <-time.After(waitTimeout):
+			t.Fatal("the first batch never started")
+		}
+		for i := 1; i < n; i++ {
+			ids = append(ids, submit(t, st, p, subjectEmail(i)))
+		}
+		b := p.batchers["t"]
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			b.mu.Lock()
+			queued := len(b.queue)
+			b.mu.Unlock()
+			if queued == n-1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d subjects queued behind the first batch, want %d", queued, n-1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		close(target.gate)
+
+		for i, id := range ids {
+			r := waitDone(t, st, id, lethe.StatusCompleted)
+			task := taskOf(t, r, "t")
+			if got := task.Report.Total(); got != int64(i+1) || task.Attempts != 1 {
+				t.Errorf("subject %d: %d rows after %d attempts, want %d after 1", i, got, task.Attempts, i+1)
+			}
+		}
+		if got := target.batchSizes(); len(got) != 2 || got[0] != 1 || got[1] != n-1 {
+			t.Errorf("batch sizes = %v, want [1 %d]", got, n-1)
+		}
+		if target.held(bystander) != 7 {
+			t.Error("the bystander's rows were touched")
+		}
+	})
+}
+
+// TestKilledInsideEraseBatch leaves what a process killed inside a batch
+// of three subjects leaves: the batch had erased the first subject's rows
+// and not the others', no report was recorded, and the three requests'
+// jobs are "running" under the dead process. After the restart every
+// request completes once with its subject erased, and, as lethe cannot
+// know what the killed batch changed (the target keeps no ledger), every
+// count says it is a lower bound.
+func TestKilledInsideEraseBatch(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, st store.Store) {
+		target := &batchMem{memTarget: newMemTarget()}
+		for i := range 3 {
+			target.put(subjectEmail(i), 2)
+		}
+		bystander := lethe.Identity{Type: lethe.IdentityEmail, Value: "bystander@example.com"}
+		target.put(bystander, 7)
+		cfg := testConfig()
+		cfg.JobTimeout = time.Second
+		cfg.RescueStuckJobsAfter = 2 * time.Second
+		p := build(t, st, cfg, Target{"t", target})
+		var ids []string
+		for i := range 3 {
+			id := submit(t, st, p, subjectEmail(i))
+			killedAfterStart(t, st, p, id, "t")
+			ids = append(ids, id)
+		}
+		target.put(subjectEmail(0), 0) // the killed batch's first subject
+		startBuilt(t, p)
+		for i, id := range ids {
+			r := waitDone(t, st, id, lethe.StatusCompleted)
+			task := taskOf(t, r, "t")
+			if task.Attempts != 2 || target.held(subjectEmail(i)) != 0 {
+				t.Errorf("subject %d: %d attempts, %d rows left; want 2 and none", i, task.Attempts, target.held(subjectEmail(i)))
+			}
+			for _, it := range task.Report.Items {
+				if !it.LowerBound {
+					t.Errorf("subject %d: line %+v does not say it may be short", i, it)
+				}
+			}
+			if n := auditTypes(t, st, id)["request.completed"]; n != 1 {
+				t.Errorf("subject %d: %d request.completed events", i, n)
+			}
+		}
+		if target.held(bystander) != 7 {
+			t.Error("the bystander's rows were touched")
+		}
+	})
+}

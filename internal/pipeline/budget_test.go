@@ -1,0 +1,419 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/ed25519"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector/sqlconn"
+	"github.com/lethe-privacy/lethe/internal/audit"
+	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/store/postgres"
+	"github.com/lethe-privacy/lethe/internal/store/sqlite"
+	"github.com/lethe-privacy/lethe/internal/testdb"
+)
+
+// tally counts the statements a database is sent and the transactions
+// committed in it. River's background work (leader election, queue
+// upkeep, polls that find nothing to do, SQLite's polls for notifications
+// of new jobs, however many polls see one) depends on timing rather than
+// on the request, so it is left out: statements on River's tables other
+// than river_job, and statements on River's tables, inserts aside, that
+// touched no row (polls that found nothing).
+type tally struct {
+	mu         sync.Mutex
+	statements int
+	commits    int
+	log        []string
+	off        bool
+	// began holds, per connection, a BEGIN not counted yet: a
+	// transaction of River's that found nothing to do commits without a
+	// counted statement, and is left out with its BEGIN and COMMIT.
+	began map[any]bool
+	open  map[any]bool // connections in a transaction whose BEGIN was counted
+}
+
+// record counts one statement run on conn, which touched rows rows.
+func (c *tally) record(conn any, query string, rows int64) {
+	q := strings.ToLower(strings.TrimSpace(query))
+	for _, noise := range []string{"river_leader", "river_queue", "river_client", "river_migration", "listen ", "unlisten ", "pg_try_advisory", "notificationgetafter"} {
+		if strings.Contains(q, noise) {
+			return
+		}
+	}
+	if strings.Contains(q, "river_") && rows == 0 && !strings.Contains(q, "insert into") {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.off {
+		return
+	}
+	if c.began == nil {
+		c.began = map[any]bool{}
+	}
+	if c.open == nil {
+		c.open = map[any]bool{}
+	}
+	switch {
+	case strings.HasPrefix(q, "begin"):
+		c.began[conn] = true
+		return
+	case q == "commit" || q == "rollback":
+		delete(c.began, conn)
+		if !c.open[conn] {
+			return // nothing counted in it, or it began before counting did
+		}
+		delete(c.open, conn)
+	case c.began[conn]:
+		delete(c.began, conn)
+		c.open[conn] = true
+		c.statements++
+		c.log = append(c.log, "     begin")
+	}
+	c.statements++
+	if q == "commit" {
+		c.commits++
+	}
+	c.log = append(c.log, fmt.Sprintf("%4d %s", rows, strings.Join(strings.Fields(query), " ")))
+}
+
+func (c *tally) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.statements, c.commits, c.log, c.off, c.began, c.open = 0, 0, nil, false, nil, nil
+}
+
+func (c *tally) stop() (statements, commits int, log []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.off = true
+	return c.statements, c.commits, c.log
+}
+
+// pgx: every query, begin and commit goes through the tracer.
+
+type pgTally struct{ *tally }
+
+type pgQueryKey struct{}
+
+func (p pgTally) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	return context.WithValue(ctx, pgQueryKey{}, d.SQL)
+}
+
+func (p pgTally) TraceQueryEnd(ctx context.Context, conn *pgx.Conn, d pgx.TraceQueryEndData) {
+	q, _ := ctx.Value(pgQueryKey{}).(string)
+	p.record(conn, q, d.CommandTag.RowsAffected())
+}
+
+func (p pgTally) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+func (p pgTally) TraceBatchQuery(_ context.Context, conn *pgx.Conn, d pgx.TraceBatchQueryData) {
+	p.record(conn, d.SQL, d.CommandTag.RowsAffected())
+}
+
+func (p pgTally) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+// database/sql (SQLite): a connector whose connections count what they
+// run; rows read are counted as the rows of a query.
+
+type countingConnector struct {
+	base driver.Connector
+	t    *tally
+}
+
+func (c countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.base.Connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: conn, t: c.t}, nil
+}
+
+func (c countingConnector) Driver() driver.Driver { return c.base.Driver() }
+
+type countingConn struct {
+	driver.Conn
+	t *tally
+}
+
+func (c *countingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
+	r, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
+	var n int64
+	if err == nil {
+		n, _ = r.RowsAffected()
+	}
+	c.t.record(c, q, max(n, 1))
+	return r, err
+}
+
+func (c *countingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
+	rows, err := c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
+	if err != nil {
+		c.t.record(c, q, 0)
+		return nil, err
+	}
+	return &countingRows{Rows: rows, q: q, c: c}, nil
+}
+
+func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.t.record(c, "begin", 1)
+	return countingTx{Tx: tx, c: c}, nil
+}
+
+func (c *countingConn) CheckNamedValue(v *driver.NamedValue) error {
+	if nc, ok := c.Conn.(driver.NamedValueChecker); ok {
+		return nc.CheckNamedValue(v)
+	}
+	return driver.ErrSkip
+}
+
+func (c *countingConn) ResetSession(ctx context.Context) error {
+	if r, ok := c.Conn.(driver.SessionResetter); ok {
+		return r.ResetSession(ctx)
+	}
+	return nil
+}
+
+type countingTx struct {
+	driver.Tx
+	c *countingConn
+}
+
+func (t countingTx) Commit() error {
+	err := t.Tx.Commit()
+	if err == nil {
+		t.c.t.record(t.c, "commit", 1)
+	}
+	return err
+}
+
+func (t countingTx) Rollback() error {
+	t.c.t.record(t.c, "rollback", 1)
+	return t.Tx.Rollback()
+}
+
+type countingRows struct {
+	driver.Rows
+	q    string
+	n    int64
+	c    *countingConn
+	done bool
+}
+
+func (r *countingRows) Next(dest []driver.Value) error {
+	err := r.Rows.Next(dest)
+	if err == nil {
+		r.n++
+	}
+	return err
+}
+
+func (r *countingRows) Close() error {
+	if !r.done {
+		r.done = true
+		r.c.t.record(r.c, r.q, r.n)
+	}
+	return r.Rows.Close()
+}
+
+// countedStore opens a store of dialect whose every statement (River's
+// included) is counted by c, and a second, uncounted store on the same
+// database for the test's own reads.
+func countedStore(t *testing.T, dialect string, c *tally) (counted, plain store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	kr := testdb.Keyring(t)
+	switch dialect {
+	case "sqlite":
+		path := testdb.SQLitePath(t)
+		base, err := sqlite.Connector(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := sql.OpenDB(countingConnector{base: base, t: c})
+		db.SetMaxOpenConns(sqlite.DefaultMaxOpenConns)
+		db.SetMaxIdleConns(sqlite.DefaultMaxOpenConns)
+		st, err := sqlite.OpenDB(ctx, db, kr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		migratePipeline(t, st)
+		return st, testdb.OpenMigrated(t, "sqlite", path, kr)
+	case "postgres":
+		dsn := testdb.PostgresDSN(t)
+		cfg, err := pgxpool.ParseConfig(dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.ConnConfig.Tracer = pgTally{c}
+		st, err := postgres.OpenConfig(ctx, cfg, postgres.Options{Keyring: kr, MaxConns: testdb.PostgresMaxConns})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if err := st.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		migratePipeline(t, st)
+		return st, testdb.OpenMigrated(t, "postgres", dsn, kr)
+	}
+	t.Fatalf("unknown dialect %q", dialect)
+	return nil, nil
+}
+
+// countedShop is a PostgreSQL shop database reached through the real SQL
+// connector on a pool whose statements c counts.
+func countedShop(t *testing.T, c *tally) (Target, *sql.DB) {
+	t.Helper()
+	d := testdb.TargetDBsOf("postgres")[0]
+	dsn, db := d.Open(t)
+	for _, q := range []string{
+		`CREATE TABLE users (id SERIAL PRIMARY KEY, email TEXT, phone TEXT)`,
+		`CREATE TABLE orders (id SERIAL PRIMARY KEY, user_id INTEGER REFERENCES users (id), total INTEGER)`,
+		`INSERT INTO users (email, phone) VALUES ('ada.lovelace@example.com', '+15551234567'), ('other@example.org', '+15550000000')`,
+		`INSERT INTO orders (user_id, total) VALUES (1, 10), (1, 20), (2, 30)`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	pc, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.Tracer = pgTally{c}
+	name := stdlib.RegisterConnConfig(pc)
+	t.Cleanup(func() { stdlib.UnregisterConnConfig(name) })
+	doc := "targets:\n  - name: shop\n    kind: sql\n    driver: postgres\n    dsn: \"" + name + "\"\n    tables:\n" +
+		"      - {name: users, identities: {email: email, phone: phone}, action: delete}\n" +
+		"      - {name: orders, references: {column: user_id, table: users}, action: delete}\n"
+	cfg, err := config.Parse([]byte(doc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := sqlconn.New(context.Background(), cfg.ConnectorTargets()[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return Target{Name: "shop", Conn: conn}, db
+}
+
+// Budgets of one request end to end through one synchronous SQL target:
+// intake's transaction (the request and its first job), every step, and
+// River's own work for the request's jobs (fetching, completing). A change
+// that makes a request cost more fails here; one that makes it cost less
+// should lower the budget. Before a request's own job went straight
+// through (one job per step and target, each completed twice), the same
+// request cost 83-87 statements and 7-9 commits on either store.
+var requestBudgets = map[string]struct{ statements, commits int }{
+	"sqlite":   {statements: 40, commits: 3},
+	"postgres": {statements: 41, commits: 3},
+}
+
+// Budget of the same request in the target database (the SQL connector:
+// resolve, plan, erase, verify).
+var targetBudget = struct{ statements, commits int }{statements: 38, commits: 2}
+
+func TestRequestStatementBudget(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachDialectName(t, func(t *testing.T, dialect string) {
+		ctx := context.Background()
+		var inStore, inTarget tally
+		st, plain := countedStore(t, dialect, &inStore)
+		shop, shopDB := countedShop(t, &inTarget)
+		_, priv, err := ed25519.GenerateKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := testConfig()
+		cfg.Signer = audit.NewSigner(priv)
+		p := build(t, st, cfg, shop)
+		if err := p.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stopped := false
+		stop := func() {
+			if stopped {
+				return
+			}
+			stopped = true
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := p.Stop(sctx); err != nil {
+				t.Errorf("stop: %v", err)
+			}
+		}
+		t.Cleanup(stop)
+		// River's start (leader election, queues) is not the request's.
+		time.Sleep(200 * time.Millisecond)
+		inStore.reset()
+		inTarget.reset()
+
+		id := submit(t, st, p, email)
+		waitDone(t, plain, id, lethe.StatusCompleted)
+		waitJobsFinalized(t, plain)
+		stop()
+		statements, commits, log := inStore.stop()
+		tStatements, tCommits, tLog := inTarget.stop()
+
+		var n int
+		if err := shopDB.QueryRow(`SELECT count(*) FROM users WHERE email = 'ada.lovelace@example.com'`).Scan(&n); err != nil || n != 0 {
+			t.Fatalf("subject's users rows left: %d (%v)", n, err)
+		}
+		t.Logf("%s store: %d statements, %d commits; target: %d statements, %d commits", dialect, statements, commits, tStatements, tCommits)
+		b := requestBudgets[dialect]
+		if statements > b.statements || commits > b.commits {
+			t.Errorf("one request cost %d statements and %d commits in lethe's %s store, over the budget of %d and %d:\n%s",
+				statements, commits, dialect, b.statements, b.commits, strings.Join(log, "\n"))
+		}
+		if tStatements > targetBudget.statements || tCommits > targetBudget.commits {
+			t.Errorf("one request cost %d statements and %d commits in the target, over the budget of %d and %d:\n%s",
+				tStatements, tCommits, targetBudget.statements, targetBudget.commits, strings.Join(tLog, "\n"))
+		}
+		if testing.Verbose() {
+			t.Logf("store statements:\n%s\ntarget statements:\n%s", strings.Join(log, "\n"), strings.Join(tLog, "\n"))
+		}
+	})
+}
+
+// waitJobsFinalized waits until every job in River's table has ended.
+func waitJobsFinalized(t *testing.T, st store.Store) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		open := queryStrings(t, st,
+			`SELECT id FROM river_job WHERE finalized_at IS NULL`,
+			`SELECT id::text FROM river_job WHERE finalized_at IS NULL`)
+		if len(open) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("jobs still open after %s: %v", waitTimeout, open)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
