@@ -243,19 +243,19 @@ func (c *Console) handleRequests(w http.ResponseWriter, r *http.Request, s *sess
 
 // requestView is a request page's data.
 type requestView struct {
-	Entry      store.RegisterEntry
-	Request    *lethe.Request // nil once its details were purged
-	Tasks      []lethe.Task
-	Timeline   []timelineEntry
-	Identities []shownIdentity
-	Revealed   bool
-	Receipt    *receiptView
-	Actions    []string // the request actions this operator may take now
-	TaskAction map[string][]string
+	Entry       store.RegisterEntry
+	Request     *lethe.Request // nil once its details were purged
+	Tasks       []lethe.Task
+	Timeline    []timelineEntry
+	Identities  []shownIdentity
+	Revealed    bool
+	Receipt     *receiptView
+	Actions     []string // the request actions this operator may take now
+	TaskAction  map[string][]string
 	DenyReasons []lethe.DenyReason
-	Holds      []store.Hold
-	CanReveal  bool
-	Flash      string
+	Holds       []store.Hold
+	CanReveal   bool
+	Flash       string
 }
 
 type shownIdentity struct {
