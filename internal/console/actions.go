@@ -50,18 +50,28 @@ const (
 // allowedActions returns the request actions and, per target, the task
 // actions that make sense in the request's state for this operator. The
 // pipeline decides for real; a stale page's button gets its clear error.
-func (c *Console) allowedActions(p operators.Principal, r *lethe.Request, tasks []lethe.Task) ([]string, map[string][]string) {
+func (c *Console) allowedActions(p operators.Principal, r *lethe.Request, tasks []lethe.Task, holds []store.Hold) ([]string, map[string][]string) {
 	if c.opts.Actions == nil || !p.Can(operators.RoleReviewer) {
 		return nil, nil
+	}
+	// A legal hold is placed or released; a request has one at most.
+	legal := actHold
+	for _, h := range holds {
+		if h.Reason == lethe.HoldLegal && h.Active() {
+			legal = actRelease
+		}
 	}
 	var acts []string
 	switch r.Status {
 	case lethe.StatusHeld:
-		acts = []string{actApprove, actDeny, actRelease, actHold, actExtend, actCancel}
+		acts = []string{actApprove, actDeny, legal, actExtend, actCancel}
+		if legal == actRelease {
+			acts = []string{legal, actDeny, actExtend, actCancel} // approval waits for the release
+		}
 	case lethe.StatusReceived, lethe.StatusRunning:
-		acts = []string{actHold, actExtend, actCancel}
+		acts = []string{legal, actExtend, actCancel}
 	case lethe.StatusFailed:
-		acts = []string{actRetry, actClose, actHold, actRelease}
+		acts = []string{actRetry, actClose, legal}
 	}
 	perTask := map[string][]string{}
 	for _, t := range tasks {

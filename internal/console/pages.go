@@ -317,15 +317,15 @@ func (c *Console) showRequest(w http.ResponseWriter, r *http.Request, s *session
 				v.Identities = append(v.Identities, shown)
 			}
 		}
-		v.Actions, v.TaskAction = c.allowedActions(s.principal, v.Request, v.Tasks)
-		v.DenyReasons = lethe.DenyReasons
-		v.CanReveal = s.principal.Can(operators.RoleReviewer)
 		if c.opts.Actions != nil {
 			if v.Holds, err = c.opts.Actions.Holds(ctx, id); err != nil {
 				c.fail(w, r, s, err)
 				return
 			}
 		}
+		v.Actions, v.TaskAction = c.allowedActions(s.principal, v.Request, v.Tasks, v.Holds)
+		v.DenyReasons = lethe.DenyReasons
+		v.CanReveal = s.principal.Can(operators.RoleReviewer)
 	}
 	if rec, err := c.opts.Store.GetReceipt(ctx, id, store.Scope{All: true}); err == nil {
 		v.Receipt = c.verifyReceipt(r, rec.Body)

@@ -76,6 +76,14 @@ var eventWords = map[lethe.EventType]string{
 	lethe.EventIdentitiesDropped:  "Identities dropped: only keyed hashes remain",
 	lethe.EventSuppressionRemoved: "Suppression removed",
 	lethe.EventIdentitiesRevealed: "Identities revealed to an operator",
+	lethe.EventRequestHeld:        "Held for a decision",
+	lethe.EventRequestReleased:    "Hold released",
+	lethe.EventRequestApproved:    "Approved: erasure may start",
+	lethe.EventRequestDenied:      "Denied",
+	lethe.EventRequestRetried:     "Retried",
+	lethe.EventRequestClosed:      "Closed as failed for good",
+	lethe.EventTaskRetried:        "Target task retried",
+	lethe.EventTaskAttested:       "Erasure attested by an operator",
 }
 
 // detailWords are the event details shown beside the words: names and
