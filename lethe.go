@@ -386,6 +386,9 @@ const (
 	EventReceiptIssued      EventType = "receipt.issued"
 	EventIdentitiesDropped  EventType = "identities.dropped"
 	EventSuppressionRemoved EventType = "suppression.removed"
+	// EventIdentitiesRevealed: an operator had an open request's
+	// identities shown in full in the console.
+	EventIdentitiesRevealed EventType = "identities.revealed"
 )
 
 // EventTypes lists every audit event type.
@@ -399,7 +402,7 @@ var EventTypes = []EventType{
 	EventTaskRunning, EventTaskPending, EventTaskConfirmed,
 	EventTaskDone, EventTaskFailed, EventTaskSkipped,
 	EventTaskRetried, EventTaskAttested,
-	EventReceiptIssued, EventIdentitiesDropped, EventSuppressionRemoved,
+	EventReceiptIssued, EventIdentitiesDropped, EventSuppressionRemoved, EventIdentitiesRevealed,
 }
 
 // StatusEvent is the event type of a request reaching status s; "" for

@@ -23,6 +23,7 @@ import (
 	"github.com/lethe-privacy/lethe/connector/webhook"
 	"github.com/lethe-privacy/lethe/internal/clients"
 	"github.com/lethe-privacy/lethe/internal/config"
+	"github.com/lethe-privacy/lethe/internal/console"
 	"github.com/lethe-privacy/lethe/internal/http/auth"
 	"github.com/lethe-privacy/lethe/internal/httpapi"
 	"github.com/lethe-privacy/lethe/internal/intake"
@@ -234,7 +235,19 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 	if err != nil {
 		return err
 	}
-	profiles := []httpapi.Profile{s2sProfile, connectProfile}
+	ops := operators.NewService(st, keys, nil)
+	consoleTargets := make([]console.Target, len(cfg.Targets))
+	for i, t := range cfg.Targets {
+		consoleTargets[i] = console.Target{Name: t.Name, Kind: t.Kind}
+	}
+	cons, err := console.New(console.Options{
+		Store: st, Operators: ops, Intake: in, Keys: keys, Actions: pipe, Clients: cl,
+		Targets: consoleTargets, Deadlines: pipe.CountDeadlines, NodeID: nodeID, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	profiles := []httpapi.Profile{s2sProfile, connectProfile, cons}
 	more, err := protocols.profiles(ctx, cfg, in, cl, st, keys, limiter, rules, log)
 	if err != nil {
 		return err
@@ -245,7 +258,7 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 		Store:  st,
 		Auth: []auth.Authenticator{
 			auth.Limited(auth.AdminToken(cfg.AdminToken), limiter, httpapi.RateLimitPrefix, rules[config.ProfileNative]),
-			auth.Limited(auth.OperatorTokens(operators.NewService(st, keys, nil)), limiter, httpapi.RateLimitPrefix, rules[config.ProfileNative]),
+			auth.Limited(auth.OperatorTokens(ops), limiter, httpapi.RateLimitPrefix, rules[config.ProfileNative]),
 			auth.Limited(httpapi.ClientTokens(cl), limiter, httpapi.RateLimitPrefix, rules[config.ProfileNative]),
 		},
 		Ready: func(ctx context.Context) error {
@@ -298,6 +311,12 @@ func serve(ctx context.Context, cfg *config.Config, opts serveOptions, env looku
 	if err := pipe.Start(context.WithoutCancel(ctx)); err != nil {
 		ln.Close()
 		return err
+	}
+	if r.servesAPI() {
+		// Console imports stop with the server; an import cut mid-batch
+		// is resumed from its last recorded batch (by this node at its
+		// restart or by another once the lease runs out).
+		go cons.RunImports(ctx)
 	}
 	if cfg.AdminToken == "" {
 		log.Warn("no admin token is set (LETHE_ADMIN_TOKEN): the admin API answers 401 to everyone")

@@ -21,3 +21,10 @@ type Profile interface {
 	// own mapping from lethe.Error codes to statuses.
 	WriteError(w http.ResponseWriter, r *http.Request, err error)
 }
+
+// BodyLimiter is implemented by a profile whose requests may be larger
+// than the server's body cap (the console's CSV upload); the profile then
+// bounds them itself.
+type BodyLimiter interface {
+	MaxBodyBytes() int64
+}

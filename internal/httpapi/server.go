@@ -250,7 +250,7 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		// Given the real ResponseWriter so net/http closes the connection
 		// instead of draining a body that is too large.
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, s.bodyLimitFor(r))
 	}
 	request.WatchBody(w, r, s.timeouts.BodyIdle, s.timeouts.Read)
 	r = r.WithContext(request.WithID(r.Context(), id))
@@ -317,17 +317,36 @@ func (s *Server) unmatched(w http.ResponseWriter, r *http.Request, h http.Handle
 	writeError(w, r, lethe.Errorf(lethe.ENOTFOUND, "no such route"))
 }
 
-// errorWriterFor returns the error writer of the profile whose prefix r's
-// path is under, else the native one.
-func (s *Server) errorWriterFor(r *http.Request) func(http.ResponseWriter, *http.Request, error) {
+// profileFor returns the profile whose prefix r's path is under, if any.
+func (s *Server) profileFor(r *http.Request) Profile {
 	for _, p := range s.profiles {
 		for _, prefix := range p.Prefixes() {
 			if r.URL.Path == prefix || strings.HasPrefix(r.URL.Path, strings.TrimSuffix(prefix, "/")+"/") {
-				return p.WriteError
+				return p
 			}
 		}
 	}
+	return nil
+}
+
+// errorWriterFor returns the error writer of the profile r is for, else
+// the native one.
+func (s *Server) errorWriterFor(r *http.Request) func(http.ResponseWriter, *http.Request, error) {
+	if p := s.profileFor(r); p != nil {
+		return p.WriteError
+	}
 	return s.writeError
+}
+
+// bodyLimitFor is the body cap of r: its profile's when the profile sets
+// one (BodyLimiter), the server's otherwise.
+func (s *Server) bodyLimitFor(r *http.Request) int64 {
+	if bl, ok := s.profileFor(r).(BodyLimiter); ok {
+		if n := bl.MaxBodyBytes(); n > 0 {
+			return n
+		}
+	}
+	return s.maxBody
 }
 
 // authed wraps a native handler with authentication and, for operators,

@@ -82,6 +82,17 @@ type RegisterFilter struct {
 	Status                       lethe.Status // "" for any
 	After                        string       // request id; "" from the start
 	Limit                        int
+
+	// The console's filters; zero values filter nothing.
+	ClientID   string           // submitted by this client ("admin" for the admin's)
+	Regulation lethe.Regulation // under this regulation
+	Open       bool             // received, held or running
+	DueBefore  time.Time        // due before this time
+	// FailingTarget keeps requests whose task of this target failed.
+	FailingTarget string
+	// Newest orders the page newest first; After is then the request id
+	// the page continues before.
+	Newest bool
 }
 
 // Register is the request register: every request, live or purged, without

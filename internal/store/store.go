@@ -68,6 +68,7 @@ type Queries interface {
 	Operators
 	Extensions
 	Register
+	Console
 	ProfileKeys
 }
 

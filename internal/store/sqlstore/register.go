@@ -168,9 +168,50 @@ func (q *queries) RegisterPage(ctx context.Context, f store.RegisterFilter) ([]s
 	if f.Limit <= 0 {
 		return nil, errors.New("register page: Limit must be positive")
 	}
+	order, cursor := "", " > ?"
+	if f.Newest {
+		order = " DESC"
+		if f.After != "" {
+			cursor = " < ?"
+		}
+	}
 	where := func(idCol string) (string, []any) {
-		conds := []string{idCol + " > ?"}
+		conds := []string{idCol + cursor}
 		args := []any{f.After}
+		if f.Newest && f.After == "" {
+			args = []any{""}
+			conds[0] = idCol + " <> ?"
+		}
+		if f.ClientID != "" {
+			client := f.ClientID
+			if client == "admin" {
+				client = ""
+			}
+			conds = append(conds, "client_id = ?")
+			args = append(args, client)
+		}
+		if f.Regulation != "" {
+			conds = append(conds, "regulation = ?")
+			args = append(args, f.Regulation)
+		}
+		if f.Open {
+			conds = append(conds, "status IN ('received', 'held', 'running')")
+		}
+		if !f.DueBefore.IsZero() {
+			conds = append(conds, "due_at < ?")
+			args = append(args, q.ts(f.DueBefore))
+		}
+		if f.FailingTarget != "" {
+			if idCol == "id" {
+				conds = append(conds, "EXISTS (SELECT 1 FROM tasks t WHERE t.request_id = id AND t.target = ? AND t.state = 'failed')")
+				args = append(args, f.FailingTarget)
+			} else {
+				// The register row keeps targets as JSON written by
+				// archiveEntry: [{"target":"x","state":"failed"},...].
+				conds = append(conds, "targets LIKE ?")
+				args = append(args, `%{"target":`+jsonString(f.FailingTarget)+`,"state":"failed"}%`)
+			}
+		}
 		if scope != "" {
 			conds = append(conds, scope)
 			args = append(args, scopeArgs...)
@@ -196,7 +237,7 @@ func (q *queries) RegisterPage(ctx context.Context, f store.RegisterFilter) ([]s
 		UNION ALL
 		SELECT request_id, client_id, regulation, status, outcome, received_at, due_at, closed_at, 1, targets, operator_actions
 			FROM request_register WHERE `+rw+`
-		ORDER BY 1 LIMIT ?`, append(append(largs, rargs...), f.Limit)...)
+		ORDER BY 1`+order+` LIMIT ?`, append(append(largs, rargs...), f.Limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("register page: %w", err)
 	}
@@ -394,4 +435,10 @@ func (q *queries) ListReceipts(ctx context.Context, scope store.Scope, before st
 		return nil, fmt.Errorf("list receipts: %w", err)
 	}
 	return out, nil
+}
+
+// jsonString is s as a JSON string literal.
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
 }

@@ -1,0 +1,98 @@
+package console
+
+import (
+	"net/http"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/clients"
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// adminView is the clients-and-targets page's data.
+type adminView struct {
+	Clients []*lethe.Client
+	Targets []targetHealth
+	Rotated *clients.Rotated // the secrets of a rotation just made, shown once
+	Flash   string
+}
+
+type targetHealth struct {
+	Target
+	Failing int // failed tasks of requests not yet closed
+}
+
+func (c *Console) handleAdmin(w http.ResponseWriter, r *http.Request, s *session) {
+	c.showAdmin(w, r, s, nil, actionFlash(r.URL.Query().Get("done")))
+}
+
+func (c *Console) showAdmin(w http.ResponseWriter, r *http.Request, s *session, rotated *clients.Rotated, flash string) {
+	v := adminView{Rotated: rotated, Flash: flash}
+	if c.opts.Clients != nil {
+		list, err := c.opts.Clients.List(r.Context())
+		if err != nil {
+			c.fail(w, r, s, err)
+			return
+		}
+		v.Clients = list
+	}
+	failing := map[string]int{}
+	f := store.RegisterFilter{Scope: store.Scope{All: true}, Open: true, Limit: exportPage}
+	for _, st := range []lethe.Status{"", lethe.StatusFailed} {
+		f.Open, f.Status, f.After = st == "", st, ""
+		for {
+			entries, err := c.opts.Store.RegisterPage(r.Context(), f)
+			if err != nil {
+				c.fail(w, r, s, err)
+				return
+			}
+			for _, e := range entries {
+				for _, t := range e.Targets {
+					if t.State == lethe.TaskFailed {
+						failing[t.Target]++
+					}
+				}
+			}
+			if len(entries) < f.Limit {
+				break
+			}
+			f.After = entries[len(entries)-1].RequestID
+		}
+	}
+	for _, t := range c.opts.Targets {
+		v.Targets = append(v.Targets, targetHealth{Target: t, Failing: failing[t.Name]})
+	}
+	c.render(w, http.StatusOK, "admin", page{Title: "Clients and targets", Operator: s.principal, CSRF: s.csrf, Data: v})
+}
+
+// handleClientAction disables, enables or rotates the secret of a client.
+// A rotation from the console retires the old secret after the default
+// overlap; its new secrets are shown once, on the answer to the POST.
+func (c *Console) handleClientAction(w http.ResponseWriter, r *http.Request, s *session) {
+	if c.opts.Clients == nil {
+		c.fail(w, r, s, store.ErrNotFound)
+		return
+	}
+	name := r.PathValue("name")
+	var err error
+	switch r.PathValue("action") {
+	case "disable":
+		err = c.opts.Clients.Disable(r.Context(), name)
+	case "enable":
+		err = c.opts.Clients.Enable(r.Context(), name)
+	case "rotate":
+		rot, err := c.opts.Clients.RotateSecret(r.Context(), name, clients.DefaultOverlap)
+		if err != nil {
+			c.fail(w, r, s, err)
+			return
+		}
+		c.showAdmin(w, r, s, &rot, "")
+		return
+	default:
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, Prefix+"admin", http.StatusSeeOther)
+}
