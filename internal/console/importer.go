@@ -33,8 +33,9 @@ const (
 	// importBatch is how many rows one progress step submits.
 	importBatch = 200
 	// importWorkers submit a batch's rows concurrently: intake commits
-	// requests arriving together in one transaction.
-	importWorkers = 8
+	// requests arriving together in one transaction (up to 64 on
+	// SQLite), so this many in flight fill its batches.
+	importWorkers = 64
 	// importLease is how long a node holds an import between progress
 	// steps; a node that dies loses it after this long.
 	importLease = 30 * time.Second
