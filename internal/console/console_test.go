@@ -25,7 +25,7 @@ import (
 // env is a console on a real store, with a real (not started) pipeline:
 // submissions insert their jobs, nothing runs them.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	st     store.Store
 	srv    *httptest.Server
 	con    *Console
@@ -33,7 +33,7 @@ type env struct {
 	tokens map[operators.Role]string
 }
 
-func newEnv(t *testing.T, st store.Store) *env {
+func newEnv(t testing.TB, st store.Store) *env {
 	t.Helper()
 	ctx := context.Background()
 	if err := pipeline.Migrate(ctx, st); err != nil {
@@ -99,7 +99,7 @@ func (b *browser) post(path string, form url.Values) (int, string, string) {
 
 var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
-func csrfOf(t *testing.T, page string) string {
+func csrfOf(t testing.TB, page string) string {
 	t.Helper()
 	m := csrfRe.FindStringSubmatch(page)
 	if m == nil {
@@ -213,7 +213,7 @@ func TestSignInSessionsAndCSRF(t *testing.T) {
 	})
 }
 
-func mustURL(t *testing.T, s string) *url.URL {
+func mustURL(t testing.TB, s string) *url.URL {
 	u, err := url.Parse(s)
 	if err != nil {
 		t.Fatal(err)

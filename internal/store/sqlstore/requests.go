@@ -249,8 +249,12 @@ func (q *queries) FindRequestByIdempotencyKey(ctx context.Context, clientID, key
 	if key == "" {
 		return nil, fmt.Errorf("find request by idempotency key: %w", store.ErrNotFound)
 	}
+	// The index on (client_id, idempotency_key) is partial (keys <> ''):
+	// the planner uses it only when the query states that condition
+	// itself, as it cannot see that the bound key is never empty. Without
+	// it, every lookup scans all the client's requests.
 	r, err := q.scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests
-		WHERE client_id = ? AND idempotency_key = ?`, clientID, key))
+		WHERE client_id = ? AND idempotency_key = ? AND idempotency_key <> ''`, clientID, key))
 	if err != nil {
 		return nil, fmt.Errorf("find request by idempotency key: %w", notFound(err))
 	}
