@@ -16,6 +16,7 @@ import (
 // running (so its workers do not compete for the write lock):
 //
 //	go test -run '^$' -bench Import10k -benchtime 1x ./internal/console/
+//
 // benchRows is the size of the import BenchmarkImport10k measures.
 const benchRows = 10_000
 
