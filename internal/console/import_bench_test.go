@@ -11,15 +11,14 @@ import (
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
+// benchRows is the size of the import BenchmarkImport10k measures.
+const benchRows = 10_000
+
 // BenchmarkImport10k measures one 10,000-row import on SQLite, from the
 // validation of the file to the last row stored, with the pipeline not
 // running (so its workers do not compete for the write lock):
 //
 //	go test -run '^$' -bench Import10k -benchtime 1x ./internal/console/
-//
-// benchRows is the size of the import BenchmarkImport10k measures.
-const benchRows = 10_000
-
 func BenchmarkImport10k(b *testing.B) {
 	for range b.N {
 		st := testdb.OpenStore(b, "sqlite")
