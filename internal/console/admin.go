@@ -13,7 +13,6 @@ type adminView struct {
 	Clients []*lethe.Client
 	Targets []targetHealth
 	Rotated *clients.Rotated // the secrets of a rotation just made, shown once
-	Flash   string
 }
 
 type targetHealth struct {
@@ -22,11 +21,11 @@ type targetHealth struct {
 }
 
 func (c *Console) handleAdmin(w http.ResponseWriter, r *http.Request, s *session) {
-	c.showAdmin(w, r, s, nil, actionFlash(r.URL.Query().Get("done")))
+	c.showAdmin(w, r, s, nil)
 }
 
-func (c *Console) showAdmin(w http.ResponseWriter, r *http.Request, s *session, rotated *clients.Rotated, flash string) {
-	v := adminView{Rotated: rotated, Flash: flash}
+func (c *Console) showAdmin(w http.ResponseWriter, r *http.Request, s *session, rotated *clients.Rotated) {
+	v := adminView{Rotated: rotated}
 	if c.opts.Clients != nil {
 		list, err := c.opts.Clients.List(r.Context())
 		if err != nil {
@@ -85,7 +84,7 @@ func (c *Console) handleClientAction(w http.ResponseWriter, r *http.Request, s *
 			c.fail(w, r, s, err)
 			return
 		}
-		c.showAdmin(w, r, s, &rot, "")
+		c.showAdmin(w, r, s, &rot)
 		return
 	default:
 		err = store.ErrNotFound

@@ -156,7 +156,6 @@ type page struct {
 	Title    string
 	Operator operators.Principal
 	CSRF     string
-	Flash    string
 	Error    string
 	Data     any
 }
