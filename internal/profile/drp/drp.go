@@ -236,28 +236,37 @@ func (h *Handler) checkEnvelope(e Envelope, agentID string) error {
 	return nil
 }
 
-// exercise serves POST /v1/data-rights-request (section 2.01).
-func (h *Handler) exercise(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
+// signedByAgent reads a request an agent signed with its token: the
+// body, the agent the bearer token names, the message opened with that
+// agent's keys (a bad signature counts as a failed sign-in), and the
+// agent's rate limit.
+func (h *Handler) signedByAgent(r *http.Request) (clients.Agent, []byte, error) {
 	body, err := h.readBody(r)
 	if err != nil {
-		h.WriteError(w, r, err)
-		return
+		return clients.Agent{}, nil, err
 	}
 	a, attempt, err := h.agent(r)
 	if err != nil {
-		h.WriteError(w, r, err)
-		return
+		return clients.Agent{}, nil, err
 	}
 	msg, err := Open(body, a.VerifyKeys)
 	if err != nil {
 		if lethe.ErrorCode(err) == lethe.EUNAUTH {
 			err = h.refuse(attempt)
 		}
-		h.WriteError(w, r, err)
-		return
+		return clients.Agent{}, nil, err
 	}
-	if err := h.allow(ctx, a.ClientID); err != nil {
+	if err := h.allow(r.Context(), a.ClientID); err != nil {
+		return clients.Agent{}, nil, err
+	}
+	return a, msg, nil
+}
+
+// exercise serves POST /v1/data-rights-request (section 2.01).
+func (h *Handler) exercise(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	a, msg, err := h.signedByAgent(r)
+	if err != nil {
 		h.WriteError(w, r, err)
 		return
 	}
@@ -367,25 +376,8 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 // signed request to stop a request lethe has not started erasing for.
 func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	body, err := h.readBody(r)
+	a, msg, err := h.signedByAgent(r)
 	if err != nil {
-		h.WriteError(w, r, err)
-		return
-	}
-	a, attempt, err := h.agent(r)
-	if err != nil {
-		h.WriteError(w, r, err)
-		return
-	}
-	msg, err := Open(body, a.VerifyKeys)
-	if err != nil {
-		if lethe.ErrorCode(err) == lethe.EUNAUTH {
-			err = h.refuse(attempt)
-		}
-		h.WriteError(w, r, err)
-		return
-	}
-	if err := h.allow(ctx, a.ClientID); err != nil {
 		h.WriteError(w, r, err)
 		return
 	}
