@@ -2,7 +2,6 @@ package console
 
 import (
 	"archive/zip"
-	"encoding/csv"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -49,9 +48,7 @@ func dateRange(r *http.Request) (from, before time.Time, err error) {
 }
 
 // handleRegisterCSV streams the register for requests received in the
-// range, in the same columns as the native API's export. A store error
-// after the first row aborts the connection, so a cut file never looks
-// complete.
+// range, exactly as the native API's export does.
 func (c *Console) handleRegisterCSV(w http.ResponseWriter, r *http.Request, s *session) {
 	from, before, err := dateRange(r)
 	if err != nil {
@@ -59,29 +56,9 @@ func (c *Console) handleRegisterCSV(w http.ResponseWriter, r *http.Request, s *s
 		return
 	}
 	f := store.RegisterFilter{Scope: store.Scope{All: true}, ReceivedFrom: from, ReceivedBefore: before, Limit: exportPage}
-	entries, err := c.opts.Store.RegisterPage(r.Context(), f)
-	if err != nil {
+	if err := httpapi.WriteRegisterCSV(w, r, c.opts.Store, f, c.log); err != nil {
 		c.fail(w, r, s, err)
-		return
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="lethe-register.csv"`)
-	cw := csv.NewWriter(w)
-	_ = cw.Write(httpapi.RegisterColumns)
-	for {
-		for _, e := range entries {
-			_ = cw.Write(httpapi.RegisterRow(e))
-		}
-		if len(entries) < f.Limit {
-			break
-		}
-		f.After = entries[len(entries)-1].RequestID
-		if entries, err = c.opts.Store.RegisterPage(r.Context(), f); err != nil {
-			c.log.Error("console: register export", "error", err.Error())
-			panic(http.ErrAbortHandler)
-		}
-	}
-	cw.Flush()
 }
 
 // handleReceiptsZip streams a zip of the signed receipts issued in the

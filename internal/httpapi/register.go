@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/csv"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -88,12 +89,20 @@ func (s *Server) handleRegisterCSV(w http.ResponseWriter, r *http.Request, p aut
 			return
 		}
 	}
-	// The first page is read before anything is written, so a failing
-	// store is still answered in the error shape.
-	page, err := s.store.RegisterPage(r.Context(), f)
-	if err != nil {
+	if err := WriteRegisterCSV(w, r, s.store, f, s.log); err != nil {
 		s.writeError(w, r, fmt.Errorf("register: %w", err))
-		return
+	}
+}
+
+// WriteRegisterCSV streams the register entries f selects as CSV, page by
+// page (f.Limit each). The first page is read before anything is written,
+// so its error is returned for the caller to answer in its own shape; a
+// store error after the first row aborts the connection, so a cut export
+// never looks complete.
+func WriteRegisterCSV(w http.ResponseWriter, r *http.Request, st store.Register, f store.RegisterFilter, log *slog.Logger) error {
+	page, err := st.RegisterPage(r.Context(), f)
+	if err != nil {
+		return err
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/csv; charset=utf-8")
@@ -109,15 +118,15 @@ func (s *Server) handleRegisterCSV(w http.ResponseWriter, r *http.Request, p aut
 		}
 		cw.Flush()
 		if cw.Error() != nil {
-			return // the client left
+			return nil // the client left
 		}
 		_ = rc.Flush()
 		if len(page) < f.Limit {
-			return
+			return nil
 		}
 		f.After = page[len(page)-1].RequestID
-		if page, err = s.store.RegisterPage(r.Context(), f); err != nil {
-			s.log.ErrorContext(r.Context(), "register export cut short", "err", err.Error())
+		if page, err = st.RegisterPage(r.Context(), f); err != nil {
+			log.ErrorContext(r.Context(), "register export cut short", "err", err.Error())
 			panic(http.ErrAbortHandler)
 		}
 	}
