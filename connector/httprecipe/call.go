@@ -8,14 +8,11 @@ import (
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"hash"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
@@ -24,23 +21,6 @@ import (
 )
 
 var hmacHashes = map[string]func() hash.Hash{"sha256": sha256.New, "sha1": sha1.New, "sha512": sha512.New}
-
-const (
-	// tokenEarly is the most a token is refreshed before it expires.
-	tokenEarly = 5 * time.Minute
-	// tokenDefaultTTL is assumed when the token answer has no expires_in.
-	tokenDefaultTTL = 10 * time.Minute
-)
-
-// tokens holds one target's OAuth2 access token, shared by all its calls
-// and fetched by one call at a time.
-type tokens struct {
-	fetch chan struct{} // held while a token is fetched; a lock that honours ctx
-
-	mu        sync.Mutex
-	token     string
-	refreshAt time.Time
-}
 
 // answer is one call's outcome.
 type answer struct {
@@ -118,11 +98,9 @@ func (c *Connector) secrets() []string {
 		}
 	}
 	if c.oauth != nil {
-		c.oauth.mu.Lock()
-		if c.oauth.token != "" {
-			out = append(out, c.oauth.token)
+		if tok := c.oauth.Current(); tok != "" {
+			out = append(out, tok)
 		}
-		c.oauth.mu.Unlock()
 	}
 	return out
 }
@@ -225,91 +203,41 @@ func (c *Connector) build(ctx context.Context, q *Request, e env, stale string) 
 	return processor.Call{What: q.What, Method: q.Method, Path: path, Header: h, Body: body}, token, nil
 }
 
-// bearer returns an access token valid for a while yet. stale is a token
-// the vendor just refused: it is never returned again, so a 401 leads to
-// exactly one new token however many calls saw it.
+// bearer returns an access token valid for a while yet (see
+// processor.OAuthTokens.Bearer), asked for as the recipe's scheme a says.
 func (c *Connector) bearer(ctx context.Context, a *Auth, e env, stale string) (string, error) {
-	t := c.oauth
-	if tok, ok := t.cached(c.now(), stale); ok {
-		return tok, nil
-	}
-	select {
-	case t.fetch <- struct{}{}:
-		defer func() { <-t.fetch }()
-	case <-ctx.Done():
-		return "", c.client.Errorf("token endpoint: %w", ctx.Err())
-	}
-	if tok, ok := t.cached(c.now(), stale); ok {
-		return tok, nil // fetched by another call while this one waited
-	}
-	const what = "token endpoint"
-	val := func(s string) string { v, _ := renderString(s, e); return v }
-	fields := [][2]string{{"grant_type", "client_credentials"}}
-	h := http.Header{}
-	if a.ClientAuth == "basic" {
-		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(val(a.ClientID))+":"+url.QueryEscape(val(a.ClientSecret)))))
-	} else {
-		fields = append(fields, [2]string{"client_id", val(a.ClientID)}, [2]string{"client_secret", val(a.ClientSecret)})
-	}
-	if a.Scope != "" {
-		fields = append(fields, [2]string{"scope", val(a.Scope)})
-	}
-	if a.Audience != "" {
-		fields = append(fields, [2]string{"audience", val(a.Audience)})
-	}
-	for _, k := range sortedStringKeys(a.Params) {
-		fields = append(fields, [2]string{k, val(a.Params[k])})
-	}
-	var body []byte
-	if a.Encoding == "json" {
-		body, _ = (&bodyTemplate{obj: []bodyField{}}).render(e, fields)
-		h.Set("Content-Type", "application/json")
-	} else {
-		f := url.Values{}
-		for _, kv := range fields {
-			f.Set(kv[0], kv[1])
+	return c.oauth.Bearer(ctx, c.client, stale, func() processor.Call {
+		val := func(s string) string { v, _ := renderString(s, e); return v }
+		fields := [][2]string{{"grant_type", "client_credentials"}}
+		h := http.Header{}
+		if a.ClientAuth == "basic" {
+			h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(val(a.ClientID))+":"+url.QueryEscape(val(a.ClientSecret)))))
+		} else {
+			fields = append(fields, [2]string{"client_id", val(a.ClientID)}, [2]string{"client_secret", val(a.ClientSecret)})
 		}
-		body = []byte(f.Encode())
-		h.Set("Content-Type", "application/x-www-form-urlencoded")
-	}
-	issued := c.now()
-	r, err := c.client.Do(ctx, processor.Call{What: what, Method: http.MethodPost, Path: a.TokenPath, Header: h, Body: body})
-	if err != nil {
-		return "", err
-	}
-	if r.Status != http.StatusOK {
-		if r.Status == http.StatusBadRequest || r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden {
-			return "", connector.Permanent(c.client.Errorf("%s refused the client credentials (%d)", what, r.Status))
+		if a.Scope != "" {
+			fields = append(fields, [2]string{"scope", val(a.Scope)})
 		}
-		return "", c.client.Classify(what, r, "")
-	}
-	var ans struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int64  `json:"expires_in"`
-	}
-	if err := json.Unmarshal(r.Body, &ans); err != nil || ans.AccessToken == "" {
-		return "", c.client.Errorf("%s answered %d without an access token", what, r.Status)
-	}
-	ttl := tokenDefaultTTL
-	if ans.ExpiresIn > 0 {
-		ttl = time.Duration(ans.ExpiresIn) * time.Second
-	}
-	// Refresh at 90% of the lifetime, at most tokenEarly before expiry:
-	// the vendor's clock and the call's own duration are not ours.
-	early := min(ttl/10, tokenEarly)
-	t.mu.Lock()
-	t.token, t.refreshAt = ans.AccessToken, issued.Add(ttl-early)
-	t.mu.Unlock()
-	return ans.AccessToken, nil
-}
-
-func (t *tokens) cached(now time.Time, stale string) (string, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.token != "" && t.token != stale && now.Before(t.refreshAt) {
-		return t.token, true
-	}
-	return "", false
+		if a.Audience != "" {
+			fields = append(fields, [2]string{"audience", val(a.Audience)})
+		}
+		for _, k := range sortedStringKeys(a.Params) {
+			fields = append(fields, [2]string{k, val(a.Params[k])})
+		}
+		var body []byte
+		if a.Encoding == "json" {
+			body, _ = (&bodyTemplate{obj: []bodyField{}}).render(e, fields)
+			h.Set("Content-Type", "application/json")
+		} else {
+			f := url.Values{}
+			for _, kv := range fields {
+				f.Set(kv[0], kv[1])
+			}
+			body = []byte(f.Encode())
+			h.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		return processor.Call{Method: http.MethodPost, Path: a.TokenPath, Header: h, Body: body}
+	})
 }
 
 // checkToken gets a token at start: wrong credentials stop lethe.

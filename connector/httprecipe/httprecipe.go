@@ -53,8 +53,8 @@ type Connector struct {
 	name    string
 	recipe  *Recipe
 	client  *processor.Client
-	oauth   *tokens // nil without an oauth2 scheme
-	base    env     // settings, for every template
+	oauth   *processor.OAuthTokens // nil without an oauth2 scheme
+	base    env                    // settings, for every template
 	allowed map[lethe.IdentityType]bool
 	batch   int
 	o       processor.Options
@@ -171,7 +171,7 @@ func New(name string, r *Recipe, o Options, now func() time.Time) (*Connector, e
 	}
 	for _, a := range r.Auth {
 		if a.Type == "oauth2" {
-			c.oauth = &tokens{fetch: make(chan struct{}, 1)}
+			c.oauth = processor.NewOAuthTokens(now)
 		}
 	}
 	return c, nil

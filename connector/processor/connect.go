@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/lethe-privacy/lethe"
@@ -41,11 +40,6 @@ const (
 	connectPathStatus = "/v2/compliance/customers/deletion/status"
 	// connectMaxStatus is the status endpoint's limit per call.
 	connectMaxStatus = 100
-	// tokenEarly is the most a token is refreshed before it expires, so a
-	// call never leaves with a token about to lapse in flight.
-	tokenEarly = 5 * time.Minute
-	// tokenDefaultTTL is assumed when the answer has no expires_in.
-	tokenDefaultTTL = 10 * time.Minute
 )
 
 // ConnectInfo returns the registry entry for processor-connect targets.
@@ -81,7 +75,7 @@ func openConnect(name string, o ConnectOptions, now func() time.Time) (*Connecto
 	case "-":
 		o.Scope = ""
 	}
-	api := &connectAPI{id: o.ClientID, secret: o.ClientSecret, scope: o.Scope, now: now, fetch: make(chan struct{}, 1)}
+	api := &connectAPI{id: o.ClientID, secret: o.ClientSecret, scope: o.Scope, tokens: NewOAuthTokens(now)}
 	return newConnector(name, o.Options, ConnectDefaults, api, now)
 }
 
@@ -89,78 +83,22 @@ func openConnect(name string, o ConnectOptions, now func() time.Time) (*Connecto
 // every call of the target and fetched by one caller at a time.
 type connectAPI struct {
 	id, secret, scope string
-	now               func() time.Time
-
-	fetch chan struct{} // held while a token is fetched; a lock that honours ctx
-
-	mu        sync.Mutex
-	token     string
-	refreshAt time.Time
+	tokens            *OAuthTokens
 }
 
 func (*connectAPI) Object() string      { return "customer_deletion_requests" }
 func (*connectAPI) MaxStatusBatch() int { return connectMaxStatus }
 
-// bearer returns a token valid for a while yet. stale is a token the
-// processor just refused: it is never returned again, so a 401 leads to
-// exactly one new token however many calls saw it.
+// bearer returns a token valid for a while yet (see OAuthTokens.Bearer).
 func (a *connectAPI) bearer(ctx context.Context, c *Client, stale string) (string, error) {
-	if t, ok := a.cached(stale); ok {
-		return t, nil
-	}
-	select {
-	case a.fetch <- struct{}{}:
-		defer func() { <-a.fetch }()
-	case <-ctx.Done():
-		return "", c.Errorf("token endpoint: %w", ctx.Err())
-	}
-	if t, ok := a.cached(stale); ok {
-		return t, nil // fetched by another call while this one waited
-	}
-	const what = "token endpoint"
-	req := map[string]string{"client_id": a.id, "client_secret": a.secret, "grant_type": "client_credentials"}
-	if a.scope != "" {
-		req["scope"] = a.scope
-	}
-	body, _ := json.Marshal(req)
-	issued := a.now()
-	r, err := c.Do(ctx, Call{What: what, Path: connectPathToken, Body: body})
-	if err != nil {
-		return "", err
-	}
-	if r.Status != http.StatusOK {
-		if r.Status == http.StatusBadRequest || r.Status == http.StatusUnauthorized || r.Status == http.StatusForbidden {
-			return "", connector.Permanent(c.Errorf("%s refused the client credentials (%d)", what, r.Status))
+	return a.tokens.Bearer(ctx, c, stale, func() Call {
+		req := map[string]string{"client_id": a.id, "client_secret": a.secret, "grant_type": "client_credentials"}
+		if a.scope != "" {
+			req["scope"] = a.scope
 		}
-		return "", c.Classify(what, r, "")
-	}
-	var t struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int64  `json:"expires_in"`
-	}
-	if err := json.Unmarshal(r.Body, &t); err != nil || t.AccessToken == "" {
-		return "", c.Errorf("%s answered %d without an access token", what, r.Status)
-	}
-	ttl := tokenDefaultTTL
-	if t.ExpiresIn > 0 {
-		ttl = time.Duration(t.ExpiresIn) * time.Second
-	}
-	// Refresh at 90% of the lifetime, at most tokenEarly before expiry:
-	// the processor's clock and the call's own duration are not ours.
-	early := min(ttl/10, tokenEarly)
-	a.mu.Lock()
-	a.token, a.refreshAt = t.AccessToken, issued.Add(ttl-early)
-	a.mu.Unlock()
-	return t.AccessToken, nil
-}
-
-func (a *connectAPI) cached(stale string) (string, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.token != "" && a.token != stale && a.now().Before(a.refreshAt) {
-		return a.token, true
-	}
-	return "", false
+		body, _ := json.Marshal(req)
+		return Call{Path: connectPathToken, Body: body}
+	})
 }
 
 // Check gets a token: the base URL answers and the credentials are
