@@ -34,28 +34,10 @@ func (c *Console) showAdmin(w http.ResponseWriter, r *http.Request, s *session, 
 		}
 		v.Clients = list
 	}
-	failing := map[string]int{}
-	f := store.RegisterFilter{Scope: store.Scope{All: true}, Open: true, Limit: exportPage}
-	for _, st := range []lethe.Status{"", lethe.StatusFailed} {
-		f.Open, f.Status, f.After = st == "", st, ""
-		for {
-			entries, err := c.opts.Store.RegisterPage(r.Context(), f)
-			if err != nil {
-				c.fail(w, r, s, err)
-				return
-			}
-			for _, e := range entries {
-				for _, t := range e.Targets {
-					if t.State == lethe.TaskFailed {
-						failing[t.Target]++
-					}
-				}
-			}
-			if len(entries) < f.Limit {
-				break
-			}
-			f.After = entries[len(entries)-1].RequestID
-		}
+	failing, err := c.opts.Store.FailingTasks(r.Context())
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
 	}
 	for _, t := range c.opts.Targets {
 		v.Targets = append(v.Targets, targetHealth{Target: t, Failing: failing[t.Name]})

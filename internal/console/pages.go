@@ -97,38 +97,27 @@ func (c *Console) handleOverview(w http.ResponseWriter, r *http.Request, s *sess
 	for t := from; !t.After(now); t = t.AddDate(0, 0, 7) {
 		v.Weeks = append(v.Weeks, week{Start: t})
 	}
+	activity, err := c.opts.Store.RegisterActivity(ctx, from)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
 	var durations []time.Duration
-	failing := map[string]int{}
-	f := store.RegisterFilter{Scope: store.Scope{All: true}, ReceivedFrom: from, Limit: 1000}
-	for {
-		entries, err := c.opts.Store.RegisterPage(ctx, f)
-		if err != nil {
-			c.fail(w, r, s, err)
-			return
-		}
-		for _, e := range entries {
-			i := int(e.ReceivedAt.Sub(from) / (7 * 24 * time.Hour))
-			if i >= 0 && i < len(v.Weeks) {
-				v.Weeks[i].Received++
-				if e.Status == lethe.StatusCompleted {
-					v.Weeks[i].Completed++
-				}
-			}
-			if e.Status == lethe.StatusCompleted && !e.ClosedAt.IsZero() {
-				durations = append(durations, e.ClosedAt.Sub(e.ReceivedAt))
-			}
-			if e.Status.Open() || e.Status == lethe.StatusFailed {
-				for _, t := range e.Targets {
-					if t.State == lethe.TaskFailed {
-						failing[t.Target]++
-					}
-				}
+	for _, e := range activity {
+		if i := int(e.ReceivedAt.Sub(from) / (7 * 24 * time.Hour)); i >= 0 && i < len(v.Weeks) {
+			v.Weeks[i].Received++
+			if e.Status == lethe.StatusCompleted {
+				v.Weeks[i].Completed++
 			}
 		}
-		if len(entries) < f.Limit {
-			break
+		if e.Status == lethe.StatusCompleted && !e.ClosedAt.IsZero() {
+			durations = append(durations, e.ClosedAt.Sub(e.ReceivedAt))
 		}
-		f.After = entries[len(entries)-1].RequestID
+	}
+	failing, err := c.opts.Store.FailingTasks(ctx)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
 	}
 	v.Chart = weeklyChart(v.Weeks)
 	v.MedianDays = "—"

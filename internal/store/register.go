@@ -73,6 +73,13 @@ type RegisterEntry struct {
 	Archived bool
 }
 
+// RegisterTimes is one request of RegisterActivity.
+type RegisterTimes struct {
+	ReceivedAt time.Time
+	ClosedAt   time.Time // zero while open
+	Status     lethe.Status
+}
+
 // RegisterFilter selects a page of the register, ordered by request id
 // (which orders by receipt).
 type RegisterFilter struct {
@@ -106,6 +113,14 @@ type Register interface {
 	// RegisterPage returns up to f.Limit entries after f.After, live
 	// requests and archived ones alike.
 	RegisterPage(ctx context.Context, f RegisterFilter) ([]RegisterEntry, error)
+	// RegisterActivity returns when each request received since from was
+	// received and closed and its status, live and archived alike, oldest
+	// first: what a chart of the register needs, without reading tasks or
+	// actions.
+	RegisterActivity(ctx context.Context, from time.Time) ([]RegisterTimes, error)
+	// FailingTasks counts, per target, the failed tasks of requests still
+	// open or failed and not closed for good: the work an outage left.
+	FailingTasks(ctx context.Context) (map[string]int, error)
 	// PurgeRegister deletes up to limit register rows of requests closed
 	// before cutoff and returns how many it deleted.
 	PurgeRegister(ctx context.Context, cutoff time.Time, limit int) (int, error)

@@ -155,6 +155,56 @@ func anys(ss []string) []any {
 	return out
 }
 
+// RegisterActivity implements store.Register.
+func (q *queries) RegisterActivity(ctx context.Context, from time.Time) ([]store.RegisterTimes, error) {
+	rows, err := q.query(ctx, `SELECT received_at, completed_at, status FROM requests WHERE received_at >= ?
+		UNION ALL
+		SELECT received_at, closed_at, status FROM request_register WHERE received_at >= ?
+		ORDER BY 1`, q.ts(from), q.ts(from))
+	if err != nil {
+		return nil, fmt.Errorf("register activity: %w", err)
+	}
+	out, err := collect(rows, func(rows Rows) (store.RegisterTimes, error) {
+		var r store.RegisterTimes
+		err := rows.Scan(dbTime{&r.ReceivedAt}, dbTime{&r.ClosedAt}, &r.Status)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register activity: %w", err)
+	}
+	return out, nil
+}
+
+// FailingTasks implements store.Register. A request is failed and not
+// closed for good while its stage is done (lethe.Redrivable); requests
+// that are closed have left the live table's open states.
+func (q *queries) FailingTasks(ctx context.Context) (map[string]int, error) {
+	rows, err := q.query(ctx, `SELECT t.target, COUNT(*) FROM tasks t JOIN requests r ON r.id = t.request_id
+		WHERE t.state = ? AND (r.status IN (?, ?, ?) OR (r.status = ? AND r.stage = ?))
+		GROUP BY t.target`, lethe.TaskFailed,
+		lethe.StatusReceived, lethe.StatusHeld, lethe.StatusRunning, lethe.StatusFailed, lethe.StageDone)
+	if err != nil {
+		return nil, fmt.Errorf("failing tasks: %w", err)
+	}
+	type count struct {
+		target string
+		n      int
+	}
+	cs, err := collect(rows, func(rows Rows) (count, error) {
+		var c count
+		err := rows.Scan(&c.target, &c.n)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failing tasks: %w", err)
+	}
+	out := make(map[string]int, len(cs))
+	for _, c := range cs {
+		out[c.target] = c.n
+	}
+	return out, nil
+}
+
 // RegisterPage implements store.Register. One statement reads both the
 // live requests and the register table, so a request the purge moves
 // between them while the page is read appears once; the live requests'

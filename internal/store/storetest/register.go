@@ -220,6 +220,24 @@ func testRegister(t *testing.T, s store.Store) {
 		t.Errorf("archived canceled entry = %+v", e)
 	}
 
+	// The overview's aggregates: every request since a day, live and
+	// archived; failed tasks of the failed, not closed b only.
+	act, err := s.RegisterActivity(ctx, t0.Add(day))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAct := []store.RegisterTimes{
+		{ReceivedAt: micro(b.ReceivedAt), ClosedAt: micro(t0.Add(6 * day)), Status: lethe.StatusFailed},
+		{ReceivedAt: micro(c.ReceivedAt), Status: lethe.StatusReceived},
+		{ReceivedAt: micro(d.ReceivedAt), ClosedAt: micro(t0.Add(4 * day)), Status: lethe.StatusCanceled},
+	}
+	if diff := cmp.Diff(wantAct, act); diff != "" {
+		t.Errorf("RegisterActivity (-want +got):\n%s", diff)
+	}
+	if f, err := s.FailingTasks(ctx); err != nil || !cmp.Equal(f, map[string]int{"db": 1}) {
+		t.Errorf("FailingTasks = %v, %v; want db: 1", f, err)
+	}
+
 	// Pages, filters and scope.
 	if p := page(store.RegisterFilter{Scope: store.Scope{All: true}, After: b.ID, Limit: 1}); len(p) != 1 || p[0].RequestID != c.ID {
 		t.Errorf("page after b = %+v", p)
