@@ -30,9 +30,9 @@ import (
 // per take, and the lease doubles each time one is spent before it ends,
 // up to maxLease of the limit; one that ends unspent shrinks to what was
 // used. The store grants extra tokens only while the key is below half its
-// limit, so near the limit every request is decided on its own and a
-// token idle in one process never makes another refuse, or block, a
-// request the limit allows. A refusal with a block is kept in memory until
+// limit, so near the limit every request is decided on its own: a token
+// idle in one process can make another refuse early only if more than
+// half the limit is taken elsewhere within one lease period. A refusal with a block is kept in memory until
 // the block ends (nothing can lift a block early), so a blocked client's
 // retries cost nothing.
 //
