@@ -10,8 +10,8 @@
 //
 // State lives in the process (Memory) when one process serves the
 // database, as on SQLite; otherwise outside it (Redis, or the lethe
-// database through store.RateLimits), so several lethe processes serving
-// one database share one limit. Every implementation runs the conformance
+// database through store.RateLimits, taken in leases by Store), so several
+// lethe processes serving one database share one limit. Every implementation runs the conformance
 // suite in ratelimittest.
 package ratelimit
 
@@ -81,39 +81,6 @@ func (rs Rules) Validate() error {
 		}
 	}
 	return nil
-}
-
-// Store is a Limiter whose state is in the lethe database.
-type Store struct {
-	rl  store.RateLimits
-	now func() time.Time
-}
-
-var _ Limiter = (*Store)(nil)
-
-// NewStore returns a Limiter over rl. now is the clock (nil: time.Now).
-func NewStore(rl store.RateLimits, now func() time.Time) *Store {
-	if now == nil {
-		now = time.Now
-	}
-	return &Store{rl: rl, now: now}
-}
-
-// Allow implements Limiter.
-func (s *Store) Allow(ctx context.Context, key string, r Rule) (bool, time.Duration, error) {
-	if err := r.Validate(); err != nil {
-		return false, 0, err
-	}
-	if key == "" {
-		return false, 0, errors.New("rate limit: empty key")
-	}
-	ok, retry, err := s.rl.TakeRateLimit(ctx, store.TakeRateLimitParams{
-		Key: key, Limit: r.Limit, Window: r.Window, Block: r.Block, Now: s.now(),
-	})
-	if err != nil {
-		return false, 0, fmt.Errorf("rate limit: %w", err)
-	}
-	return ok, retry, nil
 }
 
 // RetryAfterSeconds is the Retry-After header value for d: whole seconds,

@@ -318,9 +318,18 @@ type RateLimits interface {
 	// the key for p.Block from that moment; while blocked, requests are
 	// refused and do not extend the block. With no Block, requests are
 	// refused until the oldest counted one leaves the window. It returns
-	// whether the request is allowed and, when not, how long until one
-	// would be.
-	TakeRateLimit(ctx context.Context, p TakeRateLimitParams) (allowed bool, retryAfter time.Duration, err error)
+	// how many tokens it granted (0: refused; 1: this request; more: this
+	// request and a lease, see p.Want) and, when refused, how long until
+	// a request would be allowed.
+	//
+	// A lease's tokens are counted from their grant as requests made at
+	// p.LeaseUntil, the latest instant the process may spend them, so every
+	// request a lease lets through is counted for a whole window around
+	// its real time whichever process asks next. p.Settle, applied first,
+	// ends a lease the process took before: its unspent tokens are given
+	// back and the spent ones re-dated to the last request they let
+	// through.
+	TakeRateLimit(ctx context.Context, p TakeRateLimitParams) (granted int, retryAfter time.Duration, err error)
 }
 
 // TakeRateLimitParams are the arguments of RateLimits.TakeRateLimit.
@@ -330,6 +339,25 @@ type TakeRateLimitParams struct {
 	Window time.Duration // positive
 	Block  time.Duration // zero: no block, refused until the window allows
 	Now    time.Time
+	// Want is how many tokens to take, this request's included (0 counts
+	// as 1). Tokens beyond this request's are granted only while the key
+	// is below half its limit, and never past it: near the limit every
+	// request is decided on its own, so a lease left unspent in one
+	// process cannot have another refused (and blocked) early.
+	Want int
+	// LeaseUntil (after Now) and Lease (an id unique to the lease) are
+	// required when Want > 1.
+	LeaseUntil time.Time
+	Lease      string
+	Settle     *RateLimitSettle
+}
+
+// RateLimitSettle ends a lease: Spent of its extra tokens let requests
+// through, the last at LastUse.
+type RateLimitSettle struct {
+	Lease   string
+	Spent   int
+	LastUse time.Time
 }
 
 // ProfileKey is a signing key an intake profile generated for itself.

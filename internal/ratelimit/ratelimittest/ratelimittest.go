@@ -193,6 +193,107 @@ func Exercise(t *testing.T, open Open) {
 		refused(t, ls[1], "k", rule, 10*time.Minute)
 	})
 
+	// Limiters may take tokens ahead (leases); what they take ahead must
+	// be counted for the window around each request it lets through, in
+	// every limiter. One limiter is busy for the first second of a window
+	// (spreading its requests over it, fewer at the end) and then quiet; the other fills the
+	// window just before its end and keeps asking across the boundary. No
+	// window, whatever instant it starts at, may hold more than the limit,
+	// and the pair must let through most of what one exact limiter does on
+	// the same schedule.
+	t.Run("NeverOverAcrossInstances", func(t *testing.T) {
+		t.Parallel()
+		r := ratelimit.Rule{Limit: 64, Window: 10 * time.Second}
+		step := 100 * time.Millisecond
+		run := func(a, b ratelimit.Limiter, clk *Clock) []time.Time {
+			var allowed []time.Time
+			ask := func(l ratelimit.Limiter, n int) {
+				for range n {
+					if ok, _ := allow(t, l, "k", r); ok {
+						allowed = append(allowed, clk.Now())
+					}
+				}
+			}
+			for i := range 10 {
+				ask(a, 3-2*(i/7)) // slowing down: what it took ahead lasts
+				clk.Advance(step)
+			}
+			clk.Advance(9*time.Second - 10*step)
+			ask(b, 100)
+			for i := range 30 {
+				clk.Advance(step)
+				ask(b, 5)
+				if i >= 10 {
+					ask(a, 1)
+				}
+			}
+			return allowed
+		}
+		clk := NewClock()
+		ls := open(t, clk.Now, 2)
+		got := run(ls[0], ls[1], clk)
+		for i, at := range got {
+			n := 0
+			for _, b := range got[:i+1] {
+				if b.After(at.Add(-r.Window)) {
+					n++
+				}
+			}
+			if n > r.Limit {
+				t.Fatalf("%d requests let through in the %s up to %s, limit %d", n, r.Window, at.Sub(NewClock().Now()), r.Limit)
+			}
+		}
+		exactClk := NewClock()
+		m := ratelimit.NewMemory(exactClk.Now)
+		exact := run(m, m, exactClk)
+		if len(got) < len(exact)*9/10 {
+			t.Fatalf("%d requests let through, an exact limiter lets %d", len(got), len(exact))
+		}
+		t.Logf("%d let through, exact %d", len(got), len(exact))
+	})
+
+	// Tokens a limiter took ahead and did not spend go back to the shared
+	// count: what one limiter left unspent, the other or itself can use.
+	t.Run("UnspentGivenBack", func(t *testing.T) {
+		t.Parallel()
+		clk := NewClock()
+		ls := open(t, clk.Now, 2)
+		r := ratelimit.Rule{Limit: 50, Window: 10 * time.Minute}
+		allowN(t, ls[0], "k", r, 10)
+		clk.Advance(2 * time.Second)
+		n := 10
+		for _, l := range []ratelimit.Limiter{ls[1], ls[0], ls[1]} {
+			for {
+				ok, _ := allow(t, l, "k", r)
+				if !ok {
+					break
+				}
+				n++
+			}
+		}
+		if n != r.Limit {
+			t.Fatalf("%d requests let through in one window, want %d", n, r.Limit)
+		}
+	})
+
+	// A key blocked through one limiter is blocked in all, from that
+	// moment, without extending it.
+	t.Run("BlockSeenByOther", func(t *testing.T) {
+		t.Parallel()
+		clk := NewClock()
+		ls := open(t, clk.Now, 2)
+		allowN(t, ls[0], "k", rule, 30)
+		allowN(t, ls[1], "k", rule, 20)
+		clk.Advance(time.Second)
+		refused(t, ls[0], "k", rule, 10*time.Minute)
+		clk.Advance(time.Minute)
+		refused(t, ls[1], "k", rule, 9*time.Minute)
+		refused(t, ls[0], "k", rule, 9*time.Minute)
+		clk.Advance(9 * time.Minute)
+		allowN(t, ls[1], "k", rule, 50)
+		refused(t, ls[0], "k", rule, 10*time.Minute)
+	})
+
 	t.Run("Concurrent", func(t *testing.T) {
 		t.Parallel()
 		clk := NewClock()

@@ -14,13 +14,21 @@ import (
 // The decision is made in Go on the key's row locked for the transaction
 // (FOR UPDATE on postgres, the write lock BEGIN IMMEDIATE takes on
 // sqlite), so every process sharing the database sees one log of hits and
-// concurrent takes can never together exceed p.Limit.
-func (q *queries) TakeRateLimit(ctx context.Context, p store.TakeRateLimitParams) (bool, time.Duration, error) {
-	if p.Key == "" || p.Limit < 1 || p.Window <= 0 || p.Block < 0 || p.Now.IsZero() {
-		return false, 0, errors.New("take rate limit: key, limit >= 1, window > 0, block >= 0 and now are required")
+// concurrent takes can never together exceed p.Limit. A row of
+// rate_limit_hits counts n requests; a lease's row is named by its id so
+// a later Settle can find it.
+func (q *queries) TakeRateLimit(ctx context.Context, p store.TakeRateLimitParams) (int, time.Duration, error) {
+	if p.Key == "" || p.Limit < 1 || p.Window <= 0 || p.Block < 0 || p.Now.IsZero() || p.Want < 0 {
+		return 0, 0, errors.New("take rate limit: key, limit >= 1, window > 0, block >= 0, want >= 0 and now are required")
+	}
+	if p.Want > 1 && (p.Lease == "" || !p.LeaseUntil.After(p.Now)) {
+		return 0, 0, errors.New("take rate limit: a lease needs an id and an end after now")
+	}
+	if st := p.Settle; st != nil && (st.Lease == "" || st.Spent < 0 || (st.Spent > 0 && st.LastUse.IsZero())) {
+		return 0, 0, errors.New("take rate limit: a settle needs the lease id, spent >= 0 and the last use")
 	}
 	now := normTime(p.Now)
-	var allowed bool
+	var granted int
 	var retry time.Duration
 	err := q.atomic(ctx, func(q *queries) error {
 		// Create the row first: FOR UPDATE locks nothing that does not
@@ -36,6 +44,22 @@ func (q *queries) TakeRateLimit(ctx context.Context, p store.TakeRateLimitParams
 		if err != nil {
 			return err
 		}
+		if st := p.Settle; st != nil {
+			// Give back what the lease did not spend and date what it did
+			// at its last request: no earlier than any request it let
+			// through, so the window around each is still counted in
+			// full. Clearing the name makes a settle repeated after an
+			// unknown commit outcome change nothing.
+			if st.Spent == 0 {
+				_, err = q.exec(ctx, `DELETE FROM rate_limit_hits WHERE key = ? AND lease = ?`, p.Key, st.Lease)
+			} else {
+				_, err = q.exec(ctx, `UPDATE rate_limit_hits SET n = ?, at = ?, lease = '' WHERE key = ? AND lease = ?`,
+					st.Spent, q.ts(normTime(st.LastUse)), p.Key, st.Lease)
+			}
+			if err != nil {
+				return err
+			}
+		}
 		if !blocked.IsZero() && now.Before(blocked) {
 			// Blocked: refuse without writing, so the block is not extended.
 			retry = blocked.Sub(now)
@@ -48,14 +72,25 @@ func (q *queries) TakeRateLimit(ctx context.Context, p store.TakeRateLimitParams
 		}
 		var n int
 		var oldest time.Time
-		if err := q.queryRow(ctx, `SELECT COUNT(*), MIN(at) FROM rate_limit_hits WHERE key = ?`, p.Key).
+		if err := q.queryRow(ctx, `SELECT COALESCE(SUM(n), 0), MIN(at) FROM rate_limit_hits WHERE key = ?`, p.Key).
 			Scan(&n, dbTime{&oldest}); err != nil {
 			return err
 		}
 		switch {
 		case n < p.Limit:
-			allowed = true
-			if _, err := q.exec(ctx, `INSERT INTO rate_limit_hits (key, at) VALUES (?, ?)`, p.Key, q.ts(now)); err != nil {
+			granted = 1
+			// Extra tokens only up to half the limit: past it, a token
+			// idle in one process could make another refuse (and block)
+			// a request the limit allows.
+			extra := min(p.Want-1, p.Limit/2-n-1)
+			if extra > 0 {
+				granted += extra
+				_, err = q.exec(ctx, `INSERT INTO rate_limit_hits (key, at, n, lease) VALUES (?, ?, 1, ''), (?, ?, ?, ?)`,
+					p.Key, q.ts(now), p.Key, q.ts(normTime(p.LeaseUntil)), extra, p.Lease)
+			} else {
+				_, err = q.exec(ctx, `INSERT INTO rate_limit_hits (key, at) VALUES (?, ?)`, p.Key, q.ts(now))
+			}
+			if err != nil {
 				return err
 			}
 			if blocked.IsZero() {
@@ -75,7 +110,7 @@ func (q *queries) TakeRateLimit(ctx context.Context, p store.TakeRateLimitParams
 		return err
 	})
 	if err != nil {
-		return false, 0, fmt.Errorf("take rate limit: %w", err)
+		return 0, 0, fmt.Errorf("take rate limit: %w", err)
 	}
-	return allowed, retry, nil
+	return granted, retry, nil
 }

@@ -47,6 +47,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tokens", testTokens},
 		{"RateLimit", testRateLimit},
 		{"RateLimitConcurrent", testRateLimitConcurrent},
+		{"RateLimitLease", testRateLimitLease},
 		{"InTx", testInTx},
 		{"LockRequest", testLockRequest},
 		{"Proofs", testProofs},
@@ -134,11 +135,14 @@ func testRateLimit(t *testing.T, s store.Store) {
 	const window, block = 10 * time.Minute, 10 * time.Minute
 	take := func(key string, limit int, at time.Time, block time.Duration) (bool, time.Duration) {
 		t.Helper()
-		ok, retry, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: key, Limit: limit, Window: window, Block: block, Now: at})
+		n, retry, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: key, Limit: limit, Window: window, Block: block, Now: at})
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ok, retry
+		if n > 1 {
+			t.Fatalf("a take of one token granted %d", n)
+		}
+		return n == 1, retry
 	}
 	for i := range 3 {
 		if ok, _ := take("k", 3, t0.Add(time.Duration(i)*time.Second), block); !ok {
@@ -219,11 +223,11 @@ func testRateLimitConcurrent(t *testing.T, s store.Store) {
 	var wg sync.WaitGroup
 	for i := range takes {
 		wg.Go(func() {
-			ok, _, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: "shared", Limit: limit, Window: 10 * time.Minute, Block: 10 * time.Minute, Now: t0.Add(time.Duration(i) * time.Millisecond)})
+			n, _, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: "shared", Limit: limit, Window: 10 * time.Minute, Block: 10 * time.Minute, Now: t0.Add(time.Duration(i) * time.Millisecond)})
 			if err != nil {
 				t.Errorf("TakeRateLimit: %v", err)
 			}
-			if ok {
+			if n == 1 {
 				allowed.Add(1)
 			}
 		})
@@ -231,6 +235,66 @@ func testRateLimitConcurrent(t *testing.T, s store.Store) {
 	wg.Wait()
 	if got := allowed.Load(); got != limit {
 		t.Errorf("%d of %d concurrent takes allowed, want %d", got, takes, limit)
+	}
+}
+
+// A lease takes several tokens at once, only up to half the limit; its
+// tokens count until they are settled, then only the spent ones, dated at
+// the last request they let through.
+func testRateLimitLease(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	const limit, window = 10, 10 * time.Minute
+	take := func(at time.Time, want int, lease string, settle *store.RateLimitSettle) (int, time.Duration) {
+		t.Helper()
+		n, retry, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: "l", Limit: limit, Window: window, Block: window,
+			Now: at, Want: want, Lease: lease, LeaseUntil: at.Add(time.Second), Settle: settle})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n, retry
+	}
+	// Half of 10 is 5: this request and 4 more.
+	if n, _ := take(t0, 8, "a", nil); n != 5 {
+		t.Fatalf("first lease granted %d, want 5 (up to half the limit)", n)
+	}
+	// At half the limit, tokens are taken one by one.
+	if n, _ := take(t0, 8, "b", nil); n != 1 {
+		t.Fatalf("lease at half the limit granted %d, want 1", n)
+	}
+	// Lease a spent 1 of its 4 extra tokens, at t0+500ms: 3 come back, so
+	// 6 - 3 = 3 count and the key is below half again.
+	if n, _ := take(t0.Add(time.Minute), 3, "c", &store.RateLimitSettle{Lease: "a", Spent: 1, LastUse: t0.Add(500 * time.Millisecond)}); n != 2 {
+		t.Fatalf("lease after a settle granted %d, want 2 (3 counted, 5 is half)", n)
+	}
+	// Settling again (as after an unknown commit outcome) changes nothing.
+	take(t0.Add(time.Minute), 1, "", &store.RateLimitSettle{Lease: "a", Spent: 1, LastUse: t0.Add(500 * time.Millisecond)})
+	// Counted now: t0 (1+1), t0+500ms (1), t0+1m (1, 1 leased at
+	// t0+1m+1s), t0+1m (1): 6. Four more fit, then the 11th blocks.
+	for i := range 4 {
+		if n, _ := take(t0.Add(2*time.Minute), 1, "", nil); n != 1 {
+			t.Fatalf("take %d of the last 4 refused", i+1)
+		}
+	}
+	if n, retry := take(t0.Add(2*time.Minute), 1, "", nil); n != 0 || retry != window {
+		t.Fatalf("11th token = %d, %v; want refused and blocked for %v", n, retry, window)
+	}
+	// The block ends at t0+12m, when everything above has left the
+	// window: 10 fit again.
+	after := t0.Add(12 * time.Minute)
+	n, _ := take(after, 1, "", nil)
+	if n != 1 {
+		t.Fatal("refused after the block")
+	}
+	for i := range 9 {
+		if n, _ := take(after, 1, "", nil); n != 1 {
+			t.Fatalf("take %d of 9 after the window refused", i+1)
+		}
+	}
+	if n, _ := take(after, 1, "", nil); n != 0 {
+		t.Fatal("11th take in the new window allowed")
+	}
+	if _, _, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: "l", Limit: limit, Window: window, Now: t0, Want: 2}); err == nil {
+		t.Error("a lease without an id or end accepted")
 	}
 }
 

@@ -86,7 +86,7 @@ func testInTx(t *testing.T, s store.Store) {
 		t.Errorf("committed audit: %d events", len(es))
 	}
 	// The store is still usable after all of this (no leaked locks).
-	if ok, _, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: "after-tx", Limit: 1, Window: time.Minute, Block: time.Minute, Now: t0}); err != nil || !ok {
-		t.Errorf("store after transactions: %v, %v", ok, err)
+	if n, _, err := s.TakeRateLimit(ctx, store.TakeRateLimitParams{Key: "after-tx", Limit: 1, Window: time.Minute, Block: time.Minute, Now: t0}); err != nil || n != 1 {
+		t.Errorf("store after transactions: %v, %v", n, err)
 	}
 }
