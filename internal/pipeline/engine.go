@@ -240,13 +240,18 @@ func newMigrator(st store.Store) (riverMigrator, error) {
 // before New; running it again is harmless, so while the server refuses
 // connections as full it is run again (up to connlimit.DefaultWait). On
 // PostgreSQL the tables go to the first schema of the connections'
-// search_path, like the store's.
+// search_path, like the store's. Waits are logged through slog.Default().
 func Migrate(ctx context.Context, st store.Store) error {
+	return migrate(ctx, st, nil)
+}
+
+// migrate is Migrate logging waits to log (nil: slog.Default()).
+func migrate(ctx context.Context, st store.Store, log *slog.Logger) error {
 	m, err := newMigrator(st)
 	if err != nil {
 		return fmt.Errorf("river migrations: %w", err)
 	}
-	err = connlimit.Waiter{What: "job queue migrations"}.Do(ctx, func(ctx context.Context) error {
+	err = connlimit.Waiter{What: "job queue migrations", Log: log}.Do(ctx, func(ctx context.Context) error {
 		_, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
 		return err
 	})

@@ -14,7 +14,7 @@ import (
 
 // PostgresRole creates a login role allowed at most limit connections
 // (CONNECTION LIMIT), with every right on the schema of dsn (a
-// PostgresDSN), and returns dsn with that role as its user: a way to make
+// PostgresDSN) and on the tables and sequences already in it, and returns dsn with that role as its user: a way to make
 // the server "full" for one test without touching anyone else's
 // connections. The role's sessions are ended and the role and everything
 // it owns dropped after the test, even when it fails.
@@ -48,6 +48,8 @@ func PostgresRole(tb testing.TB, dsn string, limit int) string {
 	if err := admin(
 		fmt.Sprintf("CREATE ROLE %s LOGIN CONNECTION LIMIT %d", role, limit),
 		fmt.Sprintf("GRANT ALL ON SCHEMA %s TO %s", schema, role),
+		fmt.Sprintf("GRANT ALL ON ALL TABLES IN SCHEMA %s TO %s", schema, role),
+		fmt.Sprintf("GRANT ALL ON ALL SEQUENCES IN SCHEMA %s TO %s", schema, role),
 	); err != nil {
 		tb.Fatalf("create role: %v", err)
 	}
