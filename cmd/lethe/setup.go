@@ -115,7 +115,7 @@ func openStore(ctx context.Context, db string, env lookupEnv, log *slog.Logger, 
 		if strings.Contains(db, "pool_max_conns=") {
 			size = 0 // the operator's cap in the URL wins
 		}
-		st, err = postgres.Open(ctx, db, postgres.Options{Keyring: keys, MaxConns: size})
+		st, err = postgres.Open(ctx, db, postgres.Options{Keyring: keys, MaxConns: size, Log: log})
 	} else {
 		st, err = sqlite.Open(ctx, db, sqlite.Options{Keyring: keys})
 	}

@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"log/slog"
 	"sync/atomic"
 	"testing"
+
+	"github.com/lethe-privacy/lethe/internal/connlimit"
 )
 
 // counts is what a target connection saw: statements sent to the database
@@ -48,6 +51,8 @@ func countingOpen(tb testing.TB, c *counts) func(driverName, dsn string) (*sql.D
 		} else {
 			inner = dsnConnector{drv: drv, dsn: dsn}
 		}
+		// Waiting while a shared server is full, as the connector does.
+		inner = connlimit.Connector(inner, connlimit.Waiter{What: "test target", Log: slog.New(slog.DiscardHandler)})
 		return sql.OpenDB(countingConnector{inner: inner, c: c}), nil
 	}
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/internal/connlimit"
 )
 
 // ---- personal data by name --------------------------------------------------
@@ -258,7 +259,7 @@ func Discover(ctx context.Context, o DiscoverOptions) ([]byte, error) {
 	if o.DSNVar == "" {
 		o.DSNVar = strings.ToUpper(regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(o.Target, "_")) + "_DSN"
 	}
-	db, err := sql.Open(d.driver, o.DSN)
+	db, err := connlimit.OpenDB(d.driver, o.DSN, connlimit.Waiter{What: "map discover"})
 	if err != nil {
 		return nil, fmt.Errorf("open: %w", err)
 	}

@@ -157,4 +157,15 @@
 // SQLite targets should use a DSN with _txlock=immediate and a busy
 // timeout (file:shop.db?_txlock=immediate&_pragma=busy_timeout(5000)) so
 // batches wait for the write lock instead of failing.
+//
+// # A full server
+//
+// A new connection the target's server refuses because it has as many as
+// it allows (PostgreSQL SQLSTATE 53300, also a role's CONNECTION LIMIT;
+// MySQL/MariaDB errors 1040 and 1203, and 1226 for max_user_connections)
+// is tried again with backoff for up to 2 minutes (connlimit.DefaultWait),
+// or until the call's context ends, and the wait is logged through
+// slog.Default() naming the target, never the DSN or user. A call still
+// refused after that fails with an error that is not Permanent: the
+// pipeline retries the task later like any transient failure.
 package sqlconn

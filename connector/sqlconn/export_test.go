@@ -2,6 +2,7 @@ package sqlconn
 
 import (
 	"database/sql"
+	"time"
 
 	"github.com/lethe-privacy/lethe/connector"
 )
@@ -16,6 +17,16 @@ func NewOpenedBy(t connector.Target, sqlOpen func(driver, dsn string) (*sql.DB, 
 		return nil, err
 	}
 	return open(t.Name, o, sqlOpen)
+}
+
+// NewWaitingUpTo is New with new connections waiting at most max while
+// the server is full.
+func NewWaitingUpTo(t connector.Target, max time.Duration) (*Connector, error) {
+	var o Options
+	if err := t.DecodeOptions(&o); err != nil {
+		return nil, err
+	}
+	return open(t.Name, o, waitingOpen(t.Name, max))
 }
 
 // Conns reports the pool's open and idle connections.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
+	"github.com/lethe-privacy/lethe/internal/connlimit"
 	scrub "github.com/lethe-privacy/lethe/redact"
 )
 
@@ -77,9 +78,21 @@ func New(ctx context.Context, t connector.Target) (*Connector, error) {
 	return Open(t.Name, o)
 }
 
-// Open is New for options already decoded.
+// Open is New for options already decoded. Each new connection of the
+// pool waits up to connlimit.DefaultWait while the server refuses it as
+// full (too many connections), logging through slog.Default(); a task
+// still refused after that fails its attempt like any transient error and
+// is retried later.
 func Open(name string, o Options) (*Connector, error) {
-	return open(name, o, sql.Open)
+	return open(name, o, waitingOpen(name, 0))
+}
+
+// waitingOpen opens pools whose new connections wait up to max (0:
+// connlimit.DefaultWait) while the server is full.
+func waitingOpen(name string, max time.Duration) func(driver, dsn string) (*sql.DB, error) {
+	return func(driver, dsn string) (*sql.DB, error) {
+		return connlimit.OpenDB(driver, dsn, connlimit.Waiter{What: fmt.Sprintf("target %q", name), Max: max})
+	}
 }
 
 // open is Open with the way the pool is opened given, so that tests can

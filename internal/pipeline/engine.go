@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/lethe-privacy/lethe/internal/connlimit"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -77,11 +78,16 @@ func newEngine(st store.Store, cfg *river.Config) (engine, error) {
 	}
 }
 
+// start rescues orphans and starts River, each waiting (up to
+// connlimit.DefaultWait) while the server refuses connections as full:
+// River's Start fails on its first refused connection, and starting it
+// again after a failed Start is allowed.
 func (e *riverEngine[TDriver, TTx]) start(ctx context.Context) error {
-	if err := e.rescueOrphans(ctx); err != nil {
+	w := connlimit.Waiter{What: "job queue", Log: e.log}
+	if err := w.Do(ctx, e.rescueOrphans); err != nil {
 		return err
 	}
-	return e.client.Start(ctx)
+	return w.Do(ctx, e.client.Start)
 }
 
 // rescueBatch is how many orphaned jobs one rescue query handles.
@@ -231,14 +237,25 @@ func newMigrator(st store.Store) (riverMigrator, error) {
 
 // Migrate brings River's tables (river_job, river_leader, ...) in the
 // store's database up to date. Run it after the store's own migrations and
-// before New; running it again is harmless. On PostgreSQL the tables go to
-// the first schema of the connections' search_path, like the store's.
+// before New; running it again is harmless, so while the server refuses
+// connections as full it is run again (up to connlimit.DefaultWait). On
+// PostgreSQL the tables go to the first schema of the connections'
+// search_path, like the store's. Waits are logged through slog.Default().
 func Migrate(ctx context.Context, st store.Store) error {
+	return migrate(ctx, st, nil)
+}
+
+// migrate is Migrate logging waits to log (nil: slog.Default()).
+func migrate(ctx context.Context, st store.Store, log *slog.Logger) error {
 	m, err := newMigrator(st)
 	if err != nil {
 		return fmt.Errorf("river migrations: %w", err)
 	}
-	if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+	err = connlimit.Waiter{What: "job queue migrations", Log: log}.Do(ctx, func(ctx context.Context) error {
+		_, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("river migrations: %w", err)
 	}
 	return nil

@@ -82,6 +82,7 @@ func BenchmarkErase(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
+			db.SetMaxOpenConns(testdb.TargetMaxConns) // the server may be shared
 			s := &shop{b: testdb.TargetDBsOf("postgres")[0], dsn: dsn, db: db, users: n}
 			benchMap := strings.Replace(s.mapYAML(), "    identities: {email: email, phone: phone, user_id: id, x-customer_ref: customer_ref}\n",
 				"    identities: {email: email, phone: phone, user_id: id, x-customer_ref: customer_ref}\n    match: {phone: exact}\n", 1)

@@ -111,9 +111,10 @@ func OpenPostgres(tb testing.TB, dsn string, opts postgres.Options) *postgres.St
 	if opts.MaxConns == 0 {
 		opts.MaxConns = PostgresMaxConns
 	}
-	st, err := whileFull(context.Background(), func(ctx context.Context) (*postgres.Store, error) {
-		return postgres.Open(ctx, dsn, opts)
-	})
+	if opts.Log == nil {
+		opts.Log = fullServer.Log
+	}
+	st, err := postgres.Open(context.Background(), dsn, opts) // it waits while the server is full
 	if err != nil {
 		tb.Fatalf("open postgres store: %v", err)
 	}

@@ -5,11 +5,13 @@ package postgres
 
 import (
 	"context"
+	"database/sql"
 	"embed"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io/fs"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,6 +21,7 @@ import (
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 
+	"github.com/lethe-privacy/lethe/internal/connlimit"
 	"github.com/lethe-privacy/lethe/internal/seal"
 	"github.com/lethe-privacy/lethe/internal/store/sqlstore"
 )
@@ -34,6 +37,15 @@ type Options struct {
 	// default (the larger of 4 and the number of CPUs). River's workers
 	// draw from the same pool.
 	MaxConns int32
+	// FullServerWait bounds how long opening the store, and each new
+	// connection of its pool after that, waits while the server refuses
+	// connections as full (too many clients, or the role's CONNECTION
+	// LIMIT); 0 means connlimit.DefaultWait (2 minutes). A caller's
+	// context that ends sooner ends the wait sooner.
+	FullServerWait time.Duration
+	// Log is told when such a wait starts and ends; nil means
+	// slog.Default().
+	Log *slog.Logger
 }
 
 // Store is a store.Store on PostgreSQL, with Migrate.
@@ -72,11 +84,15 @@ func OpenConfig(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store,
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
 	}
+	if opts.FullServerWait < 0 {
+		return nil, errors.New("open postgres: FullServerWait must not be negative")
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
+	c := conn{pool, connlimit.Waiter{What: "postgres store", Max: opts.FullServerWait, Log: opts.Log}}
+	if err := c.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
@@ -91,7 +107,7 @@ func OpenConfig(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store,
 	// different schemas of one database migrate without waiting on each
 	// other.
 	var schema string
-	if err := pool.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+	if err := c.QueryRow(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: read current schema: %w", err)
 	}
@@ -106,15 +122,18 @@ func OpenConfig(ctx context.Context, cfg *pgxpool.Config, opts Options) (*Store,
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
 	// goose speaks database/sql; this view borrows connections from the
-	// pool and closing it leaves the pool open.
-	sqlDB := stdlib.OpenDBFromPool(pool)
+	// pool (waiting like the store's own statements when the server is
+	// full) and closing it leaves the pool open. No idle connections of
+	// its own: they would be held out of the pool (stdlib.OpenDBFromPool).
+	sqlDB := sql.OpenDB(connlimit.Connector(stdlib.GetPoolConnector(pool), c.w))
+	sqlDB.SetMaxIdleConns(0)
 	m, err := sqlstore.NewMigrator(goose.DialectPostgres, sqlDB, fsys, true, goose.WithSessionLocker(locker))
 	if err != nil {
 		sqlDB.Close()
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	st, err := sqlstore.New(sqlstore.Config{Conn: conn{pool}, Dialect: dialect, Keyring: opts.Keyring, Migrator: m})
+	st, err := sqlstore.New(sqlstore.Config{Conn: c, Dialect: dialect, Keyring: opts.Keyring, Migrator: m})
 	if err != nil {
 		sqlDB.Close()
 		pool.Close()
@@ -178,29 +197,50 @@ func (r rows) Close() error {
 	return r.Rows.Err()
 }
 
-type conn struct{ pool *pgxpool.Pool }
+// conn is the store's pool. Every statement outside a transaction, and
+// every Begin, may need a new connection: while the server refuses it as
+// full, it waits (w). Running the call again is safe because a refused
+// connection ran nothing; 53300 never comes from a statement lethe runs.
+type conn struct {
+	pool *pgxpool.Pool
+	w    connlimit.Waiter
+}
 
 func (c conn) Exec(ctx context.Context, sql string, args ...any) (int64, error) {
-	return querier{c.pool}.Exec(ctx, sql, args...)
+	return connlimit.Wait(ctx, c.w, func(ctx context.Context) (int64, error) {
+		return querier{c.pool}.Exec(ctx, sql, args...)
+	})
 }
 
 func (c conn) Query(ctx context.Context, sql string, args ...any) (sqlstore.Rows, error) {
-	return querier{c.pool}.Query(ctx, sql, args...)
+	return connlimit.Wait(ctx, c.w, func(ctx context.Context) (sqlstore.Rows, error) {
+		return querier{c.pool}.Query(ctx, sql, args...)
+	})
 }
 
 func (c conn) QueryRow(ctx context.Context, sql string, args ...any) sqlstore.Row {
-	return c.pool.QueryRow(ctx, sql, args...)
+	// pgx reports a QueryRow's connection error at Scan.
+	return rowFunc(func(dest ...any) error {
+		return c.w.Do(ctx, func(ctx context.Context) error {
+			return c.pool.QueryRow(ctx, sql, args...).Scan(dest...)
+		})
+	})
 }
 
+// rowFunc is a sqlstore.Row from its Scan.
+type rowFunc func(dest ...any) error
+
+func (f rowFunc) Scan(dest ...any) error { return f(dest...) }
+
 func (c conn) Begin(ctx context.Context) (sqlstore.TxConn, error) {
-	tx, err := c.pool.Begin(ctx)
+	tx, err := connlimit.Wait(ctx, c.w, c.pool.Begin)
 	if err != nil {
 		return nil, err
 	}
 	return txConn{querier{tx}, tx}, nil
 }
 
-func (c conn) Ping(ctx context.Context) error { return c.pool.Ping(ctx) }
+func (c conn) Ping(ctx context.Context) error { return c.w.Do(ctx, c.pool.Ping) }
 func (c conn) Driver() any                    { return c.pool }
 
 func (c conn) Close() error {
