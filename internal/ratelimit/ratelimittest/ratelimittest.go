@@ -5,6 +5,7 @@ package ratelimittest
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -232,17 +233,7 @@ func Exercise(t *testing.T, open Open) {
 		clk := NewClock()
 		ls := open(t, clk.Now, 2)
 		got := run(ls[0], ls[1], clk)
-		for i, at := range got {
-			n := 0
-			for _, b := range got[:i+1] {
-				if b.After(at.Add(-r.Window)) {
-					n++
-				}
-			}
-			if n > r.Limit {
-				t.Fatalf("%d requests let through in the %s up to %s, limit %d", n, r.Window, at.Sub(NewClock().Now()), r.Limit)
-			}
-		}
+		checkWindows(t, got, r)
 		exactClk := NewClock()
 		m := ratelimit.NewMemory(exactClk.Now)
 		exact := run(m, m, exactClk)
@@ -250,6 +241,49 @@ func Exercise(t *testing.T, open Open) {
 			t.Fatalf("%d requests let through, an exact limiter lets %d", len(got), len(exact))
 		}
 		t.Logf("%d let through, exact %d", len(got), len(exact))
+	})
+
+	// A token one limiter took ahead and spent later counts for the window
+	// around its use, not around when it was taken, even while that
+	// limiter is silent and has not settled: here one limiter spends
+	// tokens one by one, falls silent, and the other fills the window and
+	// then asks every 10ms across the moment the first one's tokens were
+	// taken one window earlier. The first limiter stops after 17 to 20
+	// requests, so that whatever its lease sizes, one of the runs ends
+	// with a lease spent and unsettled.
+	t.Run("LeaseCountedAtUse", func(t *testing.T) {
+		t.Parallel()
+		r := ratelimit.Rule{Limit: 64, Window: 10 * time.Second}
+		clk := NewClock()
+		ls := open(t, clk.Now, 2)
+		for stop := 17; stop <= 20; stop++ {
+			key := fmt.Sprintf("k%d", stop)
+			var got []time.Time
+			ask := func(l ratelimit.Limiter) {
+				if ok, _ := allow(t, l, key, r); ok {
+					got = append(got, clk.Now())
+				}
+			}
+			for range stop {
+				ask(ls[0])
+				clk.Advance(50 * time.Millisecond)
+			}
+			clk.Advance(9*time.Second - time.Duration(stop)*50*time.Millisecond)
+			for range r.Limit {
+				ask(ls[1])
+			}
+			for range 250 {
+				clk.Advance(10 * time.Millisecond)
+				ask(ls[1])
+			}
+			checkWindows(t, got, r)
+			// The second limiter did get in as the first one's requests
+			// left the window (all but a last lease's worth).
+			if want := r.Limit + stop - r.Limit/16; len(got) < want {
+				t.Fatalf("%d requests let through over %s, want at least %d", len(got), 2*r.Window, want)
+			}
+			clk.Advance(r.Window)
+		}
 	})
 
 	// Tokens a limiter took ahead and did not spend go back to the shared
@@ -341,4 +375,21 @@ func concurrent(t *testing.T, ls []ratelimit.Limiter, key string, r ratelimit.Ru
 		t.Fatalf("Allow: %v", errs[0])
 	}
 	return allowed
+}
+
+// checkWindows fails t when more than r.Limit of the times allowed fall in
+// one window ending at any of them.
+func checkWindows(t *testing.T, allowed []time.Time, r ratelimit.Rule) {
+	t.Helper()
+	for i, at := range allowed {
+		n := 0
+		for _, b := range allowed[:i+1] {
+			if b.After(at.Add(-r.Window)) {
+				n++
+			}
+		}
+		if n > r.Limit {
+			t.Fatalf("%d requests let through in the %s up to %s, limit %d", n, r.Window, at.Sub(NewClock().Now()), r.Limit)
+		}
+	}
 }
