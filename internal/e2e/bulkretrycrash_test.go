@@ -65,16 +65,18 @@ func bulkRetryCrashRestart(t *testing.T, b *backend) {
 		t.Fatalf("%d subjects in the shop while it was down, want all %d", n, bulkSubjects)
 	}
 
-	// The target is back; the operator retries its failed tasks in bulk.
+	// The target is back; the operator retries its failed tasks in bulk
+	// (lethe tasks retry asks the server, which answers at once and works
+	// through them in a job).
 	run(t, shop.db, recover...)
 	var bulk struct {
 		ID         string `json:"id"`
 		Retried    int    `json:"retried"`
 		FinishedAt string `json:"finished_at"`
 	}
-	if code, err := srv.do(ctx, http.MethodPost, "/v1/tasks/retry", nil,
-		map[string]any{"target": "shop", "failed": true}, &bulk); err != nil || code != http.StatusAccepted {
-		t.Fatalf("POST /v1/tasks/retry: %d, %v", code, err)
+	out := cli(t, nil, "tasks", "retry", "--target", "shop", "--failed", "--server", srv.url, "--token", adminToken)
+	if err := json.Unmarshal(out, &bulk); err != nil || bulk.ID == "" {
+		t.Fatalf("lethe tasks retry printed %q: %v", out, err)
 	}
 	// Kill once a few tasks are taken up: each is one transaction, and
 	// most are still to come.
