@@ -27,8 +27,11 @@ const restartBound = 10 * time.Minute
 
 // restartRescueMark is what the rescue at start records in an orphaned
 // job's errors (internal/pipeline's rescueOrphans); River's rescuer writes
-// "Stuck job rescued by JobRescuer" instead.
-const restartRescueMark = "rescued at restart"
+// riverRescueMark instead.
+const (
+	restartRescueMark = "rescued at restart"
+	riverRescueMark   = "rescued by JobRescuer"
+)
 
 func TestRestartResumesOrphanedJobs(t *testing.T) {
 	t.Parallel()
@@ -139,6 +142,15 @@ func restartResumesOrphanedJobs(t *testing.T, b *backend) {
 		return n == 0, fmt.Sprintf("%d requests open, %d jobs running", n, running)
 	})
 	t.Logf("all requests ended %s after the restart (a single node must recover within 30 s)", time.Since(restarted).Round(time.Millisecond))
+	// Nothing waited for River's rescuer, the path that takes the job
+	// timeout plus a minute: every job of every request ran on without it.
+	for id := range allJobs(t, st) {
+		for _, e := range jobErrors(t, b, id) {
+			if strings.Contains(e.Error, riverRescueMark) {
+				t.Errorf("job %d was rescued by River's rescuer after the timeout, not at the restart: %+v", id, e)
+			}
+		}
+	}
 	// Every orphan ran again after its rescue, and finished.
 	for id, attempt := range orphans {
 		var state string
@@ -173,9 +185,16 @@ func openRequests(t *testing.T, b *backend) int64 {
 // runningJobs returns the jobs River holds as running, with their attempts.
 func runningJobs(t *testing.T, db *sql.DB) map[int64]int64 {
 	t.Helper()
+	return jobsWhere(t, db, `WHERE state = 'running'`)
+}
+
+// jobsWhere returns the jobs River holds that match where, with their
+// attempts.
+func jobsWhere(t *testing.T, db *sql.DB, where string) map[int64]int64 {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rows, err := db.QueryContext(ctx, `SELECT id, attempt FROM river_job WHERE state = 'running'`)
+	rows, err := db.QueryContext(ctx, `SELECT id, attempt FROM river_job `+where)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +211,12 @@ func runningJobs(t *testing.T, db *sql.DB) map[int64]int64 {
 		t.Fatal(err)
 	}
 	return jobs
+}
+
+// allJobs returns every job River holds, with its attempt.
+func allJobs(t *testing.T, db *sql.DB) map[int64]int64 {
+	t.Helper()
+	return jobsWhere(t, db, "")
 }
 
 // jobErrors returns the attempt errors River holds for a job.
