@@ -53,6 +53,23 @@ func testProofs(t *testing.T, s store.Store) {
 			t.Errorf("GetReceipt(%+v): %v, want ErrNotFound", sc, err)
 		}
 	}
+	if got, _ := s.GetReceipt(ctx, r.ID, store.Scope{All: true}); got.PartnerBody != nil {
+		t.Errorf("receipt stored without a partner receipt reads one back: %q", got.PartnerBody)
+	}
+	// Superseding (a failed request re-driven or closed) replaces both
+	// documents, the partner's too.
+	rec2 := rec
+	rec2.Body, rec2.PartnerBody, rec2.IssuedAt = []byte(`{"receipt":{"b":1}}`), []byte(`{"receipt":{"p":"<é>"}}`), t0.Add(time.Millisecond)
+	if err := s.SupersedeReceipt(ctx, rec2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetReceipt(ctx, r.ID, store.Scope{ClientID: "client-a"}); err != nil || !bytes.Equal(got.Body, rec2.Body) ||
+		!bytes.Equal(got.PartnerBody, rec2.PartnerBody) || !got.IssuedAt.Equal(micro(rec2.IssuedAt)) {
+		t.Errorf("GetReceipt after SupersedeReceipt = %+v, %v", got, err)
+	}
+	if err := s.SupersedeReceipt(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
 
 	// Signing keys: one current; rotation retires, never deletes.
 	k1 := store.SigningKey{KeyID: "k1", PublicKey: bytes.Repeat([]byte{1}, 32), PrivateSealed: []byte("sealed"), CreatedAt: t0}
