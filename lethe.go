@@ -382,6 +382,9 @@ const (
 	EventTaskSkipped   EventType = "task.skipped"
 	EventTaskRetried   EventType = "task.retried"
 	EventTaskAttested  EventType = "task.attested"
+	// EventTaskReminded: a reminder that a manual target's task waits for
+	// its owner was queued for the target's remind_url.
+	EventTaskReminded EventType = "task.reminded"
 
 	EventReceiptIssued      EventType = "receipt.issued"
 	EventIdentitiesDropped  EventType = "identities.dropped"
@@ -401,7 +404,7 @@ var EventTypes = []EventType{
 	EventRequestExtended,
 	EventTaskRunning, EventTaskPending, EventTaskConfirmed,
 	EventTaskDone, EventTaskFailed, EventTaskSkipped,
-	EventTaskRetried, EventTaskAttested,
+	EventTaskRetried, EventTaskAttested, EventTaskReminded,
 	EventReceiptIssued, EventIdentitiesDropped, EventSuppressionRemoved, EventIdentitiesRevealed,
 }
 

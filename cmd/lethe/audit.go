@@ -118,6 +118,15 @@ func newReceiptCmd() *cobra.Command {
 				return err
 			}
 			rc, err := audit.Verify(doc, keys)
+			if errors.Is(err, audit.ErrPartnerReceipt) {
+				pr, err := audit.VerifyPartner(doc, keys)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(cmd.OutOrStdout(), "ok: partner receipt of request %s (%s, completed %s) is signed by a given key; it names the full receipt sha256 %s\n",
+					pr.RequestID, pr.Status, pr.CompletedAt, pr.Receipt)
+				return err
+			}
 			if err != nil {
 				return err
 			}

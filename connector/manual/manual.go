@@ -10,17 +10,25 @@
 //
 //   - name: paper-archive
 //     kind: manual
-//     options:
 //     owner: records-office       # who is asked to act; shown to operators
 //     objects: [contracts, letters] # what the owner reports counts for
 //     confirm_within: 336h        # default: the pipeline's (24h)
-//     remind_every: 24h           # how often the task is looked at again
+//     remind_every: 24h           # how often the owner is reminded
+//     remind_url: https://hooks.example.com/lethe-reminders # optional
+//
+// While the task waits, a reminder (request id, target, owner, objects,
+// due date, how to attest; never an identity) is posted to remind_url when
+// the task starts waiting and every remind_every after that, through the
+// pipeline's callback delivery: signed with the admin callback secret,
+// retried, and held to the same host allow-list and address guard as
+// status callbacks. Without remind_url nothing is sent.
 package manual
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"time"
 
@@ -52,8 +60,11 @@ type Options struct {
 	// first attempt. Default: the pipeline's.
 	ConfirmWithin time.Duration `yaml:"confirm_within"`
 	// RemindEvery is how often the waiting task is looked at again (its
-	// deadline is checked then). Default 24h.
+	// deadline is checked then) and its owner reminded. Default 24h.
 	RemindEvery time.Duration `yaml:"remind_every"`
+	// RemindURL, when set, is where reminders are posted (http or https;
+	// no credentials in it). Optional.
+	RemindURL string `yaml:"remind_url"`
 }
 
 // DefaultRemindEvery is Options.RemindEvery's default.
@@ -97,6 +108,12 @@ func New(o Options) (*Connector, error) {
 	if o.RemindEvery == 0 {
 		o.RemindEvery = DefaultRemindEvery
 	}
+	if o.RemindURL != "" {
+		u, err := url.Parse(o.RemindURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" {
+			errs = append(errs, errors.New("remind_url must be an http or https URL with a host and no credentials"))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -108,6 +125,12 @@ func (c *Connector) Manual() string { return c.o.Owner }
 
 // Objects lists the objects an attestation may report.
 func (c *Connector) Objects() []string { return append([]string(nil), c.o.Objects...) }
+
+// RemindEvery is how often the owner of a waiting task is reminded.
+func (c *Connector) RemindEvery() time.Duration { return c.o.RemindEvery }
+
+// RemindURL is where reminders go; "" sends none.
+func (c *Connector) RemindURL() string { return c.o.RemindURL }
 
 // ConfirmWithin implements connector.Deadliner.
 func (c *Connector) ConfirmWithin() time.Duration { return c.o.ConfirmWithin }

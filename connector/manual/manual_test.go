@@ -22,6 +22,10 @@ func TestOptions(t *testing.T) {
 		{"object that is not a name", Options{Owner: "records", Objects: []string{"ada@example.com list"}}, false},
 		{"object twice", Options{Owner: "records", Objects: []string{"a", "a"}}, false},
 		{"negative deadline", Options{Owner: "records", Objects: []string{"a"}, ConfirmWithin: -time.Hour}, false},
+		{"remind url", Options{Owner: "records", Objects: []string{"a"}, RemindURL: "https://hooks.example.com/r"}, true},
+		{"remind url not http", Options{Owner: "records", Objects: []string{"a"}, RemindURL: "ftp://hooks.example.com/r"}, false},
+		{"remind url with credentials", Options{Owner: "records", Objects: []string{"a"}, RemindURL: "https://u:p@hooks.example.com/r"}, false},
+		{"remind url without host", Options{Owner: "records", Objects: []string{"a"}, RemindURL: "https:///r"}, false},
 	} {
 		if _, err := New(tc.o); (err == nil) != tc.ok {
 			t.Errorf("%s: New = %v, want ok %v", tc.name, err, tc.ok)

@@ -119,6 +119,27 @@ func VerifyRequest(ctx context.Context, st store.Queries, requestID string, keys
 	if events[n-1].Hash != rc.Audit.Head {
 		return &Problem{RequestID: requestID, Seq: events[n-1].Seq, What: "receipt's chain head does not match this event: the chain was rewritten"}, nil
 	}
+	return verifyPartnerReceipt(rec, keys)
+}
+
+// verifyPartnerReceipt checks the partner receipt stored beside a full
+// one (receipts issued before partner receipts have none): it verifies,
+// is for the same request and names the full receipt stored with it.
+func verifyPartnerReceipt(rec store.Receipt, keys map[string]ed25519.PublicKey) (*Problem, error) {
+	if len(rec.PartnerBody) == 0 {
+		return nil, nil
+	}
+	pr, err := VerifyPartner(rec.PartnerBody, keys)
+	if err != nil {
+		return &Problem{RequestID: rec.RequestID, What: "partner receipt: " + err.Error()}, nil
+	}
+	digest, err := Digest(rec.Body)
+	if err != nil {
+		return nil, err
+	}
+	if pr.RequestID != rec.RequestID || pr.Receipt != digest {
+		return &Problem{RequestID: rec.RequestID, What: "partner receipt does not name the receipt stored with it"}, nil
+	}
 	return nil, nil
 }
 

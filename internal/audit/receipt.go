@@ -213,7 +213,11 @@ func NewReceipt(r *lethe.Request, tasks []lethe.Task, ids []store.IdentityHash, 
 }
 
 // Sign returns the receipt document signed by s.
-func (s *Signer) Sign(rc *Receipt) ([]byte, error) {
+func (s *Signer) Sign(rc *Receipt) ([]byte, error) { return s.sign(rc) }
+
+// sign signs the canonical form of any receipt (full or partner) in the
+// one document format both share.
+func (s *Signer) sign(rc any) ([]byte, error) {
 	raw, err := json.Marshal(rc)
 	if err != nil {
 		return nil, fmt.Errorf("sign receipt: %w", err)
@@ -262,53 +266,80 @@ const maxDocument = 4 << 20
 // ErrUnknownKey is returned when a receipt is signed by a key not given.
 var ErrUnknownKey = errors.New("receipt is signed by an unknown key")
 
+// ErrPartnerReceipt is returned by Verify for a document that verifies but
+// is a partner receipt; VerifyPartner reads those.
+var ErrPartnerReceipt = errors.New("the document is a partner receipt (" + PartnerReceiptVersion + ")")
+
 // Verify checks a receipt document against the public keys by key id and
 // returns the receipt. It accepts only documents whose receipt's canonical
 // form carries a valid signature by one of keys: any change to a value,
 // added, removed or duplicated member, is refused.
 func Verify(doc []byte, keys map[string]ed25519.PublicKey) (*Receipt, error) {
+	canon, version, err := verifySigned(doc, keys)
+	if err != nil {
+		return nil, err
+	}
+	if version == PartnerReceiptVersion {
+		return nil, ErrPartnerReceipt
+	}
+	if version != ReceiptVersion {
+		return nil, fmt.Errorf("receipt version %q is not %s", clip(version), ReceiptVersion)
+	}
+	var rc Receipt
+	if err := decodeStrict(canon, &rc); err != nil {
+		return nil, fmt.Errorf("receipt: %w", err)
+	}
+	return &rc, nil
+}
+
+// verifySigned checks a document's envelope and signature and returns the
+// signed receipt's canonical bytes and its version member.
+func verifySigned(doc []byte, keys map[string]ed25519.PublicKey) ([]byte, string, error) {
 	if len(doc) > maxDocument {
-		return nil, errors.New("receipt is too large")
+		return nil, "", errors.New("receipt is too large")
 	}
 	var d Document
 	dec := json.NewDecoder(bytes.NewReader(doc))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil {
-		return nil, fmt.Errorf("receipt is not a receipt document: %w", err)
+		return nil, "", fmt.Errorf("receipt is not a receipt document: %w", err)
 	}
 	// The envelope must itself be unambiguous: Canonical refuses duplicate
 	// members, which encoding/json would silently resolve.
 	if _, err := Canonical(doc); err != nil {
-		return nil, fmt.Errorf("receipt document: %w", err)
+		return nil, "", fmt.Errorf("receipt document: %w", err)
 	}
 	if d.Signature.Algorithm != Algorithm {
-		return nil, fmt.Errorf("receipt signature algorithm %q is not %s", clip(d.Signature.Algorithm), Algorithm)
+		return nil, "", fmt.Errorf("receipt signature algorithm %q is not %s", clip(d.Signature.Algorithm), Algorithm)
 	}
 	pub, ok := keys[d.Signature.KeyID]
 	if !ok || len(pub) != ed25519.PublicKeySize {
-		return nil, fmt.Errorf("%w (key id %q)", ErrUnknownKey, clip(d.Signature.KeyID))
+		return nil, "", fmt.Errorf("%w (key id %q)", ErrUnknownKey, clip(d.Signature.KeyID))
 	}
 	sig, err := base64.StdEncoding.Strict().DecodeString(d.Signature.Value)
 	if err != nil || len(sig) != ed25519.SignatureSize {
-		return nil, errors.New("receipt signature is not 64 bytes of base64")
+		return nil, "", errors.New("receipt signature is not 64 bytes of base64")
 	}
 	canon, err := Canonical(d.Receipt)
 	if err != nil {
-		return nil, fmt.Errorf("receipt: %w", err)
+		return nil, "", fmt.Errorf("receipt: %w", err)
 	}
 	if !ed25519.Verify(pub, canon, sig) {
-		return nil, errors.New("receipt signature does not verify: the receipt was altered or signed by another key")
+		return nil, "", errors.New("receipt signature does not verify: the receipt was altered or signed by another key")
 	}
-	var rc Receipt
+	var v struct {
+		Version string `json:"version"`
+	}
+	if err := json.Unmarshal(canon, &v); err != nil {
+		return nil, "", fmt.Errorf("receipt: %w", err)
+	}
+	return canon, v.Version, nil
+}
+
+func decodeStrict(canon []byte, v any) error {
 	rd := json.NewDecoder(bytes.NewReader(canon))
 	rd.DisallowUnknownFields()
-	if err := rd.Decode(&rc); err != nil {
-		return nil, fmt.Errorf("receipt: %w", err)
-	}
-	if rc.Version != ReceiptVersion {
-		return nil, fmt.Errorf("receipt version %q is not %s", clip(rc.Version), ReceiptVersion)
-	}
-	return &rc, nil
+	return rd.Decode(v)
 }
 
 func encodeKey(b []byte) string { return base64.StdEncoding.EncodeToString(b) }

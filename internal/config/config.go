@@ -232,6 +232,12 @@ type Retention struct {
 	// At most Legal, so every request in the register keeps its receipt.
 	// Default 17520h (24 months of 730 days).
 	Register time.Duration `yaml:"register"`
+	// FailedOpen is how long a failed request that nobody closed keeps its
+	// identities sealed for a re-drive, from its failure; then the purge
+	// closes it as failed for good (actor system, audited, receipt
+	// issued again), and its details go request_details later like any
+	// closed request's. Default 2160h (90 days).
+	FailedOpen time.Duration `yaml:"failed_open"`
 }
 
 // Target is one data map entry. Name and Kind are lethe's; every other key
@@ -309,6 +315,7 @@ const (
 	DefaultRequestDetails  = 7 * 24 * time.Hour
 	DefaultLegal           = 3 * 365 * 24 * time.Hour
 	DefaultRegister        = 730 * 24 * time.Hour
+	DefaultFailedOpen      = 90 * 24 * time.Hour
 )
 
 // Defaults of the pipeline (internal/pipeline's Default* constants). They
@@ -365,7 +372,7 @@ func Default() *Config {
 			OpenDSR: defaultOpenDSRLimit,
 		},
 		DRP:       DRP{ClockSkew: defaultDRPClockSkew},
-		Retention: Retention{RequestDetails: DefaultRequestDetails, Legal: DefaultLegal, Register: DefaultRegister},
+		Retention: Retention{RequestDetails: DefaultRequestDetails, Legal: DefaultLegal, Register: DefaultRegister, FailedOpen: DefaultFailedOpen},
 		Callbacks: Callbacks{Window: defaultCallbackWindow, Timeout: defaultCallbackTimeout, ForbidPrivateAddresses: true},
 	}
 }
@@ -560,6 +567,9 @@ func (c *Config) validate(errs *errorList) {
 	}
 	if c.Retention.Legal < 0 {
 		bad("retention.legal", "must not be negative")
+	}
+	if c.Retention.FailedOpen < 0 {
+		bad("retention.failed_open", "must not be negative")
 	}
 	if c.Retention.Register < 0 {
 		bad("retention.register", "must not be negative")

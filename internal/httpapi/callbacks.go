@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/http/auth"
@@ -48,6 +49,11 @@ func (s *Server) newRequestDetail(ctx context.Context, req *lethe.Request, p aut
 	v := newRequestView(req)
 	if v.Extension, err = s.extensionView(ctx, req.ID); err != nil {
 		return requestDetail{}, err
+	}
+	if !p.Admin {
+		// Reminders to a manual target's owner are the company's own
+		// traffic, not the partner's callbacks.
+		es = slices.DeleteFunc(es, func(e store.CallbackEvent) bool { return e.Format == store.CallbackFormatReminder })
 	}
 	d := requestDetail{requestView: viewFor(p, v), Callbacks: make([]callbackView, len(es))}
 	for i, e := range es {

@@ -65,6 +65,30 @@ func TestGetShowsCallbacks(t *testing.T) {
 		t.Errorf("view shows the callback URL: %s", res.body)
 	}
 
+	// A reminder to a manual target's owner is the company's own
+	// traffic: operators see it, the client does not.
+	rem := &store.CallbackEvent{ID: uuid.Must(uuid.NewV7()).String(), RequestID: id, Seq: -1, Status: lethe.StatusRunning,
+		URL: "https://owner.example/remind", Body: []byte(`{"type":"manual_task.reminder"}`), Format: store.CallbackFormatReminder, CreatedAt: ev.CreatedAt}
+	if err := e.store.CreateCallbackEvent(ctx, rem); err != nil {
+		t.Fatal(err)
+	}
+	for tok, want := range map[string][]string{clientATok: {ev.ID}, adminTok: {rem.ID, ev.ID}} {
+		res := e.do(t, call{method: "GET", path: "/v1/deletion-requests/" + id, token: tok})
+		var got struct {
+			Callbacks []struct {
+				ID string `json:"id"`
+			} `json:"callbacks"`
+		}
+		res.decode(t, &got)
+		var ids []string
+		for _, c := range got.Callbacks {
+			ids = append(ids, c.ID)
+		}
+		if !cmp.Equal(ids, want) {
+			t.Errorf("callbacks seen with %s: %v, want %v", tok, ids, want)
+		}
+	}
+
 	// A request without callbacks shows an empty list, not null.
 	res = e.do(t, call{method: "POST", path: "/v1/deletion-requests", token: clientATok,
 		body: `{"identities":[{"type":"email","value":"plain@example.com"}]}`})

@@ -390,13 +390,18 @@ func (p *Pipeline) waitPending(ctx context.Context, job *rivertype.JobRow, task 
 		first, ok, err := tx.SetTaskPending(ctx, store.SetTaskPendingParams{
 			RequestID: requestID, Target: target, Checkpoint: pe.Checkpoint, Reason: "pending: " + reason, At: p.now(),
 		})
-		if err != nil || !ok || !first {
+		if err != nil || !ok {
 			return err
 		}
-		return p.audit(ctx, tx, requestID, lethe.EventTaskPending, map[string]string{
-			"target": target,
-			"reason": reason,
-		})
+		if first {
+			if err := p.audit(ctx, tx, requestID, lethe.EventTaskPending, map[string]string{
+				"target": target,
+				"reason": reason,
+			}); err != nil {
+				return err
+			}
+		}
+		return p.remindManual(ctx, tx, task, conn, deadline)
 	})
 	if err != nil {
 		return fmt.Errorf("erase %s: %w", target, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/terminate"
 )
 
 // Retention says how long finished requests are kept, for the purge.
@@ -31,6 +32,12 @@ type Retention struct {
 	// in the transaction that deletes it. 0: register rows go at the
 	// next run.
 	Register time.Duration
+	// FailedOpen is how long a failed request nobody closed (still
+	// re-drivable, its identities sealed) stays open, from its failure;
+	// then the purge closes it for good through the operators' close path
+	// (actor system), and RequestDetails runs from that close. The
+	// details purge never takes a request that is still open.
+	FailedOpen time.Duration
 	// Interval is how often the purge runs. Default 1h.
 	Interval time.Duration
 }
@@ -61,7 +68,7 @@ func (r *Retention) check() error {
 	if r == nil {
 		return nil
 	}
-	if r.RequestDetails < 0 || r.Legal < 0 || r.Register < 0 || r.Interval < 0 {
+	if r.RequestDetails < 0 || r.Legal < 0 || r.Register < 0 || r.FailedOpen < 0 || r.Interval < 0 {
 		return errors.New("Retention durations must not be negative")
 	}
 	return nil
@@ -81,7 +88,9 @@ func (p *Pipeline) purgeJobs() []*river.PeriodicJob {
 	return []*river.PeriodicJob{periodicJob(every, purgeArgs{}, priorityWork+1)}
 }
 
-// purge removes what retention says is due: first finished requests'
+// purge removes what retention says is due: first it closes failed
+// requests left open past FailedOpen (so their identities go, and they
+// finish like any closed request), then finished requests'
 // details (each copied into the register and given a
 // lethe.EventRequestPurged audit event, in the transaction that deletes
 // it), then register rows past the register period, then receipts and
@@ -94,6 +103,10 @@ func (p *Pipeline) purge(ctx context.Context) error {
 		return nil
 	}
 	now := p.now()
+	closed, err := p.closeFailedOpen(ctx, now.Add(-r.FailedOpen))
+	if err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
 	details, register, proofs := 0, 0, 0
 	for {
 		ids, err := p.st.FinishedRequestsBefore(ctx, now.Add(-r.RequestDetails), purgeBatch)
@@ -147,9 +160,54 @@ func (p *Pipeline) purge(ctx context.Context) error {
 			break
 		}
 	}
-	if details+register+proofs > 0 {
-		p.log.Info("pipeline: purged finished requests", slog.Int("details", details),
+	if closed+details+register+proofs > 0 {
+		p.log.Info("pipeline: purged finished requests", slog.Int("failed_closed", closed), slog.Int("details", details),
 			slog.Int("register", register), slog.Int("receipts_and_audit", proofs))
 	}
 	return nil
+}
+
+// closeFailedOpen closes, as failed for good, every failed request that
+// failed before cutoff and that no operator closed or re-drove: the same
+// close as an operator's (terminate.Path.Close: audited, receipt issued
+// again, identities dropped), by the system, saying which retention ran
+// out. A request re-driven or closed meanwhile is left as it is.
+func (p *Pipeline) closeFailedOpen(ctx context.Context, cutoff time.Time) (int, error) {
+	r := p.cfg.Retention
+	n := 0
+	for {
+		ids, err := p.st.FailedOpenBefore(ctx, cutoff, purgeBatch)
+		if err != nil {
+			return n, err
+		}
+		for _, id := range ids {
+			err := p.st.InTx(ctx, func(tx store.Tx) error {
+				req, err := tx.LockRequest(ctx, id)
+				if errors.Is(err, store.ErrNotFound) {
+					return nil
+				}
+				if err != nil || !lethe.Redrivable(req.Status, req.Stage) {
+					return err
+				}
+				tasks, err := tx.ListTasks(ctx, id)
+				if err != nil {
+					return err
+				}
+				ok, err := p.end.Close(ctx, tx, req, tasks, terminate.Closing{
+					Actor: lethe.ActorSystem, At: p.now(),
+					Details: map[string]string{"retention": "failed_open", "failed_open": r.FailedOpen.String()},
+				})
+				if ok {
+					n++
+				}
+				return err
+			})
+			if err != nil {
+				return n, err
+			}
+		}
+		if len(ids) < purgeBatch {
+			return n, nil
+		}
+	}
 }

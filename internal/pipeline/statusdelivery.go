@@ -296,7 +296,8 @@ func (p *Pipeline) postCallback(ctx context.Context, ev *store.CallbackEvent) (i
 		return 0, classForbiddenHost
 	}
 	body, h := ev.Body, http.Header{}
-	if ev.Format != "" {
+	// Reminders are lethe's own events, signed like the admin's below.
+	if ev.Format != "" && ev.Format != store.CallbackFormatReminder {
 		f := cfg.Formats[ev.Format]
 		if f == nil {
 			return 0, classNoSecret

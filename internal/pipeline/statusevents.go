@@ -12,6 +12,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -59,10 +60,13 @@ type callbackTally struct {
 	Skipped int `json:"skipped"`
 }
 
+// callbackTasks is one target as a partner sees it: its state and, once
+// the task has ended, its outcome (audit.Outcome). No row counts: how many
+// rows a table held on a person tells a partner what the company holds.
 type callbackTasks struct {
-	Target string          `json:"target"`
-	State  lethe.TaskState `json:"state"`
-	Rows   int64           `json:"rows"`
+	Target  string          `json:"target"`
+	State   lethe.TaskState `json:"state"`
+	Outcome string          `json:"outcome,omitempty"`
 }
 
 // Callback body "type"s: a status change, and an extension of the due
@@ -192,7 +196,11 @@ func (p *Pipeline) storeEvent(ctx context.Context, tx store.Tx, req *lethe.Reque
 		case lethe.TaskSkipped:
 			body.Tasks.Skipped++
 		}
-		body.Targets = append(body.Targets, callbackTasks{Target: t.Target, State: t.State, Rows: t.Report.Total()})
+		ct := callbackTasks{Target: t.Target, State: t.State}
+		if t.State.Terminal() {
+			ct.Outcome = audit.Outcome(t)
+		}
+		body.Targets = append(body.Targets, ct)
 	}
 	b, err := json.Marshal(body)
 	if err != nil {

@@ -15,7 +15,12 @@ type Receipt struct {
 	ClientID string
 	KeyID    string
 	Body     []byte
-	IssuedAt time.Time
+	// PartnerBody is the signed partner receipt issued with Body (per
+	// target state and outcome, Body's digest; no objects, counts or
+	// retention reasons): what the submitting client is served. Nil for
+	// receipts issued before partner receipts existed.
+	PartnerBody []byte
+	IssuedAt    time.Time
 }
 
 // SigningKey is an Ed25519 key that signs (current) or signed (retired)

@@ -9,8 +9,12 @@ import (
 // request's details, later its proof.
 type Purges interface {
 	// FinishedRequestsBefore returns up to limit ids of terminal requests
-	// completed before cutoff, oldest first.
+	// completed before cutoff, oldest first; failed requests only once
+	// closed (lethe.StageClosed).
 	FinishedRequestsBefore(ctx context.Context, cutoff time.Time, limit int) ([]string, error)
+	// FailedOpenBefore returns up to limit ids of failed requests not yet
+	// closed (still re-drivable) that failed before cutoff, oldest first.
+	FailedOpenBefore(ctx context.Context, cutoff time.Time, limit int) ([]string, error)
 	// DeleteRequest deletes a request with its identities' hashes and its
 	// tasks; false when it did not exist. Its receipt and audit events stay.
 	DeleteRequest(ctx context.Context, requestID string) (bool, error)

@@ -20,6 +20,13 @@ const (
 	CallbackAbandoned CallbackState = "abandoned"
 )
 
+// CallbackFormatReminder is the Format of reminder events: a manual
+// target's task waiting for its owner (not a status change, not for the
+// request's submitter). They go to the target's remind_url, are signed
+// like the admin's callbacks, and take negative Seqs (NextReminderSeq)
+// so a partner's sequence of status events has no gaps.
+const CallbackFormatReminder = "lethe.reminder"
+
 // CallbackEvent is one status change to tell a request's callback_url
 // about. Body is the exact JSON sent; it never holds identity values.
 type CallbackEvent struct {
@@ -55,6 +62,9 @@ type StatusEvents interface {
 	// NextCallbackSeq returns the Seq the request's next event must have:
 	// the body carries it, so the caller needs it before the insert.
 	NextCallbackSeq(ctx context.Context, requestID string) (int, error)
+	// NextReminderSeq returns the Seq of the request's next reminder
+	// event (CallbackFormatReminder): -1, -2, ...
+	NextReminderSeq(ctx context.Context, requestID string) (int, error)
 	// CreateCallbackEvent inserts e in state pending, normalising
 	// e.CreatedAt. ID, RequestID, Seq, Status, URL, Body and CreatedAt must
 	// be set; ErrConflict when the id or (RequestID, Seq) is taken.

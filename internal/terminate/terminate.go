@@ -226,7 +226,8 @@ func storeStatusEvent(p Path, ctx context.Context, tx store.Tx, e *ending) error
 	return p.Events.StoreStatusEvent(ctx, tx, e.req, e.tasks)
 }
 
-// issueReceipt signs the receipt and records its digest in the chain.
+// issueReceipt signs the receipt and the partner receipt derived from it
+// and records both digests in the chain.
 func issueReceipt(p Path, ctx context.Context, tx store.Tx, e *ending) error {
 	if p.Signer == nil {
 		return nil
@@ -239,7 +240,8 @@ func issueReceipt(p Path, ctx context.Context, tx store.Tx, e *ending) error {
 	if err != nil {
 		return err
 	}
-	doc, err := p.Signer.Sign(audit.NewReceipt(e.req, e.tasks, ids, events))
+	full := audit.NewReceipt(e.req, e.tasks, ids, events)
+	doc, err := p.Signer.Sign(full)
 	if err != nil {
 		return err
 	}
@@ -247,7 +249,17 @@ func issueReceipt(p Path, ctx context.Context, tx store.Tx, e *ending) error {
 	if err != nil {
 		return fmt.Errorf("receipt digest: %w", err)
 	}
-	rc := store.Receipt{RequestID: e.req.ID, ClientID: e.req.ClientID, KeyID: p.Signer.KeyID(), Body: doc, IssuedAt: e.At}
+	// The partner receipt, what the submitting client is served, names
+	// the full one by its digest.
+	partner, err := p.Signer.SignPartner(audit.NewPartnerReceipt(full, e.req.ClientID, digest))
+	if err != nil {
+		return err
+	}
+	partnerDigest, err := audit.Digest(partner)
+	if err != nil {
+		return fmt.Errorf("partner receipt digest: %w", err)
+	}
+	rc := store.Receipt{RequestID: e.req.ID, ClientID: e.req.ClientID, KeyID: p.Signer.KeyID(), Body: doc, PartnerBody: partner, IssuedAt: e.At}
 	err = tx.PutReceipt(ctx, rc)
 	if errors.Is(err, store.ErrConflict) {
 		// A failed request re-driven (or closed) since its first receipt:
@@ -259,7 +271,7 @@ func issueReceipt(p Path, ctx context.Context, tx store.Tx, e *ending) error {
 		return err
 	}
 	return appendSystem(ctx, tx, e, lethe.EventReceiptIssued, map[string]string{
-		"key_id": p.Signer.KeyID(), "receipt_sha256": digest,
+		"key_id": p.Signer.KeyID(), "receipt_sha256": digest, "partner_receipt_sha256": partnerDigest,
 	})
 }
 

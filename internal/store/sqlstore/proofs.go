@@ -32,9 +32,9 @@ func (q *queries) PutReceipt(ctx context.Context, r store.Receipt) error {
 		return errors.New("put receipt: RequestID, KeyID, Body and IssuedAt are required")
 	}
 	var id string
-	err := q.queryRow(ctx, `INSERT INTO receipts (request_id, client_id, key_id, body, issued_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING request_id`,
-		r.RequestID, r.ClientID, r.KeyID, string(r.Body), q.ts(r.IssuedAt)).Scan(&id)
+	err := q.queryRow(ctx, `INSERT INTO receipts (request_id, client_id, key_id, body, partner_body, issued_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING request_id`,
+		r.RequestID, r.ClientID, r.KeyID, string(r.Body), partnerBody(r), q.ts(r.IssuedAt)).Scan(&id)
 	if err != nil {
 		if errors.Is(notFound(err), store.ErrNotFound) {
 			return fmt.Errorf("put receipt: %w", store.ErrConflict)
@@ -51,18 +51,30 @@ func (q *queries) GetReceipt(ctx context.Context, requestID string, scope store.
 	if !ok {
 		return r, fmt.Errorf("get receipt: %w", store.ErrNotFound)
 	}
-	query := `SELECT request_id, client_id, key_id, body, issued_at FROM receipts WHERE request_id = ?`
+	query := `SELECT request_id, client_id, key_id, body, partner_body, issued_at FROM receipts WHERE request_id = ?`
 	if cond != "" {
 		query += " AND " + cond
 	}
 	var body string
+	var partner *string
 	err := q.queryRow(ctx, query, append([]any{requestID}, args...)...).
-		Scan(&r.RequestID, &r.ClientID, &r.KeyID, &body, dbTime{&r.IssuedAt})
+		Scan(&r.RequestID, &r.ClientID, &r.KeyID, &body, &partner, dbTime{&r.IssuedAt})
 	if err != nil {
 		return store.Receipt{}, fmt.Errorf("get receipt: %w", notFound(err))
 	}
 	r.Body = []byte(body)
+	if partner != nil {
+		r.PartnerBody = []byte(*partner)
+	}
 	return r, nil
+}
+
+// partnerBody is r's partner receipt as stored: NULL when there is none.
+func partnerBody(r store.Receipt) any {
+	if len(r.PartnerBody) == 0 {
+		return nil
+	}
+	return string(r.PartnerBody)
 }
 
 // SigningKeys implements store.Proofs.

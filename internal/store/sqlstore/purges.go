@@ -8,14 +8,30 @@ import (
 	"github.com/lethe-privacy/lethe"
 )
 
-// FinishedRequestsBefore implements store.Purges.
+// FinishedRequestsBefore implements store.Purges. A failed request still
+// open to a re-drive (stage done) is not finished: it keeps its sealed
+// identities until it is closed (FailedOpenBefore).
 func (q *queries) FinishedRequestsBefore(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
 	out, err := q.ids(ctx, `SELECT id FROM requests
-		WHERE completed_at IS NOT NULL AND completed_at < ? AND status IN (?, ?, ?)
+		WHERE completed_at IS NOT NULL AND completed_at < ?
+			AND (status IN (?, ?, ?) OR (status = ? AND stage = ?))
 		ORDER BY completed_at, id LIMIT ?`,
-		q.ts(cutoff), lethe.StatusCompleted, lethe.StatusFailed, lethe.StatusCanceled, limit)
+		q.ts(cutoff), lethe.StatusCompleted, lethe.StatusCanceled, lethe.StatusDenied,
+		lethe.StatusFailed, lethe.StageClosed, limit)
 	if err != nil {
 		return nil, fmt.Errorf("finished requests before: %w", err)
+	}
+	return out, nil
+}
+
+// FailedOpenBefore implements store.Purges.
+func (q *queries) FailedOpenBefore(ctx context.Context, cutoff time.Time, limit int) ([]string, error) {
+	out, err := q.ids(ctx, `SELECT id FROM requests
+		WHERE completed_at IS NOT NULL AND completed_at < ? AND status = ? AND stage = ?
+		ORDER BY completed_at, id LIMIT ?`,
+		q.ts(cutoff), lethe.StatusFailed, lethe.StageDone, limit)
+	if err != nil {
+		return nil, fmt.Errorf("failed open before: %w", err)
 	}
 	return out, nil
 }

@@ -191,10 +191,11 @@ func (q *queries) SupersedeReceipt(ctx context.Context, r store.Receipt) error {
 	if r.RequestID == "" || r.KeyID == "" || len(r.Body) == 0 || r.IssuedAt.IsZero() {
 		return errors.New("supersede receipt: RequestID, KeyID, Body and IssuedAt are required")
 	}
-	_, err := q.exec(ctx, `INSERT INTO receipts (request_id, client_id, key_id, body, issued_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET
-			client_id = excluded.client_id, key_id = excluded.key_id, body = excluded.body, issued_at = excluded.issued_at`,
-		r.RequestID, r.ClientID, r.KeyID, string(r.Body), q.ts(r.IssuedAt))
+	_, err := q.exec(ctx, `INSERT INTO receipts (request_id, client_id, key_id, body, partner_body, issued_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (request_id) DO UPDATE SET
+			client_id = excluded.client_id, key_id = excluded.key_id, body = excluded.body,
+			partner_body = excluded.partner_body, issued_at = excluded.issued_at`,
+		r.RequestID, r.ClientID, r.KeyID, string(r.Body), partnerBody(r), q.ts(r.IssuedAt))
 	if err != nil {
 		return fmt.Errorf("supersede receipt: %w", err)
 	}

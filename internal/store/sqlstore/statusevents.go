@@ -29,9 +29,19 @@ func (q *queries) scanCallbackEvent(s scanner) (*store.CallbackEvent, error) {
 // NextCallbackSeq implements store.StatusEvents.
 func (q *queries) NextCallbackSeq(ctx context.Context, requestID string) (int, error) {
 	var seq int
-	if err := q.queryRow(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM callback_events WHERE request_id = ?`,
+	if err := q.queryRow(ctx, `SELECT coalesce(max(seq), 0) + 1 FROM callback_events WHERE request_id = ? AND seq > 0`,
 		requestID).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("next callback seq: %w", err)
+	}
+	return seq, nil
+}
+
+// NextReminderSeq implements store.StatusEvents.
+func (q *queries) NextReminderSeq(ctx context.Context, requestID string) (int, error) {
+	var seq int
+	if err := q.queryRow(ctx, `SELECT coalesce(min(seq), 0) - 1 FROM callback_events WHERE request_id = ? AND seq < 0`,
+		requestID).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("next reminder seq: %w", err)
 	}
 	return seq, nil
 }
@@ -41,7 +51,8 @@ func (q *queries) NextCallbackSeq(ctx context.Context, requestID string) (int, e
 // already serialises; the unique (request_id, seq) is the backstop should
 // two ever race.
 func (q *queries) CreateCallbackEvent(ctx context.Context, e *store.CallbackEvent) error {
-	if e.ID == "" || e.RequestID == "" || e.Seq < 1 || !e.Status.Valid() || e.URL == "" || len(e.Body) == 0 || e.CreatedAt.IsZero() {
+	seqOK := e.Seq >= 1 || (e.Seq < 0 && e.Format == store.CallbackFormatReminder)
+	if e.ID == "" || e.RequestID == "" || !seqOK || !e.Status.Valid() || e.URL == "" || len(e.Body) == 0 || e.CreatedAt.IsZero() {
 		return errors.New("create callback event: ID, RequestID, Seq, Status, URL, Body and CreatedAt are required")
 	}
 	e.CreatedAt = normTime(e.CreatedAt)

@@ -53,6 +53,23 @@ func testProofs(t *testing.T, s store.Store) {
 			t.Errorf("GetReceipt(%+v): %v, want ErrNotFound", sc, err)
 		}
 	}
+	if got, _ := s.GetReceipt(ctx, r.ID, store.Scope{All: true}); got.PartnerBody != nil {
+		t.Errorf("receipt stored without a partner receipt reads one back: %q", got.PartnerBody)
+	}
+	// Superseding (a failed request re-driven or closed) replaces both
+	// documents, the partner's too.
+	rec2 := rec
+	rec2.Body, rec2.PartnerBody, rec2.IssuedAt = []byte(`{"receipt":{"b":1}}`), []byte(`{"receipt":{"p":"<é>"}}`), t0.Add(time.Millisecond)
+	if err := s.SupersedeReceipt(ctx, rec2); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetReceipt(ctx, r.ID, store.Scope{ClientID: "client-a"}); err != nil || !bytes.Equal(got.Body, rec2.Body) ||
+		!bytes.Equal(got.PartnerBody, rec2.PartnerBody) || !got.IssuedAt.Equal(micro(rec2.IssuedAt)) {
+		t.Errorf("GetReceipt after SupersedeReceipt = %+v, %v", got, err)
+	}
+	if err := s.SupersedeReceipt(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
 
 	// Signing keys: one current; rotation retires, never deletes.
 	k1 := store.SigningKey{KeyID: "k1", PublicKey: bytes.Repeat([]byte{1}, 32), PrivateSealed: []byte("sealed"), CreatedAt: t0}
@@ -91,6 +108,42 @@ func testProofs(t *testing.T, s store.Store) {
 	if ids, err := s.FinishedRequestsBefore(ctx, t0.Add(time.Second), 10); err != nil || len(ids) != 1 || ids[0] != r.ID {
 		t.Errorf("FinishedRequestsBefore(t0+1s) = %v, %v", ids, err)
 	}
+	// A failed request still open to a re-drive is not finished; closed
+	// (or denied) it is.
+	failed := mustCreate(t, s, newRequest(t, "client-a"))
+	denied := mustCreate(t, s, newRequest(t, "client-a"))
+	for _, u := range []store.UpdateRequestStateParams{
+		{ID: failed.ID, To: lethe.StatusFailed, ToStage: lethe.StageDone, At: t0},
+		{ID: denied.ID, To: lethe.StatusDenied, ToStage: lethe.StageDone, At: t0},
+	} {
+		if _, err := s.UpdateRequestState(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+	}
+	later := t0.Add(time.Second)
+	if ids, err := s.FinishedRequestsBefore(ctx, later, 10); err != nil || !sameIDs(ids, r.ID, denied.ID) {
+		t.Errorf("FinishedRequestsBefore with a failed request open = %v, %v; want %s and %s", ids, err, r.ID, denied.ID)
+	}
+	if ids, err := s.FailedOpenBefore(ctx, t0, 10); err != nil || len(ids) != 0 {
+		t.Errorf("FailedOpenBefore(t0) = %v, %v", ids, err)
+	}
+	if ids, err := s.FailedOpenBefore(ctx, later, 10); err != nil || !sameIDs(ids, failed.ID) {
+		t.Errorf("FailedOpenBefore(t0+1s) = %v, %v; want %s", ids, err, failed.ID)
+	}
+	if _, err := s.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: failed.ID, To: lethe.StatusFailed, ToStage: lethe.StageClosed, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := s.FailedOpenBefore(ctx, later, 10); err != nil || len(ids) != 0 {
+		t.Errorf("FailedOpenBefore after the close = %v, %v", ids, err)
+	}
+	if ids, err := s.FinishedRequestsBefore(ctx, later, 10); err != nil || !sameIDs(ids, r.ID, denied.ID, failed.ID) {
+		t.Errorf("FinishedRequestsBefore after the close = %v, %v", ids, err)
+	}
+	for _, id := range []string{failed.ID, denied.ID} {
+		if _, err := s.DeleteRequest(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if ok, err := s.DeleteRequest(ctx, r.ID); err != nil || !ok {
 		t.Errorf("DeleteRequest = %v, %v", ok, err)
 	}
@@ -115,4 +168,21 @@ func testProofs(t *testing.T, s store.Store) {
 	if _, err := s.GetReceipt(ctx, r.ID, store.Scope{All: true}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("receipt survived DeleteProof: %v", err)
 	}
+}
+
+// sameIDs reports whether got holds exactly want, in any order.
+func sameIDs(got []string, want ...string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, id := range got {
+		seen[id] = true
+	}
+	for _, id := range want {
+		if !seen[id] {
+			return false
+		}
+	}
+	return true
 }

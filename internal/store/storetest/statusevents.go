@@ -65,6 +65,28 @@ func testStatusEvents(t *testing.T, s store.Store) {
 	if e1.Seq != 1 || e2.Seq != 2 || eo.Seq != 1 {
 		t.Fatalf("seqs = %d, %d, %d; want 1, 2 and 1 (per request)", e1.Seq, e2.Seq, eo.Seq)
 	}
+	// Reminders take -1, -2, ...; status events keep 1, 2, ... without
+	// gaps; a negative seq is only a reminder's.
+	rr := mustCreate(t, s, newRequest(t, "c1"))
+	for i, want := range []int{-1, -2} {
+		seq, err := s.NextReminderSeq(ctx, rr.ID)
+		if err != nil || seq != want {
+			t.Fatalf("NextReminderSeq %d = %d, %v; want %d", i, seq, err, want)
+		}
+		rem := newStatusEvent(t, rr.ID, lethe.StatusRunning)
+		rem.Seq, rem.Format, rem.ClientID = seq, store.CallbackFormatReminder, ""
+		if err := s.CreateCallbackEvent(ctx, rem); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seq, err := s.NextCallbackSeq(ctx, rr.ID); err != nil || seq != 1 {
+		t.Errorf("NextCallbackSeq after two reminders = %d, %v; want 1", seq, err)
+	}
+	notRem := newStatusEvent(t, rr.ID, lethe.StatusRunning)
+	notRem.Seq = -3
+	if err := s.CreateCallbackEvent(ctx, notRem); err == nil {
+		t.Error("a status event with a negative seq was stored")
+	}
 	// A duplicate id, or a seq taken, is a conflict, not a second row; on
 	// postgres the transaction stays usable after it.
 	dup := *e1
