@@ -2,10 +2,10 @@
 // clients submit M deletion requests through the native API or the signed
 // S2S endpoint, and it reports how long each request took from its
 // submission until the request list showed it completed. The API's times
-// have whole seconds, so the harness polls the list itself (newest first,
-// only as far back as the oldest request still open, at most every
-// -poll) and times each request on its own clock: resolution about -poll
-// plus one listing.
+// have whole seconds, so the harness polls the list of completed requests
+// itself (newest first, only as far back as the oldest request still open,
+// at most every -poll) and times each request on its own clock:
+// resolution about -poll plus one listing.
 //
 // Under steady load (-rate) the list is polled while requests are still
 // being sent, so a request is timed from its own submission to its own
@@ -331,7 +331,7 @@ func (t *tracker) seen(p listPage, now time.Time) {
 		switch r.Status {
 		case "completed":
 			t.done = append(t.done, now.Sub(at))
-		case "failed", "canceled":
+		case "failed", "canceled", "denied":
 			t.failed++
 		default:
 			continue
@@ -341,20 +341,26 @@ func (t *tracker) seen(p listPage, now time.Time) {
 	}
 }
 
+// endedOther are the terminal statuses besides completed: a request that
+// ends in one of them counts as failed.
+var endedOther = []string{"failed", "canceled", "denied"}
+
 // poll reads the request list until every submission has been answered
-// and every request it created has ended. The list is newest first by id
-// (uuid v7, ordered by time), so each poll reads pages only until it
-// passes the oldest open request: with requests completing as they come,
-// one short page. A request counts as completed at the time of the poll
-// that first showed it so (the time the poll began: the listing was read
-// after it). Polls are -poll apart and at least twice the last poll's
-// duration, so the poller never takes more than a third of one
-// connection's time from the server it measures.
+// and every request it created has ended. It lists completed requests,
+// newest first by id (uuid v7, ordered by time), only until it passes the
+// oldest open request: while a backlog is open that is the few completed
+// since, not the backlog itself. The other terminal statuses are listed
+// the same way once a second. A request counts as completed at the time
+// of the poll that first showed it so (the time the poll began: the
+// listing was read after it). Polls start at least -poll apart and pause
+// at least twice the last poll's duration, so the poller never takes more
+// than a third of one connection's time from the server it measures.
 func (t *tracker) poll(ctx context.Context, client *http.Client, o options) error {
 	deadline := time.Now().Add(o.wait)
 	if o.rate > 0 {
 		deadline = deadline.Add(o.duration)
 	}
+	var others time.Time // when the other terminal statuses were last listed
 	for {
 		oldest, allSent := t.oldest()
 		if oldest == "" && allSent {
@@ -362,21 +368,15 @@ func (t *tracker) poll(ctx context.Context, client *http.Client, o options) erro
 		}
 		start := time.Now()
 		if oldest != "" {
-			cursor := ""
-			for {
-				q := url.Values{"limit": {"200"}}
-				if cursor != "" {
-					q.Set("cursor", cursor)
-				}
-				var p listPage
-				if err := getJSON(ctx, client, o, "/v1/deletion-requests?"+q.Encode(), &p); err != nil {
+			statuses := []string{"completed"}
+			if start.Sub(others) >= time.Second {
+				statuses = append(statuses, endedOther...)
+				others = start
+			}
+			for _, status := range statuses {
+				if err := t.list(ctx, client, o, status, oldest, start); err != nil {
 					return err
 				}
-				t.seen(p, start)
-				if p.NextCursor == "" || len(p.Data) == 0 || p.Data[len(p.Data)-1].ID <= oldest {
-					break
-				}
-				cursor = p.NextCursor
 			}
 		}
 		if time.Now().After(deadline) {
@@ -387,6 +387,26 @@ func (t *tracker) poll(ctx context.Context, client *http.Client, o options) erro
 		}
 		took := time.Since(start)
 		time.Sleep(max(o.poll-took, 2*took))
+	}
+}
+
+// list reads the requests in status, newest first, back to oldest.
+func (t *tracker) list(ctx context.Context, client *http.Client, o options, status, oldest string, at time.Time) error {
+	cursor := ""
+	for {
+		q := url.Values{"limit": {"200"}, "status": {status}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var p listPage
+		if err := getJSON(ctx, client, o, "/v1/deletion-requests?"+q.Encode(), &p); err != nil {
+			return err
+		}
+		t.seen(p, at)
+		if p.NextCursor == "" || len(p.Data) == 0 || p.Data[len(p.Data)-1].ID <= oldest {
+			return nil
+		}
+		cursor = p.NextCursor
 	}
 }
 
