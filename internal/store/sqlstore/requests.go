@@ -99,6 +99,16 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 			}
 			return err
 		}
+		if q.inTx {
+			// A request created in this transaction has an empty audit
+			// chain that nobody else can see, let alone append to, until
+			// it commits: its first append needs neither the chain's lock
+			// nor a read of its head (chainHead).
+			if q.chains == nil {
+				q.chains = map[string]string{}
+			}
+			q.chains[r.ID] = ""
+		}
 		return q.insertIdentities(ctx, r.ID, r.Identities, "given")
 	})
 	if err != nil {

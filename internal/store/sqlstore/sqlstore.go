@@ -221,7 +221,8 @@ type queries struct {
 	atomic func(ctx context.Context, fn func(*queries) error) error
 	// chains holds, inside a Tx, the head of every audit chain the
 	// transaction appended to: it holds their locks until it ends, so
-	// nobody else can move them (AppendAudits).
+	// nobody else can move them (AppendAudits); and the empty chain of
+	// every request it created, which nobody else can see yet.
 	chains map[string]string
 }
 
