@@ -40,10 +40,10 @@ var migrations embed.FS
 // context ends, and one slow read stalls every writer. With a few, WAL
 // readers run beside the writer and such a mistake surfaces as an error
 // after busy_timeout instead of a hang. Why only four: writes serialise on
-// the file anyway, and each extra connection is one more waiter polling in
-// SQLite's busy handler (which is not FIFO), so a single connection has a
-// little more write throughput (about a fifth in that test). Callers that
-// want it can set MaxOpenConns to 1.
+// the file anyway; the pool's transactions take turns at the write gate
+// (writegate.go) rather than polling in SQLite's busy handler, but more
+// connections buy no more writes. Callers that want it can set
+// MaxOpenConns to 1.
 const DefaultMaxOpenConns = 4
 
 // BusyTimeout is how long a statement waits for the write lock before
@@ -102,7 +102,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	stmts := &statementCache{base: base, size: size}
+	stmts := &statementCache{base: base, size: size, gate: make(writeGate, 1)}
 	db := sql.OpenDB(stmts)
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
