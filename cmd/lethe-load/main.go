@@ -1,10 +1,19 @@
 // Command lethe-load measures intake on a running lethe: N concurrent
 // clients submit M deletion requests through the native API or the signed
-// S2S endpoint, then it waits until every request it created has ended and
-// reports how long each took from its submission until the list showed it
-// completed (the API's times have whole seconds, so the harness polls the
-// list every 100ms and times it itself: resolution about 100ms plus one
-// listing).
+// S2S endpoint, and it reports how long each request took from its
+// submission until the request list showed it completed. The API's times
+// have whole seconds, so the harness polls the list of completed requests
+// itself (newest first, only as far back as the oldest request still open,
+// at most every -poll) and times each request on its own clock:
+// resolution about -poll plus one listing.
+//
+// Under steady load (-rate) the list is polled while requests are still
+// being sent, so a request is timed from its own submission to its own
+// completion, not to the end of the phase. A burst (no -rate) is polled
+// once every answer is in, so that the burst's intake figure is not shared
+// with a concurrent reader; a request that completed during the burst's
+// intake is then timed up to the end of intake (the drain time, p99 and
+// max are what a burst measures).
 //
 // It starts nothing itself; scripts/load starts the server and runs it.
 // Every request names a different subject (prefix + index), so none is a
@@ -57,6 +66,8 @@ type options struct {
 	// bounds how many are in flight).
 	rate     float64
 	duration time.Duration
+	// poll is the shortest pause between two polls of the request list.
+	poll time.Duration
 }
 
 func main() {
@@ -81,6 +92,7 @@ func main() {
 	flag.DurationVar(&o.wait, "wait", 10*time.Minute, "how long to wait for every request to end (0: do not wait)")
 	flag.Float64Var(&o.rate, "rate", 0, "steady load: requests per second, sent on schedule for -duration (overrides -n; -c bounds requests in flight)")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "how long -rate lasts")
+	flag.DurationVar(&o.poll, "poll", 50*time.Millisecond, "how often the request list is polled at most (the pause is also at least twice the last poll's duration)")
 	flag.Parse()
 	if err := run(context.Background(), o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "lethe-load:", err)
@@ -108,8 +120,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 
 	lat := make([]time.Duration, o.n)
-	ids := make([]string, o.n)
-	sent := make([]time.Time, o.n)
+	tr := newTracker()
 	var (
 		next   atomic.Int64
 		errs   atomic.Int64
@@ -118,9 +129,13 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		sample string
 	)
 	began := time.Now()
+	// Steady load is polled while it is sent (see the package comment).
+	polling := make(chan error, 1)
+	if o.wait > 0 && o.rate > 0 {
+		go func() { polling <- tr.poll(ctx, client, o) }()
+	}
 	one := func(i int) {
 		t0 := time.Now()
-		sent[i] = t0
 		id, code, err := submit(ctx, client, o, o.first+i)
 		lat[i] = time.Since(t0)
 		v, _ := status.LoadOrStore(code, new(atomic.Int64))
@@ -130,7 +145,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 			first.Do(func() { sample = err.Error() })
 			return
 		}
-		ids[i] = id
+		tr.add(id, t0)
 	}
 	var wg sync.WaitGroup
 	if o.rate > 0 {
@@ -158,6 +173,7 @@ func run(ctx context.Context, o options, w io.Writer) error {
 	}
 	wg.Wait()
 	took := time.Since(began)
+	tr.allSent()
 
 	slices.Sort(lat)
 	codes := []string{}
@@ -176,19 +192,16 @@ func run(ctx context.Context, o options, w io.Writer) error {
 		o.mode, o.n, o.c, o.rate, rps, msf(pct(lat, 50)), msf(pct(lat, 95)), msf(pct(lat, 99)), errs.Load())
 
 	if o.wait > 0 {
-		want := map[string]time.Time{}
-		for i, id := range ids {
-			if id != "" {
-				want[id] = sent[i]
-			}
+		if o.rate <= 0 {
+			go func() { polling <- tr.poll(ctx, client, o) }()
 		}
-		done, failed, err := waitEnded(ctx, client, o, want)
-		if err != nil {
+		if err := <-polling; err != nil {
 			return err
 		}
+		done, failed, last := tr.results()
 		// The whole run: from the first submission until the last
 		// request was seen completed.
-		wall := time.Since(began)
+		wall := last.Sub(began)
 		slices.Sort(done)
 		if len(done) > 0 {
 			sps := float64(len(done)) / wall.Seconds()
@@ -261,51 +274,139 @@ type listPage struct {
 	NextCursor string `json:"next_cursor"`
 }
 
-// waitEnded polls the request list until every id in want (mapped to
-// when it was sent) has ended, and returns how long after sending each
-// completed one was first seen completed.
-func waitEnded(ctx context.Context, client *http.Client, o options, want map[string]time.Time) ([]time.Duration, int, error) {
-	deadline := time.Now().Add(o.wait)
-	var done []time.Duration
-	failed := 0
-	for {
-		cursor := ""
-		now := time.Now()
-		for {
-			q := url.Values{"limit": {"1000"}}
-			if cursor != "" {
-				q.Set("cursor", cursor)
-			}
-			var p listPage
-			if err := getJSON(ctx, client, o, "/v1/deletion-requests?"+q.Encode(), &p); err != nil {
-				return nil, 0, err
-			}
-			for _, r := range p.Data {
-				at, ok := want[r.ID]
-				if !ok {
-					continue
-				}
-				switch r.Status {
-				case "completed":
-					done = append(done, now.Sub(at))
-					delete(want, r.ID)
-				case "failed", "canceled":
-					failed++
-					delete(want, r.ID)
-				}
-			}
-			if p.NextCursor == "" {
-				break
-			}
-			cursor = p.NextCursor
+// tracker holds the requests sent and not yet seen ended, and how long
+// each ended one took.
+type tracker struct {
+	mu     sync.Mutex
+	open   map[string]time.Time // id -> when it was sent
+	sent   bool                 // every submission has been answered
+	done   []time.Duration
+	failed int
+	last   time.Time // when the last request was seen ended
+}
+
+func newTracker() *tracker { return &tracker{open: map[string]time.Time{}} }
+
+func (t *tracker) add(id string, sentAt time.Time) {
+	t.mu.Lock()
+	t.open[id] = sentAt
+	t.mu.Unlock()
+}
+
+func (t *tracker) allSent() {
+	t.mu.Lock()
+	t.sent = true
+	t.mu.Unlock()
+}
+
+func (t *tracker) results() ([]time.Duration, int, time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done, t.failed, t.last
+}
+
+// oldest returns the smallest open id ("" when none is open) and whether
+// every submission has been answered.
+func (t *tracker) oldest() (string, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	least := ""
+	for id := range t.open {
+		if least == "" || id < least {
+			least = id
 		}
-		if len(want) == 0 {
-			return done, failed, nil
+	}
+	return least, t.sent
+}
+
+// seen records the requests of one listing taken at now.
+func (t *tracker) seen(p listPage, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range p.Data {
+		at, ok := t.open[r.ID]
+		if !ok {
+			continue
+		}
+		switch r.Status {
+		case "completed":
+			t.done = append(t.done, now.Sub(at))
+		case "failed", "canceled", "denied":
+			t.failed++
+		default:
+			continue
+		}
+		delete(t.open, r.ID)
+		t.last = now
+	}
+}
+
+// endedOther are the terminal statuses besides completed: a request that
+// ends in one of them counts as failed.
+var endedOther = []string{"failed", "canceled", "denied"}
+
+// poll reads the request list until every submission has been answered
+// and every request it created has ended. It lists completed requests,
+// newest first by id (uuid v7, ordered by time), only until it passes the
+// oldest open request: while a backlog is open that is the few completed
+// since, not the backlog itself. The other terminal statuses are listed
+// the same way once a second. A request counts as completed at the time
+// of the poll that first showed it so (the time the poll began: the
+// listing was read after it). Polls start at least -poll apart and pause
+// at least twice the last poll's duration, so the poller never takes more
+// than a third of one connection's time from the server it measures.
+func (t *tracker) poll(ctx context.Context, client *http.Client, o options) error {
+	deadline := time.Now().Add(o.wait)
+	if o.rate > 0 {
+		deadline = deadline.Add(o.duration)
+	}
+	var others time.Time // when the other terminal statuses were last listed
+	for {
+		oldest, allSent := t.oldest()
+		if oldest == "" && allSent {
+			return nil
+		}
+		start := time.Now()
+		if oldest != "" {
+			statuses := []string{"completed"}
+			if start.Sub(others) >= time.Second {
+				statuses = append(statuses, endedOther...)
+				others = start
+			}
+			for _, status := range statuses {
+				if err := t.list(ctx, client, o, status, oldest, start); err != nil {
+					return err
+				}
+			}
 		}
 		if time.Now().After(deadline) {
-			return nil, 0, fmt.Errorf("%d requests still open after %s", len(want), o.wait)
+			t.mu.Lock()
+			n := len(t.open)
+			t.mu.Unlock()
+			return fmt.Errorf("%d requests still open after %s", n, o.wait)
 		}
-		time.Sleep(100 * time.Millisecond)
+		took := time.Since(start)
+		time.Sleep(max(o.poll-took, 2*took))
+	}
+}
+
+// list reads the requests in status, newest first, back to oldest.
+func (t *tracker) list(ctx context.Context, client *http.Client, o options, status, oldest string, at time.Time) error {
+	cursor := ""
+	for {
+		q := url.Values{"limit": {"200"}, "status": {status}}
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		var p listPage
+		if err := getJSON(ctx, client, o, "/v1/deletion-requests?"+q.Encode(), &p); err != nil {
+			return err
+		}
+		t.seen(p, at)
+		if p.NextCursor == "" || len(p.Data) == 0 || p.Data[len(p.Data)-1].ID <= oldest {
+			return nil
+		}
+		cursor = p.NextCursor
 	}
 }
 

@@ -18,9 +18,11 @@ const DefaultMaxBatch = 64
 
 // Group commit: submissions that arrive while a transaction is committing
 // wait, and the next transaction stores all of them (up to max), each with
-// its first job and audit event as alone. A commit is one fsync on SQLite
-// and one round trip plus WAL flush on PostgreSQL, which is most of an
-// intake's cost; sharing it is what lets intake keep up with a burst.
+// its first job and audit event as alone; the batch's jobs are inserted in
+// one statement and its audit events in another (admit). A commit is one
+// fsync on SQLite and one round trip plus WAL flush on PostgreSQL, which is
+// most of an intake's cost; sharing it is what lets intake keep up with a
+// burst.
 //
 // Guarantees kept:
 //   - Every caller is answered only after the transaction holding its
@@ -134,23 +136,50 @@ func (s *Service) commitBatch(ctx context.Context, batch []*pending) {
 	for len(live) > 0 {
 		answers := make([]answer, len(live))
 		failed := -1
+		shared := false // the batch's shared inserts failed, not one submission's
 		err := s.store.InTx(ctx, func(tx store.Tx) error {
+			var (
+				received []*lethe.AuditEvent
+				of       []int // of[j]: the submission of received[j]
+			)
 			for i, p := range live {
 				// The submitter's own context values (who submits it) with
 				// the batch's lifetime.
-				got, outcome, err := s.storeIn(context.WithoutCancel(p.ctx), tx, p.r)
+				got, outcome, ev, err := s.storeIn(context.WithoutCancel(p.ctx), tx, p.r)
 				var le *lethe.Error
 				if err != nil && !errors.As(err, &le) {
 					failed = i
 					return err
 				}
 				answers[i] = answer{got: got, outcome: outcome, err: err}
+				if ev != nil {
+					received = append(received, ev)
+					of = append(of, i)
+				}
 			}
-			return nil
+			// Every created request's job and event in one insert each.
+			at, err := s.admit(ctx, tx, received)
+			switch {
+			case err == nil:
+			case at >= 0:
+				failed = of[at]
+			default:
+				shared = true
+			}
+			return err
 		})
 		if err == nil {
 			for i, p := range live {
 				p.done <- answers[i]
+			}
+			return
+		}
+		if shared {
+			// Not one submission's fault that can be told apart: each is
+			// stored alone, and answered with its own outcome.
+			for _, p := range live {
+				got, outcome, err := s.submitAlone(context.WithoutCancel(p.ctx), p.r)
+				p.done <- answer{got: got, outcome: outcome, err: err}
 			}
 			return
 		}

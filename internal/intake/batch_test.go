@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -281,4 +282,131 @@ func TestGroupCommitSeveralLeaders(t *testing.T) {
 			t.Fatalf("%d requests stored, want %d (%v)", len(list), n, err)
 		}
 	})
+}
+
+// manyQueue is a gatedQueue that also inserts a batch's jobs at once
+// (ManyEnqueuer), recording each call's ids, and fails its first such
+// call when failShared is set.
+type manyQueue struct {
+	*gatedQueue
+	failShared bool
+	batches    [][]string
+}
+
+func (q *manyQueue) EnqueueResolves(ctx context.Context, tx store.Tx, ids []string) error {
+	if len(ids) == 1 {
+		// A batch of one goes through the gate like any enqueue.
+		if err := q.EnqueueResolve(ctx, tx, ids[0]); err != nil {
+			return err
+		}
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.batches = append(q.batches, slices.Clone(ids))
+	if len(ids) == 1 {
+		return nil
+	}
+	for _, id := range ids {
+		q.calls[id]++
+	}
+	if q.failShared {
+		q.failShared = false
+		return errors.New("batch enqueue failed (injected)")
+	}
+	return nil
+}
+
+// With a queue that inserts many jobs at once, a batch's jobs are one
+// insert; when that shared insert fails, no submission is to blame, and
+// each is stored alone, once, with its job and received event.
+func TestGroupCommitManyEnqueuer(t *testing.T) {
+	t.Parallel()
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprint("fail=", fail), func(t *testing.T) {
+			t.Parallel()
+			testdb.ForEachDialect(t, func(t *testing.T, st store.Store) {
+				ctx := context.Background()
+				q := &manyQueue{gatedQueue: &gatedQueue{entered: make(chan struct{}), release: make(chan struct{}), failOnce: map[string]bool{}, calls: map[string]int{}}, failShared: fail}
+				s := New(st, q, testdb.Keyring(t), Config{})
+				s.batch.leaders = 1
+				const n = 6
+				built := make([]*lethe.Request, n)
+				for i := range built {
+					r, err := s.build(Submission{Actor: lethe.ActorClient, ClientID: "partner", Identities: []lethe.Identity{{Type: lethe.IdentityUserID, Value: fmt.Sprint("m", i)}}})
+					if err != nil {
+						t.Fatal(err)
+					}
+					built[i] = r
+				}
+				results := make([]result, n)
+				var wg sync.WaitGroup
+				submit := func(i int) {
+					wg.Go(func() {
+						r, out, err := s.submitBatched(ctx, built[i])
+						results[i] = result{r, out, err}
+					})
+				}
+				// The first submission's batch is held open at its enqueue
+				// while the others queue behind it; they make one batch.
+				submit(0)
+				<-q.entered
+				for i := 1; i < n; i++ {
+					submit(i)
+				}
+				waitQueued(t, s, n-1)
+				close(q.release)
+				wg.Wait()
+				for i, res := range results {
+					if res.err != nil || res.outcome != Created || res.r.ID != built[i].ID {
+						t.Fatalf("submission %d: %v %v, want created", i, res.outcome, res.err)
+					}
+					evs, err := st.ListAudit(ctx, res.r.ID)
+					if err != nil || len(evs) != 1 || evs[0].Type != lethe.EventRequestReceived {
+						t.Fatalf("request %d: audit %v (%v), want one received event", i, evs, err)
+					}
+				}
+				q.mu.Lock()
+				defer q.mu.Unlock()
+				// The held batch of one, then the other five at once; after
+				// a failed shared insert, each of the five alone.
+				// (Submissions 1-5 queue in the order they arrive.)
+				got := slices.Clone(q.batches)
+				for _, b := range got {
+					slices.Sort(b)
+				}
+				want := [][]string{{built[0].ID}, sortedIDs(built[1:])}
+				if fail {
+					slices.SortFunc(got[2:], func(a, b []string) int { return slices.Compare(a, b) })
+					for _, id := range sortedIDs(built[1:]) {
+						want = append(want, []string{id})
+					}
+				}
+				if !slices.EqualFunc(got, want, slices.Equal) {
+					t.Errorf("job inserts %v, want %v", got, want)
+				}
+				for i, r := range built {
+					want := 1
+					if fail && i > 0 {
+						want = 2 // the failed batch insert, then alone
+					}
+					if q.calls[r.ID] != want {
+						t.Errorf("request %d enqueued %d times, want %d", i, q.calls[r.ID], want)
+					}
+				}
+				list, _, err := st.ListRequests(ctx, store.ListFilter{Scope: store.Scope{All: true}, Limit: 100})
+				if err != nil || len(list) != n {
+					t.Fatalf("%d requests stored, want %d (%v)", len(list), n, err)
+				}
+			})
+		})
+	}
+}
+
+func sortedIDs(rs []*lethe.Request) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	slices.Sort(out)
+	return out
 }

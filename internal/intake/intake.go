@@ -42,6 +42,20 @@ type Enqueuer interface {
 	EnqueueResolve(ctx context.Context, tx store.Tx, requestID string) error
 }
 
+// ManyEnqueuer is an Enqueuer that can insert the first jobs of several
+// requests in one statement: a group commit (batch.go) then pays for one
+// job insert, not one per request (the pipeline's queue is one).
+type ManyEnqueuer interface {
+	Enqueuer
+	EnqueueResolves(ctx context.Context, tx store.Tx, requestIDs []string) error
+}
+
+// auditBatch is a transaction that appends several events in one
+// statement (the SQL stores' is).
+type auditBatch interface {
+	AppendAudits(ctx context.Context, events ...*lethe.AuditEvent) error
+}
+
 // Terminator ends a request the way every request ends (terminate.Path):
 // the pipeline's also stores the status event.
 type Terminator interface {
@@ -168,8 +182,15 @@ func (s *Service) submitOnce(ctx context.Context, r *lethe.Request) (*lethe.Requ
 		outcome Outcome
 	)
 	err := s.store.InTx(ctx, func(tx store.Tx) error {
-		var err error
-		got, outcome, err = s.storeIn(ctx, tx, r)
+		var (
+			err error
+			ev  *lethe.AuditEvent
+		)
+		got, outcome, ev, err = s.storeIn(ctx, tx, r)
+		if err != nil || ev == nil {
+			return err
+		}
+		_, err = s.admit(ctx, tx, []*lethe.AuditEvent{ev})
 		return err
 	})
 	if err != nil {
@@ -178,10 +199,13 @@ func (s *Service) submitOnce(ctx context.Context, r *lethe.Request) (*lethe.Requ
 	return got, outcome, nil
 }
 
-// storeIn stores r with its first job and audit event in tx, or finds the
-// request that already stands for it. A *lethe.Error is the submission's
-// answer and leaves tx usable; any other error is the database's.
-func (s *Service) storeIn(ctx context.Context, tx store.Tx, r *lethe.Request) (*lethe.Request, Outcome, error) {
+// storeIn stores r in tx, or finds the request that already stands for
+// it. For a request it created it returns the request's received event,
+// which the caller appends, with the request's first job, through admit
+// before tx commits (a batch does so once for all its requests). A
+// *lethe.Error is the submission's answer and leaves tx usable; any other
+// error is the database's.
+func (s *Service) storeIn(ctx context.Context, tx store.Tx, r *lethe.Request) (*lethe.Request, Outcome, *lethe.AuditEvent, error) {
 	if r.IdempotencyKey != "" {
 		prev, err := tx.FindRequestByIdempotencyKey(ctx, r.ClientID, r.IdempotencyKey)
 		switch {
@@ -190,25 +214,22 @@ func (s *Service) storeIn(ctx context.Context, tx store.Tx, r *lethe.Request) (*
 			// callback_url would otherwise be answered as a replay and
 			// its new callback silently dropped.
 			if prev.SubjectKey != r.SubjectKey || prev.Regulation != r.Regulation || prev.ExternalID != r.ExternalID || prev.CallbackURL != r.CallbackURL || prev.CallbackFormat != r.CallbackFormat {
-				return nil, 0, lethe.Errorf(lethe.ECONFLICT, "Idempotency-Key was already used for a different request")
+				return nil, 0, nil, lethe.Errorf(lethe.ECONFLICT, "Idempotency-Key was already used for a different request")
 			}
-			return prev, Replayed, nil
+			return prev, Replayed, nil, nil
 		case !errors.Is(err, store.ErrNotFound):
-			return nil, 0, fmt.Errorf("find by idempotency key: %w", err)
+			return nil, 0, nil, fmt.Errorf("find by idempotency key: %w", err)
 		}
 	}
 	prev, err := tx.FindOpenRequest(ctx, r.ClientID, r.SubjectKey)
 	switch {
 	case err == nil:
-		return prev, Duplicate, nil
+		return prev, Duplicate, nil, nil
 	case !errors.Is(err, store.ErrNotFound):
-		return nil, 0, fmt.Errorf("find open request: %w", err)
+		return nil, 0, nil, fmt.Errorf("find open request: %w", err)
 	}
 	if err := tx.CreateRequest(ctx, r); err != nil {
-		return nil, 0, fmt.Errorf("create request: %w", err)
-	}
-	if err := s.queue.EnqueueResolve(ctx, tx, r.ID); err != nil {
-		return nil, 0, fmt.Errorf("enqueue resolve: %w", err)
+		return nil, 0, nil, fmt.Errorf("create request: %w", err)
 	}
 	actor, actorID := lethe.ActorAdmin, ""
 	if r.ClientID != "" {
@@ -224,10 +245,46 @@ func (s *Service) storeIn(ctx context.Context, tx store.Tx, r *lethe.Request) (*
 			"due_at":     r.DueAt.UTC().Format(time.RFC3339),
 		},
 	}
-	if err := tx.AppendAudit(ctx, ev); err != nil {
-		return nil, 0, fmt.Errorf("audit: %w", err)
+	return r, Created, ev, nil
+}
+
+// admit inserts, in tx, the first job and the received event of every
+// request created in it (received holds their events): with a queue and a
+// store that take several at once, one statement for all the jobs and one
+// for all the events, whatever the batch's size. On an error, at is the
+// index of the event whose own insert failed, or -1 when a shared insert
+// did.
+func (s *Service) admit(ctx context.Context, tx store.Tx, received []*lethe.AuditEvent) (at int, err error) {
+	if len(received) == 0 {
+		return -1, nil
 	}
-	return r, Created, nil
+	if q, ok := s.queue.(ManyEnqueuer); ok {
+		ids := make([]string, len(received))
+		for i, ev := range received {
+			ids[i] = ev.RequestID
+		}
+		if err := q.EnqueueResolves(ctx, tx, ids); err != nil {
+			return -1, fmt.Errorf("enqueue resolve: %w", err)
+		}
+	} else {
+		for i, ev := range received {
+			if err := s.queue.EnqueueResolve(ctx, tx, ev.RequestID); err != nil {
+				return i, fmt.Errorf("enqueue resolve: %w", err)
+			}
+		}
+	}
+	if b, ok := tx.(auditBatch); ok {
+		if err := b.AppendAudits(ctx, received...); err != nil {
+			return -1, fmt.Errorf("audit: %w", err)
+		}
+		return -1, nil
+	}
+	for i, ev := range received {
+		if err := tx.AppendAudit(ctx, ev); err != nil {
+			return i, fmt.Errorf("audit: %w", err)
+		}
+	}
+	return -1, nil
 }
 
 func (s *Service) build(sub Submission) (*lethe.Request, error) {

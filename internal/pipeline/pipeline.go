@@ -229,7 +229,17 @@ func (p *Pipeline) QueueDepth(ctx context.Context) (int64, error) {
 // EnqueueResolve inserts the first job of a request inside tx, the
 // transaction that inserts the request, so both commit or neither does.
 func (p *Pipeline) EnqueueResolve(ctx context.Context, tx store.Tx, requestID string) error {
-	if err := p.eng.insertTx(ctx, tx, []river.InsertManyParams{resolveJob(requestID)}); err != nil {
+	return p.EnqueueResolves(ctx, tx, []string{requestID})
+}
+
+// EnqueueResolves inserts the first jobs of several requests inside tx in
+// one insert (intake.ManyEnqueuer: a group commit's requests).
+func (p *Pipeline) EnqueueResolves(ctx context.Context, tx store.Tx, requestIDs []string) error {
+	jobs := make([]river.InsertManyParams, len(requestIDs))
+	for i, id := range requestIDs {
+		jobs[i] = resolveJob(id)
+	}
+	if err := p.eng.insertTx(ctx, tx, jobs); err != nil {
 		return fmt.Errorf("pipeline: enqueue resolve: %w", err)
 	}
 	return nil

@@ -40,10 +40,10 @@ var migrations embed.FS
 // context ends, and one slow read stalls every writer. With a few, WAL
 // readers run beside the writer and such a mistake surfaces as an error
 // after busy_timeout instead of a hang. Why only four: writes serialise on
-// the file anyway, and each extra connection is one more waiter polling in
-// SQLite's busy handler (which is not FIFO), so a single connection has a
-// little more write throughput (about a fifth in that test). Callers that
-// want it can set MaxOpenConns to 1.
+// the file anyway; the pool's transactions take turns at the write gate
+// (writegate.go) rather than polling in SQLite's busy handler, but more
+// connections buy no more writes. Callers that want it can set
+// MaxOpenConns to 1.
 const DefaultMaxOpenConns = 4
 
 // BusyTimeout is how long a statement waits for the write lock before
@@ -102,7 +102,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	stmts := &statementCache{base: base, size: size}
+	stmts := &statementCache{base: base, size: size, gate: make(writeGate, 1)}
 	db := sql.OpenDB(stmts)
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
@@ -157,6 +157,11 @@ func newStore(db *sql.DB, kr *seal.Keyring) (*sqlstore.Store, error) {
 //   - foreign_keys, off by default in SQLite;
 //   - synchronous NORMAL, the recommended pairing with WAL: a commit
 //     survives a process crash, only an OS crash may lose the last ones;
+//   - temp_store MEMORY: a statement's own undo journal (SQLite keeps one
+//     for a statement that may fail half-way, e.g. an insert into a table
+//     with several unique indexes) is a temporary file otherwise, written
+//     with a system call per page on every such insert; it is never needed
+//     after the statement, so nothing durable is lost;
 //   - _txlock=immediate, so every transaction takes the write lock at
 //     BEGIN and never fails later on a lock upgrade that the busy handler
 //     cannot wait out.
@@ -166,6 +171,7 @@ func dsn(path string) string {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Add("_pragma", "temp_store(MEMORY)")
 	q.Set("_txlock", "immediate")
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }

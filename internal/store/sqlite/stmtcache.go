@@ -50,6 +50,9 @@ type statementCache struct {
 	// connection empties its cache when it sees the count change.
 	schema atomic.Uint64
 	stats  StatementCacheStats
+	// gate lets the pool's transactions take the write lock in turn
+	// (writegate.go); nil: no gate.
+	gate writeGate
 }
 
 // StatementCacheStats counts statement preparations, for tests and the

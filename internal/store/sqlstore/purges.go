@@ -43,6 +43,7 @@ func (q *queries) DeleteRequest(ctx context.Context, requestID string) (bool, er
 	if err != nil {
 		return false, fmt.Errorf("delete request: %w", err)
 	}
+	delete(q.held, requestID) // gone: no longer known to exist
 	return n == 1, nil
 }
 
@@ -69,6 +70,7 @@ func (q *queries) DeleteProof(ctx context.Context, requestID string) error {
 			}
 		}
 		delete(q.chains, requestID) // the chain is gone: a new one starts empty
+		delete(q.held, requestID)
 		return nil
 	})
 	if err != nil {

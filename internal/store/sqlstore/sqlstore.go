@@ -221,8 +221,25 @@ type queries struct {
 	atomic func(ctx context.Context, fn func(*queries) error) error
 	// chains holds, inside a Tx, the head of every audit chain the
 	// transaction appended to: it holds their locks until it ends, so
-	// nobody else can move them (AppendAudits).
+	// nobody else can move them (AppendAudits); and the empty chain of
+	// every request it created, which nobody else can see yet.
 	chains map[string]string
+	// held holds, inside a Tx, the requests whose row the transaction
+	// created, changed or locked: the row exists and nobody else can
+	// delete it before the transaction ends, so it need not be read again
+	// to know that (AddLinkedIdentities).
+	held map[string]bool
+}
+
+// hold records, inside a Tx, that the transaction holds request id's row.
+func (q *queries) hold(id string) {
+	if !q.inTx {
+		return
+	}
+	if q.held == nil {
+		q.held = map[string]bool{}
+	}
+	q.held[id] = true
 }
 
 func (q *queries) exec(ctx context.Context, query string, args ...any) (int64, error) {

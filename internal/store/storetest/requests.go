@@ -435,6 +435,31 @@ func testIdentities(t *testing.T, s store.Store) {
 		t.Errorf("RequestIdentities (-want +got):\n%s", diff)
 	}
 	wantErr(t, "AddLinkedIdentities(unknown request)", s.AddLinkedIdentities(ctx, newID(t), linked), store.ErrNotFound)
+	// Inside a transaction that changed the request's row the store knows
+	// the request exists; once the transaction deleted it, it does not.
+	gone := mustCreate(t, s, newRequest(t, "c1", lethe.Identity{Type: lethe.IdentityUserID, Value: "gone"}))
+	errRolledBack := errors.New("roll back")
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		ok, err := tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{
+			ID: gone.ID, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: time.Now(),
+		})
+		if err != nil || !ok {
+			return fmt.Errorf("update: %v %v", ok, err)
+		}
+		if err := tx.AddLinkedIdentities(ctx, gone.ID, linked[1:2]); err != nil {
+			return fmt.Errorf("after the update: %w", err)
+		}
+		if ok, err := tx.DeleteRequest(ctx, gone.ID); err != nil || !ok {
+			return fmt.Errorf("delete: %v %v", ok, err)
+		}
+		if err := tx.AddLinkedIdentities(ctx, gone.ID, linked[2:]); !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("after the delete: %v, want not found", err)
+		}
+		return errRolledBack
+	})
+	if !errors.Is(err, errRolledBack) {
+		t.Errorf("linked identities in a transaction: %v", err)
+	}
 
 	if err := s.DropIdentityValues(ctx, r.ID); err != nil {
 		t.Fatal(err)
