@@ -1,7 +1,7 @@
 # Shared by scripts/load, scripts/load-erase and scripts/load-scale (sourced,
 # not run). Builds lethe and lethe-load into $WORK, tracks the processes it
 # starts and removes them, the PostgreSQL schemas it creates and $WORK on
-# exit. The caller sets `set -euo pipefail` and may append its own cleanup
+# exit (LOAD_KEEP_LOGS=DIR keeps the processes' logs there). The caller sets `set -euo pipefail` and may append its own cleanup
 # to CLEANUP_HOOKS.
 
 PG_BASE="${LETHE_TEST_POSTGRES:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}"
@@ -17,6 +17,9 @@ cleanup() {
   for s in "${SCHEMAS[@]}"; do
     PGOPTIONS=--client-min-messages=warning psql -q "$PG_BASE" -c "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true
   done
+  if [ -n "${LOAD_KEEP_LOGS:-}" ]; then
+    mkdir -p "$LOAD_KEEP_LOGS" && (cd "$WORK" && find . -name "*.log" -exec cp --parents {} "$LOAD_KEEP_LOGS"/ \;) || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
