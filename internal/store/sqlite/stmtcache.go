@@ -47,9 +47,10 @@ type statementCache struct {
 	base driver.Connector // msqlite.NewConnector's
 	size int
 	// schema counts DDL statements run through any connection; a
-	// connection empties its cache when it sees the count change.
-	schema atomic.Uint64
-	stats  StatementCacheStats
+	// connection empties its cache when it sees the count change. The
+	// store's two pools (writers and readers) share it and stats.
+	schema *atomic.Uint64
+	stats  *StatementCacheStats
 }
 
 // StatementCacheStats counts statement preparations, for tests and the
