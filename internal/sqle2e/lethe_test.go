@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -101,6 +102,8 @@ func startLethe(t *testing.T, storeDialect, mapYAML string) *instance {
 		Intake: intake.New(st, pipe, testdb.Keyring(t), intake.Config{}),
 		Store:  st,
 		Auth:   []auth.Authenticator{auth.AdminToken(adminToken)},
+		// Warnings and errors in the test's output: a 5xx shows its reason.
+		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	srv := httptest.NewServer(api.Handler())
 	t.Cleanup(srv.Close)

@@ -35,7 +35,7 @@ func OpenDB(ctx context.Context, db *sql.DB, kr *seal.Keyring) (*Store, error) {
 	if err := db.PingContext(ctx); err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	st, err := newStore(db, kr)
+	st, err := newStore(conn{db: db}, kr)
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}

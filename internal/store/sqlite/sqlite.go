@@ -11,6 +11,8 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -46,6 +48,19 @@ var migrations embed.FS
 // MaxOpenConns to 1.
 const DefaultMaxOpenConns = 4
 
+// ReadConns is the size of the store's second pool, which serves its
+// reads outside transactions (a request's view, a list, a status poll).
+//
+// Why a pool of their own: a writer holds its pool connection while it
+// waits at BEGIN IMMEDIATE for the write lock (up to BusyTimeout), so a
+// few writers queued behind a slow one fill the writers' pool, and a read
+// that needs no lock at all (WAL) would wait for one of them to finish,
+// behind every other queued writer, until its caller gave up. Under load
+// that turned GET /v1/deletion-requests/{id} into a wait of many seconds
+// and a "context canceled" once the client left. Readers never take the
+// write lock (query_only), so this pool is never held by a wait.
+const ReadConns = 2
+
 // BusyTimeout is how long a statement waits for the write lock before
 // failing with SQLITE_BUSY.
 const BusyTimeout = 10 * time.Second
@@ -69,11 +84,25 @@ type Store struct {
 	stmts *statementCache
 }
 
+// readPool opens the readers' pool (see ReadConns), sharing stmts' schema
+// counter so DDL run by a writer empties the readers' caches too.
+func readPool(path string, stmts *statementCache) (*sql.DB, error) {
+	base, err := msqlite.NewConnector(readDSN(path))
+	if err != nil {
+		return nil, err
+	}
+	db := sql.OpenDB(&statementCache{base: base, size: stmts.size, schema: stmts.schema, stats: stmts.stats})
+	db.SetMaxOpenConns(ReadConns)
+	db.SetMaxIdleConns(ReadConns)
+	db.SetConnMaxLifetime(0)
+	return db, nil
+}
+
 // DB returns the pool, for tests and tools that need raw access.
 func (s *Store) DB() *sql.DB { return s.db }
 
 // StatementCacheStats returns the pool's statement cache counters.
-func (s *Store) StatementCacheStats() *StatementCacheStats { return &s.stmts.stats }
+func (s *Store) StatementCacheStats() *StatementCacheStats { return s.stmts.stats }
 
 // Open opens (creating if needed) the database file at path. It does not
 // migrate: call Migrate. Ready fails until the schema is current.
@@ -102,7 +131,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	stmts := &statementCache{base: base, size: size, gate: make(writeGate, 1)}
+	stmts := &statementCache{base: base, size: size, schema: new(atomic.Uint64), stats: new(StatementCacheStats), gate: make(writeGate, 1)}
 	db := sql.OpenDB(stmts)
 	db.SetMaxOpenConns(n)
 	db.SetMaxIdleConns(n)
@@ -113,9 +142,15 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
-	st, err := newStore(db, opts.Keyring)
+	reads, err := readPool(path, stmts)
 	if err != nil {
 		db.Close()
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	st, err := newStore(conn{db: db, reads: reads}, opts.Keyring)
+	if err != nil {
+		db.Close()
+		reads.Close()
 		return nil, fmt.Errorf("open sqlite: %w", err)
 	}
 	return &Store{Store: st, db: db, stmts: stmts}, nil
@@ -137,16 +172,16 @@ func CreatePrivateFile(path string) error {
 	return f.Close()
 }
 
-func newStore(db *sql.DB, kr *seal.Keyring) (*sqlstore.Store, error) {
+func newStore(c conn, kr *seal.Keyring) (*sqlstore.Store, error) {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
 		return nil, err
 	}
-	m, err := sqlstore.NewMigrator(goose.DialectSQLite3, db, fsys, false)
+	m, err := sqlstore.NewMigrator(goose.DialectSQLite3, c.db, fsys, false)
 	if err != nil {
 		return nil, err
 	}
-	return sqlstore.New(sqlstore.Config{Conn: conn{db}, Dialect: dialect, Keyring: kr, Migrator: m})
+	return sqlstore.New(sqlstore.Config{Conn: c, Dialect: dialect, Keyring: kr, Migrator: m})
 }
 
 // dsn builds the modernc.org/sqlite connection string. The pragmas run on
@@ -176,6 +211,13 @@ func dsn(path string) string {
 	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 }
 
+// readDSN is dsn for the readers' pool: the same pragmas, and query_only
+// so that a write sent there by mistake fails instead of taking the lock
+// this pool exists not to wait for.
+func readDSN(path string) string {
+	return dsn(path) + "&_pragma=query_only%281%29"
+}
+
 var dialect = &sqlstore.Dialect{
 	Name: "sqlite",
 	EncodeTime: func(t time.Time) any {
@@ -190,19 +232,37 @@ var dialect = &sqlstore.Dialect{
 	},
 }
 
-// conn adapts *sql.DB to sqlstore.Conn.
-type conn struct{ db *sql.DB }
+// conn adapts *sql.DB to sqlstore.Conn. A SELECT outside a transaction
+// goes to reads (see ReadConns) when there is one; everything else,
+// including the store's INSERT/UPDATE ... RETURNING run through Query,
+// goes to db.
+type conn struct{ db, reads *sql.DB }
+
+func (c conn) pool(q string) *sql.DB {
+	if c.reads != nil && isSelect(q) {
+		return c.reads
+	}
+	return c.db
+}
+
+// isSelect reports whether q starts with SELECT: a plain read. A
+// statement it misjudges as a read fails on the readers' query_only
+// connections rather than writing there.
+func isSelect(q string) bool {
+	q = strings.TrimLeft(q, " \t\r\n(")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
+}
 
 func (c conn) Exec(ctx context.Context, q string, args ...any) (int64, error) {
 	return execResult(c.db.ExecContext(ctx, q, args...))
 }
 
 func (c conn) Query(ctx context.Context, q string, args ...any) (sqlstore.Rows, error) {
-	return c.db.QueryContext(ctx, q, args...)
+	return c.pool(q).QueryContext(ctx, q, args...)
 }
 
 func (c conn) QueryRow(ctx context.Context, q string, args ...any) sqlstore.Row {
-	return c.db.QueryRowContext(ctx, q, args...)
+	return c.pool(q).QueryRowContext(ctx, q, args...)
 }
 
 func (c conn) Begin(ctx context.Context) (sqlstore.TxConn, error) {
@@ -215,7 +275,13 @@ func (c conn) Begin(ctx context.Context) (sqlstore.TxConn, error) {
 
 func (c conn) Ping(ctx context.Context) error { return c.db.PingContext(ctx) }
 func (c conn) Driver() any                    { return c.db }
-func (c conn) Close() error                   { return c.db.Close() }
+func (c conn) Close() error {
+	err := c.db.Close()
+	if c.reads != nil {
+		err = errors.Join(err, c.reads.Close())
+	}
+	return err
+}
 
 type txConn struct{ tx *sql.Tx }
 

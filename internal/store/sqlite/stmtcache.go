@@ -47,11 +47,12 @@ type statementCache struct {
 	base driver.Connector // msqlite.NewConnector's
 	size int
 	// schema counts DDL statements run through any connection; a
-	// connection empties its cache when it sees the count change.
-	schema atomic.Uint64
-	stats  StatementCacheStats
+	// connection empties its cache when it sees the count change. The
+	// store's two pools (writers and readers) share it and stats.
+	schema *atomic.Uint64
+	stats  *StatementCacheStats
 	// gate lets the pool's transactions take the write lock in turn
-	// (writegate.go); nil: no gate.
+	// (writegate.go); nil: no gate (the readers' pool never writes).
 	gate writeGate
 }
 
