@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -13,31 +12,13 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lethe-privacy/lethe/internal/demo"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
-
-// syncBuffer is written by a subprocess's pipes and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // buildLethe builds this binary into dir: the walkthrough calls `lethe`.
 func buildLethe(t *testing.T, dir string) {
@@ -73,15 +54,15 @@ func cleanEnv(bin string) []string {
 
 type demoServer struct {
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testdb.SyncBuffer
+	stderr *testdb.SyncBuffer
 }
 
 // startDemo runs `lethe serve --demo` in the working directory cwd, as the
 // README does, and waits until it serves.
 func startDemo(t *testing.T, bin, cwd, addr string) *demoServer {
 	t.Helper()
-	s := &demoServer{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	s := &demoServer{stdout: &testdb.SyncBuffer{}, stderr: &testdb.SyncBuffer{}}
 	s.cmd = exec.Command(filepath.Join(bin, "lethe"), "serve", "--demo", "--listen", addr)
 	s.cmd.Dir = cwd
 	s.cmd.Env = cleanEnv(bin)

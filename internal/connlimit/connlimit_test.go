@@ -1,13 +1,11 @@
 package connlimit_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,25 +40,7 @@ func TestReached(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination safe for concurrent writers and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func logTo(b *syncBuffer) *slog.Logger { return slog.New(slog.NewJSONHandler(b, nil)) }
+func logTo(b *testdb.SyncBuffer) *slog.Logger { return slog.New(slog.NewJSONHandler(b, nil)) }
 
 // noSecrets fails the test when s names the role or the DSN.
 func noSecrets(t *testing.T, what, s, dsn, user string) {
@@ -87,7 +67,7 @@ func TestWaitOpensWhenASlotFrees(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.PostgresRole(t, testdb.PostgresDSN(t), 1)
 	release := testdb.HoldPostgres(t, dsn, 1)
-	var logs syncBuffer
+	var logs testdb.SyncBuffer
 	time.AfterFunc(300*time.Millisecond, func() { release(0) })
 	calls := 0
 	c, err := connlimit.Wait(context.Background(), connlimit.Waiter{What: "test", Log: logTo(&logs)}, func(ctx context.Context) (*pgx.Conn, error) {
@@ -114,7 +94,7 @@ func TestWaitGivesUpAfterItsBound(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.PostgresRole(t, testdb.PostgresDSN(t), 1)
 	testdb.HoldPostgres(t, dsn, 1)
-	var logs syncBuffer
+	var logs testdb.SyncBuffer
 	_, err := connlimit.Wait(context.Background(), connlimit.Waiter{What: "test", Max: 400 * time.Millisecond, Log: logTo(&logs)}, func(ctx context.Context) (*pgx.Conn, error) {
 		return pgx.Connect(ctx, dsn)
 	})
@@ -178,7 +158,7 @@ func TestOpenDBMariaDB(t *testing.T) {
 		t.Fatal(err)
 	}
 	release := testdb.HoldMariaDB(t, dsn, 1)
-	var logs syncBuffer
+	var logs testdb.SyncBuffer
 
 	db, err := connlimit.OpenDB("mysql", dsn, connlimit.Waiter{What: "test", Max: 400 * time.Millisecond, Log: logTo(&logs)})
 	if err != nil {

@@ -1,11 +1,9 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,23 +11,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store/postgres"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // What `lethe serve` does at start (open the store, migrate it and River,
 // start the pipeline) succeeds on a role at its CONNECTION LIMIT: each
@@ -41,7 +22,7 @@ func TestStartWaitsWhileServerFull(t *testing.T) {
 	ctx := context.Background()
 	const limit = 4
 	dsn := testdb.PostgresRole(t, testdb.PostgresDSN(t), limit)
-	var logs syncBuffer
+	var logs testdb.SyncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var st *postgres.Store
 	// full runs step with the role's every slot taken by others (the

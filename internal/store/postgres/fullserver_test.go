@@ -1,12 +1,10 @@
 package postgres_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,23 +15,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store/postgres"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func userOf(t *testing.T, dsn string) string {
 	t.Helper()
@@ -52,7 +33,7 @@ func TestOpenWaitsWhileServerFull(t *testing.T) {
 	ctx := context.Background()
 	dsn := testdb.PostgresRole(t, testdb.PostgresDSN(t), 2)
 	release := testdb.HoldPostgres(t, dsn, 2)
-	var logs syncBuffer
+	var logs testdb.SyncBuffer
 	time.AfterFunc(300*time.Millisecond, func() { release(0) })
 	time.AfterFunc(600*time.Millisecond, func() { release(1) })
 
@@ -97,7 +78,7 @@ func TestOpenGivesUpWhenServerStaysFull(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.PostgresRole(t, testdb.PostgresDSN(t), 1)
 	testdb.HoldPostgres(t, dsn, 1)
-	var logs syncBuffer
+	var logs testdb.SyncBuffer
 	s, err := postgres.Open(context.Background(), dsn, postgres.Options{
 		Keyring: testdb.Keyring(t), FullServerWait: 500 * time.Millisecond, Log: slog.New(slog.NewJSONHandler(&logs, nil)),
 	})
