@@ -29,7 +29,9 @@ var resolveFrom = []lethe.Status{lethe.StatusReceived, lethe.StatusRunning}
 // at once (startErase). Until its compare-and-set commits, the request can
 // be canceled; after it, cancel finds the request running and refuses.
 func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID string, resume bool) error {
-	req, err := p.st.GetRequest(ctx, requestID, store.Scope{All: true})
+	// The row only: a request at resolve has no tasks yet, and one past it
+	// is carried on from a read of its own.
+	req, err := p.st.ReadRequest(ctx, requestID)
 	if errors.Is(err, store.ErrNotFound) {
 		p.log.Warn("pipeline: resolve job for a missing request", slog.String("request_id", requestID))
 		return nil
