@@ -167,6 +167,12 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 	if len(p.targets) == 0 {
 		return res
 	}
+	// closedOn[i], when target i's last resolution was Closed: the
+	// identities it was asked with and those it returned. Asked again with
+	// no other, it would find nothing new (on a SQL target, one more scan
+	// of every identity column per request), so it is asked again only
+	// when another target found an identity outside this set.
+	closedOn := make([]map[lethe.Identity]bool, len(p.targets))
 	for res.rounds < p.cfg.MaxResolveRounds {
 		res.rounds++
 		subject := connector.Subject{RequestID: requestID, Identities: append([]lethe.Identity(nil), res.identities...)}
@@ -174,7 +180,20 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 		errs := make([]error, len(p.targets))
 		parallel(len(p.targets), func(i int) {
 			t := p.targets[i]
+			if closedOn[i] != nil && coveredBy(subject.Identities, closedOn[i]) {
+				return
+			}
 			found[i], errs[i] = call(p.log, t.Name, func() (connector.Resolution, error) { return resolveTarget(ctx, t.Conn, subject) })
+			closedOn[i] = nil
+			if errs[i] == nil && found[i].Closed {
+				closedOn[i] = make(map[lethe.Identity]bool, len(subject.Identities)+len(found[i].Identities))
+				for _, id := range subject.Identities {
+					closedOn[i][id] = true
+				}
+				for _, id := range found[i].Identities {
+					closedOn[i][id] = true
+				}
+			}
 		})
 		added := 0
 		for i, r := range found {
@@ -215,6 +234,16 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 	p.log.Warn("pipeline: resolve stopped at the round limit before a fixed point",
 		slog.String("request_id", requestID), slog.Int("rounds", res.rounds))
 	return res
+}
+
+// coveredBy reports whether every identity of ids is in set.
+func coveredBy(ids []lethe.Identity, set map[lethe.Identity]bool) bool {
+	for _, id := range ids {
+		if !set[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // failResolve ends a request whose identities could not be resolved: it
