@@ -1,6 +1,7 @@
 package sqlconn
 
 import (
+	"context"
 	"slices"
 	"sync"
 )
@@ -76,7 +77,7 @@ func (g *lookupGroups) group(t *table, col string) *lookupGroup {
 
 // do returns run(canon, args), or its part of a query run for it and
 // others; run must confirm rows per canonical value.
-func (g *lookupGroup) do(canon []string, args []any, run func(canon []string, args []any) (map[string][][]any, error)) (map[string][][]any, error) {
+func (g *lookupGroup) do(ctx context.Context, canon []string, args []any, run func(canon []string, args []any) (map[string][][]any, error)) (map[string][][]any, error) {
 	g.mu.Lock()
 	if !g.running {
 		g.running = true
@@ -104,6 +105,7 @@ func (g *lookupGroup) do(canon []string, args []any, run func(canon []string, ar
 	g.mu.Unlock()
 
 	if leader {
+		// Even when ctx ends meanwhile: the others wait for this query.
 		<-b.start // the running query ended; g.running stays true for this one
 		g.mu.Lock()
 		g.next = nil // joined by no one from here on
@@ -114,7 +116,11 @@ func (g *lookupGroup) do(canon []string, args []any, run func(canon []string, ar
 		}
 		return found, err
 	}
-	<-b.done
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return nil, ctx.Err() // the query goes on for the others
+	}
 	if b.failed {
 		return run(canon, args)
 	}

@@ -1,6 +1,7 @@
 package sqlconn
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -39,7 +40,7 @@ func TestLookupsArrivingTogetherShareOneQuery(t *testing.T) {
 			firstDone := make(chan struct{})
 			go func() {
 				defer close(firstDone)
-				if _, err := g.do([]string{"first"}, []any{"first"}, run); err != nil {
+				if _, err := g.do(context.Background(), []string{"first"}, []any{"first"}, run); err != nil {
 					t.Error(err)
 				}
 			}()
@@ -59,7 +60,7 @@ func TestLookupsArrivingTogetherShareOneQuery(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					cv := fmt.Sprint("v", i)
-					found, err := g.do([]string{cv}, []any{cv}, run)
+					found, err := g.do(context.Background(), []string{cv}, []any{cv}, run)
 					if err != nil {
 						t.Error(err)
 						return
