@@ -110,6 +110,11 @@ type Resolution struct {
 	// "object.column" (or the Redis entry): kinds, never values. Sorted,
 	// without duplicates.
 	Unfollowed []string
+	// Closed says the connector followed what it found until nothing new
+	// turned up: asked again with the identities it was given and those it
+	// returned, and no others, it would find nothing new. The pipeline
+	// then asks it again only with identities found elsewhere.
+	Closed bool
 }
 
 // Ambiguous reports whether the identities reach more than one record of

@@ -76,11 +76,23 @@ func TestStatementBudget(t *testing.T) {
 					name, got.statements, got.commits, got.autocommit, want.statements, want.commits, want.autocommit)
 			}
 		}
+		var closed bool
 		step("resolve", func() error {
 			r, err := c.ResolveSubject(ctx, subj)
 			subj.Identities = append(subj.Identities, r.Identities...)
+			closed = r.Closed
 			return err
 		})
+		// Closed, as it says: asked again with what it was given and
+		// found, it finds nothing new (the pipeline relies on it to not
+		// ask again).
+		again, err := c.ResolveSubject(ctx, subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !closed || !again.Closed || len(again.Identities) != 0 {
+			t.Errorf("resolve closed %v, then %v finding %d more identities; want closed, and nothing more", closed, again.Closed, len(again.Identities))
+		}
 		step("plan", func() error { _, err := c.Plan(ctx, subj); return err })
 		step("erase", func() error {
 			rep, err := c.Erase(ctx, subj)

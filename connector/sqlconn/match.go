@@ -246,6 +246,13 @@ func (c *Connector) candidates(ctx context.Context, t *table, col string, vals [
 // are what SQL compares, in the same order) and returns the confirmed
 // keys per canonical value.
 func (c *Connector) lookup(ctx context.Context, t *table, col string, canon []string, args []any) (map[string][][]any, error) {
+	return c.lookups.group(t, col).do(ctx, canon, args, func(canon []string, args []any) (map[string][][]any, error) {
+		return c.lookupNow(ctx, t, col, canon, args)
+	})
+}
+
+// lookupNow is lookup's query, run at once.
+func (c *Connector) lookupNow(ctx context.Context, t *table, col string, canon []string, args []any) (map[string][][]any, error) {
 	r := t.rules[col]
 	want := map[string]bool{}
 	for _, cv := range canon {

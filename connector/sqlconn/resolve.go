@@ -49,6 +49,7 @@ func (c *Connector) ResolveSubject(ctx context.Context, subj connector.Subject) 
 		}
 	}
 	var found []lethe.Identity
+	closed := false
 	for round := 0; round < maxResolveRounds; round++ {
 		m, err := c.match(ctx, valuesOf(follow), s, r.memo)
 		if err != nil {
@@ -81,6 +82,7 @@ func (c *Connector) ResolveSubject(ctx context.Context, subj connector.Subject) 
 			}
 		}
 		if !added {
+			closed = true // not cut short by the round limit
 			break
 		}
 	}
@@ -91,7 +93,7 @@ func (c *Connector) ResolveSubject(ctx context.Context, subj connector.Subject) 
 	if err != nil {
 		return connector.Resolution{}, c.failResolve(all, err)
 	}
-	res := connector.Resolution{Identities: found, RootRecords: roots}
+	res := connector.Resolution{Identities: found, RootRecords: roots, Closed: closed}
 	for name := range r.unfollowed {
 		res.Unfollowed = append(res.Unfollowed, name)
 	}

@@ -59,6 +59,8 @@ type Connector struct {
 	live liveCache // constraints read for CheckSchema and declared cascades
 
 	ledgerReady bool // the ledger tables exist (under mu)
+
+	lookups lookupGroups // concurrent candidate queries run as one (coalesce.go)
 }
 
 var (

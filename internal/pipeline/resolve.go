@@ -29,7 +29,9 @@ var resolveFrom = []lethe.Status{lethe.StatusReceived, lethe.StatusRunning}
 // at once (startErase). Until its compare-and-set commits, the request can
 // be canceled; after it, cancel finds the request running and refuses.
 func (p *Pipeline) resolve(ctx context.Context, job *rivertype.JobRow, requestID string, resume bool) error {
-	req, err := p.st.GetRequest(ctx, requestID, store.Scope{All: true})
+	// The row only: a request at resolve has no tasks yet, and one past it
+	// is carried on from a read of its own.
+	req, err := p.st.ReadRequest(ctx, requestID)
 	if errors.Is(err, store.ErrNotFound) {
 		p.log.Warn("pipeline: resolve job for a missing request", slog.String("request_id", requestID))
 		return nil
@@ -165,6 +167,12 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 	if len(p.targets) == 0 {
 		return res
 	}
+	// closedOn[i], when target i's last resolution was Closed: the
+	// identities it was asked with and those it returned. Asked again with
+	// no other, it would find nothing new (on a SQL target, one more scan
+	// of every identity column per request), so it is asked again only
+	// when another target found an identity outside this set.
+	closedOn := make([]map[lethe.Identity]bool, len(p.targets))
 	for res.rounds < p.cfg.MaxResolveRounds {
 		res.rounds++
 		subject := connector.Subject{RequestID: requestID, Identities: append([]lethe.Identity(nil), res.identities...)}
@@ -172,7 +180,20 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 		errs := make([]error, len(p.targets))
 		parallel(len(p.targets), func(i int) {
 			t := p.targets[i]
+			if closedOn[i] != nil && coveredBy(subject.Identities, closedOn[i]) {
+				return
+			}
 			found[i], errs[i] = call(p.log, t.Name, func() (connector.Resolution, error) { return resolveTarget(ctx, t.Conn, subject) })
+			closedOn[i] = nil
+			if errs[i] == nil && found[i].Closed {
+				closedOn[i] = make(map[lethe.Identity]bool, len(subject.Identities)+len(found[i].Identities))
+				for _, id := range subject.Identities {
+					closedOn[i][id] = true
+				}
+				for _, id := range found[i].Identities {
+					closedOn[i][id] = true
+				}
+			}
 		})
 		added := 0
 		for i, r := range found {
@@ -213,6 +234,16 @@ func (p *resolver) resolveIdentities(ctx context.Context, requestID string, give
 	p.log.Warn("pipeline: resolve stopped at the round limit before a fixed point",
 		slog.String("request_id", requestID), slog.Int("rounds", res.rounds))
 	return res
+}
+
+// coveredBy reports whether every identity of ids is in set.
+func coveredBy(ids []lethe.Identity, set map[lethe.Identity]bool) bool {
+	for _, id := range ids {
+		if !set[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // failResolve ends a request whose identities could not be resolved: it

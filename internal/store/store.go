@@ -82,6 +82,9 @@ type Requests interface {
 	// GetRequest returns the request with its tasks. With clientID set, a
 	// request of another client is ErrNotFound. Identities are not filled.
 	GetRequest(ctx context.Context, id string, scope Scope) (*lethe.Request, error)
+	// ReadRequest returns the request of any client without its tasks:
+	// one statement, for the pipeline's steps that read only the row.
+	ReadRequest(ctx context.Context, id string) (*lethe.Request, error)
 	// LockRequest reads the request for update (FOR UPDATE on postgres;
 	// sqlite transactions already hold the write lock). Only inside InTx;
 	// on the Store it returns an error. Tasks are not filled.

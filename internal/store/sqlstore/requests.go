@@ -167,6 +167,15 @@ func (q *queries) GetRequest(ctx context.Context, id string, scope store.Scope) 
 	return r, nil
 }
 
+// ReadRequest implements store.Requests.
+func (q *queries) ReadRequest(ctx context.Context, id string) (*lethe.Request, error) {
+	r, err := q.scanRequest(q.queryRow(ctx, `SELECT `+requestCols+` FROM requests WHERE id = ?`, id))
+	if err != nil {
+		return nil, fmt.Errorf("read request: %w", notFound(err))
+	}
+	return r, nil
+}
+
 // LockRequest implements store.Requests.
 func (q *queries) LockRequest(ctx context.Context, id string) (*lethe.Request, error) {
 	if !q.inTx {
