@@ -83,8 +83,19 @@ func newRootCmd(stdout, stderr io.Writer, env lookupEnv) *cobra.Command {
 // word that is none of them (a typo such as `clients disabel` would
 // otherwise print help and exit 0, having done nothing) with the nearest
 // names as suggestions, and fail when given no subcommand at all.
+//
+// A command that groups none answers a wrong number of arguments with its
+// usage line, so `lethe tasks attest ID shop` says --target was meant.
 func requireSubcommands(c *cobra.Command) {
 	if !c.HasSubCommands() {
+		if check := c.Args; check != nil {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if err := check(cmd, args); err != nil {
+					return fmt.Errorf("%w; usage: %s", err, cmd.UseLine())
+				}
+				return nil
+			}
+		}
 		return
 	}
 	c.SuggestionsMinimumDistance = 2

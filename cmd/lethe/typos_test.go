@@ -72,7 +72,7 @@ func TestTyposFail(t *testing.T) {
 	}
 	for _, l := range leaves {
 		t.Run(strings.Join(path(l), "_")+"_stray", func(t *testing.T) {
-			check(t, append(path(l), "stray1", "stray2", "stray3", "stray4", "stray5"))
+			check(t, append(path(l), "stray1", "stray2", "stray3", "stray4", "stray5"), "usage: "+l.UseLine())
 		})
 	}
 	// The two typos reported by users.
