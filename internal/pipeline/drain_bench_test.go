@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
 	"github.com/lethe-privacy/lethe/internal/audit"
@@ -67,7 +65,7 @@ func benchDrain(b *testing.B, dialect string, ci bool) {
 		b.Fatal(err)
 	}
 	for i, e := range emails {
-		ids[i] = benchSubmit(b, st, p, lethe.Identity{Type: lethe.IdentityEmail, Value: e})
+		ids[i] = submit(b, st, p, lethe.Identity{Type: lethe.IdentityEmail, Value: e})
 	}
 
 	// SQLite: statements prepared during the drain (the store's cache
@@ -179,30 +177,4 @@ func benchShop(b *testing.B, emails []string, ci bool) Target {
 	}
 	b.Cleanup(func() { c.Close() })
 	return Target{Name: "shop", Conn: c}
-}
-
-func benchSubmit(b *testing.B, st store.Store, p *Pipeline, ids ...lethe.Identity) string {
-	ctx := context.Background()
-	now := time.Now()
-	r := &lethe.Request{
-		ID:         uuid.Must(uuid.NewV7()).String(),
-		Regulation: lethe.GDPR,
-		Status:     lethe.StatusReceived,
-		Stage:      lethe.StageResolve,
-		Identities: ids,
-		SubjectKey: randomHex(16),
-		ReceivedAt: now,
-		DueAt:      now.Add(lethe.DefaultDeadlines[lethe.GDPR]),
-		UpdatedAt:  now,
-	}
-	err := st.InTx(ctx, func(tx store.Tx) error {
-		if err := tx.CreateRequest(ctx, r); err != nil {
-			return err
-		}
-		return p.EnqueueResolve(ctx, tx, r.ID)
-	})
-	if err != nil {
-		b.Fatalf("submit: %v", err)
-	}
-	return r.ID
 }

@@ -91,7 +91,7 @@ var email = lethe.Identity{Type: lethe.IdentityEmail, Value: "ada.lovelace@examp
 
 // submit does what the intake does: the request and its first job commit
 // in one transaction.
-func submit(t *testing.T, st store.Store, p *Pipeline, ids ...lethe.Identity) string {
+func submit(t testing.TB, st store.Store, p *Pipeline, ids ...lethe.Identity) string {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now()
