@@ -210,24 +210,10 @@ func (c *Connector) Recipe() *Recipe { return c.recipe }
 
 // ---- keys and units --------------------------------------------------------
 
-// identities returns the subject's identities this vendor may receive,
-// without repeats, in a stable order.
+// identities returns the subject's identities this vendor may receive
+// (processor.AllowedIdentities).
 func (c *Connector) identities(s connector.Subject) []lethe.Identity {
-	seen := map[lethe.Identity]bool{}
-	var out []lethe.Identity
-	for _, id := range s.Identities {
-		if c.allowed[id.Type] && id.Value != "" && !seen[id] {
-			seen[id] = true
-			out = append(out, id)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Type != out[j].Type {
-			return out[i].Type < out[j].Type
-		}
-		return out[i].Value < out[j].Value
-	})
-	return out
+	return processor.AllowedIdentities(s, c.allowed)
 }
 
 // keys turns identities into what erase calls name: the identity itself,

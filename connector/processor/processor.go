@@ -190,13 +190,19 @@ func digest(requestID string, id lethe.Identity) string {
 	return hex.EncodeToString(h[:8])
 }
 
-// identities returns the subject's identities this processor may receive,
-// without repeats, in a stable order.
+// identities returns the subject's identities this processor may receive.
 func (c *Connector) identities(s connector.Subject) []lethe.Identity {
+	return AllowedIdentities(s, c.allowed)
+}
+
+// AllowedIdentities returns the subject's identities of the allowed
+// types, without repeats or empty values, in a stable order: what one
+// third party may be sent about the subject.
+func AllowedIdentities(s connector.Subject, allowed map[lethe.IdentityType]bool) []lethe.Identity {
 	seen := map[lethe.Identity]bool{}
 	var out []lethe.Identity
 	for _, id := range s.Identities {
-		if c.allowed[id.Type] && id.Value != "" && !seen[id] {
+		if allowed[id.Type] && id.Value != "" && !seen[id] {
 			seen[id] = true
 			out = append(out, id)
 		}
