@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -155,14 +154,10 @@ func (s *Server) handleReceiptList(w http.ResponseWriter, r *http.Request, p aut
 		s.writeError(w, r, lethe.Errorf(lethe.EINVALID, "query string is malformed"))
 		return
 	}
-	limit := DefaultPageSize
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > MaxPageSize {
-			s.writeError(w, r, lethe.Errorf(lethe.EINVALID, "limit must be an integer from 1 to %d", MaxPageSize))
-			return
-		}
-		limit = n
+	limit, err := pageLimit(q.Get("limit"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	before := ""
 	if c := q.Get("cursor"); c != "" {

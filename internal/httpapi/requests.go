@@ -140,6 +140,18 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request, p auth.Princi
 	s.writeRequestDetail(w, r, req, p) // callbacks.go: the view with its callbacks
 }
 
+// pageLimit reads a list's limit parameter: DefaultPageSize when absent.
+func pageLimit(v string) (int, error) {
+	if v == "" {
+		return DefaultPageSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxPageSize {
+		return 0, lethe.Errorf(lethe.EINVALID, "limit must be an integer from 1 to %d", MaxPageSize)
+	}
+	return n, nil
+}
+
 // listPage is the answer of GET /v1/deletion-requests. NextCursor is
 // absent on the last page.
 type listPage struct {
@@ -180,7 +192,7 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p auth.Princ
 		s.writeError(w, r, lethe.Errorf(lethe.EINVALID, "format must be json or csv"))
 		return
 	}
-	f := store.ListFilter{Scope: p.Scope(), Limit: DefaultPageSize}
+	f := store.ListFilter{Scope: p.Scope()}
 	status, err := get("status")
 	if err != nil {
 		s.writeError(w, r, err)
@@ -205,13 +217,9 @@ func (s *Server) handleList(w http.ResponseWriter, r *http.Request, p auth.Princ
 		s.writeError(w, r, err)
 		return
 	}
-	if limit != "" {
-		n, err := strconv.Atoi(limit)
-		if err != nil || n < 1 || n > MaxPageSize {
-			s.writeError(w, r, lethe.Errorf(lethe.EINVALID, "limit must be an integer from 1 to %d", MaxPageSize))
-			return
-		}
-		f.Limit = n
+	if f.Limit, err = pageLimit(limit); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	cursor, err := get("cursor")
 	if err != nil {
