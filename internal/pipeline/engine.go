@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -43,6 +44,9 @@ type riverEngine[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	// last attempted under this client's own ID are.
 	rescueAll bool
 	log       *slog.Logger
+	// inserted, when set, is told after each commit that inserted jobs
+	// which queues got them (sqliteDriver.inserted).
+	inserted func(queues []string)
 }
 
 func newRiverEngine[TDriver riverdriver.Driver[TTx], TTx any](driver TDriver, cfg *river.Config, rescueAll bool) (*riverEngine[TDriver, TTx], error) {
@@ -66,7 +70,13 @@ func newEngine(st store.Store, cfg *river.Config) (engine, error) {
 		if !ok {
 			return nil, fmt.Errorf("sqlite store: driver is %T, want *sql.DB", st.Driver())
 		}
-		return newRiverEngine[*riversqlite.Driver, *sql.Tx](riversqlite.New(db), cfg, true)
+		d := newSQLiteDriver(riversqlite.New(db))
+		e, err := newRiverEngine[*sqliteDriver, *sql.Tx](d, cfg, true)
+		if err != nil {
+			return nil, err
+		}
+		e.inserted = d.inserted
+		return e, nil
 	case "postgres":
 		pool, ok := st.Driver().(*pgxpool.Pool)
 		if !ok {
@@ -185,7 +195,29 @@ func (e *riverEngine[TDriver, TTx]) insertTx(ctx context.Context, tx store.Tx, j
 	if _, err := e.client.InsertManyTx(ctx, t, jobs); err != nil {
 		return fmt.Errorf("insert jobs: %w", err)
 	}
+	if e.inserted != nil {
+		queues := jobQueues(jobs)
+		tx.AfterCommit(func() { e.inserted(queues) })
+	}
 	return nil
+}
+
+// jobQueues lists the queues jobs go to, each once.
+func jobQueues(jobs []river.InsertManyParams) []string {
+	var out []string
+	for _, j := range jobs {
+		q := river.QueueDefault
+		if a, ok := j.Args.(river.JobArgsWithInsertOpts); ok && a.InsertOpts().Queue != "" {
+			q = a.InsertOpts().Queue
+		}
+		if j.InsertOpts != nil && j.InsertOpts.Queue != "" {
+			q = j.InsertOpts.Queue
+		}
+		if !slices.Contains(out, q) {
+			out = append(out, q)
+		}
+	}
+	return out
 }
 
 // anyArgs stands in for a job's args type where only its row matters:

@@ -48,6 +48,11 @@ type Tx interface {
 	// Driver returns the driver transaction (*sql.Tx for sqlite, pgx.Tx for
 	// postgres) so River can insert and complete jobs in it.
 	Driver() any
+	// AfterCommit runs fn once the transaction has committed, in the order
+	// registered, and never if it rolls back: for what must not happen
+	// before others can see the transaction's writes (waking the workers
+	// that will read them).
+	AfterCommit(fn func())
 }
 
 // Queries is every operation; the smaller interfaces let consumers declare

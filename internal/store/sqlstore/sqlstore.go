@@ -174,6 +174,9 @@ func (s *Store) inTx(ctx context.Context, fn func(*Tx) error) (err error) {
 		return fmt.Errorf("commit: %w", err)
 	}
 	committed = true
+	for _, f := range t.afterCommit {
+		f()
+	}
 	return nil
 }
 
@@ -202,11 +205,15 @@ func (s *Store) Close() error {
 // Tx implements store.Tx.
 type Tx struct {
 	queries
-	tc TxConn
+	tc          TxConn
+	afterCommit []func()
 }
 
 // Driver implements store.Tx.
 func (t *Tx) Driver() any { return t.tc.Driver() }
+
+// AfterCommit implements store.Tx.
+func (t *Tx) AfterCommit(fn func()) { t.afterCommit = append(t.afterCommit, fn) }
 
 // queries implements store.Queries once for both the pool and a
 // transaction.

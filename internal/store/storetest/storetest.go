@@ -49,6 +49,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RateLimitConcurrent", testRateLimitConcurrent},
 		{"RateLimitLease", testRateLimitLease},
 		{"InTx", testInTx},
+		{"AfterCommit", testAfterCommit},
 		{"LockRequest", testLockRequest},
 		{"Proofs", testProofs},
 		{"StatusEvents", testStatusEvents},

@@ -90,3 +90,46 @@ func testInTx(t *testing.T, s store.Store) {
 		t.Errorf("store after transactions: %v, %v", n, err)
 	}
 }
+
+// testAfterCommit: hooks run once the writes are visible to others, in
+// the order registered, and never for a transaction that rolled back.
+func testAfterCommit(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var ran []string
+	r := newRequest(t, "c1", lethe.Identity{Type: lethe.IdentityEmail, Value: "after@example.com"})
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.CreateRequest(ctx, r); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() { ran = append(ran, "rolled back") })
+		return errRollback
+	})
+	wantErr(t, "InTx", err, errRollback)
+	if len(ran) != 0 {
+		t.Errorf("hooks of a rolled back transaction ran: %v", ran)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.CreateRequest(ctx, r); err != nil {
+			return err
+		}
+		tx.AfterCommit(func() {
+			// Read outside the transaction: the hook must see its writes.
+			if _, err := s.GetRequest(ctx, r.ID, store.Scope{All: true}); err != nil {
+				ran = append(ran, "before commit")
+				return
+			}
+			ran = append(ran, "first")
+		})
+		tx.AfterCommit(func() { ran = append(ran, "second") })
+		if len(ran) != 0 {
+			t.Errorf("hooks ran before the transaction ended: %v", ran)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(ran) != "[first second]" {
+		t.Errorf("hooks ran %v; want [first second]", ran)
+	}
+}
