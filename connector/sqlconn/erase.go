@@ -12,7 +12,18 @@ import (
 	"github.com/lethe-privacy/lethe/connector"
 )
 
-var _ connector.BatchEraser = (*Connector)(nil)
+var (
+	_ connector.BatchEraser  = (*Connector)(nil)
+	_ connector.FullReporter = (*Connector)(nil)
+)
+
+// FullReports implements connector.FullReporter: every report lists every
+// mapped table, and each declared cascade on a line of its own, with the
+// retained tables' counts and reasons; and the rows are counted from the
+// lines each transaction writes to the ledger as it commits, so a call's
+// report is what Changed reads back after it, when no earlier call changed
+// anything for the request.
+func (c *Connector) FullReports() bool { return true }
 
 // Erase deletes or pseudonymizes the subject's rows, children before
 // parents so foreign keys hold and links are followed before they are cut.
@@ -54,8 +65,11 @@ type erasure struct {
 	c    *Connector
 	s    schema
 	subs []*subjectRun
-	tx   *sql.Tx
-	rows int64 // rows changed in tx
+	// cascades are the declared cascades, read when a mapped table
+	// declares one: their lines go in the reports.
+	cascades []cascade
+	tx       *sql.Tx
+	rows     int64 // rows changed in tx
 	// stepwise commits after every table of every subject: the way a
 	// failed erasure runs again (see erase).
 	stepwise bool
@@ -66,11 +80,13 @@ type subjectRun struct {
 	requestID string
 	v         values
 	m         *matcher
-	done      map[*table]int64 // changed and committed, per table
-	open      map[*table]int64 // changed in the open transaction
-	retained  map[*table]int64
-	lines     map[lineKey]int64 // the open transaction's ledger lines
-	keys      []keptKey         // the open transaction's kept keys
+	// done holds the committed ledger lines: per object and action, the
+	// rows changed, through a declared cascade included, as Changed sums
+	// them.
+	done     map[lineKey]int64
+	retained map[*table]int64
+	lines    map[lineKey]int64 // the open transaction's ledger lines
+	keys     []keptKey         // the open transaction's kept keys
 }
 
 type lineKey struct {
@@ -123,7 +139,7 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 			return nil, c.failOp(all, "erase", err)
 		}
 		e.subs = append(e.subs, &subjectRun{requestID: subj.RequestID, v: v, m: m,
-			done: map[*table]int64{}, open: map[*table]int64{}, retained: map[*table]int64{}, lines: map[lineKey]int64{}})
+			done: map[lineKey]int64{}, retained: map[*table]int64{}, lines: map[lineKey]int64{}})
 		ids[i] = subj.RequestID
 	}
 	matchers := make([]*matcher, len(e.subs))
@@ -132,6 +148,14 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 	}
 	if err := c.loadErased(ctx, ids, matchers); err != nil {
 		return nil, redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+	}
+	for _, t := range c.tables {
+		if len(t.Cascades) > 0 {
+			if e.cascades, err = c.cascades(ctx); err != nil {
+				return nil, redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+			}
+			break
+		}
 	}
 	err = e.run(ctx)
 	if err != nil && e.rows > 0 && ctx.Err() == nil {
@@ -190,16 +214,27 @@ func (e *erasure) run(ctx context.Context) error {
 	return nil
 }
 
-// reports returns each subject's report: committed rows per table.
+// reports returns each subject's report: the committed ledger lines, in
+// the lines and order of Changed (every table, each followed by its
+// declared cascades; retained tables as counted).
 func (e *erasure) reports() []lethe.Report {
 	out := make([]lethe.Report, len(e.subs))
 	for i, sr := range e.subs {
 		for _, t := range e.c.tables {
-			n := sr.done[t]
 			if t.Action == lethe.ActionRetain {
-				n = sr.retained[t]
+				out[i].Items = append(out[i].Items, item(t, sr.retained[t]))
+				continue
 			}
-			out[i].Items = append(out[i].Items, item(t, n))
+			out[i].Items = append(out[i].Items, item(t, sr.done[lineKey{t.Name, t.Action}]))
+			if len(t.Cascades) == 0 {
+				continue
+			}
+			for _, cs := range e.cascades {
+				if cs.root == t {
+					out[i].Items = append(out[i].Items, lethe.ReportItem{Object: cs.fk.table, Action: cs.action(),
+						Rows: sr.done[lineKey{cs.fk.table, cs.action()}], Reason: cs.reason()})
+				}
+			}
 		}
 	}
 	return out
@@ -236,7 +271,6 @@ func (e *erasure) rollback() {
 	}
 	e.rows = 0
 	for _, sr := range e.subs {
-		clear(sr.open)
 		clear(sr.lines)
 		sr.keys = nil
 	}
@@ -262,10 +296,9 @@ func (e *erasure) commit(ctx context.Context) error {
 	e.tx = nil
 	e.rows = 0
 	for _, sr := range e.subs {
-		for t, n := range sr.open {
-			sr.done[t] += n
+		for k, n := range sr.lines {
+			sr.done[k] += n
 		}
-		clear(sr.open)
 		clear(sr.lines)
 		sr.keys = nil
 	}
@@ -276,7 +309,6 @@ func (e *erasure) commit(ctx context.Context) error {
 // the declared cascades' lines and the referenced values to keep.
 func (e *erasure) changed(sr *subjectRun, t *table, action lethe.Action, n int64, cascaded []lethe.ReportItem, refCols []string, refs [][]any) {
 	e.rows += n
-	sr.open[t] += n
 	sr.lines[lineKey{t.Name, action}] += n
 	for _, it := range cascaded {
 		sr.lines[lineKey{it.Object, it.Action}] += it.Rows
