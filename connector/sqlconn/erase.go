@@ -324,11 +324,11 @@ func (e *erasure) changed(sr *subjectRun, t *table, action lethe.Action, n int64
 // transaction when there is one.
 func (e *erasure) countRetained(ctx context.Context, sr *subjectRun, t *table) (int64, error) {
 	q := &query{d: e.c.d}
-	w := e.c.where(q, t, sr.m, e.s)
-	if w == "" {
+	stmt := e.c.countOf(q, t, sr.m, e.s, false)
+	if stmt == "" {
 		return 0, nil
 	}
-	stmt := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", e.c.d.quote(t.Name), w)
+	stmt = "SELECT " + stmt
 	var n int64
 	err := e.c.scanOne(ctx, e.tx, stmt, q.args, &n)
 	return n, err
@@ -346,9 +346,17 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// One statement per batch selects its rows by the subject's key
+		// set; the other way, by the condition on t's rows.
+		returning := c.returning && len(t.Cascades) == 0
 		q := &query{d: c.d}
-		w := c.where(q, t, sr.m, e.s)
-		if w == "" {
+		var sel string
+		if returning {
+			sel = c.keySet(q, t, sr.m, e.s)
+		} else {
+			sel = c.where(q, t, sr.m, e.s)
+		}
+		if sel == "" {
 			return nil
 		}
 		limit, err := e.room(ctx)
@@ -360,10 +368,10 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 			return err
 		}
 		var n int64
-		if c.returning && len(t.Cascades) == 0 {
-			n, err = e.deleteReturning(ctx, tx, sr, t, q, w, limit, refCols)
+		if returning {
+			n, err = e.deleteReturning(ctx, tx, sr, t, q, sel, limit, refCols)
 		} else {
-			n, err = e.deleteByKeys(ctx, tx, sr, t, q, w, limit, refCols)
+			n, err = e.deleteByKeys(ctx, tx, sr, t, q, sel, limit, refCols)
 		}
 		if err != nil || n < limit {
 			return err
@@ -373,15 +381,14 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 
 // deleteReturning deletes up to limit rows in one statement that also
 // returns what the ledger keeps of them (PostgreSQL, SQLite). The rows are
-// picked by an indexed SELECT of primary keys, the same lookup a batch of
-// deleteByKeys makes, and only the rows deleted are locked.
-func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, q *query, w string, limit int64, refCols []string) (int64, error) {
+// picked by keys, the subject's key set (keySet) through the indexes, and
+// only the rows deleted are locked.
+func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, q *query, keys string, limit int64, refCols []string) (int64, error) {
 	c := e.c
-	name, pk := c.d.quote(t.Name), c.d.keyCols(t.key)
 	// The limit is a parameter: the statement's text, and so its prepared
 	// form, stays the same however full the transaction is.
-	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s LIMIT %s)",
-		name, pk, strings.Trim(pk, "()"), name, w, q.arg(limit))
+	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s IN (%s LIMIT %s)",
+		c.d.quote(t.Name), c.d.keyCols(t.key), keys, q.arg(limit))
 	args := q.args
 	if len(refCols) == 0 {
 		res, err := c.execContext(ctx, tx, stmt, args...)
