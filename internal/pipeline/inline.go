@@ -18,12 +18,12 @@ import (
 
 // A request's own job does all of it when its targets answer at once: it
 // resolves, then in ONE transaction (start) marks the request running,
-// creates its tasks, stores the plan of each target that is planned
-// and counts each first attempt; it erases and verifies on every target in parallel; and in ONE
-// more (end) it records every attempt's report, ends the tasks and the
-// request, and completes itself. Two commits per request instead of one
-// per step and target, each still a compare-and-set on the request's
-// (status, stage) with its audit events.
+// creates its tasks, stores the plan of each target that is planned and
+// counts each first attempt; it erases and verifies on every target in
+// parallel; and in ONE more (end) it records every attempt's report, ends
+// the tasks and the request, and completes itself. Two commits per request
+// instead of one per step and target, each still a compare-and-set on the
+// request's (status, stage) with its audit events.
 //
 // Whatever does not go straight through is handed, in the same
 // transactions, to the jobs of the stage it is at, which take it from
