@@ -140,6 +140,31 @@ type Ledger interface {
 	Changed(ctx context.Context, s Subject) (lethe.Report, error)
 }
 
+// FullReporter is implemented by connectors whose Erase report is the
+// whole report on its own. FullReports true promises two things:
+//
+//   - every report of Erase lists every object the connector handles, in
+//     its order, with its action, its reason and, for a retained object,
+//     the rows kept, even objects with no rows: a Plan taken before the
+//     first attempt would add nothing to the task's report;
+//   - for a connector that also implements Ledger, the report of an Erase
+//     (or EraseBatch) call that returned no error, the first call for its
+//     subject, is exactly what Changed would read back after it.
+//
+// The pipeline then erases without planning first, and after such a first
+// call takes its report instead of reading the ledger; a retry, or a rerun
+// after a crash, still reads the ledger. False is the same as not
+// implementing it.
+type FullReporter interface {
+	FullReports() bool
+}
+
+// FullReports reports whether c implements FullReporter and says true.
+func FullReports(c Connector) bool {
+	f, ok := c.(FullReporter)
+	return ok && f.FullReports()
+}
+
 // BatchEraser is implemented by connectors that can erase several
 // subjects of one target in fewer statements and transactions than one
 // Erase call each (a SQL target deletes every subject's rows of a table

@@ -18,16 +18,7 @@ const maxArgsPerStmt = 30000
 // counted in one statement (a scalar subquery per table) unless their
 // conditions together carry too many parameters.
 func (c *Connector) countAll(ctx context.Context, tables []*table, m *matcher, s schema, exists bool) (map[*table]int64, error) {
-	term := func(q *query, t *table) string {
-		w := c.where(q, t, m, s)
-		if w == "" {
-			return ""
-		}
-		if exists {
-			return fmt.Sprintf("CASE WHEN EXISTS (SELECT 1 FROM %s WHERE %s) THEN 1 ELSE 0 END", c.d.quote(t.Name), w)
-		}
-		return fmt.Sprintf("(SELECT COUNT(*) FROM %s WHERE %s)", c.d.quote(t.Name), w)
-	}
+	term := func(q *query, t *table) string { return c.countOf(q, t, m, s, exists) }
 	out := map[*table]int64{}
 	var groups [][]*table
 	var group []*table
@@ -65,6 +56,21 @@ func (c *Connector) countAll(ctx context.Context, tables []*table, m *matcher, s
 		}
 	}
 	return out, nil
+}
+
+// countOf writes the scalar subquery that counts the subject's rows of t,
+// or with exists says 1 or 0: over the subject's key set (keySet), which
+// is the rows themselves, their keys being unique. "" when nothing can
+// match.
+func (c *Connector) countOf(q *query, t *table, m *matcher, s schema, exists bool) string {
+	keys := c.keySet(q, t, m, s)
+	if keys == "" {
+		return ""
+	}
+	if exists {
+		return fmt.Sprintf("CASE WHEN EXISTS (%s) THEN 1 ELSE 0 END", keys)
+	}
+	return fmt.Sprintf("(SELECT COUNT(*) FROM (%s) AS subject_keys)", keys)
 }
 
 // Plan counts the subject's rows per table.

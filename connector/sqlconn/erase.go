@@ -12,7 +12,18 @@ import (
 	"github.com/lethe-privacy/lethe/connector"
 )
 
-var _ connector.BatchEraser = (*Connector)(nil)
+var (
+	_ connector.BatchEraser  = (*Connector)(nil)
+	_ connector.FullReporter = (*Connector)(nil)
+)
+
+// FullReports implements connector.FullReporter: every report lists every
+// mapped table, and each declared cascade on a line of its own, with the
+// retained tables' counts and reasons; and the rows are counted from the
+// lines each transaction writes to the ledger as it commits, so a call's
+// report is what Changed reads back after it, when no earlier call changed
+// anything for the request.
+func (c *Connector) FullReports() bool { return true }
 
 // Erase deletes or pseudonymizes the subject's rows, children before
 // parents so foreign keys hold and links are followed before they are cut.
@@ -54,8 +65,11 @@ type erasure struct {
 	c    *Connector
 	s    schema
 	subs []*subjectRun
-	tx   *sql.Tx
-	rows int64 // rows changed in tx
+	// cascades are the declared cascades, read when a mapped table
+	// declares one: their lines go in the reports.
+	cascades []cascade
+	tx       *sql.Tx
+	rows     int64 // rows changed in tx
 	// stepwise commits after every table of every subject: the way a
 	// failed erasure runs again (see erase).
 	stepwise bool
@@ -66,11 +80,13 @@ type subjectRun struct {
 	requestID string
 	v         values
 	m         *matcher
-	done      map[*table]int64 // changed and committed, per table
-	open      map[*table]int64 // changed in the open transaction
-	retained  map[*table]int64
-	lines     map[lineKey]int64 // the open transaction's ledger lines
-	keys      []keptKey         // the open transaction's kept keys
+	// done holds the committed ledger lines: per object and action, the
+	// rows changed, through a declared cascade included, as Changed sums
+	// them.
+	done     map[lineKey]int64
+	retained map[*table]int64
+	lines    map[lineKey]int64 // the open transaction's ledger lines
+	keys     []keptKey         // the open transaction's kept keys
 }
 
 type lineKey struct {
@@ -123,7 +139,7 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 			return nil, c.failOp(all, "erase", err)
 		}
 		e.subs = append(e.subs, &subjectRun{requestID: subj.RequestID, v: v, m: m,
-			done: map[*table]int64{}, open: map[*table]int64{}, retained: map[*table]int64{}, lines: map[lineKey]int64{}})
+			done: map[lineKey]int64{}, retained: map[*table]int64{}, lines: map[lineKey]int64{}})
 		ids[i] = subj.RequestID
 	}
 	matchers := make([]*matcher, len(e.subs))
@@ -132,6 +148,14 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 	}
 	if err := c.loadErased(ctx, ids, matchers); err != nil {
 		return nil, redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+	}
+	for _, t := range c.tables {
+		if len(t.Cascades) > 0 {
+			if e.cascades, err = c.cascades(ctx); err != nil {
+				return nil, redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+			}
+			break
+		}
 	}
 	err = e.run(ctx)
 	if err != nil && e.rows > 0 && ctx.Err() == nil {
@@ -190,16 +214,27 @@ func (e *erasure) run(ctx context.Context) error {
 	return nil
 }
 
-// reports returns each subject's report: committed rows per table.
+// reports returns each subject's report: the committed ledger lines, in
+// the lines and order of Changed (every table, each followed by its
+// declared cascades; retained tables as counted).
 func (e *erasure) reports() []lethe.Report {
 	out := make([]lethe.Report, len(e.subs))
 	for i, sr := range e.subs {
 		for _, t := range e.c.tables {
-			n := sr.done[t]
 			if t.Action == lethe.ActionRetain {
-				n = sr.retained[t]
+				out[i].Items = append(out[i].Items, item(t, sr.retained[t]))
+				continue
 			}
-			out[i].Items = append(out[i].Items, item(t, n))
+			out[i].Items = append(out[i].Items, item(t, sr.done[lineKey{t.Name, t.Action}]))
+			if len(t.Cascades) == 0 {
+				continue
+			}
+			for _, cs := range e.cascades {
+				if cs.root == t {
+					out[i].Items = append(out[i].Items, lethe.ReportItem{Object: cs.fk.table, Action: cs.action(),
+						Rows: sr.done[lineKey{cs.fk.table, cs.action()}], Reason: cs.reason()})
+				}
+			}
 		}
 	}
 	return out
@@ -236,7 +271,6 @@ func (e *erasure) rollback() {
 	}
 	e.rows = 0
 	for _, sr := range e.subs {
-		clear(sr.open)
 		clear(sr.lines)
 		sr.keys = nil
 	}
@@ -262,10 +296,9 @@ func (e *erasure) commit(ctx context.Context) error {
 	e.tx = nil
 	e.rows = 0
 	for _, sr := range e.subs {
-		for t, n := range sr.open {
-			sr.done[t] += n
+		for k, n := range sr.lines {
+			sr.done[k] += n
 		}
-		clear(sr.open)
 		clear(sr.lines)
 		sr.keys = nil
 	}
@@ -276,7 +309,6 @@ func (e *erasure) commit(ctx context.Context) error {
 // the declared cascades' lines and the referenced values to keep.
 func (e *erasure) changed(sr *subjectRun, t *table, action lethe.Action, n int64, cascaded []lethe.ReportItem, refCols []string, refs [][]any) {
 	e.rows += n
-	sr.open[t] += n
 	sr.lines[lineKey{t.Name, action}] += n
 	for _, it := range cascaded {
 		sr.lines[lineKey{it.Object, it.Action}] += it.Rows
@@ -292,11 +324,11 @@ func (e *erasure) changed(sr *subjectRun, t *table, action lethe.Action, n int64
 // transaction when there is one.
 func (e *erasure) countRetained(ctx context.Context, sr *subjectRun, t *table) (int64, error) {
 	q := &query{d: e.c.d}
-	w := e.c.where(q, t, sr.m, e.s)
-	if w == "" {
+	stmt := e.c.countOf(q, t, sr.m, e.s, false)
+	if stmt == "" {
 		return 0, nil
 	}
-	stmt := fmt.Sprintf("SELECT COUNT(*) FROM %s WHERE %s", e.c.d.quote(t.Name), w)
+	stmt = "SELECT " + stmt
 	var n int64
 	err := e.c.scanOne(ctx, e.tx, stmt, q.args, &n)
 	return n, err
@@ -314,9 +346,17 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		// One statement per batch selects its rows by the subject's key
+		// set; the other way, by the condition on t's rows.
+		returning := c.returning && len(t.Cascades) == 0
 		q := &query{d: c.d}
-		w := c.where(q, t, sr.m, e.s)
-		if w == "" {
+		var sel string
+		if returning {
+			sel = c.keySet(q, t, sr.m, e.s)
+		} else {
+			sel = c.where(q, t, sr.m, e.s)
+		}
+		if sel == "" {
 			return nil
 		}
 		limit, err := e.room(ctx)
@@ -328,10 +368,10 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 			return err
 		}
 		var n int64
-		if c.returning && len(t.Cascades) == 0 {
-			n, err = e.deleteReturning(ctx, tx, sr, t, q, w, limit, refCols)
+		if returning {
+			n, err = e.deleteReturning(ctx, tx, sr, t, q, sel, limit, refCols)
 		} else {
-			n, err = e.deleteByKeys(ctx, tx, sr, t, q, w, limit, refCols)
+			n, err = e.deleteByKeys(ctx, tx, sr, t, q, sel, limit, refCols)
 		}
 		if err != nil || n < limit {
 			return err
@@ -341,15 +381,14 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 
 // deleteReturning deletes up to limit rows in one statement that also
 // returns what the ledger keeps of them (PostgreSQL, SQLite). The rows are
-// picked by an indexed SELECT of primary keys, the same lookup a batch of
-// deleteByKeys makes, and only the rows deleted are locked.
-func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, q *query, w string, limit int64, refCols []string) (int64, error) {
+// picked by keys, the subject's key set (keySet) through the indexes, and
+// only the rows deleted are locked.
+func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, q *query, keys string, limit int64, refCols []string) (int64, error) {
 	c := e.c
-	name, pk := c.d.quote(t.Name), c.d.keyCols(t.key)
 	// The limit is a parameter: the statement's text, and so its prepared
 	// form, stays the same however full the transaction is.
-	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s LIMIT %s)",
-		name, pk, strings.Trim(pk, "()"), name, w, q.arg(limit))
+	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s IN (%s LIMIT %s)",
+		c.d.quote(t.Name), c.d.keyCols(t.key), keys, q.arg(limit))
 	args := q.args
 	if len(refCols) == 0 {
 		res, err := c.execContext(ctx, tx, stmt, args...)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/connector"
 	"github.com/lethe-privacy/lethe/connector/sqlconn"
@@ -347,4 +349,101 @@ func ledgerProperty(t *testing.T, b testdb.TargetDB, seed int64) {
 		}
 		assertMeasured(t, rep, before, s.counts(t, names...))
 	}
+}
+
+// The connector says its reports are full (connector.FullReporter), so the
+// pipeline neither plans before a first attempt nor reads the ledger
+// after a first call that succeeded: such a call's report must be exactly
+// what Changed reads back, every line (declared cascades, retained
+// counts, reasons) and in its order, and list every object Plan lists.
+// Checked on the shop (delete, pseudonymize, retain, over several
+// transactions), on a declared cascade, and per subject of a batch.
+func TestFirstEraseReportIsTheLedger(t *testing.T) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		ctx := context.Background()
+		same := func(t *testing.T, c *sqlconn.Connector, subj connector.Subject, got lethe.Report) {
+			t.Helper()
+			want, err := c.Changed(ctx, subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s: Erase's report differs from Changed (-changed +erase):\n%s", subj.RequestID, diff)
+			}
+		}
+		objects := func(r lethe.Report) []string {
+			var out []string
+			for _, it := range r.Items {
+				out = append(out, it.Object+" "+string(it.Action))
+			}
+			return out
+		}
+		t.Run("shop", func(t *testing.T) {
+			s, dsn := newShop(t, b)
+			c := s.connector(t, dsn, 2) // transactions of two rows
+			if !connector.FullReports(c) {
+				t.Fatal("FullReports is false")
+			}
+			var subs []connector.Subject
+			for i, p := range []person{people[0], people[1], people[2]} {
+				sub := connector.Subject{RequestID: fmt.Sprintf("req-full-%s-%d", b.Driver, i),
+					Identities: []lethe.Identity{{Type: lethe.IdentityEmail, Value: p.Email.(string)}}}
+				found, err := c.Resolve(ctx, sub)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sub.Identities = append(sub.Identities, found...)
+				subs = append(subs, sub)
+			}
+			plan, err := c.Plan(ctx, subs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := c.Erase(ctx, subs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Total() == 0 || rowsOf(rep, "invoices", lethe.ActionRetain) <= 0 {
+				t.Fatalf("alice's erasure changed or kept nothing: %+v", rep.Items)
+			}
+			if diff := cmp.Diff(objects(plan), objects(rep)); diff != "" {
+				t.Errorf("Erase's report lists other objects than Plan (-plan +erase):\n%s", diff)
+			}
+			same(t, c, subs[0], rep)
+			reps, err := c.EraseBatch(ctx, subs[1:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, r := range reps {
+				if r.Total() == 0 {
+					t.Errorf("%s: the batch changed nothing for it", subs[1+i].RequestID)
+				}
+				same(t, c, subs[1+i], r)
+			}
+		})
+		t.Run("cascade", func(t *testing.T) {
+			s, dsn := newDB(t, b, slices.Concat(usersDDL, []string{
+				`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT,
+					FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE)`})...)
+			seedUsers(t, s)
+			c := openMap(t, b, dsn, fmt.Sprintf(usersMap, "cascades: [invoices]"))
+			subj := subjectOne
+			subj.RequestID = "req-full-cascade-" + b.Driver
+			plan, err := c.Plan(ctx, subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := c.Erase(ctx, subj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := rowsOf(rep, "invoices", lethe.ActionDelete); got != 2 {
+				t.Errorf("invoices (cascade) delete rows = %d, want 2: %+v", got, rep.Items)
+			}
+			if diff := cmp.Diff(objects(plan), objects(rep)); diff != "" {
+				t.Errorf("Erase's report lists other objects than Plan (-plan +erase):\n%s", diff)
+			}
+			same(t, c, subj, rep)
+		})
+	})
 }

@@ -300,6 +300,50 @@ func typed(vs []string, k colKind) []any {
 // subject's row of the parent (recursively, so links span several hops).
 // It returns "" when nothing can match.
 func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
+	terms := c.terms(q, t, m, s)
+	switch len(terms) {
+	case 0:
+		return ""
+	case 1:
+		return "(" + terms[0] + ")"
+	}
+	pk := c.d.keyCols(t.key)
+	return fmt.Sprintf("(%s IN (%s))", pk, c.union(t, terms))
+}
+
+// keySet writes a query of the primary keys of the rows where selects,
+// for "key IN (keySet)", a count or a LIMIT: the UNION of the terms itself
+// when there are several, rather than the rows of t whose key is in it,
+// which would read t once more for nothing. "" when nothing can match.
+func (c *Connector) keySet(q *query, t *table, m *matcher, s schema) string {
+	terms := c.terms(q, t, m, s)
+	switch len(terms) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Trim(c.d.keyCols(t.key), "()"), c.d.quote(t.Name), terms[0])
+	}
+	return c.union(t, terms)
+}
+
+// union selects the primary keys of t's rows that match any of terms.
+// Not "a OR b": PostgreSQL cannot combine an index scan with an IN
+// (subquery) under OR, so it would scan the whole table, and every table
+// below it (0.6s instead of 0.4ms per statement at 100k users;
+// docs/performance.md). A UNION of one indexable SELECT per term finds the
+// same rows through the indexes. The derived table keeps MySQL from
+// refusing a subquery on the table a DELETE changes (error 1093).
+func (c *Connector) union(t *table, terms []string) string {
+	list, name := strings.Trim(c.d.keyCols(t.key), "()"), c.d.quote(t.Name)
+	sel := make([]string, len(terms))
+	for i, term := range terms {
+		sel[i] = fmt.Sprintf("SELECT %s FROM %s WHERE %s", list, name, term)
+	}
+	return fmt.Sprintf("SELECT %s FROM (%s) AS subject_rows", list, strings.Join(sel, " UNION "))
+}
+
+// terms writes where's conditions, each one indexable on its own.
+func (c *Connector) terms(q *query, t *table, m *matcher, s schema) []string {
 	var terms []string
 	// The keys confirmed in every column, and the values of an identity
 	// that is the primary key itself, are one lookup by primary key: one
@@ -364,6 +408,14 @@ func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
 				terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(l.column), strings.Join(ph, ", ")))
 			}
 		}
+		if len(l.parent.key) == 1 && l.parent.key[0] == l.to {
+			// The reference holds the parent's key: the parent's key set
+			// is the list, without reading the parent's rows once more.
+			if keys := c.keySet(q, l.parent, m, s); keys != "" {
+				terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(l.column), keys))
+			}
+			continue
+		}
 		sub := c.where(q, l.parent, m, s)
 		if sub == "" {
 			continue
@@ -371,25 +423,7 @@ func (c *Connector) where(q *query, t *table, m *matcher, s schema) string {
 		terms = append(terms, fmt.Sprintf("%s IN (SELECT %s FROM %s WHERE %s)",
 			c.d.quote(l.column), c.d.quote(l.to), c.d.quote(l.parent.Name), sub))
 	}
-	switch len(terms) {
-	case 0:
-		return ""
-	case 1:
-		return "(" + terms[0] + ")"
-	}
-	// Not "a OR b": PostgreSQL cannot combine an index scan with an
-	// IN (subquery) under OR, so it would scan the whole table, and every
-	// table below it (0.6s instead of 0.4ms per statement at 100k users;
-	// docs/performance.md). A UNION of one indexable SELECT per term finds
-	// the same rows through the indexes. The derived table keeps MySQL from
-	// refusing a subquery on the table a DELETE changes (error 1093).
-	pk, name := c.d.keyCols(t.key), c.d.quote(t.Name)
-	list := strings.Trim(pk, "()")
-	sel := make([]string, len(terms))
-	for i, term := range terms {
-		sel[i] = fmt.Sprintf("SELECT %s FROM %s WHERE %s", list, name, term)
-	}
-	return fmt.Sprintf("(%s IN (SELECT %s FROM (%s) AS subject_rows))", pk, list, strings.Join(sel, " UNION "))
+	return terms
 }
 
 // identityOf returns the identity type column col of t holds, if any.

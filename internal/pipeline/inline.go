@@ -18,12 +18,12 @@ import (
 
 // A request's own job does all of it when its targets answer at once: it
 // resolves, then in ONE transaction (start) marks the request running,
-// creates its tasks, stores each target's plan and counts each first
-// attempt; it erases and verifies on every target in parallel; and in ONE
-// more (end) it records every attempt's report, ends the tasks and the
-// request, and completes itself. Two commits per request instead of one
-// per step and target, each still a compare-and-set on the request's
-// (status, stage) with its audit events.
+// creates its tasks, stores the plan of each target that is planned and
+// counts each first attempt; it erases and verifies on every target in
+// parallel; and in ONE more (end) it records every attempt's report, ends
+// the tasks and the request, and completes itself. Two commits per request
+// instead of one per step and target, each still a compare-and-set on the
+// request's (status, stage) with its audit events.
 //
 // Whatever does not go straight through is handed, in the same
 // transactions, to the jobs of the stage it is at, which take it from
@@ -43,12 +43,16 @@ type straight struct {
 	conn   connector.Connector
 	plan   lethe.Report
 	planOK bool
-	task   lethe.Task // after the attempt was counted
-	report lethe.Report
-	err    error // Erase's, unredacted
-	ledger *lethe.Report
-	verify error
-	took   time.Duration
+	// planned: Plan was called (and its plan is stored). A connector whose
+	// Erase reports are full (connector.FullReporter) is not planned: its
+	// plan would add nothing to the task's report.
+	planned bool
+	task    lethe.Task // after the attempt was counted
+	report  lethe.Report
+	err     error // Erase's, unredacted
+	ledger  *lethe.Report
+	verify  error
+	took    time.Duration
 }
 
 // answersAtOnce reports whether a connector erases within its call: one
@@ -86,12 +90,18 @@ func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, 
 		}
 	}
 	// The plan is taken before the first attempt (it orders the report's
-	// lines); a target whose Plan fails is left to its erase job, which
-	// records that attempt as one that changed nothing.
+	// lines, and keeps the objects no attempt reported); a target whose
+	// Plan fails is left to its erase job, which records that attempt as
+	// one that changed nothing. A target whose every Erase report already
+	// lists every object is not planned (connector.FullReporter).
 	parallel(len(now), func(i int) {
 		s := now[i]
+		if connector.FullReports(s.conn) {
+			s.planOK = true
+			return
+		}
 		plan, err := call(p.log, s.target, func() (lethe.Report, error) { return s.conn.Plan(ctx, subject) })
-		s.plan, s.planOK = plan, err == nil
+		s.plan, s.planOK, s.planned = plan, err == nil, true
 	})
 	kept := now[:0]
 	for _, s := range now {
@@ -140,8 +150,10 @@ func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, 
 		}
 		events := []*lethe.AuditEvent{p.event(requestID, lethe.EventRequestRunning, details)}
 		for _, s := range now {
-			if _, err := tx.SetTaskPlan(bctx, requestID, s.target, s.plan, p.now()); err != nil {
-				return err
+			if s.planned {
+				if _, err := tx.SetTaskPlan(bctx, requestID, s.target, s.plan, p.now()); err != nil {
+					return err
+				}
 			}
 			task, ok, err := tx.StartTaskAttempt(bctx, requestID, s.target, p.now())
 			if err != nil {
@@ -184,6 +196,15 @@ func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, 
 		}
 		s.took = time.Since(began)
 		if s.err != nil {
+			return
+		}
+		// The first attempt, one call that returned no error: a target
+		// whose reports are full reports in it what its ledger holds, and
+		// the end transaction's tally of this one report is the task's
+		// report (should another job of the request have recorded an
+		// attempt meanwhile, the tally sums both). A retry or a rerun
+		// after a crash reads the ledger (measure).
+		if s.task.Attempts == 1 && connector.FullReports(s.conn) {
 			return
 		}
 		if l, ok := s.conn.(connector.Ledger); ok {
