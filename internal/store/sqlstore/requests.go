@@ -118,17 +118,32 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 	return nil
 }
 
+// identityBatch identities go in one INSERT: 5 parameters each, well
+// under every database's limit.
+const identityBatch = 200
+
+// insertIdentities stores ids in one statement per identityBatch, in order
+// (RequestIdentities lists them in insertion order); an identity the
+// request already has, or one repeated in ids, is skipped.
 func (q *queries) insertIdentities(ctx context.Context, requestID string, ids []lethe.Identity, source string) error {
-	for _, id := range ids {
-		if id.Type == "" || id.Value == "" {
-			return fmt.Errorf("identity %s: type and value are required", id)
+	for batch := range slices.Chunk(ids, identityBatch) {
+		var sb strings.Builder
+		sb.WriteString(`INSERT INTO request_identities (request_id, type, value_sealed, value_hash, source) VALUES `)
+		args := make([]any, 0, 5*len(batch))
+		for i, id := range batch {
+			if id.Type == "" || id.Value == "" {
+				return fmt.Errorf("identity %s: type and value are required", id)
+			}
+			if i > 0 {
+				sb.WriteString(", ")
+			}
+			sb.WriteString("(?, ?, ?, ?, ?)")
+			sealed := q.kr.Seal([]byte(id.Value), identityAAD(requestID, id.Type))
+			args = append(args, requestID, id.Type, sealed, q.identityHash(id), source)
 		}
-		sealed := q.kr.Seal([]byte(id.Value), identityAAD(requestID, id.Type))
-		_, err := q.exec(ctx, `INSERT INTO request_identities (request_id, type, value_sealed, value_hash, source)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, value_hash) DO NOTHING`,
-			requestID, id.Type, sealed, q.identityHash(id), source)
-		if err != nil {
-			return fmt.Errorf("insert identity: %w", err)
+		sb.WriteString(" ON CONFLICT (request_id, value_hash) DO NOTHING")
+		if _, err := q.exec(ctx, sb.String(), args...); err != nil {
+			return fmt.Errorf("insert identities: %w", err)
 		}
 	}
 	return nil
