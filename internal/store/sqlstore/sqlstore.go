@@ -170,6 +170,9 @@ func (s *Store) inTx(ctx context.Context, fn func(*Tx) error) (err error) {
 	if err := fn(t); err != nil {
 		return err
 	}
+	if err := t.flushAudit(ctx); err != nil {
+		return err
+	}
 	if err := tc.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -229,6 +232,10 @@ type queries struct {
 	// delete it before the transaction ends, so it need not be read again
 	// to know that (AddLinkedIdentities).
 	held map[string]bool
+	// pending holds, inside a Tx, the audit events appended and not yet
+	// stored (AppendAudits): they are stored in one statement before the
+	// transaction commits or runs anything else on audit_events.
+	pending []pendingAudit
 }
 
 // hold records, inside a Tx, that the transaction holds request id's row.
@@ -242,17 +249,41 @@ func (q *queries) hold(id string) {
 	q.held[id] = true
 }
 
+// beforeAuditRead stores the transaction's pending audit events before a
+// statement on audit_events, which must see them (a receipt reading the
+// chain, a purge deleting it).
+func (q *queries) beforeAuditRead(ctx context.Context, query string) error {
+	if len(q.pending) == 0 || !strings.Contains(query, "audit_events") {
+		return nil
+	}
+	return q.flushAudit(ctx)
+}
+
 func (q *queries) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if err := q.beforeAuditRead(ctx, query); err != nil {
+		return 0, err
+	}
 	return q.db.Exec(ctx, q.d.rebind(query), args...)
 }
 
 func (q *queries) query(ctx context.Context, query string, args ...any) (Rows, error) {
+	if err := q.beforeAuditRead(ctx, query); err != nil {
+		return nil, err
+	}
 	return q.db.Query(ctx, q.d.rebind(query), args...)
 }
 
 func (q *queries) queryRow(ctx context.Context, query string, args ...any) Row {
+	if err := q.beforeAuditRead(ctx, query); err != nil {
+		return errRow{err}
+	}
 	return q.db.QueryRow(ctx, q.d.rebind(query), args...)
 }
+
+// errRow is a Row whose Scan returns err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // ts encodes a time for a query: UTC, truncated to microseconds (the
 // precision both databases keep), NULL when zero.

@@ -42,6 +42,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TaskWaitsEnd", testTaskWaitsEnd},
 		{"Audit", testAudit},
 		{"AuditConcurrentAppends", testAuditConcurrent},
+		{"AuditInTx", testAuditInTx},
 		{"Clients", testClients},
 		{"Credentials", testCredentials},
 		{"CredentialsSealedAtRest", testCredentialsSealedAtRest},
