@@ -33,6 +33,7 @@ func (q *queries) scanRequest(s scanner) (*lethe.Request, error) {
 	if r.CallbackURL, err = q.openURL("requests", r.ID, r.CallbackURL); err != nil {
 		return nil, err
 	}
+	q.noteCallbackURL(r.ID, r.CallbackURL)
 	if reach != "" {
 		r.Reach = &lethe.Reach{}
 		if err := json.Unmarshal([]byte(reach), r.Reach); err != nil {
@@ -110,6 +111,7 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 			q.chains[r.ID] = ""
 		}
 		q.hold(r.ID)
+		q.noteCallbackURL(r.ID, r.CallbackURL)
 		return q.insertIdentities(ctx, r.ID, r.Identities, "given")
 	})
 	if err != nil {
@@ -147,6 +149,20 @@ func (q *queries) insertIdentities(ctx context.Context, requestID string, ids []
 		}
 	}
 	return nil
+}
+
+// noteCallbackURL records, inside a Tx, that request id has no callback
+// URL when u, just read or written, is empty: a request gets its callback
+// URL when it is created or never, and loses it only to minimisation, so
+// an empty one stays empty (DropIdentityValues need not clear it).
+func (q *queries) noteCallbackURL(id, u string) {
+	if !q.inTx || u != "" {
+		return
+	}
+	if q.noCallback == nil {
+		q.noCallback = map[string]bool{}
+	}
+	q.noCallback[id] = true
 }
 
 // scopeWhere returns the condition limiting requests to scope, and false
@@ -446,7 +462,10 @@ func (q *queries) DropIdentityValues(ctx context.Context, requestID string) erro
 	}
 	// The callback_url goes with them: the request's last status event,
 	// stored before minimisation, holds its own sealed copy until it is
-	// delivered or abandoned.
+	// delivered or abandoned. Known to be empty, there is nothing to clear.
+	if q.noCallback[requestID] {
+		return nil
+	}
 	if _, err := q.exec(ctx, `UPDATE requests SET callback_url = '' WHERE id = ? AND callback_url <> ''`, requestID); err != nil {
 		return fmt.Errorf("drop callback url: %w", err)
 	}

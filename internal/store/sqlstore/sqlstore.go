@@ -236,6 +236,9 @@ type queries struct {
 	// stored (AppendAudits): they are stored in one statement before the
 	// transaction commits or runs anything else on audit_events.
 	pending []pendingAudit
+	// noCallback holds, inside a Tx, the requests read or created in it
+	// without a callback URL (noteCallbackURL).
+	noCallback map[string]bool
 }
 
 // hold records, inside a Tx, that the transaction holds request id's row.
