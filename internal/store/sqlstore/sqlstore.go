@@ -170,6 +170,9 @@ func (s *Store) inTx(ctx context.Context, fn func(*Tx) error) (err error) {
 	if err := fn(t); err != nil {
 		return err
 	}
+	if err := t.flushProgress(ctx); err != nil {
+		return err
+	}
 	if err := t.flushAudit(ctx); err != nil {
 		return err
 	}
@@ -239,6 +242,10 @@ type queries struct {
 	// noCallback holds, inside a Tx, the requests read or created in it
 	// without a callback URL (noteCallbackURL).
 	noCallback map[string]bool
+	// progress holds, inside a Tx, the task progress computed and not yet
+	// stored (AddTaskProgress): it is stored before the transaction
+	// commits or runs anything else on tasks, or with FinishTask's UPDATE.
+	progress map[taskKey]pendingProgress
 }
 
 // hold records, inside a Tx, that the transaction holds request id's row.
@@ -252,32 +259,39 @@ func (q *queries) hold(id string) {
 	q.held[id] = true
 }
 
-// beforeAuditRead stores the transaction's pending audit events before a
-// statement on audit_events, which must see them (a receipt reading the
-// chain, a purge deleting it).
-func (q *queries) beforeAuditRead(ctx context.Context, query string) error {
-	if len(q.pending) == 0 || !strings.Contains(query, "audit_events") {
-		return nil
+// flushPending stores what the transaction wrote and has not stored yet
+// on the tables query names, before query runs and must see it: audit
+// events (AppendAudits) before a statement on audit_events (a receipt
+// reading the chain, a purge deleting it), task progress
+// (AddTaskProgress) before one on tasks.
+func (q *queries) flushPending(ctx context.Context, query string) error {
+	if len(q.pending) > 0 && strings.Contains(query, "audit_events") {
+		if err := q.flushAudit(ctx); err != nil {
+			return err
+		}
 	}
-	return q.flushAudit(ctx)
+	if len(q.progress) > 0 && strings.Contains(query, "tasks") {
+		return q.flushProgress(ctx)
+	}
+	return nil
 }
 
 func (q *queries) exec(ctx context.Context, query string, args ...any) (int64, error) {
-	if err := q.beforeAuditRead(ctx, query); err != nil {
+	if err := q.flushPending(ctx, query); err != nil {
 		return 0, err
 	}
 	return q.db.Exec(ctx, q.d.rebind(query), args...)
 }
 
 func (q *queries) query(ctx context.Context, query string, args ...any) (Rows, error) {
-	if err := q.beforeAuditRead(ctx, query); err != nil {
+	if err := q.flushPending(ctx, query); err != nil {
 		return nil, err
 	}
 	return q.db.Query(ctx, q.d.rebind(query), args...)
 }
 
 func (q *queries) queryRow(ctx context.Context, query string, args ...any) Row {
-	if err := q.beforeAuditRead(ctx, query); err != nil {
+	if err := q.flushPending(ctx, query); err != nil {
 		return errRow{err}
 	}
 	return q.db.QueryRow(ctx, q.d.rebind(query), args...)

@@ -101,12 +101,52 @@ func (q *queries) AddTaskProgress(ctx context.Context, requestID, target string,
 		if err != nil {
 			return fmt.Errorf("encode progress: %w", err)
 		}
-		_, err = q.exec(ctx, `UPDATE tasks SET progress = ?, updated_at = ? WHERE request_id = ? AND target = ?`,
-			string(b), q.ts(at), requestID, target)
-		return err
+		// Stored by the transaction's next statement on tasks, or by
+		// FinishTask in its own UPDATE when that is the next one: the
+		// pipeline records an attempt's report and ends the task together.
+		if q.progress == nil {
+			q.progress = map[taskKey]pendingProgress{}
+		}
+		q.progress[taskKey{requestID, target}] = pendingProgress{doc: string(b), at: q.ts(at)}
+		return nil
 	})
 	if err != nil {
 		return store.TaskTally{}, fmt.Errorf("add task progress: %w", err)
 	}
 	return tally, nil
+}
+
+// taskKey names a task.
+type taskKey struct{ requestID, target string }
+
+// pendingProgress is a task's progress computed by AddTaskProgress, under
+// the row's lock, and not stored yet.
+type pendingProgress struct {
+	doc string
+	at  any
+}
+
+// flushProgress stores the progress the transaction computed and has not
+// stored yet.
+func (q *queries) flushProgress(ctx context.Context) error {
+	if len(q.progress) == 0 {
+		return nil
+	}
+	pending := q.progress
+	q.progress = nil
+	for k, p := range pending {
+		if err := q.storeProgress(ctx, k, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (q *queries) storeProgress(ctx context.Context, k taskKey, p pendingProgress) error {
+	_, err := q.db.Exec(ctx, q.d.rebind(`UPDATE tasks SET progress = ?, updated_at = ? WHERE request_id = ? AND target = ?`),
+		p.doc, p.at, k.requestID, k.target)
+	if err != nil {
+		return fmt.Errorf("add task progress: %w", err)
+	}
+	return nil
 }

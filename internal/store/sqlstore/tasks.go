@@ -114,11 +114,35 @@ func (q *queries) FinishTask(ctx context.Context, p store.FinishTaskParams) (boo
 	if err != nil {
 		return false, fmt.Errorf("finish task: encode report: %w", err)
 	}
-	n, err := q.exec(ctx, `UPDATE tasks SET state = ?, report = ?, last_error = ?, finished_at = ?, updated_at = ?
-		WHERE request_id = ? AND target = ? AND state IN (?, ?)`,
-		state, string(b), lastError, q.ts(at), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
+	k := taskKey{requestID, target}
+	progress, merge := q.progress[k]
+	if !merge {
+		n, err := q.exec(ctx, `UPDATE tasks SET state = ?, report = ?, last_error = ?, finished_at = ?, updated_at = ?
+			WHERE request_id = ? AND target = ? AND state IN (?, ?)`,
+			state, string(b), lastError, q.ts(at), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
+		if err != nil {
+			return false, fmt.Errorf("finish task: %w", err)
+		}
+		return n == 1, nil
+	}
+	// The progress AddTaskProgress computed for this task goes in the same
+	// UPDATE; the other tasks' first, as before any statement on tasks.
+	delete(q.progress, k)
+	if err := q.flushPending(ctx, "tasks"); err != nil {
+		return false, fmt.Errorf("finish task: %w", err)
+	}
+	n, err := q.db.Exec(ctx, q.d.rebind(`UPDATE tasks SET state = ?, report = ?, last_error = ?, finished_at = ?,
+		progress = ?, updated_at = ?
+		WHERE request_id = ? AND target = ? AND state IN (?, ?)`),
+		state, string(b), lastError, q.ts(at), progress.doc, q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
 	if err != nil {
 		return false, fmt.Errorf("finish task: %w", err)
+	}
+	if n == 0 {
+		// Not ended here: the progress is stored all the same.
+		if err := q.storeProgress(ctx, k, progress); err != nil {
+			return false, fmt.Errorf("finish task: %w", err)
+		}
 	}
 	return n == 1, nil
 }

@@ -38,6 +38,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CountRequestsByStatus", testCountRequestsByStatus},
 		{"Tasks", testTasks},
 		{"TaskTally", testTaskTally},
+		{"TaskProgressInTx", testTaskProgressInTx},
 		{"TaskWaits", testTaskWaits},
 		{"TaskWaitsEnd", testTaskWaitsEnd},
 		{"Audit", testAudit},

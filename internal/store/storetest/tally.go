@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -129,5 +130,77 @@ func testTaskTally(t *testing.T, s store.Store) {
 	}
 	if tasks[1].Target != "db" || tasks[1].State != lethe.TaskPending || len(tasks[1].Report.Items) != 0 {
 		t.Errorf("task after tally updates = %+v", tasks[1])
+	}
+}
+
+// testTaskProgressInTx checks progress added inside a transaction: the
+// transaction's later reads and additions see it, ending the task keeps
+// it, and it is stored with the commit whether or not the task ended.
+func testTaskProgressInTx(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := mustCreate(t, s, newRequest(t, "c1"))
+	if err := s.CreateTasks(ctx, r.ID, []string{"a", "b", "c", "d"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"a", "b", "c", "d"} {
+		if _, _, err := s.StartTaskAttempt(ctx, r.ID, target, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := func(n int64) lethe.Report {
+		return lethe.Report{Items: []lethe.ReportItem{{Object: "users", Action: lethe.ActionDelete, Rows: n}}}
+	}
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		// a: added twice, then read, then ended.
+		for _, n := range []int64{1, 2} {
+			if _, err := tx.AddTaskProgress(ctx, r.ID, "a", rows(n), t0); err != nil {
+				return err
+			}
+		}
+		if got, err := tx.TaskTally(ctx, r.ID, "a"); err != nil || got.Progress.Total() != 3 || got.Recorded != 2 {
+			t.Errorf("TaskTally in the transaction = %+v, %v; want 3 rows of 2 reports", got, err)
+		}
+		if _, err := tx.AddTaskProgress(ctx, r.ID, "a", rows(4), t0); err != nil {
+			return err
+		}
+		if ok, err := tx.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "a", State: lethe.TaskDone, Report: rows(7), At: t0}); err != nil || !ok {
+			return fmt.Errorf("FinishTask a = %v, %v", ok, err)
+		}
+		// b: added after c, then ended.
+		if _, err := tx.AddTaskProgress(ctx, r.ID, "c", rows(5), t0); err != nil {
+			return err
+		}
+		if _, err := tx.AddTaskProgress(ctx, r.ID, "b", rows(6), t0); err != nil {
+			return err
+		}
+		if ok, err := tx.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "b", State: lethe.TaskFailed, LastError: "down", At: t0}); err != nil || !ok {
+			return fmt.Errorf("FinishTask b = %v, %v", ok, err)
+		}
+		// d: added last, not ended: stored by the commit.
+		_, err := tx.AddTaskProgress(ctx, r.ID, "d", rows(8), t0)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for target, want := range map[string]struct {
+		rows     int64
+		recorded int
+		state    lethe.TaskState
+	}{"a": {7, 3, lethe.TaskDone}, "b": {6, 1, lethe.TaskFailed}, "c": {5, 1, lethe.TaskRunning}, "d": {8, 1, lethe.TaskRunning}} {
+		got, err := s.TaskTally(ctx, r.ID, target)
+		if err != nil || got.Progress.Total() != want.rows || got.Recorded != want.recorded {
+			t.Errorf("TaskTally(%s) after the commit = %+v, %v; want %d rows of %d reports", target, got, err, want.rows, want.recorded)
+		}
+	}
+	tasks, err := s.ListTasks(ctx, r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		want := map[string]lethe.TaskState{"a": lethe.TaskDone, "b": lethe.TaskFailed, "c": lethe.TaskRunning, "d": lethe.TaskRunning}[task.Target]
+		if task.State != want {
+			t.Errorf("task %s is %s, want %s", task.Target, task.State, want)
+		}
 	}
 }
