@@ -114,23 +114,8 @@ func (q *queries) flushAudit(ctx context.Context) error {
 // their Seq.
 func (q *queries) insertAudit(ctx context.Context, events []pendingAudit) error {
 	for batch := range slices.Chunk(events, auditBatch) {
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO audit_events
-			(request_id, time, actor, actor_id, type, details, prev_hash, hash) VALUES `)
-		args := make([]any, 0, 8*len(batch))
-		for i, p := range batch {
-			e := p.e
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-			args = append(args, e.RequestID, q.ts(e.Time), e.Actor, e.ActorID, e.Type, p.details, e.PrevHash, e.Hash)
-		}
-		// The unique (request_id, prev_hash) constraint is the last line of
-		// defence: should two appends ever read the same head, one fails
-		// instead of the chain forking.
-		sb.WriteString(" RETURNING seq, hash")
-		rows, err := q.db.Query(ctx, q.d.rebind(sb.String()), args...)
+		insert, args := q.auditInsert(batch)
+		rows, err := q.db.Query(ctx, q.d.rebind(insert+" RETURNING seq, hash"), args...)
 		if err != nil {
 			return q.auditInsertErr(err)
 		}
@@ -160,6 +145,27 @@ func (q *queries) insertAudit(ctx context.Context, events []pendingAudit) error 
 		}
 	}
 	return nil
+}
+
+// auditInsert is the INSERT of events whose hashes are computed, in order,
+// without its RETURNING clause.
+func (q *queries) auditInsert(events []pendingAudit) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO audit_events
+		(request_id, time, actor, actor_id, type, details, prev_hash, hash) VALUES `)
+	args := make([]any, 0, 8*len(events))
+	for i, p := range events {
+		e := p.e
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, e.RequestID, q.ts(e.Time), e.Actor, e.ActorID, e.Type, p.details, e.PrevHash, e.Hash)
+	}
+	// The unique (request_id, prev_hash) constraint is the last line of
+	// defence: should two appends ever read the same head, one fails
+	// instead of the chain forking.
+	return sb.String(), args
 }
 
 // chainHead locks a request's chain for the rest of the transaction and
@@ -193,30 +199,86 @@ func (q *queries) auditInsertErr(err error) error {
 	return err
 }
 
+const auditCols = `seq, request_id, time, actor, actor_id, type, details, prev_hash, hash`
+
+func scanAudit(rows Rows, dest ...any) (lethe.AuditEvent, error) {
+	var e lethe.AuditEvent
+	var details string
+	err := rows.Scan(append(dest, &e.Seq, &e.RequestID, dbTime{&e.Time}, &e.Actor, &e.ActorID, &e.Type, &details, &e.PrevHash, &e.Hash)...)
+	if err != nil {
+		return e, err
+	}
+	if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
+		return e, fmt.Errorf("decode details of event %d: %w", e.Seq, err)
+	}
+	if len(e.Details) == 0 {
+		e.Details = nil
+	}
+	return e, nil
+}
+
 // ListAudit implements store.Audit.
 func (q *queries) ListAudit(ctx context.Context, requestID string) ([]lethe.AuditEvent, error) {
-	rows, err := q.query(ctx, `SELECT seq, request_id, time, actor, actor_id, type, details, prev_hash, hash
-		FROM audit_events WHERE request_id = ? ORDER BY seq`, requestID)
+	if len(q.pending) > 0 && len(q.pending) <= auditBatch && q.d.WritableCTE {
+		return q.storeAndListAudit(ctx, requestID)
+	}
+	rows, err := q.query(ctx, `SELECT `+auditCols+` FROM audit_events WHERE request_id = ? ORDER BY seq`, requestID)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
-	es, err := collect(rows, func(rows Rows) (lethe.AuditEvent, error) {
-		var e lethe.AuditEvent
-		var details string
-		err := rows.Scan(&e.Seq, &e.RequestID, dbTime{&e.Time}, &e.Actor, &e.ActorID, &e.Type, &details, &e.PrevHash, &e.Hash)
-		if err != nil {
-			return e, err
-		}
-		if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
-			return e, fmt.Errorf("decode details of event %d: %w", e.Seq, err)
-		}
-		if len(e.Details) == 0 {
-			e.Details = nil
-		}
-		return e, nil
-	})
+	es, err := collect(rows, func(rows Rows) (lethe.AuditEvent, error) { return scanAudit(rows) })
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	return es, nil
+}
+
+// storeAndListAudit stores the transaction's pending events and reads a
+// chain in one statement. The SELECT on audit_events does not see the
+// rows its WITH inserts (one snapshot for the whole statement): they come
+// from the INSERT's RETURNING, flagged, which also fills their Seq.
+func (q *queries) storeAndListAudit(ctx context.Context, requestID string) ([]lethe.AuditEvent, error) {
+	pending := q.pending
+	q.pending = nil
+	insert, args := q.auditInsert(pending)
+	query := `WITH ins AS (` + insert + ` RETURNING ` + auditCols + `)
+		SELECT true, ` + auditCols + ` FROM ins
+		UNION ALL
+		SELECT false, ` + auditCols + ` FROM audit_events WHERE request_id = ?
+		ORDER BY seq`
+	rows, err := q.db.Query(ctx, q.d.rebind(query), append(args, requestID)...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: append audit: %w", q.auditInsertErr(err))
+	}
+	type row struct {
+		fresh bool
+		e     lethe.AuditEvent
+	}
+	all, err := collect(rows, func(rows Rows) (row, error) {
+		var r row
+		var err error
+		r.e, err = scanAudit(rows, &r.fresh)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit: append audit: %w", q.auditInsertErr(err))
+	}
+	bySeq := make(map[string]int64, len(pending))
+	var es []lethe.AuditEvent
+	for _, r := range all {
+		if r.fresh {
+			bySeq[r.e.Hash] = r.e.Seq
+		}
+		if r.e.RequestID == requestID {
+			es = append(es, r.e)
+		}
+	}
+	for _, p := range pending {
+		seq, ok := bySeq[p.e.Hash]
+		if !ok {
+			return nil, errors.New("list audit: append audit: an appended event was not returned")
+		}
+		p.e.Seq = seq
 	}
 	return es, nil
 }

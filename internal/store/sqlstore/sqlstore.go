@@ -76,6 +76,10 @@ type Dialect struct {
 	// instead of forking the chain. Empty where transactions already
 	// serialise writers.
 	LockAuditChain string
+	// WritableCTE: a WITH clause may hold an INSERT ... RETURNING whose
+	// rows the statement's SELECT reads, so a transaction's pending audit
+	// events and a read of a chain go in one statement (ListAudit).
+	WritableCTE bool
 	// EncodeTime turns a UTC time, already truncated to microseconds, into
 	// a query argument. Zero times never reach it (they are stored as NULL).
 	EncodeTime func(time.Time) any
