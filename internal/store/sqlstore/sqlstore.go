@@ -175,7 +175,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*Tx) error) (err error) {
 	if err := fn(t); err != nil {
 		return err
 	}
-	if err := t.flushProgress(ctx); err != nil {
+	if err := t.flushTaskWrites(ctx); err != nil {
 		return err
 	}
 	if err := t.flushAudit(ctx); err != nil {
@@ -251,6 +251,11 @@ type queries struct {
 	// stored (AddTaskProgress): it is stored before the transaction
 	// commits or runs anything else on tasks, or with FinishTask's UPDATE.
 	progress map[taskKey]pendingProgress
+	// created holds, inside a Tx, the tasks its CreateTasks inserted, until
+	// its next write; plans, the plans SetTaskPlan set on them and has not
+	// stored yet (stored like progress, or with StartTaskAttempt's UPDATE).
+	created map[taskKey]bool
+	plans   map[taskKey]pendingProgress
 }
 
 // hold records, inside a Tx, that the transaction holds request id's row.
@@ -268,15 +273,22 @@ func (q *queries) hold(id string) {
 // on the tables query names, before query runs and must see it: audit
 // events (AppendAudits) before a statement on audit_events (a receipt
 // reading the chain, a purge deleting it), task progress
-// (AddTaskProgress) before one on tasks.
+// (AddTaskProgress) and plans (SetTaskPlan) before one on tasks.
 func (q *queries) flushPending(ctx context.Context, query string) error {
 	if len(q.pending) > 0 && strings.Contains(query, "audit_events") {
 		if err := q.flushAudit(ctx); err != nil {
 			return err
 		}
 	}
-	if len(q.progress) > 0 && strings.Contains(query, "tasks") {
-		return q.flushProgress(ctx)
+	if (len(q.progress) > 0 || len(q.plans) > 0) && strings.Contains(query, "tasks") {
+		if err := q.flushTaskWrites(ctx); err != nil {
+			return err
+		}
+	}
+	// Tasks created by the transaction are known untouched until it
+	// writes anything (SetTaskPlan).
+	if len(q.created) > 0 && !strings.HasPrefix(strings.TrimSpace(query), "SELECT") {
+		q.created = nil
 	}
 	return nil
 }

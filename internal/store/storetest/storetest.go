@@ -39,6 +39,7 @@ func Exercise(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Tasks", testTasks},
 		{"TaskTally", testTaskTally},
 		{"TaskProgressInTx", testTaskProgressInTx},
+		{"TaskPlanInTx", testTaskPlanInTx},
 		{"TaskWaits", testTaskWaits},
 		{"TaskWaitsEnd", testTaskWaitsEnd},
 		{"Audit", testAudit},
