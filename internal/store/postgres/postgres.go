@@ -149,11 +149,9 @@ var dialect = &sqlstore.Dialect{
 	// A transaction-scoped advisory lock per request: appends to one chain
 	// queue behind each other (even for events of no request, which have
 	// no row to lock), appends to different chains do not. The prefix
-	// keeps lethe's keys apart from other users of advisory locks. The
-	// function (migration 00027) takes it and then reads the head, in one
-	// call.
-	ChainHead:   `SELECT lethe_audit_chain_head(?)`,
-	WritableCTE: true,
+	// keeps lethe's keys apart from other users of advisory locks.
+	LockAuditChain: `SELECT pg_advisory_xact_lock(hashtextextended('lethe.audit:' || ?, 0))`,
+	WritableCTE:    true,
 	EncodeTime: func(t time.Time) any {
 		return t
 	},

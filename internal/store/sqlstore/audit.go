@@ -175,22 +175,21 @@ func (q *queries) chainHead(ctx context.Context, requestID string) (string, erro
 	if prev, ok := q.chains[requestID]; ok && q.inTx {
 		return prev, nil
 	}
+	if q.d.LockAuditChain != "" {
+		if _, err := q.exec(ctx, q.d.LockAuditChain, requestID); err != nil {
+			return "", fmt.Errorf("lock chain: %w", err)
+		}
+	}
 	// Straight to the database, not through queryRow: a chain the
 	// transaction has not appended to has no pending events, and storing
 	// other chains' here would split the transaction's one INSERT.
-	query := q.d.ChainHead
-	if query == "" {
-		query = `SELECT hash FROM audit_events WHERE request_id = ? ORDER BY seq DESC LIMIT 1`
-	}
-	var prev *string
-	err := q.db.QueryRow(ctx, q.d.rebind(query), requestID).Scan(&prev)
+	var prev string
+	err := q.db.QueryRow(ctx, q.d.rebind(`SELECT hash FROM audit_events WHERE request_id = ?
+		ORDER BY seq DESC LIMIT 1`), requestID).Scan(&prev)
 	if err != nil && !errors.Is(notFound(err), store.ErrNotFound) {
-		return "", fmt.Errorf("lock and read chain head: %w", err)
+		return "", fmt.Errorf("read chain head: %w", err)
 	}
-	if prev == nil {
-		return "", nil
-	}
-	return *prev, nil
+	return prev, nil
 }
 
 func (q *queries) auditInsertErr(err error) error {

@@ -71,12 +71,11 @@ type Dialect struct {
 	// ForUpdate is appended to reads that must lock the row (" FOR UPDATE"),
 	// empty where transactions already hold the database's write lock.
 	ForUpdate string
-	// ChainHead, when set, takes the lock of a request's audit chain for
-	// the rest of the transaction, so concurrent appends queue instead of
-	// forking the chain, and then returns the hash of its last event (NULL
-	// or no row for an empty chain), given the request id. Unset where
-	// transactions already serialise writers: the head is read plainly.
-	ChainHead string
+	// LockAuditChain, when set, is run with the request id before reading
+	// the head of that request's audit chain so concurrent appends queue
+	// instead of forking the chain. Empty where transactions already
+	// serialise writers.
+	LockAuditChain string
 	// WritableCTE: a WITH clause may hold an INSERT ... RETURNING whose
 	// rows the statement's SELECT reads, so a transaction's pending audit
 	// events and a read of a chain go in one statement (ListAudit).

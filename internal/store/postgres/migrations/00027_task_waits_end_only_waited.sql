@@ -15,20 +15,7 @@ CREATE TRIGGER task_waits_end AFTER UPDATE OF state ON tasks
 FOR EACH ROW WHEN (NEW.state NOT IN ('pending', 'running') AND NEW.has_wait)
 EXECUTE FUNCTION task_waits_end();
 
--- Appending to a request's audit chain takes the chain's lock, then reads
--- its head: two statements, as READ COMMITTED takes a statement's snapshot
--- before it runs, so a read in the locking statement could miss an event
--- committed while it waited. A VOLATILE SQL function takes a fresh
--- snapshot for each of its statements: one call does both.
--- +goose StatementBegin
-CREATE FUNCTION lethe_audit_chain_head(request text) RETURNS text LANGUAGE sql VOLATILE AS $$
-    SELECT pg_advisory_xact_lock(hashtextextended('lethe.audit:' || request, 0));
-    SELECT hash FROM audit_events WHERE request_id = request ORDER BY seq DESC LIMIT 1;
-$$;
--- +goose StatementEnd
-
 -- +goose Down
-DROP FUNCTION lethe_audit_chain_head(text);
 DROP TRIGGER task_waits_end ON tasks;
 CREATE TRIGGER task_waits_end AFTER UPDATE OF state ON tasks
 FOR EACH ROW WHEN (NEW.state NOT IN ('pending', 'running'))
