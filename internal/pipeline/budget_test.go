@@ -342,11 +342,11 @@ func countedShop(t *testing.T, c *tally) (Target, *sql.DB) {
 // never had, a task's progress written with its end, and a new task's
 // plan with its first attempt (33 and 35); on PostgreSQL also the
 // receipt's read of the chain storing the events before it in the same
-// statement, the request inserted with its identities in one statement,
-// and a chain's lock and head read in one call (31).
+// statement, and the request inserted with its identities in one
+// statement (33).
 var requestBudgets = map[string]struct{ statements, commits int }{
 	"sqlite":   {statements: 33, commits: 3},
-	"postgres": {statements: 31, commits: 3},
+	"postgres": {statements: 33, commits: 3},
 }
 
 // Budget of the same request in the target database (the SQL connector:
