@@ -228,7 +228,11 @@ type TaskTally struct {
 
 // Audit appends to and reads the audit log.
 type Audit interface {
-	// AppendAudit stores e, filling Seq, PrevHash and Hash.
+	// AppendAudit stores e, filling PrevHash and Hash, and Seq once e is
+	// in the database: at once on a Store; inside a Tx, possibly not
+	// before the transaction commits (the SQL stores store a
+	// transaction's events together), though ListAudit in the same
+	// transaction sees it.
 	AppendAudit(ctx context.Context, e *lethe.AuditEvent) error
 	// ListAudit returns a request's events in order ("" for events not tied
 	// to a request).

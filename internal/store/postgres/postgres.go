@@ -151,6 +151,7 @@ var dialect = &sqlstore.Dialect{
 	// no row to lock), appends to different chains do not. The prefix
 	// keeps lethe's keys apart from other users of advisory locks.
 	LockAuditChain: `SELECT pg_advisory_xact_lock(hashtextextended('lethe.audit:' || ?, 0))`,
+	WritableCTE:    true,
 	EncodeTime: func(t time.Time) any {
 		return t
 	},

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/lethe-privacy/lethe"
@@ -21,17 +22,22 @@ func (q *queries) AppendAudit(ctx context.Context, e *lethe.AuditEvent) error {
 	return nil
 }
 
-// AppendAudits appends events, in order, each to its request's chain, in
-// one INSERT: a step that records several events pays for one statement,
-// plus, per chain, the lock and the read of its head the first time the
-// transaction appends to it (a transaction remembers the heads it wrote,
-// which nobody else can move while it holds the chain's lock). Like
-// AppendAudit it fills Seq, PrevHash and Hash and normalises Time.
+// AppendAudits appends events, in order, each to its request's chain. It
+// fills PrevHash and Hash at once and, like AppendAudit, normalises Time.
+// On the pool the events are stored (and Seq filled) before it returns,
+// in one INSERT. Inside a Tx they are stored with every other event the
+// transaction appends, in one INSERT just before it commits, or before
+// its next statement on audit_events (a read of a chain sees its own
+// events), which fills their Seq: a step that appends events at several
+// points of its transaction pays for one statement, plus, per chain, the
+// lock and the read of its head the first time the transaction appends to
+// it (a transaction remembers the heads it wrote, which nobody else can
+// move while it holds the chain's lock).
 func (q *queries) AppendAudits(ctx context.Context, events ...*lethe.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	details := make([]string, len(events))
+	pending := make([]pendingAudit, len(events))
 	for i, e := range events {
 		if e.Type == "" || e.Actor == "" || e.Time.IsZero() {
 			return errors.New("append audit: Type, Actor and Time are required")
@@ -45,7 +51,7 @@ func (q *queries) AppendAudits(ctx context.Context, events ...*lethe.AuditEvent)
 		if err != nil {
 			return fmt.Errorf("append audit: encode details: %w", err)
 		}
-		details[i] = string(b)
+		pending[i] = pendingAudit{e: e, details: string(b)}
 	}
 	err := q.atomic(ctx, func(q *queries) error {
 		heads := map[string]string{}
@@ -59,26 +65,57 @@ func (q *queries) AppendAudits(ctx context.Context, events ...*lethe.AuditEvent)
 			}
 			heads[e.RequestID] = prev
 		}
-		var sb strings.Builder
-		sb.WriteString(`INSERT INTO audit_events
-			(request_id, time, actor, actor_id, type, details, prev_hash, hash) VALUES `)
-		args := make([]any, 0, 8*len(events))
-		for i, e := range events {
+		for _, e := range events {
 			prev := heads[e.RequestID]
-			hash := store.AuditHash(prev, e)
-			e.PrevHash, e.Hash = prev, hash
-			heads[e.RequestID] = hash
-			if i > 0 {
-				sb.WriteString(", ")
-			}
-			sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-			args = append(args, e.RequestID, q.ts(e.Time), e.Actor, e.ActorID, e.Type, details[i], prev, hash)
+			e.PrevHash, e.Hash = prev, store.AuditHash(prev, e)
+			heads[e.RequestID] = e.Hash
 		}
-		// The unique (request_id, prev_hash) constraint is the last line of
-		// defence: should two appends ever read the same head, one fails
-		// instead of the chain forking.
-		sb.WriteString(" RETURNING seq, hash")
-		rows, err := q.query(ctx, sb.String(), args...)
+		// atomic always runs fn in a Tx (the pool's calls in their own), so
+		// the events are stored by the time that Tx commits.
+		if q.chains == nil {
+			q.chains = map[string]string{}
+		}
+		maps.Copy(q.chains, heads)
+		q.pending = append(q.pending, pending...)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// pendingAudit is an event whose hash is computed but which is not
+// stored yet, with its encoded details.
+type pendingAudit struct {
+	e       *lethe.AuditEvent
+	details string
+}
+
+// auditBatch events go in one INSERT: 8 parameters each, well under every
+// database's limit.
+const auditBatch = 500
+
+// flushAudit stores the events the transaction appended and has not
+// stored yet.
+func (q *queries) flushAudit(ctx context.Context) error {
+	if len(q.pending) == 0 {
+		return nil
+	}
+	pending := q.pending
+	q.pending = nil
+	if err := q.insertAudit(ctx, pending); err != nil {
+		return fmt.Errorf("append audit: %w", err)
+	}
+	return nil
+}
+
+// insertAudit stores events whose hashes are computed, in order, and fills
+// their Seq.
+func (q *queries) insertAudit(ctx context.Context, events []pendingAudit) error {
+	for batch := range slices.Chunk(events, auditBatch) {
+		insert, args := q.auditInsert(batch)
+		rows, err := q.db.Query(ctx, q.d.rebind(insert+" RETURNING seq, hash"), args...)
 		if err != nil {
 			return q.auditInsertErr(err)
 		}
@@ -99,25 +136,36 @@ func (q *queries) AppendAudits(ctx context.Context, events ...*lethe.AuditEvent)
 		for _, r := range seqs {
 			bySeq[r.hash] = r.seq
 		}
-		for _, e := range events {
-			seq, ok := bySeq[e.Hash]
+		for _, p := range batch {
+			seq, ok := bySeq[p.e.Hash]
 			if !ok {
 				return errors.New("an appended event was not returned")
 			}
-			e.Seq = seq
+			p.e.Seq = seq
 		}
-		if q.inTx {
-			if q.chains == nil {
-				q.chains = map[string]string{}
-			}
-			maps.Copy(q.chains, heads)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("append audit: %w", err)
 	}
 	return nil
+}
+
+// auditInsert is the INSERT of events whose hashes are computed, in order,
+// without its RETURNING clause.
+func (q *queries) auditInsert(events []pendingAudit) (string, []any) {
+	var sb strings.Builder
+	sb.WriteString(`INSERT INTO audit_events
+		(request_id, time, actor, actor_id, type, details, prev_hash, hash) VALUES `)
+	args := make([]any, 0, 8*len(events))
+	for i, p := range events {
+		e := p.e
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, e.RequestID, q.ts(e.Time), e.Actor, e.ActorID, e.Type, p.details, e.PrevHash, e.Hash)
+	}
+	// The unique (request_id, prev_hash) constraint is the last line of
+	// defence: should two appends ever read the same head, one fails
+	// instead of the chain forking.
+	return sb.String(), args
 }
 
 // chainHead locks a request's chain for the rest of the transaction and
@@ -132,9 +180,12 @@ func (q *queries) chainHead(ctx context.Context, requestID string) (string, erro
 			return "", fmt.Errorf("lock chain: %w", err)
 		}
 	}
+	// Straight to the database, not through queryRow: a chain the
+	// transaction has not appended to has no pending events, and storing
+	// other chains' here would split the transaction's one INSERT.
 	var prev string
-	err := q.queryRow(ctx, `SELECT hash FROM audit_events WHERE request_id = ?
-		ORDER BY seq DESC LIMIT 1`, requestID).Scan(&prev)
+	err := q.db.QueryRow(ctx, q.d.rebind(`SELECT hash FROM audit_events WHERE request_id = ?
+		ORDER BY seq DESC LIMIT 1`), requestID).Scan(&prev)
 	if err != nil && !errors.Is(notFound(err), store.ErrNotFound) {
 		return "", fmt.Errorf("read chain head: %w", err)
 	}
@@ -148,30 +199,86 @@ func (q *queries) auditInsertErr(err error) error {
 	return err
 }
 
+const auditCols = `seq, request_id, time, actor, actor_id, type, details, prev_hash, hash`
+
+func scanAudit(rows Rows, dest ...any) (lethe.AuditEvent, error) {
+	var e lethe.AuditEvent
+	var details string
+	err := rows.Scan(append(dest, &e.Seq, &e.RequestID, dbTime{&e.Time}, &e.Actor, &e.ActorID, &e.Type, &details, &e.PrevHash, &e.Hash)...)
+	if err != nil {
+		return e, err
+	}
+	if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
+		return e, fmt.Errorf("decode details of event %d: %w", e.Seq, err)
+	}
+	if len(e.Details) == 0 {
+		e.Details = nil
+	}
+	return e, nil
+}
+
 // ListAudit implements store.Audit.
 func (q *queries) ListAudit(ctx context.Context, requestID string) ([]lethe.AuditEvent, error) {
-	rows, err := q.query(ctx, `SELECT seq, request_id, time, actor, actor_id, type, details, prev_hash, hash
-		FROM audit_events WHERE request_id = ? ORDER BY seq`, requestID)
+	if len(q.pending) > 0 && len(q.pending) <= auditBatch && q.d.WritableCTE {
+		return q.storeAndListAudit(ctx, requestID)
+	}
+	rows, err := q.query(ctx, `SELECT `+auditCols+` FROM audit_events WHERE request_id = ? ORDER BY seq`, requestID)
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
 	}
-	es, err := collect(rows, func(rows Rows) (lethe.AuditEvent, error) {
-		var e lethe.AuditEvent
-		var details string
-		err := rows.Scan(&e.Seq, &e.RequestID, dbTime{&e.Time}, &e.Actor, &e.ActorID, &e.Type, &details, &e.PrevHash, &e.Hash)
-		if err != nil {
-			return e, err
-		}
-		if err := json.Unmarshal([]byte(details), &e.Details); err != nil {
-			return e, fmt.Errorf("decode details of event %d: %w", e.Seq, err)
-		}
-		if len(e.Details) == 0 {
-			e.Details = nil
-		}
-		return e, nil
-	})
+	es, err := collect(rows, func(rows Rows) (lethe.AuditEvent, error) { return scanAudit(rows) })
 	if err != nil {
 		return nil, fmt.Errorf("list audit: %w", err)
+	}
+	return es, nil
+}
+
+// storeAndListAudit stores the transaction's pending events and reads a
+// chain in one statement. The SELECT on audit_events does not see the
+// rows its WITH inserts (one snapshot for the whole statement): they come
+// from the INSERT's RETURNING, flagged, which also fills their Seq.
+func (q *queries) storeAndListAudit(ctx context.Context, requestID string) ([]lethe.AuditEvent, error) {
+	pending := q.pending
+	q.pending = nil
+	insert, args := q.auditInsert(pending)
+	query := `WITH ins AS (` + insert + ` RETURNING ` + auditCols + `)
+		SELECT true, ` + auditCols + ` FROM ins
+		UNION ALL
+		SELECT false, ` + auditCols + ` FROM audit_events WHERE request_id = ?
+		ORDER BY seq`
+	rows, err := q.db.Query(ctx, q.d.rebind(query), append(args, requestID)...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit: append audit: %w", q.auditInsertErr(err))
+	}
+	type row struct {
+		fresh bool
+		e     lethe.AuditEvent
+	}
+	all, err := collect(rows, func(rows Rows) (row, error) {
+		var r row
+		var err error
+		r.e, err = scanAudit(rows, &r.fresh)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list audit: append audit: %w", q.auditInsertErr(err))
+	}
+	bySeq := make(map[string]int64, len(pending))
+	var es []lethe.AuditEvent
+	for _, r := range all {
+		if r.fresh {
+			bySeq[r.e.Hash] = r.e.Seq
+		}
+		if r.e.RequestID == requestID {
+			es = append(es, r.e)
+		}
+	}
+	for _, p := range pending {
+		seq, ok := bySeq[p.e.Hash]
+		if !ok {
+			return nil, errors.New("list audit: append audit: an appended event was not returned")
+		}
+		p.e.Seq = seq
 	}
 	return es, nil
 }

@@ -33,6 +33,7 @@ func (q *queries) scanRequest(s scanner) (*lethe.Request, error) {
 	if r.CallbackURL, err = q.openURL("requests", r.ID, r.CallbackURL); err != nil {
 		return nil, err
 	}
+	q.noteCallbackURL(r.ID, r.CallbackURL)
 	if reach != "" {
 		r.Reach = &lethe.Reach{}
 		if err := json.Unmarshal([]byte(reach), r.Reach); err != nil {
@@ -87,12 +88,37 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 		if err != nil {
 			return err
 		}
-		err = q.queryRow(ctx, `INSERT INTO requests (`+requestCols+`)
+		insert := `INSERT INTO requests (` + requestCols + `)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT DO NOTHING RETURNING id`,
-			r.ID, r.ClientID, r.ExternalID, r.Regulation, r.Status, r.Stage, r.SubjectKey,
+			ON CONFLICT DO NOTHING RETURNING id`
+		args := []any{r.ID, r.ClientID, r.ExternalID, r.Regulation, r.Status, r.Stage, r.SubjectKey,
 			r.IdempotencyKey, q.sealURL("requests", r.ID, r.CallbackURL), q.ts(r.ReceivedAt), q.ts(r.DueAt), q.ts(r.StartedAt),
-			q.ts(r.CompletedAt), q.ts(r.UpdatedAt), r.Outcome, reach, r.CallbackFormat).Scan(&id)
+			q.ts(r.CompletedAt), q.ts(r.UpdatedAt), r.Outcome, reach, r.CallbackFormat}
+		withIdentities := q.d.WritableCTE && len(r.Identities) > 0 && len(r.Identities) <= identityBatch
+		if withIdentities {
+			// One statement: the identities are inserted only if the
+			// request was (ON CONFLICT DO NOTHING returns no row
+			// otherwise), and their foreign key is checked at the end of
+			// the statement, where the request's row exists.
+			var values strings.Builder
+			for i, id := range r.Identities {
+				if id.Type == "" || id.Value == "" {
+					return fmt.Errorf("identity %s: type and value are required", id)
+				}
+				if i > 0 {
+					values.WriteString(", ")
+				}
+				fmt.Fprintf(&values, "(%d, CAST(? AS text), CAST(? AS bytea), CAST(? AS text))", i)
+				args = append(args, id.Type, q.kr.Seal([]byte(id.Value), identityAAD(r.ID, id.Type)), q.identityHash(id))
+			}
+			insert = `WITH r AS (` + insert + `),
+				i AS (INSERT INTO request_identities (request_id, type, value_sealed, value_hash, source)
+					SELECT r.id, v.type, v.value_sealed, v.value_hash, 'given'
+					FROM r, (VALUES ` + values.String() + `) AS v (n, type, value_sealed, value_hash)
+					ORDER BY v.n` + identityConflict + `)
+				SELECT id FROM r`
+		}
+		err = q.queryRow(ctx, insert, args...).Scan(&id)
 		if err != nil {
 			if errors.Is(notFound(err), store.ErrNotFound) {
 				return store.ErrConflict
@@ -110,6 +136,10 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 			q.chains[r.ID] = ""
 		}
 		q.hold(r.ID)
+		q.noteCallbackURL(r.ID, r.CallbackURL)
+		if withIdentities {
+			return nil
+		}
 		return q.insertIdentities(ctx, r.ID, r.Identities, "given")
 	})
 	if err != nil {
@@ -118,20 +148,61 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 	return nil
 }
 
-func (q *queries) insertIdentities(ctx context.Context, requestID string, ids []lethe.Identity, source string) error {
-	for _, id := range ids {
+// identityBatch identities go in one INSERT: 5 parameters each, well
+// under every database's limit.
+const identityBatch = 200
+
+const identityInsert = `INSERT INTO request_identities (request_id, type, value_sealed, value_hash, source) VALUES `
+
+// identityConflict skips an identity the request already has, or one
+// repeated in the same INSERT.
+const identityConflict = ` ON CONFLICT (request_id, value_hash) DO NOTHING`
+
+// identityValues is the VALUES list of ids, in order (RequestIdentities
+// lists them in insertion order), and its arguments.
+func (q *queries) identityValues(requestID string, ids []lethe.Identity, source string) (string, []any, error) {
+	var sb strings.Builder
+	args := make([]any, 0, 5*len(ids))
+	for i, id := range ids {
 		if id.Type == "" || id.Value == "" {
-			return fmt.Errorf("identity %s: type and value are required", id)
+			return "", nil, fmt.Errorf("identity %s: type and value are required", id)
 		}
+		if i > 0 {
+			sb.WriteString(", ")
+		}
+		sb.WriteString("(?, ?, ?, ?, ?)")
 		sealed := q.kr.Seal([]byte(id.Value), identityAAD(requestID, id.Type))
-		_, err := q.exec(ctx, `INSERT INTO request_identities (request_id, type, value_sealed, value_hash, source)
-			VALUES (?, ?, ?, ?, ?) ON CONFLICT (request_id, value_hash) DO NOTHING`,
-			requestID, id.Type, sealed, q.identityHash(id), source)
+		args = append(args, requestID, id.Type, sealed, q.identityHash(id), source)
+	}
+	return sb.String(), args, nil
+}
+
+// insertIdentities stores ids in one statement per identityBatch.
+func (q *queries) insertIdentities(ctx context.Context, requestID string, ids []lethe.Identity, source string) error {
+	for batch := range slices.Chunk(ids, identityBatch) {
+		values, args, err := q.identityValues(requestID, batch, source)
 		if err != nil {
-			return fmt.Errorf("insert identity: %w", err)
+			return err
+		}
+		if _, err := q.exec(ctx, identityInsert+values+identityConflict, args...); err != nil {
+			return fmt.Errorf("insert identities: %w", err)
 		}
 	}
 	return nil
+}
+
+// noteCallbackURL records, inside a Tx, that request id has no callback
+// URL when u, just read or written, is empty: a request gets its callback
+// URL when it is created or never, and loses it only to minimisation, so
+// an empty one stays empty (DropIdentityValues need not clear it).
+func (q *queries) noteCallbackURL(id, u string) {
+	if !q.inTx || u != "" {
+		return
+	}
+	if q.noCallback == nil {
+		q.noCallback = map[string]bool{}
+	}
+	q.noCallback[id] = true
 }
 
 // scopeWhere returns the condition limiting requests to scope, and false
@@ -431,7 +502,10 @@ func (q *queries) DropIdentityValues(ctx context.Context, requestID string) erro
 	}
 	// The callback_url goes with them: the request's last status event,
 	// stored before minimisation, holds its own sealed copy until it is
-	// delivered or abandoned.
+	// delivered or abandoned. Known to be empty, there is nothing to clear.
+	if q.noCallback[requestID] {
+		return nil
+	}
 	if _, err := q.exec(ctx, `UPDATE requests SET callback_url = '' WHERE id = ? AND callback_url <> ''`, requestID); err != nil {
 		return fmt.Errorf("drop callback url: %w", err)
 	}

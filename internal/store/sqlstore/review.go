@@ -127,7 +127,7 @@ func (q *queries) RetryTask(ctx context.Context, requestID, target string, at ti
 			return fmt.Errorf("encode progress: %w", err)
 		}
 		if _, err := q.exec(ctx, `UPDATE tasks SET state = ?, attempts = 0, last_error = '', started_at = NULL,
-			finished_at = NULL, progress = ?, updated_at = ? WHERE request_id = ? AND target = ? AND state = ?`,
+			finished_at = NULL, progress = ?, updated_at = ?, has_wait = FALSE WHERE request_id = ? AND target = ? AND state = ?`,
 			lethe.TaskPending, string(b), q.ts(at), requestID, target, lethe.TaskFailed); err != nil {
 			return err
 		}

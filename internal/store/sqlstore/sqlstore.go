@@ -76,6 +76,10 @@ type Dialect struct {
 	// instead of forking the chain. Empty where transactions already
 	// serialise writers.
 	LockAuditChain string
+	// WritableCTE: a WITH clause may hold an INSERT ... RETURNING whose
+	// rows the statement's SELECT reads, so a transaction's pending audit
+	// events and a read of a chain go in one statement (ListAudit).
+	WritableCTE bool
 	// EncodeTime turns a UTC time, already truncated to microseconds, into
 	// a query argument. Zero times never reach it (they are stored as NULL).
 	EncodeTime func(time.Time) any
@@ -170,6 +174,12 @@ func (s *Store) inTx(ctx context.Context, fn func(*Tx) error) (err error) {
 	if err := fn(t); err != nil {
 		return err
 	}
+	if err := t.flushTaskWrites(ctx); err != nil {
+		return err
+	}
+	if err := t.flushAudit(ctx); err != nil {
+		return err
+	}
 	if err := tc.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
@@ -236,6 +246,22 @@ type queries struct {
 	// delete it before the transaction ends, so it need not be read again
 	// to know that (AddLinkedIdentities).
 	held map[string]bool
+	// pending holds, inside a Tx, the audit events appended and not yet
+	// stored (AppendAudits): they are stored in one statement before the
+	// transaction commits or runs anything else on audit_events.
+	pending []pendingAudit
+	// noCallback holds, inside a Tx, the requests read or created in it
+	// without a callback URL (noteCallbackURL).
+	noCallback map[string]bool
+	// progress holds, inside a Tx, the task progress computed and not yet
+	// stored (AddTaskProgress): it is stored before the transaction
+	// commits or runs anything else on tasks, or with FinishTask's UPDATE.
+	progress map[taskKey]pendingProgress
+	// created holds, inside a Tx, the tasks its CreateTasks inserted, until
+	// its next write; plans, the plans SetTaskPlan set on them and has not
+	// stored yet (stored like progress, or with StartTaskAttempt's UPDATE).
+	created map[taskKey]bool
+	plans   map[taskKey]pendingProgress
 }
 
 // hold records, inside a Tx, that the transaction holds request id's row.
@@ -249,17 +275,55 @@ func (q *queries) hold(id string) {
 	q.held[id] = true
 }
 
+// flushPending stores what the transaction wrote and has not stored yet
+// on the tables query names, before query runs and must see it: audit
+// events (AppendAudits) before a statement on audit_events (a receipt
+// reading the chain, a purge deleting it), task progress
+// (AddTaskProgress) and plans (SetTaskPlan) before one on tasks.
+func (q *queries) flushPending(ctx context.Context, query string) error {
+	if len(q.pending) > 0 && strings.Contains(query, "audit_events") {
+		if err := q.flushAudit(ctx); err != nil {
+			return err
+		}
+	}
+	if (len(q.progress) > 0 || len(q.plans) > 0) && strings.Contains(query, "tasks") {
+		if err := q.flushTaskWrites(ctx); err != nil {
+			return err
+		}
+	}
+	// Tasks created by the transaction are known untouched until it
+	// writes anything (SetTaskPlan).
+	if len(q.created) > 0 && !strings.HasPrefix(strings.TrimSpace(query), "SELECT") {
+		q.created = nil
+	}
+	return nil
+}
+
 func (q *queries) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if err := q.flushPending(ctx, query); err != nil {
+		return 0, err
+	}
 	return q.db.Exec(ctx, q.d.rebind(query), args...)
 }
 
 func (q *queries) query(ctx context.Context, query string, args ...any) (Rows, error) {
+	if err := q.flushPending(ctx, query); err != nil {
+		return nil, err
+	}
 	return q.db.Query(ctx, q.d.rebind(query), args...)
 }
 
 func (q *queries) queryRow(ctx context.Context, query string, args ...any) Row {
+	if err := q.flushPending(ctx, query); err != nil {
+		return errRow{err}
+	}
 	return q.db.QueryRow(ctx, q.d.rebind(query), args...)
 }
+
+// errRow is a Row whose Scan returns err.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 // ts encodes a time for a query: UTC, truncated to microseconds (the
 // precision both databases keep), NULL when zero.

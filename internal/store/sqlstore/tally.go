@@ -65,6 +65,21 @@ func (q *queries) SetTaskPlan(ctx context.Context, requestID, target string, pla
 	if err != nil {
 		return false, fmt.Errorf("set task plan: encode plan: %w", err)
 	}
+	k := taskKey{requestID, target}
+	if q.created[k] {
+		// Created by this transaction and not written since: its plan is
+		// unset and it is pending. The plan is stored by StartTaskAttempt's
+		// UPDATE when that comes next, as the pipeline's does, or before
+		// the transaction's next statement on tasks, or by the commit.
+		if _, ok := q.plans[k]; ok {
+			return false, nil
+		}
+		if q.plans == nil {
+			q.plans = map[taskKey]pendingProgress{}
+		}
+		q.plans[k] = pendingProgress{doc: string(b), at: q.ts(at)}
+		return true, nil
+	}
 	n, err := q.exec(ctx, `UPDATE tasks SET planned = ?, updated_at = ?
 		WHERE request_id = ? AND target = ? AND planned IS NULL AND state IN (?, ?)`,
 		string(b), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
@@ -101,12 +116,61 @@ func (q *queries) AddTaskProgress(ctx context.Context, requestID, target string,
 		if err != nil {
 			return fmt.Errorf("encode progress: %w", err)
 		}
-		_, err = q.exec(ctx, `UPDATE tasks SET progress = ?, updated_at = ? WHERE request_id = ? AND target = ?`,
-			string(b), q.ts(at), requestID, target)
-		return err
+		// Stored by the transaction's next statement on tasks, or by
+		// FinishTask in its own UPDATE when that is the next one: the
+		// pipeline records an attempt's report and ends the task together.
+		if q.progress == nil {
+			q.progress = map[taskKey]pendingProgress{}
+		}
+		q.progress[taskKey{requestID, target}] = pendingProgress{doc: string(b), at: q.ts(at)}
+		return nil
 	})
 	if err != nil {
 		return store.TaskTally{}, fmt.Errorf("add task progress: %w", err)
 	}
 	return tally, nil
+}
+
+// taskKey names a task.
+type taskKey struct{ requestID, target string }
+
+// pendingProgress is a task's progress computed by AddTaskProgress, under
+// the row's lock, or its plan (SetTaskPlan), not stored yet.
+type pendingProgress struct {
+	doc string
+	at  any
+}
+
+// flushTaskWrites stores the plans and progress the transaction computed
+// and has not stored yet.
+func (q *queries) flushTaskWrites(ctx context.Context) error {
+	for k, p := range q.plans {
+		delete(q.plans, k)
+		delete(q.created, k)
+		_, err := q.db.Exec(ctx, q.d.rebind(`UPDATE tasks SET planned = ?, updated_at = ? WHERE request_id = ? AND target = ?`),
+			p.doc, p.at, k.requestID, k.target)
+		if err != nil {
+			return fmt.Errorf("set task plan: %w", err)
+		}
+	}
+	if len(q.progress) == 0 {
+		return nil
+	}
+	pending := q.progress
+	q.progress = nil
+	for k, p := range pending {
+		if err := q.storeProgress(ctx, k, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (q *queries) storeProgress(ctx context.Context, k taskKey, p pendingProgress) error {
+	_, err := q.db.Exec(ctx, q.d.rebind(`UPDATE tasks SET progress = ?, updated_at = ? WHERE request_id = ? AND target = ?`),
+		p.doc, p.at, k.requestID, k.target)
+	if err != nil {
+		return fmt.Errorf("add task progress: %w", err)
+	}
+	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lethe-privacy/lethe"
@@ -29,15 +31,42 @@ func scanTask(s scanner) (lethe.Task, error) {
 
 func scanTaskRows(rows Rows) (lethe.Task, error) { return scanTask(rows) }
 
-// CreateTasks implements store.Tasks.
+// CreateTasks implements store.Tasks. Inside a Tx it remembers the tasks
+// its INSERT created, whose rows nobody else can see yet: until the
+// transaction's next write, their plan is known to be unset (SetTaskPlan).
 func (q *queries) CreateTasks(ctx context.Context, requestID string, targets []string, at time.Time) error {
 	err := q.atomic(ctx, func(q *queries) error {
-		for _, target := range targets {
-			_, err := q.exec(ctx, `INSERT INTO tasks (request_id, target, state, attempts, last_error, report, updated_at)
-				VALUES (?, ?, ?, 0, '', '{}', ?) ON CONFLICT (request_id, target) DO NOTHING`,
-				requestID, target, lethe.TaskPending, q.ts(at))
+		for batch := range slices.Chunk(targets, taskBatch) {
+			var sb strings.Builder
+			sb.WriteString(`INSERT INTO tasks (request_id, target, state, attempts, last_error, report, updated_at) VALUES `)
+			args := make([]any, 0, 4*len(batch))
+			for i, target := range batch {
+				if i > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString("(?, ?, ?, 0, '', '{}', ?)")
+				args = append(args, requestID, target, lethe.TaskPending, q.ts(at))
+			}
+			sb.WriteString(" ON CONFLICT (request_id, target) DO NOTHING RETURNING target")
+			rows, err := q.query(ctx, sb.String(), args...)
 			if err != nil {
 				return err
+			}
+			created, err := collect(rows, func(rows Rows) (string, error) {
+				var t string
+				return t, rows.Scan(&t)
+			})
+			if err != nil {
+				return err
+			}
+			if !q.inTx {
+				continue
+			}
+			if q.created == nil {
+				q.created = map[taskKey]bool{}
+			}
+			for _, t := range created {
+				q.created[taskKey{requestID, t}] = true
 			}
 		}
 		return nil
@@ -47,6 +76,9 @@ func (q *queries) CreateTasks(ctx context.Context, requestID string, targets []s
 	}
 	return nil
 }
+
+// taskBatch tasks go in one INSERT: 4 parameters each.
+const taskBatch = 500
 
 // ListTasks implements store.Tasks.
 func (q *queries) ListTasks(ctx context.Context, requestID string) ([]lethe.Task, error) {
@@ -68,11 +100,29 @@ func (q *queries) getTask(ctx context.Context, requestID, target string) (lethe.
 
 // StartTaskAttempt implements store.Tasks.
 func (q *queries) StartTaskAttempt(ctx context.Context, requestID, target string, at time.Time) (lethe.Task, bool, error) {
-	t, err := scanTask(q.queryRow(ctx, `UPDATE tasks
-		SET state = ?, attempts = attempts + 1, started_at = COALESCE(started_at, ?), updated_at = ?
-		WHERE request_id = ? AND target = ? AND state IN (?, ?)
-		RETURNING `+taskCols,
-		lethe.TaskRunning, q.ts(at), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning))
+	var row Row
+	k := taskKey{requestID, target}
+	if plan, ok := q.plans[k]; ok {
+		// The plan SetTaskPlan kept goes in the same UPDATE; the other
+		// tasks' pending writes first, as before any statement on tasks.
+		delete(q.plans, k)
+		delete(q.created, k)
+		if err := q.flushTaskWrites(ctx); err != nil {
+			return lethe.Task{}, false, fmt.Errorf("start task attempt: %w", err)
+		}
+		row = q.db.QueryRow(ctx, q.d.rebind(`UPDATE tasks
+			SET state = ?, attempts = attempts + 1, started_at = COALESCE(started_at, ?), planned = ?, updated_at = ?
+			WHERE request_id = ? AND target = ? AND state IN (?, ?)
+			RETURNING `+taskCols),
+			lethe.TaskRunning, q.ts(at), plan.doc, q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
+	} else {
+		row = q.queryRow(ctx, `UPDATE tasks
+			SET state = ?, attempts = attempts + 1, started_at = COALESCE(started_at, ?), updated_at = ?
+			WHERE request_id = ? AND target = ? AND state IN (?, ?)
+			RETURNING `+taskCols,
+			lethe.TaskRunning, q.ts(at), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
+	}
+	t, err := scanTask(row)
 	if err == nil {
 		return t, true, nil
 	}
@@ -114,11 +164,35 @@ func (q *queries) FinishTask(ctx context.Context, p store.FinishTaskParams) (boo
 	if err != nil {
 		return false, fmt.Errorf("finish task: encode report: %w", err)
 	}
-	n, err := q.exec(ctx, `UPDATE tasks SET state = ?, report = ?, last_error = ?, finished_at = ?, updated_at = ?
-		WHERE request_id = ? AND target = ? AND state IN (?, ?)`,
-		state, string(b), lastError, q.ts(at), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
+	k := taskKey{requestID, target}
+	progress, merge := q.progress[k]
+	if !merge {
+		n, err := q.exec(ctx, `UPDATE tasks SET state = ?, report = ?, last_error = ?, finished_at = ?, updated_at = ?
+			WHERE request_id = ? AND target = ? AND state IN (?, ?)`,
+			state, string(b), lastError, q.ts(at), q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
+		if err != nil {
+			return false, fmt.Errorf("finish task: %w", err)
+		}
+		return n == 1, nil
+	}
+	// The progress AddTaskProgress computed for this task goes in the same
+	// UPDATE; the other tasks' first, as before any statement on tasks.
+	delete(q.progress, k)
+	if err := q.flushPending(ctx, "tasks"); err != nil {
+		return false, fmt.Errorf("finish task: %w", err)
+	}
+	n, err := q.db.Exec(ctx, q.d.rebind(`UPDATE tasks SET state = ?, report = ?, last_error = ?, finished_at = ?,
+		progress = ?, updated_at = ?
+		WHERE request_id = ? AND target = ? AND state IN (?, ?)`),
+		state, string(b), lastError, q.ts(at), progress.doc, q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
 	if err != nil {
 		return false, fmt.Errorf("finish task: %w", err)
+	}
+	if n == 0 {
+		// Not ended here: the progress is stored all the same.
+		if err := q.storeProgress(ctx, k, progress); err != nil {
+			return false, fmt.Errorf("finish task: %w", err)
+		}
 	}
 	return n == 1, nil
 }

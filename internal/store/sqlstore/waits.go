@@ -67,8 +67,10 @@ func (q *queries) SetTaskPending(ctx context.Context, p store.SetTaskPendingPara
 		sealed = q.kr.Seal([]byte(checkpoint), checkpointAAD(requestID, target))
 	}
 	err = q.atomic(ctx, func(q *queries) error {
+		// has_wait: the task's end now has a wait to clean up (00027).
 		n, err := q.exec(ctx, `UPDATE tasks
-			SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, last_error = ?, updated_at = ?
+			SET attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, last_error = ?, updated_at = ?,
+				has_wait = TRUE
 			WHERE request_id = ? AND target = ? AND state IN (?, ?)`,
 			reason, q.ts(at), requestID, target, lethe.TaskPending, lethe.TaskRunning)
 		if err != nil || n == 0 {
@@ -98,11 +100,20 @@ func (q *queries) SetTaskPending(ctx context.Context, p store.SetTaskPendingPara
 func (q *queries) TaskConfirmationToken(ctx context.Context, requestID, target string, at time.Time) (string, error) {
 	var token string
 	err := q.atomic(ctx, func(q *queries) error {
-		t, err := q.getTask(ctx, requestID, target)
+		// Marking the task as one with a wait (00027) locks its row until
+		// the token is stored, so a concurrent end of the task either
+		// comes first (no row here: conflict) or waits and then drops the
+		// token with the rest of the wait.
+		n, err := q.exec(ctx, `UPDATE tasks SET has_wait = TRUE
+			WHERE request_id = ? AND target = ? AND state IN (?, ?)`,
+			requestID, target, lethe.TaskPending, lethe.TaskRunning)
 		if err != nil {
 			return err
 		}
-		if t.State.Terminal() {
+		if n == 0 {
+			if _, err := q.getTask(ctx, requestID, target); err != nil {
+				return err
+			}
 			return store.ErrConflict
 		}
 		fresh := seal.RandomToken(callbackTokenBytes)

@@ -109,3 +109,95 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 	}
 	verifyChain(t, got)
 }
+
+// testAuditInTx checks the events a transaction appends at several points
+// of its work: a read of the chain in the transaction sees them all, with
+// their Seq; appends after the read continue the chain; after the commit
+// every event is stored once, in order, and has its Seq; a transaction
+// that rolls back stores none.
+func testAuditInTx(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := mustCreate(t, s, newRequest(t, "c1"))
+	other := newID(t)
+	ev := func(rid string, i int) *lethe.AuditEvent {
+		return &lethe.AuditEvent{RequestID: rid, Time: t0.Add(time.Duration(i) * time.Second), Actor: lethe.ActorSystem, Type: lethe.EventType(fmt.Sprintf("event.%d", i))}
+	}
+	first := ev(r.ID, 0)
+	if err := s.AppendAudit(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	es := []*lethe.AuditEvent{ev(r.ID, 1), ev(r.ID, 2), ev(other, 3), ev(r.ID, 4), ev(r.ID, 5)}
+	err := s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.AppendAudit(ctx, es[0]); err != nil {
+			return err
+		}
+		ok, err := tx.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, To: lethe.StatusRunning, ToStage: lethe.StageErase, At: t0})
+		if err != nil || !ok {
+			return fmt.Errorf("update: %v, %v", ok, err)
+		}
+		for _, e := range es[1:3] {
+			if err := tx.AppendAudit(ctx, e); err != nil {
+				return err
+			}
+		}
+		got, err := tx.ListAudit(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		want := []lethe.AuditEvent{*first, *es[0], *es[1]}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("ListAudit in the appending transaction (-want +got):\n%s", diff)
+		}
+		for _, e := range es[3:] {
+			if err := tx.AppendAudit(ctx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rid := range []string{r.ID, other} {
+		got, err := s.ListAudit(ctx, rid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []lethe.AuditEvent
+		for _, e := range append([]*lethe.AuditEvent{first}, es...) {
+			if e.RequestID == rid {
+				if e.Seq == 0 {
+					t.Errorf("event %s has no Seq after the commit", e.Type)
+				}
+				want = append(want, *e)
+			}
+		}
+		if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+			t.Errorf("ListAudit(%s) after the commit (-want +got):\n%s", rid, diff)
+		}
+		verifyChain(t, got)
+	}
+
+	errRollBack := fmt.Errorf("roll back")
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if err := tx.AppendAudit(ctx, ev(r.ID, 6)); err != nil {
+			return err
+		}
+		return errRollBack
+	})
+	if err != errRollBack {
+		t.Fatalf("InTx = %v, want the rollback", err)
+	}
+	if got, err := s.ListAudit(ctx, r.ID); err != nil || len(got) != 5 {
+		t.Errorf("after a rollback: %d events, %v; want the 5 committed", len(got), err)
+	}
+	// The next transaction continues the committed chain.
+	if err := s.InTx(ctx, func(tx store.Tx) error { return tx.AppendAudit(ctx, ev(r.ID, 7)) }); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListAudit(ctx, r.ID)
+	if err != nil || len(got) != 6 {
+		t.Fatalf("%d events, %v; want 6", len(got), err)
+	}
+	verifyChain(t, got)
+}

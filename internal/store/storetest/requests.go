@@ -461,8 +461,25 @@ func testIdentities(t *testing.T, s store.Store) {
 		t.Errorf("linked identities in a transaction: %v", err)
 	}
 
-	if err := s.DropIdentityValues(ctx, r.ID); err != nil {
+	// Read in the transaction that drops the values, the request's
+	// callback URL goes too; a request read without one stays without.
+	plain := mustCreate(t, s, newRequest(t, "c1", given[0]))
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		for _, id := range []string{plain.ID, r.ID} {
+			if _, err := tx.LockRequest(ctx, id); err != nil {
+				return err
+			}
+			if err := tx.DropIdentityValues(ctx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if rows := rawRows(t, s, "SELECT callback_url FROM requests WHERE id = '"+r.ID+"'"); len(rows) != 1 || len(rows[0][0]) != 0 {
+		t.Errorf("raw callback_url after drop in a transaction = %q, want empty", rows)
 	}
 	if err := s.DropIdentityValues(ctx, r.ID); err != nil {
 		t.Fatalf("DropIdentityValues twice: %v", err)

@@ -1,8 +1,10 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -138,5 +140,106 @@ func testTaskWaits(t *testing.T, s store.Store) {
 	// The other task never waited.
 	if w, err := s.TaskWait(ctx, r.ID, "db"); err != nil || !cmp.Equal(w, store.TaskWait{}) {
 		t.Errorf("TaskWait of another task = %+v, %v", w, err)
+	}
+}
+
+// testTaskWaitsEnd checks that whatever ends a task drops what its wait
+// holds (checkpoint, sealed token, completion) in the ending transaction,
+// however the wait began (a token only, a pending answer only, a wait
+// after a retry), while the token's hash still finds the ended task; and
+// that ending a task that never waited leaves no wait behind.
+func testTaskWaitsEnd(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	r := mustCreate(t, s, newRequest(t, "c1"))
+	t1, t2 := t0.Add(time.Second), t0.Add(2*time.Second)
+	if err := s.CreateTasks(ctx, r.ID, []string{"none", "retried", "skipped", "token"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	c := store.TaskCompletion{Report: lethe.Report{Items: []lethe.ReportItem{{Object: "sessions", Action: lethe.ActionDelete, Rows: 1}}}}
+
+	// A token alone, then the end.
+	token, err := s.TaskConfirmationToken(ctx, r.ID, "token", t1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "token", State: lethe.TaskDone, At: t2}); err != nil || !ok {
+		t.Fatalf("FinishTask = %v, %v", ok, err)
+	}
+
+	// A pending answer and a completion, then a skip seen from inside the
+	// skipping transaction.
+	if _, ok, err := s.SetTaskPending(ctx, store.SetTaskPendingParams{RequestID: r.ID, Target: "skipped", Checkpoint: "https://svc.example/check/1", Reason: "accepted", At: t1}); err != nil || !ok {
+		t.Fatalf("SetTaskPending = %v, %v", ok, err)
+	}
+	if ok, err := s.RecordTaskCompletion(ctx, r.ID, "skipped", c, t1); err != nil || !ok {
+		t.Fatalf("RecordTaskCompletion = %v, %v", ok, err)
+	}
+	err = s.InTx(ctx, func(tx store.Tx) error {
+		if ok, err := tx.SkipTask(ctx, r.ID, "skipped", "by hand", t2); err != nil || !ok {
+			return fmt.Errorf("SkipTask = %v, %v", ok, err)
+		}
+		w, err := tx.TaskWait(ctx, r.ID, "skipped")
+		if err != nil {
+			return err
+		}
+		if w.Checkpoint != "" || w.Completion != nil {
+			t.Errorf("TaskWait in the skipping transaction = %+v; want checkpoint and completion dropped", w)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A wait, a failure, a retry (which forgets the wait), a new wait and
+	// the end.
+	if _, err := s.TaskConfirmationToken(ctx, r.ID, "retried", t1); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "retried", State: lethe.TaskFailed, LastError: "down", At: t1}); err != nil || !ok {
+		t.Fatalf("FinishTask = %v, %v", ok, err)
+	}
+	if _, ok, err := s.RetryTask(ctx, r.ID, "retried", t1); err != nil || !ok {
+		t.Fatalf("RetryTask = %v, %v", ok, err)
+	}
+	if _, ok, err := s.SetTaskPending(ctx, store.SetTaskPendingParams{RequestID: r.ID, Target: "retried", Checkpoint: "https://svc.example/check/2", Reason: "accepted", At: t2}); err != nil || !ok {
+		t.Fatalf("SetTaskPending after retry = %v, %v", ok, err)
+	}
+	retriedToken, err := s.TaskConfirmationToken(ctx, r.ID, "retried", t2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "retried", State: lethe.TaskDone, At: t2}); err != nil || !ok {
+		t.Fatalf("FinishTask after retry = %v, %v", ok, err)
+	}
+
+	// A task that never waited.
+	if ok, err := s.FinishTask(ctx, store.FinishTaskParams{RequestID: r.ID, Target: "none", State: lethe.TaskDone, At: t2}); err != nil || !ok {
+		t.Fatalf("FinishTask = %v, %v", ok, err)
+	}
+
+	// Read around the store: the dropped columns are NULL, the token's
+	// hash is kept.
+	got := map[string]string{}
+	for _, row := range rawRows(t, s, `SELECT target,
+		CASE WHEN checkpoint_sealed IS NULL THEN '-' ELSE 'checkpoint' END,
+		CASE WHEN token_sealed IS NULL THEN '-' ELSE 'token' END,
+		CASE WHEN completion IS NULL THEN '-' ELSE 'completion' END,
+		CASE WHEN token_hash IS NULL THEN '-' ELSE 'hash' END
+		FROM task_waits WHERE request_id = '`+r.ID+`'`) {
+		got[string(row[0])] = string(bytes.Join(row[1:], []byte(" ")))
+	}
+	want := map[string]string{
+		"token":   "- - - hash",
+		"skipped": "- - - -",
+		"retried": "- - - hash",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("task_waits of ended tasks (-want +got):\n%s", diff)
+	}
+	for tok, target := range map[string]string{token: "token", retriedToken: "retried"} {
+		if task, err := s.FindTaskByConfirmationToken(ctx, tok); err != nil || task.Target != target || task.State != lethe.TaskDone {
+			t.Errorf("FindTaskByConfirmationToken after the end = %+v, %v; want the done task %s", task, err, target)
+		}
 	}
 }
