@@ -29,8 +29,8 @@ import (
 // committed in it. River's background work (leader election, queue
 // upkeep, polls that find nothing to do, SQLite's polls for notifications
 // of new jobs, however many polls see one, and the deletion of old
-// notifications, which takes however many accumulated since the last
-// one) depends on timing rather than
+// notifications and of finished jobs, which takes however many
+// accumulated since the last one) depends on timing rather than
 // on the request, so it is left out: statements on River's tables other
 // than river_job, and statements on River's tables, inserts aside, that
 // touched no row (polls that found nothing).
@@ -50,7 +50,7 @@ type tally struct {
 // record counts one statement run on conn, which touched rows rows.
 func (c *tally) record(conn any, query string, rows int64) {
 	q := strings.ToLower(strings.TrimSpace(query))
-	for _, noise := range []string{"river_leader", "river_queue", "river_client", "river_migration", "listen ", "unlisten ", "pg_try_advisory", "notificationgetafter", "notificationdeletebefore"} {
+	for _, noise := range []string{"river_leader", "river_queue", "river_client", "river_migration", "listen ", "unlisten ", "pg_try_advisory", "notificationgetafter", "notificationdeletebefore", "jobdeletebefore"} {
 		if strings.Contains(q, noise) {
 			return
 		}
