@@ -27,6 +27,7 @@ type stmtCount struct {
 	statements int
 	commits    int
 	log        []string
+	quiet      bool // count without logging (benchmarks)
 }
 
 func (c *stmtCount) record(query string) {
@@ -36,7 +37,9 @@ func (c *stmtCount) record(query string) {
 	if strings.EqualFold(strings.TrimSpace(query), "commit") {
 		c.commits++
 	}
-	c.log = append(c.log, strings.Join(strings.Fields(query), " "))
+	if !c.quiet {
+		c.log = append(c.log, strings.Join(strings.Fields(query), " "))
+	}
 }
 
 func (c *stmtCount) take() (statements, commits int, log []string) {
