@@ -251,11 +251,19 @@ func (s *Service) storeAll(ctx context.Context, tx indexedTx, live []*pending, a
 			refused = append(refused, r)
 		}
 	}
-	var inTheWay []*lethe.Request
-	if len(refused) > 0 {
-		if inTheWay, err = tx.RequestsInTheWay(ctx, refused); err != nil {
-			return nil, nil, -1, err
+	if len(refused) == 0 {
+		// Nothing refused, so nothing in the batch stood for another
+		// either: each is what storeIn would have created.
+		for i, r := range rs {
+			answers[i] = answer{got: r, outcome: Created}
+			received = append(received, s.receivedEvent(context.WithoutCancel(live[i].ctx), r))
+			of = append(of, i)
 		}
+		return received, of, -1, nil
+	}
+	inTheWay, err := tx.RequestsInTheWay(ctx, refused)
+	if err != nil {
+		return nil, nil, -1, err
 	}
 	// What storeIn's lookups would find, request by request: first the
 	// requests stored before the batch, then each the batch creates.
