@@ -510,3 +510,52 @@ func TestGroupCommitAnswersAsOneByOne(t *testing.T) {
 		}
 	})
 }
+
+// TestGroupCommitConcurrentDuplicates: batches committing at once (as on
+// PostgreSQL) that hold the same subjects and keys each wait for the
+// other's insert and answer from what it stored: every submission of a
+// subject gets the one request stored for it, and none fails.
+func TestGroupCommitConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachDialect(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		s := New(st, nopQueue{}, testdb.Keyring(t), Config{MaxBatch: 8})
+		s.batch.leaders = 4
+		const subjects, each = 6, 12
+		got := make([][]string, subjects)
+		for i := range got {
+			got[i] = make([]string, each)
+		}
+		var wg sync.WaitGroup
+		for j := range each {
+			for i := range subjects {
+				wg.Go(func() {
+					sub := Submission{Actor: lethe.ActorClient, ClientID: "partner",
+						Identities: []lethe.Identity{{Type: lethe.IdentityUserID, Value: fmt.Sprint("u", i)}}}
+					if j%2 == 0 {
+						sub.IdempotencyKey = fmt.Sprint("k", i) // same key, same request
+					}
+					r, _, err := s.Submit(ctx, sub)
+					if err != nil {
+						t.Errorf("subject %d, submission %d: %v", i, j, err)
+						return
+					}
+					got[i][j] = r.ID
+				})
+			}
+		}
+		wg.Wait()
+		for i, ids := range got {
+			for _, id := range ids {
+				if id != ids[0] {
+					t.Errorf("subject %d answered with %v, want one request", i, ids)
+					break
+				}
+			}
+		}
+		list, _, err := st.ListRequests(ctx, store.ListFilter{Scope: store.Scope{All: true}, Limit: 100})
+		if err != nil || len(list) != subjects {
+			t.Fatalf("%d requests stored, want %d (%v)", len(list), subjects, err)
+		}
+	})
+}
