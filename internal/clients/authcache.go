@@ -20,7 +20,8 @@ const maxAuthCacheEntries = 10000
 // authCache keeps successful API key lookups (the client, its HMAC secrets
 // opened, their expiries), so a partner's signed requests do not each find
 // the key, read the secrets and open them again: a hit costs one small read
-// of the client's auth version instead.
+// of the client's auth version instead, shared by the hits of one client
+// that wait for it (sharedVersion).
 //
 // Invalidation: every use compares the client's auth version with the one
 // read before the entry was filled; a disable, an enable or a rotation
