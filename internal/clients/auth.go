@@ -25,7 +25,7 @@ func (s *Service) AuthenticateAPIKey(ctx context.Context, apiKey string) (client
 	now := s.clock()
 	hash := s.keys.Hash(domainAPIKey, apiKey)
 	if e, ok := s.cache.apiKey(hash, now); ok {
-		v, err := s.st.ClientAuthVersion(ctx, e.clientID)
+		v, err := s.cache.sharedVersion(ctx, e.clientID, s.st.ClientAuthVersion)
 		if err == nil && v == e.version {
 			if secrets := e.secretsAt(now); len(secrets) > 0 {
 				return e.clientID, secrets, nil

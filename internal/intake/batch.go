@@ -3,6 +3,7 @@ package intake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/lethe-privacy/lethe"
@@ -142,19 +143,28 @@ func (s *Service) commitBatch(ctx context.Context, batch []*pending) {
 				received []*lethe.AuditEvent
 				of       []int // of[j]: the submission of received[j]
 			)
-			for i, p := range live {
-				// The submitter's own context values (who submits it) with
-				// the batch's lifetime.
-				got, outcome, ev, err := s.storeIn(context.WithoutCancel(p.ctx), tx, p.r)
-				var le *lethe.Error
-				if err != nil && !errors.As(err, &le) {
-					failed = i
+			if ts, ok := tx.(indexedTx); ok {
+				var err error
+				received, of, failed, err = s.storeAll(ctx, ts, live, answers)
+				if err != nil {
+					shared = failed < 0
 					return err
 				}
-				answers[i] = answer{got: got, outcome: outcome, err: err}
-				if ev != nil {
-					received = append(received, ev)
-					of = append(of, i)
+			} else {
+				for i, p := range live {
+					// The submitter's own context values (who submits it)
+					// with the batch's lifetime.
+					got, outcome, ev, err := s.storeIn(context.WithoutCancel(p.ctx), tx, p.r)
+					var le *lethe.Error
+					if err != nil && !errors.As(err, &le) {
+						failed = i
+						return err
+					}
+					answers[i] = answer{got: got, outcome: outcome, err: err}
+					if ev != nil {
+						received = append(received, ev)
+						of = append(of, i)
+					}
 				}
 			}
 			// Every created request's job and event in one insert each.
@@ -196,4 +206,130 @@ func (s *Service) commitBatch(ctx context.Context, batch []*pending) {
 		p.done <- answer{got: got, outcome: outcome, err: err}
 		live = append(live[:failed:failed], live[failed+1:]...)
 	}
+}
+
+// indexedTx is a transaction that stores a batch's requests in one insert
+// that lets the unique indexes refuse the ones an earlier request stands
+// for, and reads what refused them in one statement (the SQL stores' is).
+type indexedTx interface {
+	store.Tx
+	CreateNewRequests(ctx context.Context, rs []*lethe.Request) ([]bool, error)
+	RequestsInTheWay(ctx context.Context, rs []*lethe.Request) ([]*lethe.Request, error)
+}
+
+// errOutOfOrder: the database's answer to a batch's insert does not match
+// the submissions taken one by one in order; nothing of it is kept.
+var errOutOfOrder = errors.New("intake: a batch's insert did not keep the submissions' order")
+
+// storeAll stores the batch live in tx as storeIn would one submission
+// after another, but without reading first: the unique indexes of open
+// subjects and idempotency keys are what storeIn's two lookups ask, so
+// one insert of every submission, in order, stores exactly the ones
+// storeIn would create, and a submission refused by a request stored
+// before it (or earlier in the batch) is answered from one read of the
+// refusing requests. That read is replayed here in the batch's order with
+// storeIn's rules, so a duplicate or a reused key within the batch gets
+// the answer it gets across batches.
+//
+// It fills answers and returns the received events of the requests it
+// created, with of[j] the submission of received[j]. On an error, failed
+// is the submission to store alone (a refusal nothing read explains, such
+// as a request that closed between the insert and the read), or -1 when
+// no one submission can be told apart.
+func (s *Service) storeAll(ctx context.Context, tx indexedTx, live []*pending, answers []answer) (received []*lethe.AuditEvent, of []int, failed int, err error) {
+	rs := make([]*lethe.Request, len(live))
+	for i, p := range live {
+		rs[i] = p.r
+	}
+	stored, err := tx.CreateNewRequests(ctx, rs)
+	if err != nil {
+		return nil, nil, -1, err
+	}
+	var refused []*lethe.Request
+	for i, r := range rs {
+		if !stored[i] {
+			refused = append(refused, r)
+		}
+	}
+	if len(refused) == 0 {
+		// Nothing refused, so nothing in the batch stood for another
+		// either: each is what storeIn would have created.
+		for i, r := range rs {
+			answers[i] = answer{got: r, outcome: Created}
+			received = append(received, s.receivedEvent(context.WithoutCancel(live[i].ctx), r))
+			of = append(of, i)
+		}
+		return received, of, -1, nil
+	}
+	inTheWay, err := tx.RequestsInTheWay(ctx, refused)
+	if err != nil {
+		return nil, nil, -1, err
+	}
+	// What storeIn's lookups would find, request by request: first the
+	// requests stored before the batch, then each the batch creates.
+	type subject struct{ client, key string }
+	read := make(map[string]*lethe.Request, len(inTheWay))
+	for _, r := range inTheWay {
+		read[r.ID] = r
+	}
+	ours := make(map[string]bool, len(rs))
+	for i, r := range rs {
+		if stored[i] {
+			ours[r.ID] = true
+		}
+	}
+	byKey := map[subject]*lethe.Request{}
+	open := map[subject]*lethe.Request{}
+	for _, r := range inTheWay {
+		if ours[r.ID] {
+			continue
+		}
+		if r.IdempotencyKey != "" {
+			byKey[subject{r.ClientID, r.IdempotencyKey}] = r
+		}
+		if k := (subject{r.ClientID, r.SubjectKey}); r.Status.Open() && (open[k] == nil || r.ID > open[k].ID) {
+			open[k] = r // the newest, as FindOpenRequest
+		}
+	}
+	for i, r := range rs {
+		var (
+			prev    *lethe.Request
+			outcome Outcome
+		)
+		if r.IdempotencyKey != "" {
+			if prev = byKey[subject{r.ClientID, r.IdempotencyKey}]; prev != nil {
+				outcome = Replayed
+			}
+		}
+		if prev == nil {
+			if prev = open[subject{r.ClientID, r.SubjectKey}]; prev != nil {
+				outcome = Duplicate
+			}
+		}
+		switch {
+		case prev == nil && !stored[i]:
+			return nil, nil, i, fmt.Errorf("create request: %w", store.ErrConflict)
+		case prev != nil && stored[i]:
+			return nil, nil, -1, errOutOfOrder
+		case prev == nil:
+			answers[i] = answer{got: r, outcome: Created}
+			received = append(received, s.receivedEvent(context.WithoutCancel(live[i].ctx), r))
+			of = append(of, i)
+			// Later submissions see it as they would in the database:
+			// storeIn's reads return the stored row.
+			row := r
+			if got := read[r.ID]; got != nil {
+				row = got
+			}
+			if r.IdempotencyKey != "" {
+				byKey[subject{r.ClientID, r.IdempotencyKey}] = row
+			}
+			open[subject{r.ClientID, r.SubjectKey}] = row
+		case outcome == Replayed && !sameSubmission(prev, r):
+			answers[i] = answer{err: errKeyReused()}
+		default:
+			answers[i] = answer{got: prev, outcome: outcome}
+		}
+	}
+	return received, of, -1, nil
 }

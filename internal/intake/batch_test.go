@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -409,4 +410,152 @@ func sortedIDs(rs []*lethe.Request) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+type nopQueue struct{}
+
+func (nopQueue) EnqueueResolve(context.Context, store.Tx, string) error { return nil }
+
+// plainTx hides the store's batch insert (indexedTx) from intake, so a
+// batch is stored one submission after another (storeIn).
+type plainTx struct{ store.Tx }
+
+type plainStore struct{ store.Store }
+
+func (s plainStore) InTx(ctx context.Context, fn func(store.Tx) error) error {
+	return s.Store.InTx(ctx, func(tx store.Tx) error { return fn(plainTx{tx}) })
+}
+
+// TestGroupCommitAnswersAsOneByOne: a batch stored by one insert that the
+// unique indexes refuse gives every submission the answer it gets when
+// the same submissions are stored one after another in a transaction
+// (storeIn's lookups): duplicates and replays of requests stored before
+// and earlier in the batch, reused keys, closed requests that no longer
+// stand for their subject, several clients.
+func TestGroupCommitAnswersAsOneByOne(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachDialectName(t, func(t *testing.T, dialect string) {
+		ctx := context.Background()
+		batched := testdb.OpenStore(t, dialect)
+		if _, ok := any(&plainTx{}).(indexedTx); ok {
+			t.Fatal("plainTx must hide the batch insert")
+		}
+		var one store.Store = plainStore{testdb.OpenStore(t, dialect)}
+		kr := testdb.Keyring(t)
+		sb := New(batched, nopQueue{}, kr, Config{})
+		so := New(one, nopQueue{}, kr, Config{})
+
+		rnd := rand.New(rand.NewPCG(1, 2))
+		sub := func() Submission {
+			s := Submission{Actor: lethe.ActorClient, ClientID: fmt.Sprint("c", rnd.IntN(2)),
+				Identities: []lethe.Identity{{Type: lethe.IdentityUserID, Value: fmt.Sprint("u", rnd.IntN(6))}}}
+			if rnd.IntN(2) == 0 {
+				s.IdempotencyKey = fmt.Sprint("k", rnd.IntN(6))
+			}
+			if rnd.IntN(4) == 0 {
+				s.ExternalID = fmt.Sprint("x", rnd.IntN(2))
+			}
+			return s
+		}
+		clone := func(r *lethe.Request) *lethe.Request {
+			c := *r
+			c.Identities = slices.Clone(r.Identities)
+			return &c
+		}
+		for round := range 6 {
+			subs := make([]Submission, 24)
+			for i := range subs {
+				subs[i] = sub()
+			}
+			var bb, ob []*pending
+			for _, sub := range subs {
+				r, err := sb.build(sub)
+				if err != nil {
+					t.Fatal(err)
+				}
+				bb = append(bb, &pending{ctx: ctx, r: r, done: make(chan answer, 1)})
+				ob = append(ob, &pending{ctx: ctx, r: clone(r), done: make(chan answer, 1)})
+			}
+			sb.commitBatch(ctx, bb)
+			// One by one, in one transaction, as a batch without the insert.
+			so.commitBatch(ctx, ob)
+			for i := range bb {
+				got, want := <-bb[i].done, <-ob[i].done
+				gotID, wantID := "", ""
+				if got.got != nil {
+					gotID = got.got.ID
+				}
+				if want.got != nil {
+					wantID = want.got.ID
+				}
+				if got.outcome != want.outcome || gotID != wantID || lethe.ErrorCode(got.err) != lethe.ErrorCode(want.err) || (got.err == nil) != (want.err == nil) {
+					t.Errorf("round %d, submission %d: %v %s %v; one by one: %v %s %v", round, i, got.outcome, gotID, got.err, want.outcome, wantID, want.err)
+				}
+			}
+			// Close some open requests on both, so later rounds meet
+			// closed ones.
+			for _, st := range []store.Store{batched, one} {
+				list, _, err := st.ListRequests(ctx, store.ListFilter{Scope: store.Scope{All: true}, Limit: 1000})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range list {
+					if r.Status.Open() && r.ID[len(r.ID)-1]%3 == 0 {
+						if _, err := st.UpdateRequestState(ctx, store.UpdateRequestStateParams{ID: r.ID, From: []lethe.Status{r.Status}, To: lethe.StatusCompleted, ToStage: lethe.StageDone, At: time.Now()}); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// TestGroupCommitConcurrentDuplicates: batches committing at once (as on
+// PostgreSQL) that hold the same subjects and keys each wait for the
+// other's insert and answer from what it stored: every submission of a
+// subject gets the one request stored for it, and none fails.
+func TestGroupCommitConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
+	testdb.ForEachDialect(t, func(t *testing.T, st store.Store) {
+		ctx := context.Background()
+		s := New(st, nopQueue{}, testdb.Keyring(t), Config{MaxBatch: 8})
+		s.batch.leaders = 4
+		const subjects, each = 6, 12
+		got := make([][]string, subjects)
+		for i := range got {
+			got[i] = make([]string, each)
+		}
+		var wg sync.WaitGroup
+		for j := range each {
+			for i := range subjects {
+				wg.Go(func() {
+					sub := Submission{Actor: lethe.ActorClient, ClientID: "partner",
+						Identities: []lethe.Identity{{Type: lethe.IdentityUserID, Value: fmt.Sprint("u", i)}}}
+					if j%2 == 0 {
+						sub.IdempotencyKey = fmt.Sprint("k", i) // same key, same request
+					}
+					r, _, err := s.Submit(ctx, sub)
+					if err != nil {
+						t.Errorf("subject %d, submission %d: %v", i, j, err)
+						return
+					}
+					got[i][j] = r.ID
+				})
+			}
+		}
+		wg.Wait()
+		for i, ids := range got {
+			for _, id := range ids {
+				if id != ids[0] {
+					t.Errorf("subject %d answered with %v, want one request", i, ids)
+					break
+				}
+			}
+		}
+		list, _, err := st.ListRequests(ctx, store.ListFilter{Scope: store.Scope{All: true}, Limit: 100})
+		if err != nil || len(list) != subjects {
+			t.Fatalf("%d requests stored, want %d (%v)", len(list), subjects, err)
+		}
+	})
 }

@@ -210,11 +210,8 @@ func (s *Service) storeIn(ctx context.Context, tx store.Tx, r *lethe.Request) (*
 		prev, err := tx.FindRequestByIdempotencyKey(ctx, r.ClientID, r.IdempotencyKey)
 		switch {
 		case err == nil:
-			// Every submitted field counts: a retry that changed the
-			// callback_url would otherwise be answered as a replay and
-			// its new callback silently dropped.
-			if prev.SubjectKey != r.SubjectKey || prev.Regulation != r.Regulation || prev.ExternalID != r.ExternalID || prev.CallbackURL != r.CallbackURL || prev.CallbackFormat != r.CallbackFormat {
-				return nil, 0, nil, lethe.Errorf(lethe.ECONFLICT, "Idempotency-Key was already used for a different request")
+			if !sameSubmission(prev, r) {
+				return nil, 0, nil, errKeyReused()
 			}
 			return prev, Replayed, nil, nil
 		case !errors.Is(err, store.ErrNotFound):
@@ -231,13 +228,32 @@ func (s *Service) storeIn(ctx context.Context, tx store.Tx, r *lethe.Request) (*
 	if err := tx.CreateRequest(ctx, r); err != nil {
 		return nil, 0, nil, fmt.Errorf("create request: %w", err)
 	}
+	return r, Created, s.receivedEvent(ctx, r), nil
+}
+
+// sameSubmission reports whether r, submitted with prev's idempotency key,
+// asks for what prev asked. Every submitted field counts: a retry that
+// changed the callback_url would otherwise be answered as a replay and its
+// new callback silently dropped.
+func sameSubmission(prev, r *lethe.Request) bool {
+	return prev.SubjectKey == r.SubjectKey && prev.Regulation == r.Regulation && prev.ExternalID == r.ExternalID &&
+		prev.CallbackURL == r.CallbackURL && prev.CallbackFormat == r.CallbackFormat
+}
+
+func errKeyReused() error {
+	return lethe.Errorf(lethe.ECONFLICT, "Idempotency-Key was already used for a different request")
+}
+
+// receivedEvent is the audit event of r's creation; ctx says who submitted
+// it when r has no client.
+func (s *Service) receivedEvent(ctx context.Context, r *lethe.Request) *lethe.AuditEvent {
 	actor, actorID := lethe.ActorAdmin, ""
 	if r.ClientID != "" {
 		actor, actorID = lethe.ActorClient, r.ClientID
 	} else if a, name := operators.Actor(ctx); a != lethe.ActorSystem {
 		actor, actorID = a, name // the operator who submitted it, by name
 	}
-	ev := &lethe.AuditEvent{
+	return &lethe.AuditEvent{
 		RequestID: r.ID, Time: r.ReceivedAt, Actor: actor, ActorID: actorID, Type: lethe.EventRequestReceived,
 		Details: map[string]string{
 			"regulation": string(r.Regulation),
@@ -245,7 +261,6 @@ func (s *Service) storeIn(ctx context.Context, tx store.Tx, r *lethe.Request) (*
 			"due_at":     r.DueAt.UTC().Format(time.RFC3339),
 		},
 	}
-	return r, Created, ev, nil
 }
 
 // admit inserts, in tx, the first job and the received event of every
@@ -475,6 +490,9 @@ func checkCallbackURL(v string, allowed netguard.CallbackURLs) error {
 // are allowed: order numbers and UUIDs look like phone numbers. The error
 // names the field, never its value.
 func checkNoIdentity(ids []lethe.Identity, sub Submission) error {
+	if sub.ExternalID == "" && sub.IdempotencyKey == "" && sub.CallbackURL == "" {
+		return nil // nothing to look in (an s2s request): no redactors to build
+	}
 	forms, lookalikes := redact.New(ids), redact.New(nil)
 	var phones []string
 	for _, id := range ids {

@@ -418,3 +418,63 @@ func TestSharedLimit(t *testing.T) {
 		acceptedID(t, f2.post(t, seedAPIKey, seedSignature, seedBody))
 	})
 }
+
+// TestCachedKeyChangeAnswersAsRead: with the key's lookup cached, a
+// disable, an enable or a rotation made by another process decides the
+// very next request, whatever its answer: a valid request of a disabled
+// client is refused and not stored, and counts nothing against its rate
+// limit; a bad body of a disabled client is refused as a disabled
+// client's; a new secret signs at once and the old one no more.
+func TestCachedKeyChangeAnswersAsRead(t *testing.T) {
+	profiletest.ForEach(t, func(t *testing.T, b profiletest.Backend) {
+		ctx := context.Background()
+		k := testdb.Keyring(t)
+		s, another := b.Open(t, k)
+		clock := ratelimittest.NewClock()
+		f := newFixture(t, s, k, clock, ratelimit.Rules{Default: ratelimit.Rule{Limit: 3, Window: time.Hour}})
+		there, err := clients.New(another(), k, clients.Config{Now: clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := there.Create(ctx, clients.CreateParams{Name: "partner", APIKey: seedAPIKey, Secret: seedSecret}); err != nil {
+			t.Fatal(err)
+		}
+		const invalid = `{ "errors": ["Invalid API key or signature"] }`
+		body := func(i int) string { return `{"user_id":"u` + strconv.Itoa(i) + `"}` }
+
+		acceptedID(t, f.signed(t, body(1))) // cached from here on
+		if err := there.Disable(ctx, "partner"); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, f.signed(t, body(2)), 403, invalid)
+		expect(t, f.post(t, seedAPIKey, s2s.Sign([]byte(`{}`), []byte(seedSecret)), `{}`), 403, invalid)
+		if n := profiletest.CountRequests(t, f.Store); n != 1 {
+			t.Fatalf("%d requests stored, want only the one before the disable", n)
+		}
+		if err := there.Enable(ctx, "partner"); err != nil {
+			t.Fatal(err)
+		}
+		acceptedID(t, f.signed(t, body(3)))
+
+		rot, err := there.RotateSecret(ctx, "partner", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, f.signed(t, body(4)), 403, invalid) // the old secret
+		acceptedID(t, f.post(t, seedAPIKey, s2s.Sign([]byte(body(5)), []byte(rot.Secret)), body(5)))
+
+		// The limit (3) is spent: a disabled client is refused as such,
+		// not as over its limit.
+		w := f.post(t, seedAPIKey, s2s.Sign([]byte(body(6)), []byte(rot.Secret)), body(6))
+		if w.Code != http.StatusTooManyRequests {
+			t.Fatalf("over the limit: %d %s, want 429", w.Code, w.Body)
+		}
+		if err := there.Disable(ctx, "partner"); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, f.post(t, seedAPIKey, s2s.Sign([]byte(body(7)), []byte(rot.Secret)), body(7)), 403, invalid)
+		if n := profiletest.CountRequests(t, f.Store); n != 3 {
+			t.Fatalf("%d requests stored, want 3", n)
+		}
+	})
+}

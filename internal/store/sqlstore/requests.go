@@ -364,6 +364,155 @@ func (q *queries) FindOpenRequest(ctx context.Context, clientID, subjectKey stri
 	return r, nil
 }
 
+// requestRows bounds the rows of one multi-row insert of requests (17
+// parameters each), well under every database's parameter limit.
+const requestRows = 200
+
+// CreateNewRequests stores, in one statement per requestRows, every one of
+// rs that no unique index refuses (an open request of the same client and
+// subject, a request of the same client and idempotency key, the same id),
+// with its given identities, and reports which were stored. Rows are
+// inserted in the order given, so one of rs refused for another of rs is
+// refused for the earlier one. A refused request is not an error: the
+// transaction stays usable, to read what refused it (RequestsInTheWay).
+// Only intake's group commit (a transaction) calls it; like CreateRequest,
+// it normalises the requests' times in place.
+func (q *queries) CreateNewRequests(ctx context.Context, rs []*lethe.Request) ([]bool, error) {
+	stored := make([]bool, len(rs))
+	index := make(map[string]int, len(rs))
+	for i, r := range rs {
+		if r.ID == "" || !r.Status.Valid() || r.Stage == "" {
+			return nil, errors.New("create requests: ID, a valid Status and Stage are required")
+		}
+		if r.ReceivedAt.IsZero() || r.DueAt.IsZero() || r.UpdatedAt.IsZero() {
+			return nil, errors.New("create requests: ReceivedAt, DueAt and UpdatedAt are required")
+		}
+		if _, dup := index[r.ID]; dup {
+			return nil, errors.New("create requests: an id is given twice")
+		}
+		index[r.ID] = i
+		for _, t := range []*time.Time{&r.ReceivedAt, &r.DueAt, &r.StartedAt, &r.CompletedAt, &r.UpdatedAt} {
+			*t = normTime(*t)
+		}
+	}
+	err := q.atomic(ctx, func(q *queries) error {
+		for chunk := range slices.Chunk(rs, requestRows) {
+			var sb strings.Builder
+			sb.WriteString(`INSERT INTO requests (` + requestCols + `) VALUES `)
+			args := make([]any, 0, len(chunk)*17)
+			for j, r := range chunk {
+				reach, err := encodeReach(r.Reach)
+				if err != nil {
+					return err
+				}
+				if j > 0 {
+					sb.WriteString(", ")
+				}
+				sb.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				args = append(args, r.ID, r.ClientID, r.ExternalID, r.Regulation, r.Status, r.Stage, r.SubjectKey,
+					r.IdempotencyKey, q.sealURL("requests", r.ID, r.CallbackURL), q.ts(r.ReceivedAt), q.ts(r.DueAt), q.ts(r.StartedAt),
+					q.ts(r.CompletedAt), q.ts(r.UpdatedAt), r.Outcome, reach, r.CallbackFormat)
+			}
+			// DO NOTHING, as in CreateRequest: a refused row must not
+			// abort the transaction (postgres) or the other rows.
+			sb.WriteString(` ON CONFLICT DO NOTHING RETURNING id`)
+			rows, err := q.query(ctx, sb.String(), args...)
+			if err != nil {
+				return err
+			}
+			ids, err := collect(rows, func(rows Rows) (string, error) {
+				var id string
+				return id, rows.Scan(&id)
+			})
+			if err != nil {
+				return err
+			}
+			for _, id := range ids {
+				i, ok := index[id]
+				if !ok {
+					return fmt.Errorf("insert returned an id not given: %s", id)
+				}
+				stored[i] = true
+			}
+		}
+		for i, r := range rs {
+			if !stored[i] {
+				continue
+			}
+			if q.inTx {
+				// As in CreateRequest: the new request's empty audit
+				// chain is nobody else's until the commit.
+				if q.chains == nil {
+					q.chains = map[string]string{}
+				}
+				q.chains[r.ID] = ""
+			}
+			q.hold(r.ID)
+			if err := q.insertIdentities(ctx, r.ID, r.Identities, "given"); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create requests: %w", err)
+	}
+	return stored, nil
+}
+
+// RequestsInTheWay returns, in one statement, every stored request that a
+// unique index would set against one of rs: the open requests of the same
+// client and subject, and the requests of the same client and idempotency
+// key. Only intake's group commit calls it, for the requests
+// CreateNewRequests refused.
+func (q *queries) RequestsInTheWay(ctx context.Context, rs []*lethe.Request) ([]*lethe.Request, error) {
+	type keys struct{ subjects, idem []any }
+	var clients []string
+	by := map[string]*keys{}
+	for _, r := range rs {
+		k := by[r.ClientID]
+		if k == nil {
+			k = &keys{}
+			by[r.ClientID] = k
+			clients = append(clients, r.ClientID)
+		}
+		k.subjects = append(k.subjects, r.SubjectKey)
+		if r.IdempotencyKey != "" {
+			k.idem = append(k.idem, r.IdempotencyKey)
+		}
+	}
+	if len(clients) == 0 {
+		return nil, nil
+	}
+	// One arm per client and index, each of the form the partial unique
+	// indexes serve (see FindOpenRequest, FindRequestByIdempotencyKey);
+	// a request found by both arms comes twice.
+	var (
+		arms []string
+		args []any
+	)
+	for _, c := range clients {
+		k := by[c]
+		arms = append(arms, `SELECT `+requestCols+` FROM requests
+			WHERE client_id = ? AND subject_key IN (`+placeholders(len(k.subjects))+`) AND `+openStatuses)
+		args = append(append(args, c), k.subjects...)
+		if len(k.idem) > 0 {
+			arms = append(arms, `SELECT `+requestCols+` FROM requests
+				WHERE client_id = ? AND idempotency_key IN (`+placeholders(len(k.idem))+`) AND idempotency_key <> ''`)
+			args = append(append(args, c), k.idem...)
+		}
+	}
+	rows, err := q.query(ctx, strings.Join(arms, " UNION ALL "), args...)
+	if err != nil {
+		return nil, fmt.Errorf("requests in the way: %w", err)
+	}
+	out, err := collect(rows, q.scanRequestRows)
+	if err != nil {
+		return nil, fmt.Errorf("requests in the way: %w", err)
+	}
+	return out, nil
+}
+
 // subjectBatch keeps IN lists well under every database's parameter limit.
 const subjectBatch = 500
 
