@@ -140,7 +140,7 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 		if withIdentities {
 			return nil
 		}
-		return q.insertIdentities(ctx, r.ID, r.Identities, "given")
+		return q.insertIdentities(ctx, owned(r.ID, r.Identities), "given")
 	})
 	if err != nil {
 		return fmt.Errorf("create request: %w", err)
@@ -160,10 +160,11 @@ const identityConflict = ` ON CONFLICT (request_id, value_hash) DO NOTHING`
 
 // identityValues is the VALUES list of ids, in order (RequestIdentities
 // lists them in insertion order), and its arguments.
-func (q *queries) identityValues(requestID string, ids []lethe.Identity, source string) (string, []any, error) {
+func (q *queries) identityValues(rows []ownedIdentity, source string) (string, []any, error) {
 	var sb strings.Builder
-	args := make([]any, 0, 5*len(ids))
-	for i, id := range ids {
+	args := make([]any, 0, 5*len(rows))
+	for i, row := range rows {
+		id := row.id
 		if id.Type == "" || id.Value == "" {
 			return "", nil, fmt.Errorf("identity %s: type and value are required", id)
 		}
@@ -171,16 +172,31 @@ func (q *queries) identityValues(requestID string, ids []lethe.Identity, source 
 			sb.WriteString(", ")
 		}
 		sb.WriteString("(?, ?, ?, ?, ?)")
-		sealed := q.kr.Seal([]byte(id.Value), identityAAD(requestID, id.Type))
-		args = append(args, requestID, id.Type, sealed, q.identityHash(id), source)
+		sealed := q.kr.Seal([]byte(id.Value), identityAAD(row.requestID, id.Type))
+		args = append(args, row.requestID, id.Type, sealed, q.identityHash(id), source)
 	}
 	return sb.String(), args, nil
 }
 
-// insertIdentities stores ids in one statement per identityBatch.
-func (q *queries) insertIdentities(ctx context.Context, requestID string, ids []lethe.Identity, source string) error {
-	for batch := range slices.Chunk(ids, identityBatch) {
-		values, args, err := q.identityValues(requestID, batch, source)
+// ownedIdentity is an identity with the request it belongs to.
+type ownedIdentity struct {
+	requestID string
+	id        lethe.Identity
+}
+
+func owned(requestID string, ids []lethe.Identity) []ownedIdentity {
+	out := make([]ownedIdentity, len(ids))
+	for i, id := range ids {
+		out[i] = ownedIdentity{requestID, id}
+	}
+	return out
+}
+
+// insertIdentities stores rows, of one request or several, in one
+// statement per identityBatch.
+func (q *queries) insertIdentities(ctx context.Context, rows []ownedIdentity, source string) error {
+	for batch := range slices.Chunk(rows, identityBatch) {
+		values, args, err := q.identityValues(batch, source)
 		if err != nil {
 			return err
 		}
@@ -435,6 +451,7 @@ func (q *queries) CreateNewRequests(ctx context.Context, rs []*lethe.Request) ([
 				stored[i] = true
 			}
 		}
+		var ids []ownedIdentity
 		for i, r := range rs {
 			if !stored[i] {
 				continue
@@ -448,11 +465,9 @@ func (q *queries) CreateNewRequests(ctx context.Context, rs []*lethe.Request) ([
 				q.chains[r.ID] = ""
 			}
 			q.hold(r.ID)
-			if err := q.insertIdentities(ctx, r.ID, r.Identities, "given"); err != nil {
-				return err
-			}
+			ids = append(ids, owned(r.ID, r.Identities)...)
 		}
-		return nil
+		return q.insertIdentities(ctx, ids, "given")
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create requests: %w", err)
@@ -635,7 +650,7 @@ func (q *queries) AddLinkedIdentities(ctx context.Context, requestID string, ids
 				return notFound(err)
 			}
 		}
-		return q.insertIdentities(ctx, requestID, ids, "linked")
+		return q.insertIdentities(ctx, owned(requestID, ids), "linked")
 	})
 	if err != nil {
 		return fmt.Errorf("add linked identities: %w", err)
