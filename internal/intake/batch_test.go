@@ -122,10 +122,12 @@ func TestGroupCommit(t *testing.T) {
 		before := counter.n.Load()
 		submit(2)
 		<-q.entered
+		// One at a time, so the queue's order is the submissions' order
+		// (the duplicate must queue after the request it duplicates).
 		for i := 3; i < n; i++ {
 			submit(i)
+			waitQueued(t, s, i-2)
 		}
-		waitQueued(t, s, n-3)
 		close(q.release)
 		wg.Wait()
 
