@@ -2,26 +2,19 @@ package intake
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/pipeline"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/store/postgres"
-	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // stmtCount counts the statements (BEGIN and COMMIT included) a store
-// sends its database, and the commits.
+// sends its database, and the commits (a testdb.Recorder).
 type stmtCount struct {
 	mu         sync.Mutex
 	statements int
@@ -30,7 +23,7 @@ type stmtCount struct {
 	quiet      bool // count without logging (benchmarks)
 }
 
-func (c *stmtCount) record(query string) {
+func (c *stmtCount) Record(_ any, query string, _ int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.statements++
@@ -50,135 +43,12 @@ func (c *stmtCount) take() (statements, commits int, log []string) {
 	return statements, commits, log
 }
 
-// pgx sends every query, begin and commit through the tracer.
-type pgCount struct{ *stmtCount }
-
-type pgQueryKey struct{}
-
-func (p pgCount) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	return context.WithValue(ctx, pgQueryKey{}, d.SQL)
-}
-
-func (p pgCount) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryEndData) {
-	q, _ := ctx.Value(pgQueryKey{}).(string)
-	p.record(q)
-}
-
-// countingConnector counts what database/sql (SQLite) runs.
-type countingConnector struct {
-	base driver.Connector
-	c    *stmtCount
-}
-
-func (cc countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := cc.base.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: conn, c: cc.c}, nil
-}
-
-func (cc countingConnector) Driver() driver.Driver { return cc.base.Driver() }
-
-type countingConn struct {
-	driver.Conn
-	c *stmtCount
-}
-
-func (c *countingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	c.c.record(q)
-	return c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
-}
-
-func (c *countingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	c.c.record(q)
-	return c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
-}
-
-func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	c.c.record("begin")
-	return countingTx{Tx: tx, c: c.c}, nil
-}
-
-func (c *countingConn) CheckNamedValue(v *driver.NamedValue) error {
-	if nc, ok := c.Conn.(driver.NamedValueChecker); ok {
-		return nc.CheckNamedValue(v)
-	}
-	return driver.ErrSkip
-}
-
-func (c *countingConn) ResetSession(ctx context.Context) error {
-	if r, ok := c.Conn.(driver.SessionResetter); ok {
-		return r.ResetSession(ctx)
-	}
-	return nil
-}
-
-type countingTx struct {
-	driver.Tx
-	c *stmtCount
-}
-
-func (t countingTx) Commit() error {
-	err := t.Tx.Commit()
-	if err == nil {
-		t.c.record("commit")
-	}
-	return err
-}
-
-func (t countingTx) Rollback() error {
-	t.c.record("rollback")
-	return t.Tx.Rollback()
-}
-
-// countedStore opens a migrated store of dialect, River's tables included,
-// whose every statement c counts.
+// countedStore opens a migrated store of dialect, River's tables
+// included, whose every statement c counts.
 func countedStore(tb testing.TB, dialect string, c *stmtCount) store.Store {
 	tb.Helper()
-	ctx := context.Background()
-	kr := testdb.Keyring(tb)
-	var st interface {
-		store.Store
-		Migrate(context.Context) error
-	}
-	switch dialect {
-	case "sqlite":
-		base, err := sqlite.Connector(testdb.SQLitePath(tb))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		db := sql.OpenDB(countingConnector{base: base, c: c})
-		db.SetMaxOpenConns(sqlite.DefaultMaxOpenConns)
-		db.SetMaxIdleConns(sqlite.DefaultMaxOpenConns)
-		s, err := sqlite.OpenDB(ctx, db, kr)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		st = s
-	case "postgres":
-		cfg, err := pgxpool.ParseConfig(testdb.PostgresDSN(tb))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		cfg.ConnConfig.Tracer = pgCount{c}
-		s, err := postgres.OpenConfig(ctx, cfg, postgres.Options{Keyring: kr, MaxConns: testdb.PostgresMaxConns})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		st = s
-	default:
-		tb.Fatalf("unknown dialect %q", dialect)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	if err := pipeline.Migrate(ctx, st); err != nil {
+	st, _ := testdb.CountedStore(tb, dialect, c)
+	if err := pipeline.Migrate(context.Background(), st); err != nil {
 		tb.Fatal(err)
 	}
 	return st

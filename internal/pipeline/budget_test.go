@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"database/sql"
-	"database/sql/driver"
 	"fmt"
 	"strings"
 	"sync"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/lethe-privacy/lethe"
@@ -20,8 +18,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/audit"
 	"github.com/lethe-privacy/lethe/internal/config"
 	"github.com/lethe-privacy/lethe/internal/store"
-	"github.com/lethe-privacy/lethe/internal/store/postgres"
-	"github.com/lethe-privacy/lethe/internal/store/sqlite"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
@@ -47,8 +43,8 @@ type tally struct {
 	open  map[any]bool // connections in a transaction whose BEGIN was counted
 }
 
-// record counts one statement run on conn, which touched rows rows.
-func (c *tally) record(conn any, query string, rows int64) {
+// Record counts one statement run on conn, which touched rows rows.
+func (c *tally) Record(conn any, query string, rows int64) {
 	q := strings.ToLower(strings.TrimSpace(query))
 	for _, noise := range []string{"river_leader", "river_queue", "river_client", "river_migration", "listen ", "unlisten ", "pg_try_advisory", "notificationgetafter", "notificationdeletebefore", "jobdeletebefore"} {
 		if strings.Contains(q, noise) {
@@ -105,185 +101,14 @@ func (c *tally) stop() (statements, commits int, log []string) {
 	return c.statements, c.commits, c.log
 }
 
-// pgx: every query, begin and commit goes through the tracer.
-
-type pgTally struct{ *tally }
-
-type pgQueryKey struct{}
-
-func (p pgTally) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
-	return context.WithValue(ctx, pgQueryKey{}, d.SQL)
-}
-
-func (p pgTally) TraceQueryEnd(ctx context.Context, conn *pgx.Conn, d pgx.TraceQueryEndData) {
-	q, _ := ctx.Value(pgQueryKey{}).(string)
-	p.record(conn, q, d.CommandTag.RowsAffected())
-}
-
-func (p pgTally) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
-	return ctx
-}
-
-func (p pgTally) TraceBatchQuery(_ context.Context, conn *pgx.Conn, d pgx.TraceBatchQueryData) {
-	p.record(conn, d.SQL, d.CommandTag.RowsAffected())
-}
-
-func (p pgTally) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
-
-// database/sql (SQLite): a connector whose connections count what they
-// run; rows read are counted as the rows of a query.
-
-type countingConnector struct {
-	base driver.Connector
-	t    *tally
-}
-
-func (c countingConnector) Connect(ctx context.Context) (driver.Conn, error) {
-	conn, err := c.base.Connect(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return &countingConn{Conn: conn, t: c.t}, nil
-}
-
-func (c countingConnector) Driver() driver.Driver { return c.base.Driver() }
-
-type countingConn struct {
-	driver.Conn
-	t *tally
-}
-
-func (c *countingConn) ExecContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Result, error) {
-	r, err := c.Conn.(driver.ExecerContext).ExecContext(ctx, q, args)
-	var n int64
-	if err == nil {
-		n, _ = r.RowsAffected()
-	}
-	c.t.record(c, q, max(n, 1))
-	return r, err
-}
-
-func (c *countingConn) QueryContext(ctx context.Context, q string, args []driver.NamedValue) (driver.Rows, error) {
-	rows, err := c.Conn.(driver.QueryerContext).QueryContext(ctx, q, args)
-	if err != nil {
-		c.t.record(c, q, 0)
-		return nil, err
-	}
-	return &countingRows{Rows: rows, q: q, c: c}, nil
-}
-
-func (c *countingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	tx, err := c.Conn.(driver.ConnBeginTx).BeginTx(ctx, opts)
-	if err != nil {
-		return nil, err
-	}
-	c.t.record(c, "begin", 1)
-	return countingTx{Tx: tx, c: c}, nil
-}
-
-func (c *countingConn) CheckNamedValue(v *driver.NamedValue) error {
-	if nc, ok := c.Conn.(driver.NamedValueChecker); ok {
-		return nc.CheckNamedValue(v)
-	}
-	return driver.ErrSkip
-}
-
-func (c *countingConn) ResetSession(ctx context.Context) error {
-	if r, ok := c.Conn.(driver.SessionResetter); ok {
-		return r.ResetSession(ctx)
-	}
-	return nil
-}
-
-type countingTx struct {
-	driver.Tx
-	c *countingConn
-}
-
-func (t countingTx) Commit() error {
-	err := t.Tx.Commit()
-	if err == nil {
-		t.c.t.record(t.c, "commit", 1)
-	}
-	return err
-}
-
-func (t countingTx) Rollback() error {
-	t.c.t.record(t.c, "rollback", 1)
-	return t.Tx.Rollback()
-}
-
-type countingRows struct {
-	driver.Rows
-	q    string
-	n    int64
-	c    *countingConn
-	done bool
-}
-
-func (r *countingRows) Next(dest []driver.Value) error {
-	err := r.Rows.Next(dest)
-	if err == nil {
-		r.n++
-	}
-	return err
-}
-
-func (r *countingRows) Close() error {
-	if !r.done {
-		r.done = true
-		r.c.t.record(r.c, r.q, r.n)
-	}
-	return r.Rows.Close()
-}
-
 // countedStore opens a store of dialect whose every statement (River's
 // included) is counted by c, and a second, uncounted store on the same
 // database for the test's own reads.
 func countedStore(t *testing.T, dialect string, c *tally) (counted, plain store.Store) {
 	t.Helper()
-	ctx := context.Background()
-	kr := testdb.Keyring(t)
-	switch dialect {
-	case "sqlite":
-		path := testdb.SQLitePath(t)
-		base, err := sqlite.Connector(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		db := sql.OpenDB(countingConnector{base: base, t: c})
-		db.SetMaxOpenConns(sqlite.DefaultMaxOpenConns)
-		db.SetMaxIdleConns(sqlite.DefaultMaxOpenConns)
-		st, err := sqlite.OpenDB(ctx, db, kr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if err := st.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		migratePipeline(t, st)
-		return st, testdb.OpenMigrated(t, "sqlite", path, kr)
-	case "postgres":
-		dsn := testdb.PostgresDSN(t)
-		cfg, err := pgxpool.ParseConfig(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.ConnConfig.Tracer = pgTally{c}
-		st, err := postgres.OpenConfig(ctx, cfg, postgres.Options{Keyring: kr, MaxConns: testdb.PostgresMaxConns})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if err := st.Migrate(ctx); err != nil {
-			t.Fatal(err)
-		}
-		migratePipeline(t, st)
-		return st, testdb.OpenMigrated(t, "postgres", dsn, kr)
-	}
-	t.Fatalf("unknown dialect %q", dialect)
-	return nil, nil
+	st, plain := testdb.CountedStore(t, dialect, c)
+	migratePipeline(t, st)
+	return st, plain
 }
 
 // countedShop is a PostgreSQL shop database reached through the real SQL
@@ -306,7 +131,7 @@ func countedShop(t *testing.T, c *tally) (Target, *sql.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc.Tracer = pgTally{c}
+	pc.Tracer = testdb.Tracer(c)
 	name := stdlib.RegisterConnConfig(pc)
 	t.Cleanup(func() { stdlib.UnregisterConnConfig(name) })
 	doc := "targets:\n  - name: shop\n    kind: sql\n    driver: postgres\n    dsn: \"" + name + "\"\n    tables:\n" +
