@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,7 +29,7 @@ func BenchmarkSubmit(b *testing.B) {
 			c.take()
 			b.SetParallelism(16) // 32 submitters on 2 cores
 			b.ResetTimer()
-			cpu0, t0 := cpuTime(), time.Now()
+			cpu0, t0 := testdb.CPUTime(), time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					i := next.Add(1)
@@ -42,7 +41,7 @@ func BenchmarkSubmit(b *testing.B) {
 					}
 				}
 			})
-			cpu, took := cpuTime()-cpu0, time.Since(t0)
+			cpu, took := testdb.CPUTime()-cpu0, time.Since(t0)
 			b.StopTimer()
 			n, commits, _ := c.take()
 			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/req")
@@ -51,12 +50,4 @@ func BenchmarkSubmit(b *testing.B) {
 			b.ReportMetric(float64(b.N)/took.Seconds(), "req/s")
 		})
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

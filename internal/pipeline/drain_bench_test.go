@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -78,7 +77,7 @@ func benchDrain(b *testing.B, dialect string, ci bool) {
 		prepared0 = stats.StatementCacheStats().Prepared.Load() + stats.StatementCacheStats().Uncached.Load()
 	}
 	b.ResetTimer()
-	cpu0 := cpuTime()
+	cpu0 := testdb.CPUTime()
 	began := time.Now()
 	if err := p.Start(ctx); err != nil {
 		b.Fatal(err)
@@ -106,7 +105,7 @@ func benchDrain(b *testing.B, dialect string, ci bool) {
 		}
 	}
 	took := time.Since(began)
-	cpu := cpuTime() - cpu0
+	cpu := testdb.CPUTime() - cpu0
 	b.StopTimer()
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/req")
 	b.ReportMetric(float64(b.N)/took.Seconds(), "req/s")
@@ -114,14 +113,6 @@ func benchDrain(b *testing.B, dialect string, ci bool) {
 		prepared := stats.StatementCacheStats().Prepared.Load() + stats.StatementCacheStats().Uncached.Load() - prepared0
 		b.ReportMetric(float64(prepared)/float64(b.N), "prepares/req")
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchShop is scripts/load's target: a SQLite file with one users row per

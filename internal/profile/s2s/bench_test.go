@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -60,7 +59,7 @@ func BenchmarkCreate(b *testing.B) {
 			var next atomic.Int64
 			b.SetParallelism(16)
 			b.ResetTimer()
-			cpu0, t0 := cpuTime(), time.Now()
+			cpu0, t0 := testdb.CPUTime(), time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					body := fmt.Sprintf(`{"user_id":"user-%d"}`, next.Add(1))
@@ -76,18 +75,10 @@ func BenchmarkCreate(b *testing.B) {
 					}
 				}
 			})
-			cpu, took := cpuTime()-cpu0, time.Since(t0)
+			cpu, took := testdb.CPUTime()-cpu0, time.Since(t0)
 			b.StopTimer()
 			b.ReportMetric(float64(cpu.Microseconds())/1000/float64(b.N), "cpu-ms/req")
 			b.ReportMetric(float64(b.N)/took.Seconds(), "req/s")
 		})
 	}
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
