@@ -3,6 +3,7 @@ package sqlconn
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -27,12 +28,16 @@ tables:
 // A candidate statement carries at most the dialect's parameters: the
 // columns' candidate queries are split between statements, a column's own
 // values too when they alone are too many, and the rows confirmed are
-// those of one statement per column. The limit is lowered here so that a
-// few values need many statements.
+// those of one statement per column; a resolve's reads of the tables'
+// followed columns are split by table. The limit is lowered here so that
+// a few values need many statements.
 func TestLookupSplitsAtParameterLimit(t *testing.T) {
 	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
 		ctx := context.Background()
 		s := shopdb.New(t, b, 12)
+		// User 1's order under another address: a resolve finds it only
+		// by reading orders.
+		s.Exec(t, `INSERT INTO orders (id, user_id, email, seed_owner) VALUES (?, ?, ?, ?)`, 100000, 1, "Second.Address@example.com", 1)
 		c, err := New(ctx, connector.Target{Name: "shop", Kind: Kind, Decode: func(v any) error {
 			return yaml.Unmarshal([]byte(fmt.Sprintf(lookupMap, b.Driver, strconv.Quote(s.DSN))), v)
 		}})
@@ -63,6 +68,16 @@ func TestLookupSplitsAtParameterLimit(t *testing.T) {
 		if len(want.keys) != 3 || rows < 16 {
 			t.Fatalf("the reference lookup found %d rows in %d tables: %v", rows, len(want.keys), want.keys)
 		}
+		// A resolve's reads of the followed columns are split by table.
+		subj := connector.Subject{RequestID: "req-split", Identities: []lethe.Identity{
+			{Type: lethe.IdentityEmail, Value: "user1@example.com"}, {Type: lethe.IdentityEmail, Value: "user6@example.com"}}}
+		resolved, err := c.ResolveSubject(ctx, subj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(resolved.Identities, lethe.Identity{Type: lethe.IdentityEmail, Value: "second.address@example.com"}) {
+			t.Fatalf("the reference resolve found %v", resolved.Identities)
+		}
 		for _, limit := range []int{1, 2, 3, 5, 7} {
 			c.params = limit
 			got, err := c.match(ctx, v, sch, nil)
@@ -71,6 +86,13 @@ func TestLookupSplitsAtParameterLimit(t *testing.T) {
 			}
 			if fmt.Sprint(keysByName(got)) != fmt.Sprint(keysByName(want)) {
 				t.Errorf("limit %d: matched %v, want %v", limit, keysByName(got), keysByName(want))
+			}
+			r, err := c.ResolveSubject(ctx, subj)
+			if err != nil {
+				t.Fatalf("limit %d: resolve: %v", limit, err)
+			}
+			if fmt.Sprint(r) != fmt.Sprint(resolved) {
+				t.Errorf("limit %d: resolved %v, want %v", limit, r, resolved)
 			}
 		}
 	})
