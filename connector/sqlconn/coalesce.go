@@ -6,44 +6,42 @@ import (
 	"sync"
 )
 
-// Candidate queries of concurrent operations on one column are run as one.
+// Candidate queries of concurrent operations are run as one.
 //
 // Without an index on its match expression (lower(trim(email)) for a
 // case-insensitive column), a candidate query reads the whole table, and
 // each request asks several times (resolve, plan, erase, verify): many
 // requests in flight meant many scans at once, each finding a row or two.
-// A scan for ten values costs what a scan for one does, so while one query
-// of a column runs, the lookups that arrive for the same column wait and
-// then run together, the first of them running the query for all.
+// A scan for ten values costs what a scan for one does, so while one
+// candidate statement runs, the lookups that arrive wait and then run
+// together, the first of them running one statement for all (every
+// column's values in it, see lookupNow).
 //
 // What each operation sees is unchanged:
 //   - Fresh: a lookup joins only a query that has not started, so its rows
 //     are read after it asked (a verify sees what the erase before it
 //     committed).
-//   - Its own: the query's rows are confirmed per canonical value, and each
-//     operation keeps those of its own values; the others' never leave
-//     this process's memory.
+//   - Its own: the query's rows are confirmed per column and canonical
+//     value, and each operation keeps those of its own values; the
+//     others' never leave this process's memory.
 //   - Its own errors: when a shared query fails, every operation runs its
 //     own alone, so an error (its text, its limit on rows) is the one the
 //     operation would have had, quoting no other subject's values.
 //
-// An idle column runs a lookup at once: nothing waits for company.
+// An idle connector runs a lookup at once: nothing waits for company.
 
 // maxCoalesced bounds the values of one shared query (an operation with
 // more runs alone).
 const maxCoalesced = 100
 
-// lookupGroups holds one group per table and column.
-type lookupGroups struct {
-	mu     sync.Mutex
-	groups map[memoKeyCol]*lookupGroup
-}
-
+// memoKeyCol is one identity column of one table.
 type memoKeyCol struct {
 	t   *table
 	col string
 }
 
+// lookupGroup gathers the lookups of one connector; canon names each
+// value among every column's (lookupArg.key).
 type lookupGroup struct {
 	mu      sync.Mutex
 	running bool
@@ -58,21 +56,6 @@ type sharedLookup struct {
 	done   chan struct{} // closed when found and err are set
 	found  map[string][][]any
 	failed bool
-}
-
-func (g *lookupGroups) group(t *table, col string) *lookupGroup {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.groups == nil {
-		g.groups = map[memoKeyCol]*lookupGroup{}
-	}
-	k := memoKeyCol{t, col}
-	lg := g.groups[k]
-	if lg == nil {
-		lg = &lookupGroup{}
-		g.groups[k] = lg
-	}
-	return lg
 }
 
 // do returns run(canon, args), or its part of a query run for it and
@@ -128,7 +111,7 @@ func (g *lookupGroup) do(ctx context.Context, canon []string, args []any, run fu
 }
 
 // finish ends the running query: the gathered one runs next, or the
-// column is idle.
+// group is idle.
 func (g *lookupGroup) finish() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -139,7 +122,7 @@ func (g *lookupGroup) finish() {
 	g.running = false
 }
 
-// run runs b for its operations; the others are released and the column
+// run runs b for its operations; the others are released and the group
 // handed on even if run panics.
 func (b *sharedLookup) run(g *lookupGroup, run func(canon []string, args []any) (map[string][][]any, error)) (found map[string][][]any, err error) {
 	b.failed = true

@@ -86,6 +86,14 @@ const (
 	maxCaseRows = 256
 )
 
+// maxParams is the most parameters one statement may carry.
+func (d dialect) maxParams() int {
+	if d.name == "sqlite" {
+		return 32766
+	}
+	return 65535
+}
+
 // keyList writes an IN list of keys as parameters. The list is padded to
 // the next power of two by repeating the last key (harmless in IN): pgx
 // prepares and caches every distinct statement text, and batches of every

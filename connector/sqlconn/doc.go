@@ -101,9 +101,9 @@
 // reported and the error is the same.
 //
 // EraseBatch (connector.BatchEraser) erases several subjects the same
-// way in shared transactions: one candidate query per matched column for
-// all of them, one ledger read, one ledger write per transaction, and per
-// subject only its table statements; each subject's rows are changed by
+// way in shared transactions: one candidate statement for every matched
+// column and all of them, one ledger read, one ledger write per
+// transaction, and per subject only its table statements; each subject's rows are changed by
 // statements of its own, so each report is exact.
 //
 // delete removes rows; pseudonymize rewrites the listed columns (one

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/lethe-privacy/lethe"
@@ -127,9 +128,9 @@ func (c *Connector) confirmedInGo(t *table, col string, s schema) bool {
 	return c.d.name == "mysql" && s.kind(t.Name, col) == kindText
 }
 
-// match builds the matcher for values v: one candidate query per confirmed
-// column holding a type the subject has, for the values memo does not
-// know yet. memo may be nil.
+// match builds the matcher for values v: the candidate rows of every
+// confirmed column holding a type the subject has, for the values memo
+// does not know yet, found in one statement (see lookup). memo may be nil.
 func (c *Connector) match(ctx context.Context, v values, s schema, memo matchMemo) (*matcher, error) {
 	return c.matchTables(ctx, v, s, c.tables, memo)
 }
@@ -154,6 +155,13 @@ func (c *Connector) matchTables(ctx context.Context, v values, s schema, tables 
 		memo = matchMemo{}
 	}
 	m := &matcher{v: v, keys: map[*table]map[string][][]any{}, confirmed: map[*table]map[string]bool{}}
+	type column struct {
+		t     *table
+		col   string
+		canon []string
+	}
+	var cols []column
+	var ask []lookupArg
 	for _, t := range tables {
 		for _, typ := range t.idTypes {
 			col := t.Identities[typ]
@@ -164,16 +172,34 @@ func (c *Connector) matchTables(ctx context.Context, v values, s schema, tables 
 				m.confirmed[t] = map[string]bool{}
 			}
 			m.confirmed[t][col] = true
-			keys, err := c.candidates(ctx, t, col, v[typ], s, memo)
-			if err != nil {
-				return nil, fmt.Errorf("match %q.%q: %w", t.Name, col, err)
-			}
-			if len(keys) > 0 {
-				if m.keys[t] == nil {
-					m.keys[t] = map[string][][]any{}
+			canon, args := c.wanted(t, col, v[typ], s)
+			cols = append(cols, column{t, col, canon})
+			for i, cv := range canon {
+				if _, ok := memo[memoKey{t, col, cv}]; !ok {
+					ask = append(ask, lookupArg{t: t, col: col, canon: cv, arg: args[i]})
 				}
-				m.keys[t][col] = keys
 			}
+		}
+	}
+	if len(ask) > 0 {
+		found, err := c.lookup(ctx, ask)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range ask {
+			memo[a.memoKey()] = found[a.key()]
+		}
+	}
+	for _, cl := range cols {
+		var keys [][]any
+		for _, cv := range cl.canon {
+			keys = append(keys, memo[memoKey{cl.t, cl.col, cv}]...)
+		}
+		if len(keys) > 0 {
+			if m.keys[cl.t] == nil {
+				m.keys[cl.t] = map[string][][]any{}
+			}
+			m.keys[cl.t][cl.col] = keys
 		}
 	}
 	return m, nil
@@ -210,113 +236,238 @@ func (c *Connector) wanted(t *table, col string, vals []string, s schema) (canon
 	return canon, args
 }
 
-// candidates returns the primary keys of the rows of t whose column col
-// holds one of vals under its rule. Values memo knows are not asked
-// again; the others are looked up in one query, an SQL filter that never
-// misses a match, whose rows are kept when their canonical value is one
-// of them.
-func (c *Connector) candidates(ctx context.Context, t *table, col string, vals []string, s schema, memo matchMemo) ([][]any, error) {
-	canon, args := c.wanted(t, col, vals, s)
-	var keys [][]any
-	var ask []string
-	var askArgs []any
-	for i, cv := range canon {
-		if k, ok := memo[memoKey{t, col, cv}]; ok {
-			keys = append(keys, k...)
-			continue
-		}
-		ask = append(ask, cv)
-		askArgs = append(askArgs, args[i])
-	}
-	if len(ask) == 0 {
-		return keys, nil
-	}
-	found, err := c.lookup(ctx, t, col, ask, askArgs)
-	if err != nil {
-		return nil, err
-	}
-	for _, cv := range ask {
-		memo[memoKey{t, col, cv}] = found[cv]
-		keys = append(keys, found[cv]...)
-	}
-	return keys, nil
+// lookupArg is one value a candidate query asks one column about: its
+// canonical form, and the argument SQL compares it by.
+type lookupArg struct {
+	t     *table
+	col   string
+	canon string
+	arg   any
 }
 
-// lookup runs one candidate query for the canonical values canon (args
-// are what SQL compares, in the same order) and returns the confirmed
-// keys per canonical value.
-func (c *Connector) lookup(ctx context.Context, t *table, col string, canon []string, args []any) (map[string][][]any, error) {
-	return c.lookups.group(t, col).do(ctx, canon, args, func(canon []string, args []any) (map[string][][]any, error) {
-		return c.lookupNow(ctx, t, col, canon, args)
+func (a lookupArg) memoKey() memoKey { return memoKey{a.t, a.col, a.canon} }
+
+// key names the value among those of every column (table names are
+// unique in a map, and neither names nor canonical values hold a NUL).
+func (a lookupArg) key() string { return a.t.Name + "\x00" + a.col + "\x00" + a.canon }
+
+// lookup returns the confirmed keys of the rows each value in ask matches,
+// by lookupArg.key. Every column's candidates are read in one statement,
+// shared with the operations asking at the same time (coalesce.go).
+func (c *Connector) lookup(ctx context.Context, ask []lookupArg) (map[string][][]any, error) {
+	keys := make([]string, len(ask))
+	args := make([]any, len(ask))
+	for i, a := range ask {
+		keys[i], args[i] = a.key(), a
+	}
+	return c.lookups.do(ctx, keys, args, func(_ []string, args []any) (map[string][][]any, error) {
+		ask := make([]lookupArg, len(args))
+		for i, a := range args {
+			ask[i] = a.(lookupArg)
+		}
+		return c.lookupNow(ctx, ask)
 	})
 }
 
-// lookupNow is lookup's query, run at once.
-func (c *Connector) lookupNow(ctx context.Context, t *table, col string, canon []string, args []any) (map[string][][]any, error) {
-	r := t.rules[col]
-	want := map[string]bool{}
-	for _, cv := range canon {
-		want[cv] = true
+// lookupArm is one column's part of a candidate statement.
+type lookupArm struct {
+	t    *table
+	col  string
+	args []lookupArg
+	at   int // its first column in the statement's rows
+}
+
+// Bounds of one candidate statement. SQLite allows 500 SELECTs in a
+// compound one and 2,000 result columns, PostgreSQL 1,664 result
+// columns; the parameters are the dialect's (dialect.maxParams).
+const (
+	maxLookupArms    = 64
+	maxLookupColumns = 512
+)
+
+// lookupNow runs the candidate queries of ask at once: one SELECT per
+// column, each with the predicate (and so the index) a query of that
+// column alone would have, joined by UNION ALL into as few statements as
+// the dialect's limits allow. The arms' columns differ in type, so each
+// arm has its own result columns, NULL in the other arms' rows, and a row
+// tells its arm by the first column.
+func (c *Connector) lookupNow(ctx context.Context, ask []lookupArg) (map[string][][]any, error) {
+	var arms []*lookupArm
+	for _, a := range ask {
+		i := slices.IndexFunc(arms, func(arm *lookupArm) bool { return arm.t == a.t && arm.col == a.col })
+		if i < 0 {
+			i = len(arms)
+			arms = append(arms, &lookupArm{t: a.t, col: a.col})
+		}
+		arms[i].args = append(arms[i].args, a)
 	}
+	out := map[string][][]any{}
+	per := map[memoKeyCol]int{} // rows confirmed, per column
+	for len(arms) > 0 {
+		// Fill one statement: whole arms while they fit, then the part of
+		// the next that does.
+		var stmt []*lookupArm
+		params, width := 0, 0
+		for len(arms) > 0 && len(stmt) < maxLookupArms {
+			arm := arms[0]
+			w := len(arm.t.key) + 1
+			room := c.params - params
+			if len(stmt) > 0 && (width+w > maxLookupColumns || room <= 0) {
+				break
+			}
+			if padded(len(arm.args)) > room {
+				n := 1 // a power of two, as padded as it is
+				for n*2 <= room {
+					n *= 2
+				}
+				part := *arm
+				part.args = arm.args[:n]
+				arm.args = arm.args[n:]
+				stmt = append(stmt, &part)
+				break
+			}
+			stmt = append(stmt, arm)
+			arms = arms[1:]
+			params += padded(len(arm.args))
+			width += w
+		}
+		if err := c.lookupStmt(ctx, stmt, out, per); err != nil {
+			return nil, fmt.Errorf("match %s: %w", armNames(stmt), err)
+		}
+	}
+	return out, nil
+}
+
+// armNames names the columns of a candidate statement, for its errors.
+func armNames(arms []*lookupArm) string {
+	names := make([]string, len(arms))
+	for i, a := range arms {
+		names[i] = fmt.Sprintf("%q.%q", a.t.Name, a.col)
+	}
+	return strings.Join(names, ", ")
+}
+
+// lookupStmt runs one candidate statement and adds the keys it confirms
+// to out. per counts each column's confirmed rows across statements; the
+// parts of a column split between statements share one count.
+func (c *Connector) lookupStmt(ctx context.Context, arms []*lookupArm, out map[string][][]any, per map[memoKeyCol]int) error {
 	q := &query{d: c.d}
-	var cond string
-	switch r {
-	case MatchPhone:
-		conds := make([]string, len(args))
-		for i, a := range args {
-			expr, pattern := c.d.phoneFilter(c.d.quote(col), a.(string))
-			conds[i] = fmt.Sprintf("%s LIKE %s", expr, q.arg(pattern))
-		}
-		cond = strings.Join(conds, " OR ")
-	case MatchCaseInsensitive:
-		ph := make([]string, len(args))
-		for i, a := range args {
-			ph[i] = q.arg(a)
-		}
-		cond = fmt.Sprintf("%s IN (%s)", c.d.lowerTrim(c.d.quote(col)), strings.Join(ph, ", "))
-	default:
-		ph := make([]string, len(args))
-		for i, a := range args {
-			ph[i] = q.arg(a)
-		}
-		cond = fmt.Sprintf("%s IN (%s)", c.d.quote(col), strings.Join(ph, ", "))
+	width := 0
+	for _, arm := range arms {
+		arm.at = width
+		width += len(arm.t.key) + 1
 	}
-	cols := make([]string, 0, len(t.key)+1)
-	for _, k := range t.key {
-		cols = append(cols, c.d.quote(k))
+	selects := make([]string, len(arms))
+	for i, arm := range arms {
+		var cols []string
+		if len(arms) > 1 {
+			cols = append(cols, strconv.Itoa(i))
+		}
+		for j, other := range arms {
+			names := append(slices.Clone(other.t.key), other.col)
+			for _, name := range names {
+				switch {
+				case j == i:
+					cols = append(cols, c.d.quote(name))
+				case i == 0:
+					// PostgreSQL types a UNION's columns pair by pair,
+					// and two bare NULLs would make a column text before
+					// the arm holding, say, an integer key is met: the
+					// first arm's NULLs carry their column's type.
+					cols = append(cols, fmt.Sprintf("(SELECT %s FROM %s WHERE 1 = 0)", c.d.quote(name), c.d.quote(other.t.Name)))
+				default:
+					cols = append(cols, "NULL")
+				}
+			}
+		}
+		selects[i] = fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(cols, ", "), c.d.quote(arm.t.Name), c.lookupCond(q, arm))
 	}
-	cols = append(cols, c.d.quote(col))
-	stmt := fmt.Sprintf("SELECT %s FROM %s WHERE %s", strings.Join(cols, ", "), c.d.quote(t.Name), cond)
-	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
+	if len(q.args) > c.params {
+		return fmt.Errorf("a candidate statement of %d parameters, over the limit of %d", len(q.args), c.params)
+	}
+	rows, err := c.queryContext(ctx, nil, strings.Join(selects, " UNION ALL "), q.args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	out := map[string][][]any{}
-	n := 0
+	want := make([]map[string]bool, len(arms))
+	for i, arm := range arms {
+		want[i] = map[string]bool{}
+		for _, a := range arm.args {
+			want[i][a.canon] = true
+		}
+	}
+	var tag int64
+	dst := make([]any, width)
+	ptrs := make([]any, 0, width+1)
+	if len(arms) > 1 {
+		ptrs = append(ptrs, &tag)
+	}
+	for i := range dst {
+		ptrs = append(ptrs, &dst[i])
+	}
 	for rows.Next() {
-		dst := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range dst {
-			ptrs[i] = &dst[i]
-		}
+		clear(dst)
 		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
+			return err
 		}
-		stored, ok := text(dst[len(t.key)])
+		if tag < 0 || tag >= int64(len(arms)) {
+			return fmt.Errorf("candidate row of arm %d in a statement of %d", tag, len(arms))
+		}
+		arm := arms[tag]
+		nk := len(arm.t.key)
+		stored, ok := text(dst[arm.at+nk])
 		if !ok {
 			continue
 		}
+		r := arm.t.rules[arm.col]
 		cv, ok := canonical(r, c.region, stored)
-		if !ok || !want[cv] {
+		if !ok || !want[tag][cv] {
 			continue
 		}
-		if n++; n > maxConfirmedRows {
-			return nil, fmt.Errorf("more than %d rows match one identity column; check the data map", maxConfirmedRows)
+		if per[memoKeyCol{arm.t, arm.col}]++; per[memoKeyCol{arm.t, arm.col}] > maxConfirmedRows {
+			return fmt.Errorf("more than %d rows match identity column %q.%q; check the data map", maxConfirmedRows, arm.t.Name, arm.col)
 		}
-		out[cv] = append(out[cv], dst[:len(t.key)])
+		k := lookupArg{t: arm.t, col: arm.col, canon: cv}.key()
+		out[k] = append(out[k], slices.Clone(dst[arm.at:arm.at+nk]))
 	}
-	return out, rows.Err()
+	return rows.Err()
+}
+
+// lookupCond writes the SQL filter of an arm, which never misses a row
+// whose value matches under the column's rule; rows are confirmed in Go.
+// Its values are padded to a power of two by repeating the last (see
+// keyList): the statement's text depends on every arm's count, and
+// prepared statements are cached by text.
+func (c *Connector) lookupCond(q *query, arm *lookupArm) string {
+	col := c.d.quote(arm.col)
+	n := padded(len(arm.args))
+	arg := func(i int) any { return arm.args[min(i, len(arm.args)-1)].arg }
+	switch arm.t.rules[arm.col] {
+	case MatchPhone:
+		conds := make([]string, n)
+		for i := range conds {
+			expr, pattern := c.d.phoneFilter(col, arg(i).(string))
+			conds[i] = fmt.Sprintf("%s LIKE %s", expr, q.arg(pattern))
+		}
+		return strings.Join(conds, " OR ")
+	case MatchCaseInsensitive:
+		col = c.d.lowerTrim(col)
+	}
+	ph := make([]string, n)
+	for i := range ph {
+		ph[i] = q.arg(arg(i))
+	}
+	return fmt.Sprintf("%s IN (%s)", col, strings.Join(ph, ", "))
+}
+
+// padded is n rounded up to a power of two.
+func padded(n int) int {
+	p := 1
+	for p < n {
+		p *= 2
+	}
+	return p
 }
 
 // keyTerm writes "key IN (...)" for confirmed keys, with row values for a

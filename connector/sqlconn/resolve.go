@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/lethe-privacy/lethe"
@@ -56,15 +57,12 @@ func (c *Connector) ResolveSubject(ctx context.Context, subj connector.Subject) 
 			return connector.Resolution{}, c.failResolve(all, err)
 		}
 		added := false
+		read, err := c.identities(ctx, m, s)
+		if err != nil {
+			return connector.Resolution{}, c.failResolve(all, err)
+		}
 		for _, t := range c.tables {
-			if len(t.follow) == 0 {
-				continue
-			}
-			ids, err := c.identities(ctx, t, m, s)
-			if err != nil {
-				return connector.Resolution{}, c.failResolve(all, fmt.Errorf("%q: %w", t.Name, err))
-			}
-			for _, fid := range ids {
+			for _, fid := range read[t] {
 				if r.known[fid.Identity] {
 					continue
 				}
@@ -202,50 +200,135 @@ type foundIdentity struct {
 	column string
 }
 
-// identities reads the followed columns of the subject's rows of t, each
-// value put in its canonical form under the column's rule.
-func (c *Connector) identities(ctx context.Context, t *table, m *matcher, s schema) ([]foundIdentity, error) {
-	q := &query{d: c.d}
-	w := c.where(q, t, m, s)
-	if w == "" {
-		return nil, nil
-	}
-	var types []lethe.IdentityType
-	var cols []string
-	for _, typ := range t.idTypes {
-		if col := t.Identities[typ]; t.follow[col] {
-			types = append(types, typ)
-			cols = append(cols, c.d.quote(col))
+// identities reads the followed columns of the subject's rows of every
+// table that has some, each value put in its canonical form under the
+// column's rule. The tables' reads are one statement where they fit: a
+// UNION ALL of each table's own SELECT DISTINCT ... LIMIT, laid out as
+// lookupStmt lays out its arms.
+func (c *Connector) identities(ctx context.Context, m *matcher, s schema) (map[*table][]foundIdentity, error) {
+	var arms []identityArm
+	for _, t := range c.tables {
+		if len(t.follow) == 0 {
+			continue
 		}
+		q := &query{d: c.d}
+		w := c.where(q, t, m, s)
+		if w == "" {
+			continue
+		}
+		arm := identityArm{t: t, nargs: len(q.args)}
+		for _, typ := range t.idTypes {
+			if col := t.Identities[typ]; t.follow[col] {
+				arm.types = append(arm.types, typ)
+				arm.cols = append(arm.cols, col)
+			}
+		}
+		arms = append(arms, arm)
 	}
-	stmt := fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s LIMIT %d",
-		strings.Join(cols, ", "), c.d.quote(t.Name), w, maxResolveRows+1)
+	out := map[*table][]foundIdentity{}
+	for len(arms) > 0 {
+		n, params, width := 0, 0, 0
+		for n < len(arms) && n < maxLookupArms {
+			a := arms[n]
+			if n > 0 && (params+a.nargs > c.params || width+len(a.cols) > maxLookupColumns) {
+				break
+			}
+			params += a.nargs
+			width += len(a.cols)
+			n++
+		}
+		if err := c.identitiesStmt(ctx, arms[:n], m, s, out); err != nil {
+			names := make([]string, n)
+			for i, a := range arms[:n] {
+				names[i] = strconv.Quote(a.t.Name)
+			}
+			return nil, fmt.Errorf("%s: %w", strings.Join(names, ", "), err)
+		}
+		arms = arms[n:]
+	}
+	return out, nil
+}
+
+// identityArm is one table's part of an identities statement.
+type identityArm struct {
+	t     *table
+	types []lethe.IdentityType
+	cols  []string // followed, unquoted
+	nargs int      // the arguments of its condition
+	at    int      // its first column in the statement's rows
+}
+
+// identitiesStmt reads arms in one statement and adds what they find to
+// out.
+func (c *Connector) identitiesStmt(ctx context.Context, arms []identityArm, m *matcher, s schema, out map[*table][]foundIdentity) error {
+	q := &query{d: c.d}
+	width := 0
+	for i := range arms {
+		arms[i].at = width
+		width += len(arms[i].cols)
+	}
+	var stmt string
+	if len(arms) == 1 {
+		a := arms[0]
+		stmt = fmt.Sprintf("SELECT DISTINCT %s FROM %s WHERE %s LIMIT %d",
+			c.quoteList(a.cols), c.d.quote(a.t.Name), c.where(q, a.t, m, s), maxResolveRows+1)
+	} else {
+		selects := make([]string, len(arms))
+		for i, a := range arms {
+			alias := "lethe_a" + strconv.Itoa(i)
+			cols := []string{strconv.Itoa(i)}
+			for j, other := range arms {
+				for _, col := range other.cols {
+					switch {
+					case j == i:
+						cols = append(cols, alias+"."+c.d.quote(col))
+					case i == 0:
+						// Typed NULLs: see lookupStmt.
+						cols = append(cols, fmt.Sprintf("(SELECT %s FROM %s WHERE 1 = 0)", c.d.quote(col), c.d.quote(other.t.Name)))
+					default:
+						cols = append(cols, "NULL")
+					}
+				}
+			}
+			selects[i] = fmt.Sprintf("SELECT %s FROM (SELECT DISTINCT %s FROM %s WHERE %s LIMIT %d) AS %s",
+				strings.Join(cols, ", "), c.quoteList(a.cols), c.d.quote(a.t.Name), c.where(q, a.t, m, s), maxResolveRows+1, alias)
+		}
+		stmt = strings.Join(selects, " UNION ALL ")
+	}
 	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
-	var out []foundIdentity
-	n := 0
+	var tag int64
+	dst := make([]any, width)
+	ptrs := make([]any, 0, width+1)
+	if len(arms) > 1 {
+		ptrs = append(ptrs, &tag)
+	}
+	for i := range dst {
+		ptrs = append(ptrs, &dst[i])
+	}
+	per := make([]int, len(arms))
 	for rows.Next() {
-		if n++; n > maxResolveRows {
-			return nil, fmt.Errorf("more than %d distinct linked identities; check the data map", maxResolveRows)
-		}
-		vals := make([]any, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
+		clear(dst)
 		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
+			return err
 		}
-		for i, typ := range types {
-			raw, ok := text(vals[i])
+		if tag < 0 || tag >= int64(len(arms)) {
+			return fmt.Errorf("identity row of arm %d in a statement of %d", tag, len(arms))
+		}
+		a := arms[tag]
+		if per[tag]++; per[tag] > maxResolveRows {
+			return fmt.Errorf("%q: more than %d distinct linked identities; check the data map", a.t.Name, maxResolveRows)
+		}
+		for i, typ := range a.types {
+			raw, ok := text(dst[a.at+i])
 			if !ok {
 				continue
 			}
-			col := t.Identities[typ]
-			cv, ok := canonical(t.rules[col], c.region, raw)
+			col := a.cols[i]
+			cv, ok := canonical(a.t.rules[col], c.region, raw)
 			if !ok {
 				continue
 			}
@@ -253,9 +336,9 @@ func (c *Connector) identities(ctx context.Context, t *table, m *matcher, s sche
 			// email) cannot be passed on; the row itself is still found
 			// through the identity that led here.
 			if id, err := lethe.NormalizeIdentity(lethe.Identity{Type: typ, Value: cv}); err == nil {
-				out = append(out, foundIdentity{Identity: id, column: col})
+				out[a.t] = append(out[a.t], foundIdentity{Identity: id, column: col})
 			}
 		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }

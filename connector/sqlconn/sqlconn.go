@@ -60,7 +60,8 @@ type Connector struct {
 
 	ledgerReady bool // the ledger tables exist (under mu)
 
-	lookups lookupGroups // concurrent candidate queries run as one (coalesce.go)
+	lookups lookupGroup // concurrent candidate queries run as one (coalesce.go)
+	params  int         // the most parameters of one candidate statement
 }
 
 var (
@@ -116,7 +117,7 @@ func open(name string, o Options, sqlOpen func(driver, dsn string) (*sql.DB, err
 	db.SetMaxIdleConns(o.MaxConnections)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return &Connector{name: name, d: d, db: db, stmts: newStmtCache(db, d), batch: o.BatchSize, key: []byte(o.HashKey), tables: tables,
-		region: o.DefaultRegion, follow: o.FollowLimit}, nil
+		region: o.DefaultRegion, follow: o.FollowLimit, params: d.maxParams()}, nil
 }
 
 // Close closes the connection pool.
