@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -50,7 +52,14 @@ func testOperatorsCommands(t *testing.T, d cliDB) {
 		t.Errorf("list = %s", out)
 	}
 
-	url := startCLIServer(t, d)
+	// A manual target keeps the request open (its task waits to be
+	// attested) for as long as the test extends it; with no target it
+	// would complete at once.
+	cfg := filepath.Join(t.TempDir(), "lethe.yaml")
+	if err := os.WriteFile(cfg, []byte("admin_token: ${LETHE_ADMIN_TOKEN}\ntargets:\n  - {name: archive, kind: manual, owner: records-office, objects: [letters]}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := startCLIServer(t, d, "--config", cfg)
 	req := func(tok string, args ...string) (string, error) {
 		return runLethe(t, d, append(append([]string{"requests"}, args...), "--server", url, "--token", tok)...)
 	}
