@@ -271,7 +271,8 @@ type attempt struct {
 // eraseAttempt runs one Erase attempt with the bookkeeping behind the
 // task's report: before the first attempt it takes and stores the
 // connector's Plan (the order of the report's lines; never its counts),
-// and after every attempt, failed ones included, it adds the attempt's
+// unless the connector's reports are full (connector.FullReporter: every
+// report lists every object, so a plan would add nothing), and after every attempt, failed ones included, it adds the attempt's
 // report to the task's progress in a transaction of its own (on bctx, so a
 // job cut short still records what it did). Its error is the store's,
 // which the caller returns for River to retry; the connector's is in the
@@ -282,7 +283,7 @@ func (p *Pipeline) eraseAttempt(ctx, bctx context.Context, task lethe.Task, conn
 	if err != nil {
 		return attempt{}, err
 	}
-	if !tally.Planned {
+	if !tally.Planned && !connector.FullReports(conn) {
 		plan, err := call(p.log, target, func() (lethe.Report, error) { return conn.Plan(ctx, s) })
 		if err != nil {
 			// Without a plan nothing is erased. The attempt is recorded

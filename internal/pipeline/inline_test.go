@@ -243,6 +243,9 @@ func TestFullReportsRetryReadsLedger(t *testing.T) {
 		if task.Attempts != 2 || target.changedCalls() == 0 {
 			t.Errorf("task after %d attempts, %d ledger reads; want 2 attempts and the ledger read", task.Attempts, target.changedCalls())
 		}
+		if n := target.count("plan"); n != 0 {
+			t.Errorf("a target whose reports are full was planned %d times; want never, retries included", n)
+		}
 		if n := receiptRows(t, r, "t"); n != 3 || task.Report.Total() != 3 {
 			t.Errorf("receipt rows = %d, task rows %d; want 3: the cut attempt's row is in the ledger", n, task.Report.Total())
 		}
@@ -270,6 +273,9 @@ func TestFullReportsCrashRerunReadsLedger(t *testing.T) {
 		task := taskOf(t, r, "t")
 		if task.Attempts != 2 || target.changedCalls() == 0 {
 			t.Errorf("task after %d attempts, %d ledger reads; want 2 attempts and the ledger read", task.Attempts, target.changedCalls())
+		}
+		if n := target.count("plan"); n != 0 {
+			t.Errorf("a target whose reports are full was planned %d times; want never, retries included", n)
 		}
 		if n := receiptRows(t, r, "t"); n != 3 || task.Report.Total() != 3 {
 			t.Errorf("receipt rows = %d, task rows %d; want 3: the killed attempt's row is in the ledger", n, task.Report.Total())
