@@ -397,20 +397,13 @@ func (c *Connector) lookupStmt(ctx context.Context, arms []*lookupArm, out map[s
 			want[i][a.canon] = true
 		}
 	}
-	var tag int64
-	dst := make([]any, width)
-	ptrs := make([]any, 0, width+1)
-	if len(arms) > 1 {
-		ptrs = append(ptrs, &tag)
-	}
-	for i := range dst {
-		ptrs = append(ptrs, &dst[i])
-	}
+	arm0, dst, ptrs := armRow(width, len(arms) > 1)
 	for rows.Next() {
 		clear(dst)
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
+		tag := *arm0
 		if tag < 0 || tag >= int64(len(arms)) {
 			return fmt.Errorf("candidate row of arm %d in a statement of %d", tag, len(arms))
 		}
@@ -474,4 +467,19 @@ func padded(n int) int {
 // composite key.
 func (c *Connector) keyTerm(q *query, t *table, keys [][]any) string {
 	return fmt.Sprintf("%s IN (%s)", c.d.keyCols(t.key), q.tupleList(keys))
+}
+
+// armRow is where a row of a UNION ALL of arms is scanned: with tagged
+// (several arms), the arm's number first, then width values.
+func armRow(width int, tagged bool) (tag *int64, dst, ptrs []any) {
+	tag = new(int64)
+	dst = make([]any, width)
+	ptrs = make([]any, 0, width+1)
+	if tagged {
+		ptrs = append(ptrs, tag)
+	}
+	for i := range dst {
+		ptrs = append(ptrs, &dst[i])
+	}
+	return tag, dst, ptrs
 }

@@ -300,21 +300,14 @@ func (c *Connector) identitiesStmt(ctx context.Context, arms []identityArm, m *m
 		return err
 	}
 	defer rows.Close()
-	var tag int64
-	dst := make([]any, width)
-	ptrs := make([]any, 0, width+1)
-	if len(arms) > 1 {
-		ptrs = append(ptrs, &tag)
-	}
-	for i := range dst {
-		ptrs = append(ptrs, &dst[i])
-	}
+	arm0, dst, ptrs := armRow(width, len(arms) > 1)
 	per := make([]int, len(arms))
 	for rows.Next() {
 		clear(dst)
 		if err := rows.Scan(ptrs...); err != nil {
 			return err
 		}
+		tag := *arm0
 		if tag < 0 || tag >= int64(len(arms)) {
 			return fmt.Errorf("identity row of arm %d in a statement of %d", tag, len(arms))
 		}
