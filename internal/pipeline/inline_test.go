@@ -226,6 +226,23 @@ func TestStraightFullReportsNoPlanNoLedgerRead(t *testing.T) {
 	})
 }
 
+// wantLedgerCounted checks request r after a first attempt on target "t"
+// whose row went unreported (what: "cut", "killed"): a second attempt,
+// the ledger read, no plan, and all 3 rows in the task and the receipt.
+func wantLedgerCounted(t *testing.T, target *ledgerTarget, r *lethe.Request, what string) {
+	t.Helper()
+	task := taskOf(t, r, "t")
+	if task.Attempts != 2 || target.changedCalls() == 0 {
+		t.Errorf("task after %d attempts, %d ledger reads; want 2 attempts and the ledger read", task.Attempts, target.changedCalls())
+	}
+	if n := target.count("plan"); n != 0 {
+		t.Errorf("a target whose reports are full was planned %d times; want never, retries included", n)
+	}
+	if n := receiptRows(t, r, "t"); n != 3 || task.Report.Total() != 3 {
+		t.Errorf("receipt rows = %d, task rows %d; want 3: the %s attempt's row is in the ledger", n, task.Report.Total(), what)
+	}
+}
+
 // TestFullReportsRetryReadsLedger: the first attempt erased a row and
 // failed, its report lost; the retry's report alone would say 2, and the
 // ledger, read because this is not a first attempt that succeeded, says 3.
@@ -239,16 +256,7 @@ func TestFullReportsRetryReadsLedger(t *testing.T) {
 		id := submit(t, st, p, email)
 		r := waitDone(t, st, id, lethe.StatusCompleted)
 		waitIdle(t, p)
-		task := taskOf(t, r, "t")
-		if task.Attempts != 2 || target.changedCalls() == 0 {
-			t.Errorf("task after %d attempts, %d ledger reads; want 2 attempts and the ledger read", task.Attempts, target.changedCalls())
-		}
-		if n := target.count("plan"); n != 0 {
-			t.Errorf("a target whose reports are full was planned %d times; want never, retries included", n)
-		}
-		if n := receiptRows(t, r, "t"); n != 3 || task.Report.Total() != 3 {
-			t.Errorf("receipt rows = %d, task rows %d; want 3: the cut attempt's row is in the ledger", n, task.Report.Total())
-		}
+		wantLedgerCounted(t, target, r, "cut")
 	})
 }
 
@@ -270,16 +278,7 @@ func TestFullReportsCrashRerunReadsLedger(t *testing.T) {
 		startBuilt(t, p)
 		r := waitDone(t, st, id, lethe.StatusCompleted)
 		waitIdle(t, p)
-		task := taskOf(t, r, "t")
-		if task.Attempts != 2 || target.changedCalls() == 0 {
-			t.Errorf("task after %d attempts, %d ledger reads; want 2 attempts and the ledger read", task.Attempts, target.changedCalls())
-		}
-		if n := target.count("plan"); n != 0 {
-			t.Errorf("a target whose reports are full was planned %d times; want never, retries included", n)
-		}
-		if n := receiptRows(t, r, "t"); n != 3 || task.Report.Total() != 3 {
-			t.Errorf("receipt rows = %d, task rows %d; want 3: the killed attempt's row is in the ledger", n, task.Report.Total())
-		}
+		wantLedgerCounted(t, target, r, "killed")
 		if target.held(email) != 0 {
 			t.Error("data left")
 		}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -207,15 +205,4 @@ func CountedStore(tb testing.TB, dialect string, r Recorder) (counted, plain Mig
 		tb.Fatal(err)
 	}
 	return counted, OpenMigrated(tb, dialect, where, kr)
-}
-
-// CPUTime is the process's user and system CPU time so far (getrusage),
-// for benchmarks that report CPU per request: a SQLite store runs in the
-// process, a PostgreSQL server does not.
-func CPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		panic(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
