@@ -9,6 +9,7 @@ import (
 
 	"github.com/lethe-privacy/lethe"
 	"github.com/lethe-privacy/lethe/internal/store"
+	"github.com/lethe-privacy/lethe/internal/testdb"
 )
 
 // Identities of the failing-target test, normalised as intake stores them,
@@ -64,7 +65,7 @@ func TestFailingTargetKeepsNoIdentityForm(t *testing.T) {
 		ctx := context.Background()
 		bad, good := newMemTarget(), newMemTarget()
 		bad.eraseErr = errors.New(faultError) // transient: retried until attempts run out
-		logs := &lockedBuffer{}
+		logs := &testdb.SyncBuffer{}
 		log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		cfg := testConfig()
 		cfg.MaxAttempts = 3

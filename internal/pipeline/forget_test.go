@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,24 +31,6 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store"
 	"github.com/lethe-privacy/lethe/internal/testdb"
 )
-
-// lockedBuffer collects log output from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // openStoreAt is openStore that also returns where the database lives: the
 // SQLite file's path, or the PostgreSQL DSN.
@@ -130,7 +111,7 @@ func TestServiceForgets(t *testing.T) {
 			email2 := fmt.Sprintf("zc%x@forget.example", rand.Uint64())
 			secrets := []string{email, local, phone, strings.TrimPrefix(phone, "+"), email2, strings.Split(email2, "@")[0]}
 
-			logs := &lockedBuffer{}
+			logs := &testdb.SyncBuffer{}
 			log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 			signer, _, err := audit.LoadSigner(ctx, st, kr, "", time.Now())
 			if err != nil {

@@ -16,6 +16,27 @@ import (
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
+// rerunAfterKill submits a request for email to target "t", leaves it as
+// a process killed between its two transactions would (killedAfterStart),
+// lets killed do what the killed attempt did meanwhile, then starts the
+// pipeline and returns the request once it completed and the queue is idle.
+func rerunAfterKill(t *testing.T, st store.Store, target connector.Connector, killed func(id string)) *lethe.Request {
+	t.Helper()
+	cfg := testConfig()
+	cfg.JobTimeout = time.Second
+	cfg.RescueStuckJobsAfter = 2 * time.Second
+	p := build(t, st, cfg, Target{"t", target})
+	id := submit(t, st, p, email)
+	killedAfterStart(t, st, p, id, "t")
+	if killed != nil {
+		killed(id)
+	}
+	startBuilt(t, p)
+	r := waitDone(t, st, id, lethe.StatusCompleted)
+	waitIdle(t, p)
+	return r
+}
+
 // TestKilledBetweenStartAndEnd leaves what a process killed between a
 // request's two transactions leaves: the request running at stage erase,
 // its first attempt counted, its own job still "running" under the dead
@@ -26,15 +47,7 @@ func TestKilledBetweenStartAndEnd(t *testing.T) {
 	eachDialect(t, func(t *testing.T, st store.Store) {
 		target := newMemTarget()
 		target.put(email, 2)
-		cfg := testConfig()
-		cfg.JobTimeout = time.Second
-		cfg.RescueStuckJobsAfter = 2 * time.Second
-		p := build(t, st, cfg, Target{"t", target})
-		id := submit(t, st, p, email)
-		killedAfterStart(t, st, p, id, "t")
-		startBuilt(t, p)
-		r := waitDone(t, st, id, lethe.StatusCompleted)
-		waitIdle(t, p)
+		r := rerunAfterKill(t, st, target, nil)
 		if task := taskOf(t, r, "t"); task.Attempts != 2 || task.State != lethe.TaskDone {
 			t.Errorf("task: %s after %d attempts, want done after 2 (the killed one and the rerun)", task.State, task.Attempts)
 		}
@@ -42,7 +55,7 @@ func TestKilledBetweenStartAndEnd(t *testing.T) {
 			t.Error("data left")
 		}
 		want := map[string]int{"request.running": 1, "task.running": 2, "task.done": 1, "request.verified": 1, "request.completed": 1, "identities.dropped": 1}
-		if diff := cmp.Diff(want, auditTypes(t, st, id)); diff != "" {
+		if diff := cmp.Diff(want, auditTypes(t, st, r.ID)); diff != "" {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
 	})
@@ -268,16 +281,9 @@ func TestFullReportsCrashRerunReadsLedger(t *testing.T) {
 	eachDialect(t, func(t *testing.T, st store.Store) {
 		target := newLedgerTarget()
 		target.put(email, 3)
-		cfg := testConfig()
-		cfg.JobTimeout = time.Second
-		cfg.RescueStuckJobsAfter = 2 * time.Second
-		p := build(t, st, cfg, Target{"t", target})
-		id := submit(t, st, p, email)
-		killedAfterStart(t, st, p, id, "t")
-		target.eraseOne(id, email) // committed by the killed attempt
-		startBuilt(t, p)
-		r := waitDone(t, st, id, lethe.StatusCompleted)
-		waitIdle(t, p)
+		r := rerunAfterKill(t, st, target, func(id string) {
+			target.eraseOne(id, email) // committed by the killed attempt
+		})
 		wantLedgerCounted(t, target, r, "killed")
 		if target.held(email) != 0 {
 			t.Error("data left")
