@@ -191,6 +191,27 @@ type BatchEraser interface {
 	EraseBatch(ctx context.Context, subjects []Subject) ([]lethe.Report, error)
 }
 
+// BatchVerifier is implemented by connectors that can verify several
+// subjects of one target in fewer statements than one Verify call each (a
+// SQL target asks once whether any of the subjects' rows is left). The
+// pipeline finds it by type assertion and may hand it the subjects of
+// verifications that are waiting together; a connector without it gets
+// one Verify call per subject.
+//
+// VerifyBatch verifies every subject in subjects as Verify would and
+// returns one answer per subject, in the order given (len(result) ==
+// len(subjects)): nil when nothing erasable of that subject is left,
+// otherwise the error its own Verify would return, saying what remains of
+// that subject alone. Another subject's rows, shared ones included, never
+// make an answer fail or pass that its own Verify would not. Whatever a
+// Verify does when it passes (a SQL target forgets the key values it kept
+// for it) is done for each subject that passes, and only for those.
+// Identity values never appear in an answer. The subjects must have
+// distinct RequestIDs.
+type BatchVerifier interface {
+	VerifyBatch(ctx context.Context, subjects []Subject) []error
+}
+
 // Validator is implemented by connectors that can check their
 // configuration against the live system (tables exist, keys are reachable)
 // at start, before any request runs.

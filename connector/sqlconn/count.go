@@ -14,24 +14,51 @@ import (
 const maxArgsPerStmt = 30000
 
 // countAll counts the subject's rows of each of tables, or with exists
-// only says 1 or 0 for each, stopping at the first row. The tables are
-// counted in one statement (a scalar subquery per table) unless their
-// conditions together carry too many parameters.
+// only says 1 or 0 for each, stopping at the first row (see countProbes).
 func (c *Connector) countAll(ctx context.Context, tables []*table, m *matcher, s schema, exists bool) (map[*table]int64, error) {
-	term := func(q *query, t *table) string { return c.countOf(q, t, m, s, exists) }
-	out := map[*table]int64{}
-	var groups [][]*table
-	var group []*table
+	probes := make([]probe, len(tables))
+	for i, t := range tables {
+		probes[i] = probe{t, m}
+	}
+	n, err := c.countProbes(ctx, probes, s, exists)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[*table]int64, len(tables))
+	for i, t := range tables {
+		out[t] = n[i]
+	}
+	return out, nil
+}
+
+// probe is one count of a statement that counts several: the rows of t
+// that m matches.
+type probe struct {
+	t *table
+	m *matcher
+}
+
+// countProbes counts the rows of each probe, or with exists only says 1
+// or 0 for each, stopping at the first row: n[i] is probes[i]'s, 0 when
+// nothing can match. The probes are counted in one statement (a scalar
+// subquery each) unless their conditions together carry too many
+// parameters, so the tables of one subject, or of several subjects each
+// matched apart, cost one statement.
+func (c *Connector) countProbes(ctx context.Context, probes []probe, s schema, exists bool) ([]int64, error) {
+	term := func(q *query, p probe) string { return c.countOf(q, p.t, p.m, s, exists) }
+	out := make([]int64, len(probes))
+	var groups [][]int
+	var group []int
 	args := 0
-	for _, t := range tables {
+	for i, p := range probes {
 		q := &query{d: c.d}
-		if term(q, t) == "" {
+		if term(q, p) == "" {
 			continue
 		}
 		if len(group) > 0 && args+len(q.args) > maxArgsPerStmt {
 			groups, group, args = append(groups, group), nil, 0
 		}
-		group = append(group, t)
+		group = append(group, i)
 		args += len(q.args)
 	}
 	if len(group) > 0 {
@@ -40,19 +67,19 @@ func (c *Connector) countAll(ctx context.Context, tables []*table, m *matcher, s
 	for _, g := range groups {
 		q := &query{d: c.d}
 		cols := make([]string, len(g))
-		for i, t := range g {
-			cols[i] = term(q, t)
+		for j, i := range g {
+			cols[j] = term(q, probes[i])
 		}
 		dst := make([]int64, len(g))
 		ptrs := make([]any, len(g))
-		for i := range dst {
-			ptrs[i] = &dst[i]
+		for j := range dst {
+			ptrs[j] = &dst[j]
 		}
 		if err := c.scanOne(ctx, nil, "SELECT "+strings.Join(cols, ", "), q.args, ptrs...); err != nil {
 			return nil, err
 		}
-		for i, t := range g {
-			out[t] = dst[i]
+		for j, i := range g {
+			out[i] = dst[j]
 		}
 	}
 	return out, nil
@@ -103,51 +130,7 @@ func (c *Connector) Plan(ctx context.Context, subj connector.Subject) (lethe.Rep
 // found. Pseudonymized rows no longer match: their identity and
 // reference columns were rewritten (compile insists on it). One statement
 // asks whether any row is left; only when one is are they counted, for
-// the error.
+// the error. It is a VerifyBatch of one subject.
 func (c *Connector) Verify(ctx context.Context, subj connector.Subject) error {
-	v := valuesOf(subj.Identities)
-	s, m, err := c.begin(ctx, "verify", v, c.tables)
-	if err != nil {
-		return err
-	}
-	if err := c.ensureLedger(ctx); err != nil {
-		return redact(err, v.all())
-	}
-	if err := c.loadErased(ctx, []string{subj.RequestID}, []*matcher{m}); err != nil {
-		return redact(fmt.Errorf("target %q: %w", c.name, err), v.all())
-	}
-	var check []*table
-	for _, t := range c.tables {
-		if t.Action != lethe.ActionRetain {
-			check = append(check, t)
-		}
-	}
-	found, err := c.countAll(ctx, check, m, s, true)
-	if err != nil {
-		return c.failOp(v, "verify", err)
-	}
-	var remain []*table
-	for _, t := range check {
-		if found[t] > 0 {
-			remain = append(remain, t)
-		}
-	}
-	if len(remain) > 0 {
-		n, err := c.countAll(ctx, remain, m, s, false)
-		if err != nil {
-			return c.failOp(v, "verify", err)
-		}
-		left := make([]string, len(remain))
-		for i, t := range remain {
-			left[i] = fmt.Sprintf("%s (%d rows, %s)", t.Name, n[t], t.Action)
-		}
-		return fmt.Errorf("target %q: subject data remains in %s", c.name, strings.Join(left, ", "))
-	}
-	// Nothing is left: the key values kept for this check go too. A
-	// later re-check still finds children by the subject's identity
-	// values.
-	if err := c.forgetErased(ctx, subj.RequestID); err != nil {
-		return redact(fmt.Errorf("target %q: %w", c.name, err), v.all())
-	}
-	return nil
+	return c.VerifyBatch(ctx, []connector.Subject{subj})[0]
 }

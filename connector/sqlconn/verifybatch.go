@@ -1,0 +1,192 @@
+package sqlconn
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/lethe-privacy/lethe"
+	"github.com/lethe-privacy/lethe/connector"
+)
+
+var _ connector.BatchVerifier = (*Connector)(nil)
+
+// VerifyBatch implements connector.BatchVerifier: the statements of one
+// Verify serve every subject. One candidate step matches them all, one
+// read of the ledger loads every request's kept keys, and one statement
+// asks whether any subject's row is left in any table, over the union of
+// their matches; when none is (the common case), one statement forgets
+// every request's kept keys. Only when a row is left are the subjects'
+// rows of the tables that hold one counted, each subject matched apart,
+// in one statement, so that each answer names exactly that subject's rows.
+func (c *Connector) VerifyBatch(ctx context.Context, subjects []connector.Subject) []error {
+	out := make([]error, len(subjects))
+	seen := map[string]bool{}
+	for _, s := range subjects {
+		if seen[s.RequestID] {
+			err := fmt.Errorf("target %q: verify batch: a request id is listed twice", c.name)
+			for i := range out {
+				out[i] = err
+			}
+			return out
+		}
+		seen[s.RequestID] = true
+	}
+	err := c.verify(ctx, subjects, out)
+	switch {
+	case err == nil:
+	case len(subjects) == 1:
+		out[0] = err
+	default:
+		// A step the subjects share failed. Each is verified alone, so
+		// that its answer is the one its own Verify gives: an error about
+		// its own values only (one subject's value matching too many rows
+		// does not fail the others), and a pass where it passes.
+		for i := range subjects {
+			out[i] = c.VerifyBatch(ctx, subjects[i:i+1])[0]
+		}
+	}
+	return out
+}
+
+// verify is VerifyBatch's one run: it sets out[i] to the error of each
+// subject with rows left, forgets the kept keys of the others, and
+// returns an error when a step shared by the subjects failed.
+func (c *Connector) verify(ctx context.Context, subjects []connector.Subject, out []error) error {
+	if len(subjects) == 0 {
+		return nil
+	}
+	var given []lethe.Identity
+	for _, subj := range subjects {
+		given = append(given, subj.Identities...)
+	}
+	all := valuesOf(given)
+	if err := ctx.Err(); err != nil {
+		return redact(fmt.Errorf("target %q: verify: %w", c.name, err), all.all())
+	}
+	s, err := c.loadSchema(ctx)
+	if err != nil {
+		return redact(err, all.all())
+	}
+	// One candidate query per column for every subject's values; each
+	// subject's matcher is then read from the memo. The matcher of all
+	// the values is the union of the subjects': every term of where is
+	// a disjunction of their values, keys and kept keys.
+	memo := matchMemo{}
+	union, err := c.matchTables(ctx, all, s, c.tables, memo)
+	if err != nil {
+		return c.failOp(all, "verify", err)
+	}
+	ms := []*matcher{union}
+	if len(subjects) > 1 {
+		ms = make([]*matcher, len(subjects))
+		for i, subj := range subjects {
+			if ms[i], err = c.matchTables(ctx, valuesOf(subj.Identities), s, c.tables, memo); err != nil {
+				return c.failOp(all, "verify", err)
+			}
+		}
+	}
+	if err := c.ensureLedger(ctx); err != nil {
+		return redact(err, all.all())
+	}
+	ids := make([]string, len(subjects))
+	for i, subj := range subjects {
+		ids[i] = subj.RequestID
+	}
+	if err := c.loadErased(ctx, ids, ms); err != nil {
+		return redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+	}
+	if len(subjects) > 1 {
+		union.erased = unionErased(ms)
+	}
+	var check []*table
+	for _, t := range c.tables {
+		if t.Action != lethe.ActionRetain {
+			check = append(check, t)
+		}
+	}
+	found, err := c.countAll(ctx, check, union, s, true)
+	if err != nil {
+		return c.failOp(all, "verify", err)
+	}
+	var left []*table
+	for _, t := range check {
+		if found[t] > 0 {
+			left = append(left, t)
+		}
+	}
+	var probes []probe
+	for _, m := range ms {
+		for _, t := range left {
+			probes = append(probes, probe{t, m})
+		}
+	}
+	n, err := c.countProbes(ctx, probes, s, false)
+	if err != nil {
+		return c.failOp(all, "verify", err)
+	}
+	var clean []string
+	for i, subj := range subjects {
+		var remain []string
+		for j, t := range left {
+			if k := n[i*len(left)+j]; k > 0 {
+				remain = append(remain, fmt.Sprintf("%s (%d rows, %s)", t.Name, k, t.Action))
+			}
+		}
+		if len(remain) > 0 {
+			out[i] = fmt.Errorf("target %q: subject data remains in %s", c.name, strings.Join(remain, ", "))
+			continue
+		}
+		clean = append(clean, subj.RequestID)
+	}
+	// Nothing is left of these subjects: the key values kept for this
+	// check go too. A later re-check still finds children by the
+	// subject's identity values.
+	if err := c.forgetErasedOf(ctx, clean); err != nil {
+		return redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+	}
+	return nil
+}
+
+// unionErased merges the subjects' kept keys (matcher.erased), each value
+// once.
+func unionErased(ms []*matcher) map[*table]map[string][]string {
+	type kept struct {
+		t        *table
+		col, val string
+	}
+	seen := map[kept]bool{}
+	out := map[*table]map[string][]string{}
+	for _, m := range ms {
+		for t, cols := range m.erased {
+			if out[t] == nil {
+				out[t] = map[string][]string{}
+			}
+			for col, vals := range cols {
+				for _, v := range vals {
+					if k := (kept{t, col, v}); !seen[k] {
+						seen[k] = true
+						out[t][col] = append(out[t][col], v)
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// forgetErasedOf drops, in one statement, the kept key values of the
+// requests whose Verify passed.
+func (c *Connector) forgetErasedOf(ctx context.Context, requestIDs []string) error {
+	if len(requestIDs) == 0 {
+		return nil
+	}
+	q := &query{d: c.d}
+	ph := make([]string, len(requestIDs))
+	for i, id := range requestIDs {
+		ph[i] = q.arg(id)
+	}
+	stmt := fmt.Sprintf("DELETE FROM %s WHERE request_id IN (%s) AND target = %s", ledgerKeysTable, strings.Join(ph, ", "), q.arg(c.name))
+	_, err := c.execContext(ctx, nil, stmt, q.args...)
+	return err
+}
