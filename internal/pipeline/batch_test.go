@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -155,6 +157,129 @@ func TestKilledInsideEraseBatch(t *testing.T) {
 		}
 		if target.held(bystander) != 7 {
 			t.Error("the bystander's rows were touched")
+		}
+	})
+}
+
+// verifyMem is memTarget with VerifyBatch, answering each subject from its
+// own rows alone; Erase leaves one row of late behind (a late writer). The
+// first batch waits for gate. Verify calls outside a batch are noted.
+type verifyMem struct {
+	*memTarget
+	late    lethe.Identity
+	gate    chan struct{}
+	entered chan struct{}
+	mu      sync.Mutex
+	sizes   []int
+	alone   []string // the request of each Verify call
+}
+
+var _ connector.BatchVerifier = (*verifyMem)(nil)
+
+func (v *verifyMem) Erase(ctx context.Context, s connector.Subject) (lethe.Report, error) {
+	rep, err := v.memTarget.Erase(ctx, s)
+	if slices.Contains(s.Identities, v.late) {
+		v.put(v.late, 1)
+	}
+	return rep, err
+}
+
+func (v *verifyMem) Verify(ctx context.Context, s connector.Subject) error {
+	v.mu.Lock()
+	v.alone = append(v.alone, s.RequestID)
+	v.mu.Unlock()
+	return v.memTarget.Verify(ctx, s)
+}
+
+func (v *verifyMem) VerifyBatch(ctx context.Context, subjects []connector.Subject) []error {
+	v.mu.Lock()
+	v.sizes = append(v.sizes, len(subjects))
+	first := len(v.sizes) == 1
+	v.mu.Unlock()
+	if first {
+		v.entered <- struct{}{}
+		<-v.gate
+	}
+	out := make([]error, len(subjects))
+	for i, s := range subjects {
+		for _, id := range s.Identities {
+			if n := v.held(id); n > 0 {
+				out[i] = fmt.Errorf("%d rows left for %s", n, id.Value)
+			}
+		}
+	}
+	return out
+}
+
+// TestQueuedSubjectsVerifyInOneBatch: requests whose verification reaches
+// a batch-capable target while a batch runs are verified together in the
+// next one, and each gets its own answer: the one subject with a row left
+// fails (and only it is verified again, alone, by its verify job), the
+// others complete at once.
+func TestQueuedSubjectsVerifyInOneBatch(t *testing.T) {
+	t.Parallel()
+	eachDialect(t, func(t *testing.T, st store.Store) {
+		const n, dirty = 5, 2
+		target := &verifyMem{memTarget: newMemTarget(), late: subjectEmail(dirty),
+			gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+		for i := range n {
+			target.put(subjectEmail(i), int64(i+1))
+		}
+		cfg := testConfig()
+		cfg.MaxAttempts = 3
+		p := start(t, st, cfg, Target{"t", target})
+
+		ids := []string{submit(t, st, p, subjectEmail(0))}
+		select {
+		case <-target.entered:
+		case <-time.After(waitTimeout):
+			t.Fatal("the first verify batch never started")
+		}
+		for i := 1; i < n; i++ {
+			ids = append(ids, submit(t, st, p, subjectEmail(i)))
+		}
+		b := p.verifiers["t"]
+		deadline := time.Now().Add(waitTimeout)
+		for {
+			b.mu.Lock()
+			queued := len(b.queue)
+			b.mu.Unlock()
+			if queued == n-1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d subjects queued behind the first verify batch, want %d", queued, n-1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		close(target.gate)
+
+		for i, id := range ids {
+			if i == dirty {
+				task := taskOf(t, waitDone(t, st, id, lethe.StatusFailed), "t")
+				if task.State != lethe.TaskFailed || !strings.Contains(task.LastError, "rows left") {
+					t.Errorf("subject %d: task %s, %q; want failed with the row left", i, task.State, task.LastError)
+				}
+				for j := range n {
+					assertNoValue(t, "LastError", task.LastError, subjectEmail(j))
+				}
+				continue
+			}
+			task := taskOf(t, waitDone(t, st, id, lethe.StatusCompleted), "t")
+			if got := task.Report.Total(); got != int64(i+1) {
+				t.Errorf("subject %d: %d rows, want %d", i, got, i+1)
+			}
+		}
+		target.mu.Lock()
+		sizes, alone := slices.Clone(target.sizes), slices.Clone(target.alone)
+		target.mu.Unlock()
+		if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != n-1 {
+			t.Errorf("verify batch sizes = %v, want [1 %d]", sizes, n-1)
+		}
+		// The verify job retries the failed verification alone, up to
+		// MaxAttempts in all; a clean subject is never verified again.
+		if len(alone) != cfg.MaxAttempts-1 || slices.ContainsFunc(alone, func(r string) bool { return r != ids[dirty] }) {
+			t.Errorf("Verify calls outside a batch were for %v; want %d, all for the subject with a row left (%s)", alone, cfg.MaxAttempts-1, ids[dirty])
 		}
 	})
 }

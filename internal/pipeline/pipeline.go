@@ -78,6 +78,8 @@ type Pipeline struct {
 	// batchers erase the queued subjects of a target whose connector
 	// erases several at once (connector.BatchEraser) in one batch.
 	batchers map[string]*eraseBatcher
+	// verifiers verify them together likewise (connector.BatchVerifier).
+	verifiers map[string]*verifyBatcher
 
 	// stopping is set by Stop: a connector call cut short by shutdown is
 	// not the target's fault, so it must not count towards failing a task.
@@ -133,6 +135,12 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 				p.batchers = map[string]*eraseBatcher{}
 			}
 			p.batchers[t.Name] = newEraseBatcher(log, t.Name, be, cfg.Workers)
+		}
+		if bv, ok := t.Conn.(connector.BatchVerifier); ok && answersAtOnce(t.Conn) {
+			if p.verifiers == nil {
+				p.verifiers = map[string]*verifyBatcher{}
+			}
+			p.verifiers[t.Name] = newVerifyBatcher(log, t.Name, bv, cfg.Workers)
 		}
 	}
 
