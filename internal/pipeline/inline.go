@@ -122,7 +122,8 @@ func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, 
 		queued = append(queued, verifyJob(requestID))
 	}
 	started := false
-	err := p.st.InTx(bctx, func(tx store.Tx) error {
+	err := p.starts.inTx(bctx, requestID, func(tx store.Tx) error {
+		started = false
 		ok, err := tx.UpdateRequestState(bctx, store.UpdateRequestStateParams{
 			ID: requestID, From: resolveFrom, FromStage: []lethe.Stage{lethe.StageResolve},
 			To: lethe.StatusRunning, ToStage: stage, At: p.now(), Reach: res.reach,
@@ -252,7 +253,7 @@ func (p *Pipeline) endStraight(ctx, jctx context.Context, job *rivertype.JobRow,
 	}
 	var ends []ended
 	var finished lethe.Status
-	_, err := p.commit(ctx, job, "erase", func(tx store.Tx) (bool, error) {
+	_, err := p.commitIn(ctx, p.ends, requestID, job, "erase", func(tx store.Tx) (bool, error) {
 		ends, finished = nil, ""
 		req, err := tx.LockRequest(ctx, requestID)
 		if err != nil {

@@ -80,6 +80,9 @@ type Pipeline struct {
 	batchers map[string]*eraseBatcher
 	// verifiers verify them together likewise (connector.BatchVerifier).
 	verifiers map[string]*verifyBatcher
+	// starts and ends share the transactions of requests going straight
+	// through (inline.go) that start erasing, or end, together.
+	starts, ends *txGroup
 
 	// stopping is set by Stop: a connector call cut short by shutdown is
 	// not the target's fault, so it must not count towards failing a task.
@@ -121,6 +124,8 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 		byName:  make(map[string]connector.Connector, len(targets)),
 		log:     log,
 		obs:     obs,
+		starts:  newTxGroup(st, cfg.Workers),
+		ends:    newTxGroup(st, cfg.Workers),
 	}
 	for _, t := range targets {
 		if t.Name == "" || t.Conn == nil {

@@ -104,8 +104,20 @@ func (p *Pipeline) appendAudit(ctx context.Context, tx store.Tx, events ...*leth
 // the next jobs; then job completes whether or not change happened, so a
 // duplicate or a rerun ends here too. It reports whether change happened.
 func (p *Pipeline) commit(ctx context.Context, job *rivertype.JobRow, step string, change func(tx store.Tx) (bool, error)) (bool, error) {
+	return p.commitIn(ctx, nil, "", job, step, change)
+}
+
+// commitIn is commit, for request requestID in a transaction shared with
+// the other callers of g (txGroup) when g is not nil: change must then be
+// safe to run again after a rollback.
+func (p *Pipeline) commitIn(ctx context.Context, g *txGroup, requestID string, job *rivertype.JobRow, step string, change func(tx store.Tx) (bool, error)) (bool, error) {
 	var changed bool
-	err := p.st.InTx(ctx, func(tx store.Tx) error {
+	inTx := p.st.InTx
+	if g != nil {
+		inTx = func(ctx context.Context, fn func(store.Tx) error) error { return g.inTx(ctx, requestID, fn) }
+	}
+	err := inTx(ctx, func(tx store.Tx) error {
+		changed = false
 		ok, err := change(tx)
 		if err != nil {
 			return fmt.Errorf("%s: %w", step, err)

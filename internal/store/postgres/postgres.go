@@ -151,6 +151,9 @@ var dialect = &sqlstore.Dialect{
 	// no row to lock), appends to different chains do not. The prefix
 	// keeps lethe's keys apart from other users of advisory locks.
 	LockAuditChain: `SELECT pg_advisory_xact_lock(hashtextextended('lethe.audit:' || ?, 0))`,
+	// The same locks of many chains, taken in the order of the array (a
+	// function scan reads it in order; nothing sorts it).
+	LockAuditChains: `SELECT pg_advisory_xact_lock(hashtextextended('lethe.audit:' || id, 0)) FROM unnest(CAST(? AS text[])) AS id`,
 	WritableCTE:    true,
 	EncodeTime: func(t time.Time) any {
 		return t

@@ -76,6 +76,10 @@ type Dialect struct {
 	// instead of forking the chain. Empty where transactions already
 	// serialise writers.
 	LockAuditChain string
+	// LockAuditChains takes LockAuditChain's lock of every request id in
+	// an array parameter, in the array's order, in one statement. Set
+	// when LockAuditChain is.
+	LockAuditChains string
 	// WritableCTE: a WITH clause may hold an INSERT ... RETURNING whose
 	// rows the statement's SELECT reads, so a transaction's pending audit
 	// events and a read of a chain go in one statement (ListAudit).

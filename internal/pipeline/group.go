@@ -1,0 +1,154 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/lethe-privacy/lethe/internal/store"
+)
+
+// txGroup runs the transactions of requests that reach the same point
+// together as one store transaction: while one group's transaction runs,
+// the callers arriving queue up, and the next group takes them all (up
+// to max). Nothing waits for a group to fill: a lone caller is a group of
+// one, in a transaction of its own as before. A group shares its begin,
+// its commit (one flush of the log, one lock of SQLite's single writer),
+// and every statement the store defers to the commit (a transaction's
+// audit events are one INSERT).
+//
+// Each member's work is unchanged and still atomic: the group's
+// transaction commits all of it or none, so a crash leaves every member
+// exactly where a crash of its own transaction would. When the group's
+// transaction fails (a member's error, a lost race, a deadlock), it rolls
+// back and every member runs again in a transaction of its own, so each
+// gets the outcome and the error it would have had alone: a member's fn
+// must therefore be safe to run again after a rollback (set its results
+// afresh on every run). Members run in request order, so two groups lock
+// the rows of requests they both touch in the same order.
+type txGroup struct {
+	st  store.Store
+	max int
+
+	mu    sync.Mutex
+	queue []*groupCall
+	busy  bool
+}
+
+type groupCall struct {
+	ctx  context.Context
+	key  string // the request's id: the order members run in
+	fn   func(store.Tx) error
+	err  error
+	done chan struct{} // closed when err is set
+	lead chan struct{} // closed when this caller is to lead
+}
+
+func newTxGroup(st store.Store, max int) *txGroup {
+	return &txGroup{st: st, max: max}
+}
+
+// inTx runs fn in a transaction, shared with the callers waiting with it.
+func (g *txGroup) inTx(ctx context.Context, key string, fn func(store.Tx) error) error {
+	c := &groupCall{ctx: ctx, key: key, fn: fn, done: make(chan struct{}), lead: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	leading := !g.busy
+	g.busy = true
+	g.mu.Unlock()
+	if !leading {
+		select {
+		case <-c.done:
+			return c.err
+		case <-c.lead:
+		}
+	}
+	// A leader is at the front of the queue, so its own call is in the
+	// group it takes: it runs that one, then hands the lead to the oldest
+	// caller waiting.
+	g.mu.Lock()
+	members := g.take()
+	g.mu.Unlock()
+	g.run(members)
+	g.mu.Lock()
+	if len(g.queue) == 0 {
+		g.busy = false
+	} else {
+		close(g.queue[0].lead)
+	}
+	g.mu.Unlock()
+	return c.err
+}
+
+// take removes the next group from the queue: up to max callers in
+// arrival order, one per request (another job of a request already in
+// the group waits for the next, so no member sees a row another member
+// of its group changed).
+func (g *txGroup) take() []*groupCall {
+	var members, rest []*groupCall
+	keys := map[string]bool{}
+	for _, c := range g.queue {
+		if len(members) < g.max && !keys[c.key] {
+			keys[c.key] = true
+			members = append(members, c)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	g.queue = rest
+	return members
+}
+
+// chainLocker is a transaction that takes the locks and heads of many
+// audit chains in a few statements (the SQL stores' LockChains).
+type chainLocker interface {
+	LockChains(ctx context.Context, requestIDs []string) error
+}
+
+// errMemberFailed stops a group's transaction at a member's error; the
+// member's own error is the one it gets when it runs alone.
+var errMemberFailed = errors.New("a member of the group failed")
+
+func (g *txGroup) run(members []*groupCall) {
+	defer func() {
+		for _, m := range members {
+			close(m.done)
+		}
+	}()
+	if len(members) == 1 {
+		m := members[0]
+		m.err = g.st.InTx(m.ctx, m.fn)
+		return
+	}
+	slices.SortFunc(members, func(a, b *groupCall) int { return strings.Compare(a.key, b.key) })
+	// The transaction is begun and committed under the first member's
+	// context; every statement runs under its own member's.
+	err := g.st.InTx(members[0].ctx, func(tx store.Tx) error {
+		// Every member appends to its request's audit chain: the chains'
+		// locks and heads are taken for all of them at once.
+		if l, ok := tx.(chainLocker); ok {
+			keys := make([]string, len(members))
+			for i, m := range members {
+				keys[i] = m.key
+			}
+			if err := l.LockChains(members[0].ctx, keys); err != nil {
+				return err
+			}
+		}
+		for _, m := range members {
+			if m.ctx.Err() != nil || m.fn(tx) != nil {
+				return errMemberFailed
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return
+	}
+	parallel(len(members), func(i int) {
+		m := members[i]
+		m.err = g.st.InTx(m.ctx, m.fn)
+	})
+}
