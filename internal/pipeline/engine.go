@@ -31,9 +31,10 @@ type engine interface {
 	stop(ctx context.Context) error
 	stopAndCancel(ctx context.Context) error
 	insertTx(ctx context.Context, tx store.Tx, jobs []river.InsertManyParams) error
-	// completeTx marks the running job completed inside tx, so the job ends
-	// exactly when the state change it made commits.
-	completeTx(ctx context.Context, tx store.Tx, job *rivertype.JobRow) error
+	// completeTx marks the running jobs completed inside tx, in one
+	// statement, so each job ends exactly when the state change it made
+	// commits.
+	completeTx(ctx context.Context, tx store.Tx, jobs ...*rivertype.JobRow) error
 	countByState(ctx context.Context) (map[rivertype.JobState]int, error)
 }
 
@@ -226,13 +227,40 @@ type anyArgs struct{}
 
 func (anyArgs) Kind() string { return "lethe.any" }
 
-func (e *riverEngine[TDriver, TTx]) completeTx(ctx context.Context, tx store.Tx, job *rivertype.JobRow) error {
+func (e *riverEngine[TDriver, TTx]) completeTx(ctx context.Context, tx store.Tx, jobs ...*rivertype.JobRow) error {
+	if len(jobs) == 0 {
+		return nil
+	}
 	t, err := e.tx(tx)
 	if err != nil {
 		return err
 	}
-	if _, err := river.JobCompleteTx[TDriver](ctx, t, &river.Job[anyArgs]{JobRow: job}); err != nil {
-		return fmt.Errorf("complete job %d: %w", job.ID, err)
+	// What river.JobCompleteTx does for one job, for all of them: lethe's
+	// workers record no metadata, so there is none to merge.
+	now := time.Now()
+	params := &riverdriver.JobSetStateIfRunningManyParams{Schema: e.client.Schema()}
+	for _, job := range jobs {
+		if job.State != rivertype.JobStateRunning {
+			return fmt.Errorf("complete job %d: it is %s, not running", job.ID, job.State)
+		}
+		one := riverdriver.JobSetStateCompleted(job.ID, now, nil)
+		params.ID = append(params.ID, one.ID)
+		params.Attempt = append(params.Attempt, one.Attempt)
+		params.ErrData = append(params.ErrData, one.ErrData)
+		params.FinalizedAt = append(params.FinalizedAt, one.FinalizedAt)
+		params.MetadataDoMerge = append(params.MetadataDoMerge, false)
+		params.MetadataUpdates = append(params.MetadataUpdates, nil)
+		params.ScheduledAt = append(params.ScheduledAt, one.ScheduledAt)
+		params.State = append(params.State, one.State)
+	}
+	rows, err := e.client.Pilot().JobSetStateIfRunningMany(ctx, e.client.Driver().UnwrapExecutor(t), params)
+	if err != nil {
+		return fmt.Errorf("complete jobs: %w", err)
+	}
+	if len(rows) != len(jobs) {
+		// A job not running in the table any more: another process
+		// rescued and took it. Its change must not commit under this one.
+		return fmt.Errorf("complete jobs: %d of %d were still running", len(rows), len(jobs))
 	}
 	return nil
 }

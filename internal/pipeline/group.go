@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/riverqueue/river/rivertype"
+
 	"github.com/lethe-privacy/lethe/internal/store"
 )
 
@@ -31,6 +33,9 @@ import (
 type txGroup struct {
 	st  store.Store
 	max int
+	// complete marks members' jobs completed in the transaction, all of
+	// them in one statement (engine.completeTx).
+	complete func(ctx context.Context, tx store.Tx, jobs ...*rivertype.JobRow) error
 
 	mu    sync.Mutex
 	queue []*groupCall
@@ -41,18 +46,20 @@ type groupCall struct {
 	ctx  context.Context
 	key  string // the request's id: the order members run in
 	fn   func(store.Tx) error
+	job  *rivertype.JobRow // completed with fn's changes, when not nil
 	err  error
 	done chan struct{} // closed when err is set
 	lead chan struct{} // closed when this caller is to lead
 }
 
-func newTxGroup(st store.Store, max int) *txGroup {
-	return &txGroup{st: st, max: max}
+func newTxGroup(st store.Store, max int, complete func(ctx context.Context, tx store.Tx, jobs ...*rivertype.JobRow) error) *txGroup {
+	return &txGroup{st: st, max: max, complete: complete}
 }
 
-// inTx runs fn in a transaction, shared with the callers waiting with it.
-func (g *txGroup) inTx(ctx context.Context, key string, fn func(store.Tx) error) error {
-	c := &groupCall{ctx: ctx, key: key, fn: fn, done: make(chan struct{}), lead: make(chan struct{})}
+// inTx runs fn, and completes job when it is not nil, in a transaction
+// shared with the callers waiting with it.
+func (g *txGroup) inTx(ctx context.Context, key string, job *rivertype.JobRow, fn func(store.Tx) error) error {
+	c := &groupCall{ctx: ctx, key: key, fn: fn, job: job, done: make(chan struct{}), lead: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, c)
 	leading := !g.busy
@@ -118,8 +125,7 @@ func (g *txGroup) run(members []*groupCall) {
 		}
 	}()
 	if len(members) == 1 {
-		m := members[0]
-		m.err = g.st.InTx(m.ctx, m.fn)
+		members[0].err = g.alone(members[0])
 		return
 	}
 	slices.SortFunc(members, func(a, b *groupCall) int { return strings.Compare(a.key, b.key) })
@@ -137,18 +143,37 @@ func (g *txGroup) run(members []*groupCall) {
 				return err
 			}
 		}
+		var jobs []*rivertype.JobRow
 		for _, m := range members {
 			if m.ctx.Err() != nil || m.fn(tx) != nil {
 				return errMemberFailed
 			}
+			if m.job != nil {
+				jobs = append(jobs, m.job)
+			}
 		}
-		return nil
+		if len(jobs) == 0 {
+			return nil
+		}
+		return g.complete(members[0].ctx, tx, jobs...)
 	})
 	if err == nil {
 		return
 	}
 	parallel(len(members), func(i int) {
-		m := members[i]
-		m.err = g.st.InTx(m.ctx, m.fn)
+		members[i].err = g.alone(members[i])
+	})
+}
+
+// alone runs m in a transaction of its own.
+func (g *txGroup) alone(m *groupCall) error {
+	return g.st.InTx(m.ctx, func(tx store.Tx) error {
+		if err := m.fn(tx); err != nil {
+			return err
+		}
+		if m.job == nil {
+			return nil
+		}
+		return g.complete(m.ctx, tx, m.job)
 	})
 }

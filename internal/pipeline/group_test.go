@@ -24,7 +24,7 @@ func groupRun(t *testing.T, g *txGroup, keys []string, fn func(i int, tx store.T
 	var mu sync.Mutex
 	gate, entered := make(chan struct{}), make(chan struct{})
 	call := func(i int) {
-		errs[i] = g.inTx(context.Background(), keys[i], func(tx store.Tx) error {
+		errs[i] = g.inTx(context.Background(), keys[i], nil, func(tx store.Tx) error {
 			mu.Lock()
 			txs[i] = append(txs[i], fmt.Sprintf("%p", tx))
 			mu.Unlock()
@@ -112,7 +112,7 @@ func TestTxGroupSharesOneTransaction(t *testing.T) {
 		// The first call leads alone; the others queue: ids[1..4], then
 		// ids[1] again, which must not join the group that holds ids[1].
 		keys := append(append([]string(nil), ids...), ids[1])
-		errs, txs := groupRun(t, newTxGroup(st, 10), keys, func(i int, tx store.Tx) error {
+		errs, txs := groupRun(t, newTxGroup(st, 10, nil), keys, func(i int, tx store.Tx) error {
 			return groupEvent(ctx, tx, keys[i], i)
 		})
 		for i, err := range errs {
@@ -153,7 +153,7 @@ func TestTxGroupMemberFailsAlone(t *testing.T) {
 			keys = append(keys, submit(t, st, p, subjectEmail(i)))
 		}
 		boom := errors.New("member 3 fails")
-		errs, txs := groupRun(t, newTxGroup(st, 10), keys, func(i int, tx store.Tx) error {
+		errs, txs := groupRun(t, newTxGroup(st, 10, nil), keys, func(i int, tx store.Tx) error {
 			if err := groupEvent(ctx, tx, keys[i], i); err != nil {
 				return err
 			}

@@ -122,7 +122,7 @@ func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, 
 		queued = append(queued, verifyJob(requestID))
 	}
 	started := false
-	err := p.starts.inTx(bctx, requestID, func(tx store.Tx) error {
+	err := p.starts.inTx(bctx, requestID, nil, func(tx store.Tx) error {
 		started = false
 		ok, err := tx.UpdateRequestState(bctx, store.UpdateRequestStateParams{
 			ID: requestID, From: resolveFrom, FromStage: []lethe.Stage{lethe.StageResolve},

@@ -124,9 +124,11 @@ func New(cfg Config, st store.Store, targets []Target, log *slog.Logger, obs Obs
 		byName:  make(map[string]connector.Connector, len(targets)),
 		log:     log,
 		obs:     obs,
-		starts:  newTxGroup(st, cfg.Workers),
-		ends:    newTxGroup(st, cfg.Workers),
 	}
+	complete := func(ctx context.Context, tx store.Tx, jobs ...*rivertype.JobRow) error {
+		return p.eng.completeTx(ctx, tx, jobs...)
+	}
+	p.starts, p.ends = newTxGroup(st, cfg.Workers, complete), newTxGroup(st, cfg.Workers, complete)
 	for _, t := range targets {
 		if t.Name == "" || t.Conn == nil {
 			return nil, errors.New("pipeline: every target needs a Name and a Conn")

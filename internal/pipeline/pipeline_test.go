@@ -504,6 +504,14 @@ func TestManyRequestsInParallel(t *testing.T) {
 		if got := a.count("erase") + b.count("erase"); got != 2*n {
 			t.Errorf("Erase calls = %d, want %d", got, 2*n)
 		}
+		// Requests ending together complete their jobs together
+		// (txGroup): every job must end, none with an error.
+		waitJobsFinalized(t, st)
+		for _, e := range riverJobErrors(t, st) {
+			if e != "" {
+				t.Errorf("a job recorded errors: %s", e)
+			}
+		}
 	})
 }
 

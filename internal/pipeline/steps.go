@@ -112,19 +112,27 @@ func (p *Pipeline) commit(ctx context.Context, job *rivertype.JobRow, step strin
 // safe to run again after a rollback.
 func (p *Pipeline) commitIn(ctx context.Context, g *txGroup, requestID string, job *rivertype.JobRow, step string, change func(tx store.Tx) (bool, error)) (bool, error) {
 	var changed bool
-	inTx := p.st.InTx
-	if g != nil {
-		inTx = func(ctx context.Context, fn func(store.Tx) error) error { return g.inTx(ctx, requestID, fn) }
-	}
-	err := inTx(ctx, func(tx store.Tx) error {
+	fn := func(tx store.Tx) error {
 		changed = false
 		ok, err := change(tx)
 		if err != nil {
 			return fmt.Errorf("%s: %w", step, err)
 		}
 		changed = ok
-		return p.eng.completeTx(ctx, tx, job)
-	})
+		return nil
+	}
+	var err error
+	if g != nil {
+		// The group completes its members' jobs together.
+		err = g.inTx(ctx, requestID, job, fn)
+	} else {
+		err = p.st.InTx(ctx, func(tx store.Tx) error {
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return p.eng.completeTx(ctx, tx, job)
+		})
+	}
 	if err == nil {
 		markCompleted(ctx)
 	}
