@@ -154,7 +154,7 @@ var dialect = &sqlstore.Dialect{
 	// The same locks of many chains, taken in the order of the array (a
 	// function scan reads it in order; nothing sorts it).
 	LockAuditChains: `SELECT pg_advisory_xact_lock(hashtextextended('lethe.audit:' || id, 0)) FROM unnest(CAST(? AS text[])) AS id`,
-	WritableCTE:    true,
+	WritableCTE:     true,
 	EncodeTime: func(t time.Time) any {
 		return t
 	},
