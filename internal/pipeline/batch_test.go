@@ -83,9 +83,7 @@ func TestQueuedSubjectsEraseInOneBatch(t *testing.T) {
 		b := p.batchers["t"]
 		deadline := time.Now().Add(waitTimeout)
 		for {
-			b.mu.Lock()
-			queued := len(b.queue)
-			b.mu.Unlock()
+			queued := b.queued()
 			if queued == n-1 {
 				break
 			}
@@ -241,9 +239,7 @@ func TestQueuedSubjectsVerifyInOneBatch(t *testing.T) {
 		b := p.verifiers["t"]
 		deadline := time.Now().Add(waitTimeout)
 		for {
-			b.mu.Lock()
-			queued := len(b.queue)
-			b.mu.Unlock()
+			queued := b.queued()
 			if queued == n-1 {
 				break
 			}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/riverqueue/river/rivertype"
 
@@ -13,13 +12,14 @@ import (
 )
 
 // txGroup runs the transactions of requests that reach the same point
-// together as one store transaction: while one group's transaction runs,
-// the callers arriving queue up, and the next group takes them all (up
-// to max). Nothing waits for a group to fill: a lone caller is a group of
-// one, in a transaction of its own as before. A group shares its begin,
-// its commit (one flush of the log, one lock of SQLite's single writer),
-// and every statement the store defers to the commit (a transaction's
-// audit events are one INSERT).
+// together as one store transaction, gathered as gather does (one call
+// per request, so no member sees a row another member of its group
+// changed). A lone caller is a group of one, in a transaction of its own
+// as before. A group shares its begin, its commit (one flush of the log,
+// one lock of SQLite's single writer), the completion of its members'
+// jobs, the locks and heads of their audit chains, and every statement
+// the store defers to the commit (a transaction's audit events are one
+// INSERT).
 //
 // Each member's work is unchanged and still atomic: the group's
 // transaction commits all of it or none, so a crash leaves every member
@@ -31,81 +31,31 @@ import (
 // afresh on every run). Members run in request order, so two groups lock
 // the rows of requests they both touch in the same order.
 type txGroup struct {
-	st  store.Store
-	max int
+	gather[*groupCall]
+	st store.Store
 	// complete marks members' jobs completed in the transaction, all of
 	// them in one statement (engine.completeTx).
 	complete func(ctx context.Context, tx store.Tx, jobs ...*rivertype.JobRow) error
-
-	mu    sync.Mutex
-	queue []*groupCall
-	busy  bool
 }
 
 type groupCall struct {
-	ctx  context.Context
-	key  string // the request's id: the order members run in
-	fn   func(store.Tx) error
-	job  *rivertype.JobRow // completed with fn's changes, when not nil
-	err  error
-	done chan struct{} // closed when err is set
-	lead chan struct{} // closed when this caller is to lead
+	ctx context.Context
+	key string // the request's id: the order members run in
+	fn  func(store.Tx) error
+	job *rivertype.JobRow // completed with fn's changes, when not nil
+	err error
 }
 
 func newTxGroup(st store.Store, max int, complete func(ctx context.Context, tx store.Tx, jobs ...*rivertype.JobRow) error) *txGroup {
-	return &txGroup{st: st, max: max, complete: complete}
+	return &txGroup{gather: gather[*groupCall]{max: max}, st: st, complete: complete}
 }
 
 // inTx runs fn, and completes job when it is not nil, in a transaction
 // shared with the callers waiting with it.
 func (g *txGroup) inTx(ctx context.Context, key string, job *rivertype.JobRow, fn func(store.Tx) error) error {
-	c := &groupCall{ctx: ctx, key: key, fn: fn, job: job, done: make(chan struct{}), lead: make(chan struct{})}
-	g.mu.Lock()
-	g.queue = append(g.queue, c)
-	leading := !g.busy
-	g.busy = true
-	g.mu.Unlock()
-	if !leading {
-		select {
-		case <-c.done:
-			return c.err
-		case <-c.lead:
-		}
-	}
-	// A leader is at the front of the queue, so its own call is in the
-	// group it takes: it runs that one, then hands the lead to the oldest
-	// caller waiting.
-	g.mu.Lock()
-	members := g.take()
-	g.mu.Unlock()
-	g.run(members)
-	g.mu.Lock()
-	if len(g.queue) == 0 {
-		g.busy = false
-	} else {
-		close(g.queue[0].lead)
-	}
-	g.mu.Unlock()
+	c := &groupCall{ctx: ctx, key: key, fn: fn, job: job}
+	g.do(key, c, g.run)
 	return c.err
-}
-
-// take removes the next group from the queue: up to max callers in
-// arrival order, one per request (another job of a request already in
-// the group waits for the next, so no member sees a row another member
-// of its group changed).
-func (g *txGroup) take() []*groupCall {
-	var members, rest []*groupCall
-	keys := map[string]bool{}
-	for _, c := range g.queue {
-		if len(members) < g.max && !keys[c.key] {
-			keys[c.key] = true
-			members = append(members, c)
-		} else {
-			rest = append(rest, c)
-		}
-	}
-	g.queue = rest
-	return members
 }
 
 // chainLocker is a transaction that takes the locks and heads of many
@@ -119,11 +69,6 @@ type chainLocker interface {
 var errMemberFailed = errors.New("a member of the group failed")
 
 func (g *txGroup) run(members []*groupCall) {
-	defer func() {
-		for _, m := range members {
-			close(m.done)
-		}
-	}()
 	if len(members) == 1 {
 		members[0].err = g.alone(members[0])
 		return

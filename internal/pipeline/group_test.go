@@ -43,9 +43,7 @@ func groupRun(t *testing.T, g *txGroup, keys []string, fn func(i int, tx store.T
 		wg.Go(func() { call(i) })
 		deadline := time.Now().Add(waitTimeout)
 		for {
-			g.mu.Lock()
-			queued := len(g.queue)
-			g.mu.Unlock()
+			queued := g.queued()
 			if queued == i {
 				break
 			}
