@@ -244,7 +244,13 @@ func TestRetriesThenCompletes(t *testing.T) {
 			t.Errorf("audit events (-want +got):\n%s", diff)
 		}
 		waitIdle(t, p)
+		// A step tells the observer after its transaction committed, so
+		// the jobs can be idle a moment before it has.
 		tasks, requests := obs.snapshot()
+		for deadline := time.Now().Add(waitTimeout); len(requests) == 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+			tasks, requests = obs.snapshot()
+		}
 		if diff := cmp.Diff([]string{"flaky:done:3", "steady:done:1"}, tasks); diff != "" {
 			t.Errorf("observed tasks (-want +got):\n%s", diff)
 		}
