@@ -200,7 +200,9 @@ func (e *erasure) run(ctx context.Context) error {
 		case lethe.ActionPseudonymize:
 			err = e.pseudonymizeRows(ctx, t)
 		case lethe.ActionRetain:
-			err = e.countRetained(ctx, t)
+			if len(e.subs) == 1 {
+				err = e.countRetained(ctx, t)
+			}
 		}
 		if err != nil {
 			return c.fail(e.all.v, "erase", t, err)
@@ -213,6 +215,22 @@ func (e *erasure) run(ctx context.Context) error {
 	}
 	if err := e.commit(ctx); err != nil {
 		return fmt.Errorf("target %q: erase: %w", c.name, err)
+	}
+	// A batch counts the retained rows once everything is committed, each
+	// subject's through the parent rows it erased itself (their kept
+	// keys) and by its own values: in its place, before the parents go, a
+	// subject would also count rows reached through a parent row an
+	// earlier subject of the batch erases, which one Erase after the
+	// other, and Changed, do not.
+	if len(e.subs) > 1 {
+		for _, t := range c.tables {
+			if t.Action != lethe.ActionRetain {
+				continue
+			}
+			if err := e.countRetained(ctx, t); err != nil {
+				return c.fail(e.all.v, "erase", t, err)
+			}
+		}
 	}
 	return nil
 }
@@ -303,6 +321,7 @@ func (e *erasure) commit(ctx context.Context) error {
 			sr.done[k] += n
 		}
 		clear(sr.lines)
+		sr.m.keep(e.c.tables, sr.keys)
 		sr.keys = nil
 	}
 	return nil
