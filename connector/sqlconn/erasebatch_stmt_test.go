@@ -3,6 +3,7 @@ package sqlconn_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -235,4 +236,73 @@ func shopState(tb testing.TB, s *shopdb.Shop) string {
 		}
 	}
 	return out
+}
+
+// TestEraseBatchDeclaredCascadePerSubject: the rows a declared ON DELETE
+// CASCADE removes are counted for the subject whose row they hang from,
+// as one Erase after the other counts them, with transactions of any
+// size; the second subject names the first's user by its email in
+// another case, so it shares every row and is reported none.
+func TestEraseBatchDeclaredCascadePerSubject(t *testing.T) {
+	seed := func(tb testing.TB, b testdb.TargetDB) (*shop, string) {
+		s, dsn := newDB(tb, b, slices.Concat(usersDDL, []string{
+			`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, amount BIGINT,
+				FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE)`})...)
+		for id := int64(1); id <= 3; id++ {
+			s.exec(tb, `INSERT INTO users VALUES (?, ?)`, id, fmt.Sprintf("u%d@example.com", id))
+			s.exec(tb, `INSERT INTO addresses VALUES (?, ?, ?)`, id*10, id, "Main St")
+			for k := range id + 1 {
+				s.exec(tb, `INSERT INTO invoices VALUES (?, ?, ?)`, id*10+k, id, 100*id+k)
+			}
+		}
+		return s, dsn
+	}
+	subs := []connector.Subject{
+		{RequestID: "req-c1", Identities: []lethe.Identity{{Type: lethe.IdentityUserID, Value: "1"}}},
+		{RequestID: "req-c2", Identities: []lethe.Identity{{Type: lethe.IdentityEmail, Value: "U1@Example.COM"}}},
+		{RequestID: "req-c3", Identities: []lethe.Identity{{Type: lethe.IdentityEmail, Value: "u3@example.com"}}},
+	}
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		for _, size := range []int{1000, 1} {
+			t.Run("batch_size="+strconv.Itoa(size), func(t *testing.T) {
+				ctx := context.Background()
+				tables := fmt.Sprintf(usersMap, "cascades: [invoices]")
+				batchDB, batchDSN := seed(t, b)
+				_, oneDSN := seed(t, b)
+				batchConn := openMapBatch(t, b, batchDSN, tables, size)
+				oneConn := openMapBatch(t, b, oneDSN, tables, size)
+				before := batchDB.counts(t, "users", "addresses", "invoices")
+				reps, err := batchConn.EraseBatch(ctx, subs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				after := batchDB.counts(t, "users", "addresses", "invoices")
+				var cascaded int64
+				for i, sub := range subs {
+					one, err := oneConn.Erase(ctx, sub)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got, want := reportLines(reps[i]), reportLines(one); got != want {
+						t.Errorf("subject %d: the batch reports\n  %s\none Erase after the other reports\n  %s", i, got, want)
+					}
+					changed, err := batchConn.Changed(ctx, sub)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got, want := reportLines(changed), reportLines(reps[i]); got != want {
+						t.Errorf("subject %d: the ledger says\n  %s\nthe batch reported\n  %s", i, got, want)
+					}
+					cascaded += rowsOf(reps[i], "invoices", lethe.ActionDelete)
+				}
+				if got, want := []int64{rowsOf(reps[0], "invoices", lethe.ActionDelete), rowsOf(reps[1], "invoices", lethe.ActionDelete),
+					rowsOf(reps[2], "invoices", lethe.ActionDelete)}, []int64{2, 0, 4}; !slices.Equal(got, want) {
+					t.Errorf("cascaded invoices per subject: %v, want %v", got, want)
+				}
+				if lost := before["invoices"] - after["invoices"]; cascaded != lost {
+					t.Errorf("the reports count %d cascaded invoices; the table lost %d", cascaded, lost)
+				}
+			})
+		}
+	})
 }
