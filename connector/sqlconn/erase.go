@@ -162,6 +162,9 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 			break
 		}
 	}
+	if len(e.subs) > 1 && e.oversized() {
+		return c.eraseHalves(ctx, subjects, e)
+	}
 	err = e.run(ctx)
 	if err != nil && e.rows > 0 && ctx.Err() == nil {
 		// The failed statement took the open transaction's earlier work
@@ -179,6 +182,45 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 	}
 	c.stmts.prepareWanted(ctx)
 	return e.reports(), err
+}
+
+// oversized reports whether a statement of the batch would carry more
+// parameters than the dialect allows: the union's lists and each
+// subject's terms again in the tag (a subject matching thousands of rows
+// by a confirmed column lists their keys). The margin covers the limit
+// and a pseudonymize step's last key.
+func (e *erasure) oversized() bool {
+	for _, t := range e.c.tables {
+		if t.Action == lethe.ActionRetain {
+			continue
+		}
+		q := &query{d: e.c.d}
+		e.tag(q, t)
+		e.c.where(q, t, e.all, e.s)
+		if len(q.args)+len(t.key)+1 > e.c.params {
+			return true
+		}
+	}
+	return false
+}
+
+// eraseHalves erases an oversized batch (see oversized) as two batches,
+// one after the other: the second is matched afresh once the first is
+// done, as an Erase after another would be, so a row the first half
+// pseudonymized is not found again through a key confirmed before. e
+// holds the batch's matching, whose reports (nothing changed yet) stand
+// for subjects a failed first half leaves unerased.
+func (c *Connector) eraseHalves(ctx context.Context, subjects []connector.Subject, e *erasure) ([]lethe.Report, error) {
+	reps := e.reports()
+	h := len(subjects) / 2
+	first, err := c.erase(ctx, subjects[:h])
+	copy(reps, first)
+	if err != nil {
+		return reps, err
+	}
+	rest, err := c.erase(ctx, subjects[h:])
+	copy(reps[h:], rest)
+	return reps, err
 }
 
 // failOp wraps an error of an operation that is not about one table.
