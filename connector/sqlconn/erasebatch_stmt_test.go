@@ -137,11 +137,25 @@ func TestEraseBatchSharedRowsAsOneByOne(t *testing.T) {
 		return s
 	}
 	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
-		for _, size := range []int{1000, 3} {
-			t.Run("batch_size="+strconv.Itoa(size), func(t *testing.T) {
+		// params: statements of the whole batch would carry too many
+		// parameters, so it is erased in parts.
+		for _, tc := range []struct{ size, params int }{{1000, 0}, {3, 0}, {1000, 24}} {
+			t.Run(fmt.Sprintf("batch_size=%d,params=%d", tc.size, tc.params), func(t *testing.T) {
 				ctx := context.Background()
+				size := tc.size
 				batchShop, oneShop := seed(t, b), seed(t, b)
-				batchConn := openValidated(t, "shop", shopMapWith(b.Driver, batchShop.DSN, size, "default_region: DE\n"))
+				var n counts
+				batchConn, err := sqlconn.NewOpenedBy(shopTarget(b.Driver, batchShop.DSN, size, "default_region: DE\n"), countingOpen(t, &n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { batchConn.Close() })
+				if err := batchConn.Validate(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if tc.params > 0 {
+					batchConn.SetParams(tc.params)
+				}
 				oneConn := openValidated(t, "shop", shopMapWith(b.Driver, oneShop.DSN, size, "default_region: DE\n"))
 				// Not resolved: each subject's rows are those its one
 				// identity reaches, so that the shared rows stay shared
@@ -154,6 +168,9 @@ func TestEraseBatchSharedRowsAsOneByOne(t *testing.T) {
 				reps, err := batchConn.EraseBatch(ctx, subs)
 				if err != nil {
 					t.Fatal(err)
+				}
+				if commits := n.commits.Load(); tc.params > 0 && commits < 2 {
+					t.Errorf("the batch too large for one statement per table committed %d times: it was not erased in parts", commits)
 				}
 				shared := false
 				for i, sub := range subs {
