@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/lethe-privacy/lethe"
@@ -38,10 +39,10 @@ func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Re
 }
 
 // EraseBatch implements connector.BatchEraser: the subjects' rows are
-// changed table by table, every subject's in turn, in transactions shared
-// by the subjects, each statement acting for one subject so that each
-// report counts exactly that subject's rows (a row two subjects share goes
-// to the first). One candidate query per matched column serves them all.
+// changed table by table in transactions shared by the subjects, each
+// statement acting for all of them (see tag for how each changed row is
+// counted for exactly one subject, the first that matches it). One
+// candidate query per matched column serves them all.
 func (c *Connector) EraseBatch(ctx context.Context, subjects []connector.Subject) ([]lethe.Report, error) {
 	seen := map[string]bool{}
 	for _, s := range subjects {
@@ -65,13 +66,16 @@ type erasure struct {
 	c    *Connector
 	s    schema
 	subs []*subjectRun
+	// all matches the rows of every subject (unionOf): the statements
+	// select by it.
+	all *matcher
 	// cascades are the declared cascades, read when a mapped table
 	// declares one: their lines go in the reports.
 	cascades []cascade
 	tx       *sql.Tx
 	rows     int64 // rows changed in tx
-	// stepwise commits after every table of every subject: the way a
-	// failed erasure runs again (see erase).
+	// stepwise commits after every table: the way a failed erasure runs
+	// again (see erase).
 	stepwise bool
 }
 
@@ -149,6 +153,7 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 	if err := c.loadErased(ctx, ids, matchers); err != nil {
 		return nil, redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
 	}
+	e.all = unionOf(matchers)
 	for _, t := range c.tables {
 		if len(t.Cascades) > 0 {
 			if e.cascades, err = c.cascades(ctx); err != nil {
@@ -156,6 +161,9 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 			}
 			break
 		}
+	}
+	if len(e.subs) > 1 && e.oversized() {
+		return c.eraseHalves(ctx, subjects, e)
 	}
 	err = e.run(ctx)
 	if err != nil && e.rows > 0 && ctx.Err() == nil {
@@ -176,6 +184,45 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 	return e.reports(), err
 }
 
+// oversized reports whether a statement of the batch would carry more
+// parameters than the dialect allows: the union's lists and each
+// subject's terms again in the tag (a subject matching thousands of rows
+// by a confirmed column lists their keys). The margin covers the limit
+// and a pseudonymize step's last key.
+func (e *erasure) oversized() bool {
+	for _, t := range e.c.tables {
+		if t.Action == lethe.ActionRetain {
+			continue
+		}
+		q := &query{d: e.c.d}
+		e.tag(q, t)
+		e.c.where(q, t, e.all, e.s)
+		if len(q.args)+len(t.key)+1 > e.c.params {
+			return true
+		}
+	}
+	return false
+}
+
+// eraseHalves erases an oversized batch (see oversized) as two batches,
+// one after the other: the second is matched afresh once the first is
+// done, as an Erase after another would be, so a row the first half
+// pseudonymized is not found again through a key confirmed before. e
+// holds the batch's matching, whose reports (nothing changed yet) stand
+// for subjects a failed first half leaves unerased.
+func (c *Connector) eraseHalves(ctx context.Context, subjects []connector.Subject, e *erasure) ([]lethe.Report, error) {
+	reps := e.reports()
+	h := len(subjects) / 2
+	first, err := c.erase(ctx, subjects[:h])
+	copy(reps, first)
+	if err != nil {
+		return reps, err
+	}
+	rest, err := c.erase(ctx, subjects[h:])
+	copy(reps[h:], rest)
+	return reps, err
+}
+
 // failOp wraps an error of an operation that is not about one table.
 func (c *Connector) failOp(v values, op string, err error) error {
 	err = fmt.Errorf("target %q: %s: %w", c.name, op, err)
@@ -188,28 +235,44 @@ func (c *Connector) failOp(v values, op string, err error) error {
 func (e *erasure) run(ctx context.Context) error {
 	c := e.c
 	for _, t := range c.tables {
-		for _, sr := range e.subs {
-			var err error
-			switch t.Action {
-			case lethe.ActionDelete:
-				err = e.deleteRows(ctx, sr, t)
-			case lethe.ActionPseudonymize:
-				err = e.pseudonymizeRows(ctx, sr, t)
-			case lethe.ActionRetain:
-				sr.retained[t], err = e.countRetained(ctx, sr, t)
+		var err error
+		switch t.Action {
+		case lethe.ActionDelete:
+			err = e.deleteRows(ctx, t)
+		case lethe.ActionPseudonymize:
+			err = e.pseudonymizeRows(ctx, t)
+		case lethe.ActionRetain:
+			if len(e.subs) == 1 {
+				err = e.countRetained(ctx, t)
 			}
-			if err != nil {
-				return c.fail(sr.v, "erase", t, err)
-			}
-			if e.stepwise {
-				if err := e.commit(ctx); err != nil {
-					return c.fail(sr.v, "erase", t, err)
-				}
+		}
+		if err != nil {
+			return c.fail(e.all.v, "erase", t, err)
+		}
+		if e.stepwise {
+			if err := e.commit(ctx); err != nil {
+				return c.fail(e.all.v, "erase", t, err)
 			}
 		}
 	}
 	if err := e.commit(ctx); err != nil {
 		return fmt.Errorf("target %q: erase: %w", c.name, err)
+	}
+	// A batch counts the retained rows once everything is committed, each
+	// subject's through the parent rows it erased itself (their kept
+	// keys) and by its own values: in its place, before the parents go, a
+	// subject would also count rows reached through a parent row an
+	// earlier subject of the batch erases, which one Erase after the
+	// other, and Changed, do not.
+	if len(e.subs) > 1 {
+		for _, t := range c.tables {
+			if t.Action != lethe.ActionRetain {
+				continue
+			}
+			if err := e.countRetained(ctx, t); err != nil {
+				return c.fail(e.all.v, "erase", t, err)
+			}
+		}
 	}
 	return nil
 }
@@ -300,6 +363,7 @@ func (e *erasure) commit(ctx context.Context) error {
 			sr.done[k] += n
 		}
 		clear(sr.lines)
+		sr.m.keep(e.c.tables, sr.keys)
 		sr.keys = nil
 	}
 	return nil
@@ -320,41 +384,164 @@ func (e *erasure) changed(sr *subjectRun, t *table, action lethe.Action, n int64
 	}
 }
 
-// countRetained counts sr's rows of a retain table, in the open
-// transaction when there is one.
-func (e *erasure) countRetained(ctx context.Context, sr *subjectRun, t *table) (int64, error) {
-	q := &query{d: e.c.d}
-	stmt := e.c.countOf(q, t, sr.m, e.s, false)
-	if stmt == "" {
-		return 0, nil
+// tag writes, for a statement acting for several subjects, the expression
+// that numbers the first subject (its index in subs) matching a row of t:
+// each subject's terms, ORed, tested on the row itself, so the database
+// decides for each row exactly as a statement of that subject alone would,
+// and a row two subjects share goes to the first, as one Erase after the
+// other would count it. Its subqueries read only the tables t references,
+// which the statement does not change, so a DELETE may return it. "" for
+// one subject: every row is its.
+func (e *erasure) tag(q *query, t *table) string {
+	if len(e.subs) == 1 {
+		return ""
 	}
-	stmt = "SELECT " + stmt
-	var n int64
-	err := e.c.scanOne(ctx, e.tx, stmt, q.args, &n)
-	return n, err
+	var b strings.Builder
+	b.WriteString("CASE")
+	for i, sr := range e.subs {
+		if terms := e.c.terms(q, t, sr.m, e.s); len(terms) > 0 {
+			fmt.Fprintf(&b, " WHEN (%s) THEN %d", strings.Join(terms, ") OR ("), i)
+		}
+	}
+	b.WriteString(" END")
+	return b.String()
 }
 
-// deleteRows deletes sr's rows of t, as many per statement as the open
-// transaction has room for. No ORDER BY: it would tempt the planners to
-// walk the primary key in order instead of using the lookups, and deleted
-// rows stop matching, so the next statement finds the rest without a
-// cursor.
-func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) error {
+// owners strips from each row the tag it ends with (see tag) and returns
+// the subject each row is counted for; with one subject the rows have no
+// tag and are all its.
+func (e *erasure) owners(rows [][]any) ([]int, error) {
+	owner := make([]int, len(rows))
+	if len(e.subs) == 1 {
+		return owner, nil
+	}
+	for r, row := range rows {
+		s, ok := text(row[len(row)-1])
+		i, err := strconv.Atoi(s)
+		if !ok || err != nil || i < 0 || i >= len(e.subs) {
+			// The union selected a row no subject's terms match: counting
+			// it for anyone would be a guess.
+			return nil, fmt.Errorf("a selected row matches none of the batch's %d subjects", len(e.subs))
+		}
+		owner[r], rows[r] = i, row[:len(row)-1]
+	}
+	return owner, nil
+}
+
+// changedBy notes the rows of a statement changed in the open
+// transaction, row r for subject owner[r], with each subject's cascade
+// lines and the referenced values of its rows (refs[r], nil when t has no
+// referenced columns).
+func (e *erasure) changedBy(owner []int, t *table, action lethe.Action, cascaded [][]lethe.ReportItem, refCols []string, refs [][]any) {
+	for i, sr := range e.subs {
+		var n int64
+		var mine [][]any
+		for r, o := range owner {
+			if o != i {
+				continue
+			}
+			n++
+			if refs != nil {
+				mine = append(mine, refs[r])
+			}
+		}
+		if n > 0 {
+			e.changed(sr, t, action, n, cascaded[i], refCols, mine)
+		}
+	}
+}
+
+// cascadesBy counts, per subject, what the declared cascades of t will
+// change when the rows keys are deleted or rewritten (key r is subject
+// owner[r]'s): from each subject's own keys, so that a cascaded row is
+// counted for the subject of the row it hangs from, as one Erase would.
+// One count per cascade and subject with rows; nothing without cascades.
+func (e *erasure) cascadesBy(ctx context.Context, tx *sql.Tx, t *table, owner []int, keys [][]any, update bool) ([][]lethe.ReportItem, error) {
+	out := make([][]lethe.ReportItem, len(e.subs))
+	if len(t.Cascades) == 0 {
+		return out, nil
+	}
+	for i := range e.subs {
+		var mine [][]any
+		for r, o := range owner {
+			if o == i {
+				mine = append(mine, keys[r])
+			}
+		}
+		var err error
+		if out[i], err = e.c.cascadeCounts(ctx, tx, t, mine, update); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// countRetained counts each subject's rows of a retain table, in the open
+// transaction when there is one: every subject's count in one statement
+// (more only past maxArgsPerStmt parameters). A row two subjects share is
+// retained for both, and counted for both.
+func (e *erasure) countRetained(ctx context.Context, t *table) error {
+	c := e.c
+	var groups [][]*subjectRun
+	var group []*subjectRun
+	args := 0
+	for _, sr := range e.subs {
+		q := &query{d: c.d}
+		if c.countOf(q, t, sr.m, e.s, false) == "" {
+			sr.retained[t] = 0
+			continue
+		}
+		if len(group) > 0 && args+len(q.args) > maxArgsPerStmt {
+			groups, group, args = append(groups, group), nil, 0
+		}
+		group = append(group, sr)
+		args += len(q.args)
+	}
+	if len(group) > 0 {
+		groups = append(groups, group)
+	}
+	for _, g := range groups {
+		q := &query{d: c.d}
+		cols := make([]string, len(g))
+		dst := make([]int64, len(g))
+		ptrs := make([]any, len(g))
+		for i, sr := range g {
+			cols[i] = c.countOf(q, t, sr.m, e.s, false)
+			ptrs[i] = &dst[i]
+		}
+		if err := c.scanOne(ctx, e.tx, "SELECT "+strings.Join(cols, ", "), q.args, ptrs...); err != nil {
+			return err
+		}
+		for i, sr := range g {
+			sr.retained[t] = dst[i]
+		}
+	}
+	return nil
+}
+
+// deleteRows deletes the subjects' rows of t, as many per statement as
+// the open transaction has room for, every subject's in the same
+// statement. No ORDER BY: it would tempt the planners to walk the primary
+// key in order instead of using the lookups, and deleted rows stop
+// matching, so the next statement finds the rest without a cursor.
+func (e *erasure) deleteRows(ctx context.Context, t *table) error {
 	c := e.c
 	refCols := referenced(t)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		// One statement per batch selects its rows by the subject's key
-		// set; the other way, by the condition on t's rows.
+		// One statement per batch selects its rows by the subjects' key
+		// set; the other way, by the condition on t's rows. The tag is in
+		// the SELECT list there, so its parameters come first.
 		returning := c.returning && len(t.Cascades) == 0
 		q := &query{d: c.d}
-		var sel string
+		var sel, tag string
 		if returning {
-			sel = c.keySet(q, t, sr.m, e.s)
+			sel = c.keySet(q, t, e.all, e.s)
 		} else {
-			sel = c.where(q, t, sr.m, e.s)
+			tag = e.tag(q, t)
+			sel = c.where(q, t, e.all, e.s)
 		}
 		if sel == "" {
 			return nil
@@ -369,9 +556,9 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 		}
 		var n int64
 		if returning {
-			n, err = e.deleteReturning(ctx, tx, sr, t, q, sel, limit, refCols)
+			n, err = e.deleteReturning(ctx, tx, t, q, sel, limit, refCols)
 		} else {
-			n, err = e.deleteByKeys(ctx, tx, sr, t, q, sel, limit, refCols)
+			n, err = e.deleteByKeys(ctx, tx, t, q, tag, sel, limit, refCols)
 		}
 		if err != nil || n < limit {
 			return err
@@ -380,18 +567,25 @@ func (e *erasure) deleteRows(ctx context.Context, sr *subjectRun, t *table) erro
 }
 
 // deleteReturning deletes up to limit rows in one statement that also
-// returns what the ledger keeps of them (PostgreSQL, SQLite). The rows are
-// picked by keys, the subject's key set (keySet) through the indexes, and
-// only the rows deleted are locked.
-func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, q *query, keys string, limit int64, refCols []string) (int64, error) {
+// returns what the ledger keeps of them, and for several subjects whose
+// each row is (PostgreSQL, SQLite). The rows are picked by keys, the
+// subjects' key set (keySet) through the indexes, and only the rows
+// deleted are locked.
+func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, t *table, q *query, keys string, limit int64, refCols []string) (int64, error) {
 	c := e.c
 	// The limit is a parameter: the statement's text, and so its prepared
 	// form, stays the same however full the transaction is.
 	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s IN (%s LIMIT %s)",
 		c.d.quote(t.Name), c.d.keyCols(t.key), keys, q.arg(limit))
-	args := q.args
-	if len(refCols) == 0 {
-		res, err := c.execContext(ctx, tx, stmt, args...)
+	var ret []string
+	for _, col := range refCols {
+		ret = append(ret, c.d.quote(col))
+	}
+	if tag := e.tag(q, t); tag != "" {
+		ret = append(ret, tag)
+	}
+	if len(ret) == 0 {
+		res, err := c.execContext(ctx, tx, stmt, q.args...)
 		if err != nil {
 			return 0, err
 		}
@@ -399,34 +593,50 @@ func (e *erasure) deleteReturning(ctx context.Context, tx *sql.Tx, sr *subjectRu
 		if err != nil {
 			return 0, err
 		}
-		e.changed(sr, t, lethe.ActionDelete, n, nil, nil, nil)
+		e.changed(e.subs[0], t, lethe.ActionDelete, n, nil, nil, nil)
 		return n, nil
 	}
-	stmt += " RETURNING " + c.quoteList(refCols)
-	refs, err := c.scanAll(ctx, tx, stmt, args, len(refCols))
+	rows, err := c.scanAll(ctx, tx, stmt+" RETURNING "+strings.Join(ret, ", "), q.args, len(ret))
 	if err != nil {
 		return 0, err
 	}
-	n := int64(len(refs))
-	e.changed(sr, t, lethe.ActionDelete, n, nil, refCols, refs)
-	return n, nil
+	owner, err := e.owners(rows)
+	if err != nil {
+		return 0, err
+	}
+	if len(refCols) == 0 {
+		rows = nil
+	}
+	e.changedBy(owner, t, lethe.ActionDelete, make([][]lethe.ReportItem, len(e.subs)), refCols, rows)
+	return int64(len(owner)), nil
 }
 
 // deleteByKeys selects and locks up to limit rows' primary keys (with the
-// referenced values the ledger keeps), counts what the declared cascades
-// will change, and deletes the rows by primary key. MariaDB takes this
-// path (see the batch comment in dialect.go), and so do tables with
-// declared cascades, whose counts need the keys before the rows go.
-func (e *erasure) deleteByKeys(ctx context.Context, tx *sql.Tx, sr *subjectRun, t *table, q *query, w string, limit int64, refCols []string) (int64, error) {
+// referenced values the ledger keeps, and the subject of each: tag, in q
+// before w), counts what the declared cascades will change, and deletes
+// the rows by primary key. MariaDB takes this path (see the batch comment
+// in dialect.go; its DELETE ... RETURNING is not needed, the SELECT
+// returns the rows), and so do tables with declared cascades, whose
+// counts need the keys before the rows go.
+func (e *erasure) deleteByKeys(ctx context.Context, tx *sql.Tx, t *table, q *query, tag, w string, limit int64, refCols []string) (int64, error) {
 	c := e.c
 	pk := strings.Trim(c.d.keyCols(t.key), "()")
 	sel := pk
 	if len(refCols) > 0 {
 		sel += ", " + c.quoteList(refCols)
 	}
+	width := len(t.key) + len(refCols)
+	if tag != "" {
+		sel += ", " + tag
+		width++
+	}
 	rows, err := c.scanAll(ctx, tx, fmt.Sprintf("SELECT %s FROM %s WHERE %s LIMIT %s%s",
-		sel, c.d.quote(t.Name), w, q.arg(limit), c.d.lockRows()), q.args, len(t.key)+len(refCols))
+		sel, c.d.quote(t.Name), w, q.arg(limit), c.d.lockRows()), q.args, width)
 	if err != nil || len(rows) == 0 {
+		return 0, err
+	}
+	owner, err := e.owners(rows)
+	if err != nil {
 		return 0, err
 	}
 	keys := make([][]any, len(rows))
@@ -434,7 +644,7 @@ func (e *erasure) deleteByKeys(ctx context.Context, tx *sql.Tx, sr *subjectRun, 
 	for i, r := range rows {
 		keys[i], refs[i] = r[:len(t.key)], r[len(t.key):]
 	}
-	cascaded, err := c.cascadeCounts(ctx, tx, t, keys, false)
+	cascaded, err := e.cascadesBy(ctx, tx, t, owner, keys, false)
 	if err != nil {
 		return 0, err
 	}
@@ -462,18 +672,21 @@ func (e *erasure) deleteByKeys(ctx context.Context, tx *sql.Tx, sr *subjectRun, 
 	if len(refCols) == 0 {
 		refs = nil
 	}
-	e.changed(sr, t, lethe.ActionDelete, n, cascaded, refCols, refs)
+	e.changedBy(owner, t, lethe.ActionDelete, cascaded, refCols, refs)
 	// A short batch was the last: the caller compares with limit.
 	return n, nil
 }
 
-// pseudonymizeRows rewrites sr's rows of t. The new values (HMACs, random
-// strings) are computed here, not in SQL, so each step selects its rows,
+// pseudonymizeRows rewrites the subjects' rows of t. The new values
+// (HMACs, random strings) are computed here, not in SQL, so each step
+// selects its rows (every subject's, each with its subject: see tag),
 // locks them, and updates them by primary key, all of them in one
-// statement where the dialect allows (dialect.updateRows). Steps advance
-// by primary key, so every row is visited once per call even if a
-// rewritten row were somehow to match again.
-func (e *erasure) pseudonymizeRows(ctx context.Context, sr *subjectRun, t *table) error {
+// statement where the dialect allows (dialect.updateRows). No dialect
+// needs UPDATE ... RETURNING (MariaDB has none): the SELECT returns the
+// rows. Steps advance by primary key, so every row is visited once per
+// call even if a rewritten row were somehow to match again (a row two
+// subjects share is rewritten and counted once, for the first).
+func (e *erasure) pseudonymizeRows(ctx context.Context, t *table) error {
 	var last []any
 	for {
 		if err := ctx.Err(); err != nil {
@@ -483,7 +696,7 @@ func (e *erasure) pseudonymizeRows(ctx context.Context, sr *subjectRun, t *table
 		if err != nil {
 			return err
 		}
-		n, lastPK, err := e.pseudonymizeStep(ctx, sr, t, last, limit)
+		n, lastPK, err := e.pseudonymizeStep(ctx, t, last, limit)
 		if err != nil || n < limit {
 			return err
 		}
@@ -491,10 +704,12 @@ func (e *erasure) pseudonymizeRows(ctx context.Context, sr *subjectRun, t *table
 	}
 }
 
-func (e *erasure) pseudonymizeStep(ctx context.Context, sr *subjectRun, t *table, last []any, limit int64) (int64, []any, error) {
+func (e *erasure) pseudonymizeStep(ctx context.Context, t *table, last []any, limit int64) (int64, []any, error) {
 	c := e.c
 	q := &query{d: c.d}
-	w := c.where(q, t, sr.m, e.s)
+	// The tag is in the SELECT list: its parameters come first.
+	tag := e.tag(q, t)
+	w := c.where(q, t, e.all, e.s)
 	if w == "" {
 		return 0, nil, nil
 	}
@@ -512,14 +727,22 @@ func (e *erasure) pseudonymizeStep(ctx context.Context, sr *subjectRun, t *table
 	if len(refCols) > 0 {
 		cols = append(cols, c.quoteList(refCols))
 	}
+	width := len(t.key) + len(t.columns) + len(refCols)
+	if tag != "" {
+		cols = append(cols, tag)
+		width++
+	}
 	tx, err := e.txn(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	width := len(t.key) + len(t.columns) + len(refCols)
 	rows, err := c.scanAll(ctx, tx, fmt.Sprintf("SELECT %s FROM %s WHERE %s ORDER BY %s LIMIT %s%s",
 		strings.Join(cols, ", "), c.d.quote(t.Name), w, pk, q.arg(limit), c.d.lockRows()), q.args, width)
 	if err != nil || len(rows) == 0 {
+		return 0, nil, err
+	}
+	owner, err := e.owners(rows)
+	if err != nil {
 		return 0, nil, err
 	}
 	batch := make([]keyed, len(rows))
@@ -532,7 +755,7 @@ func (e *erasure) pseudonymizeStep(ctx context.Context, sr *subjectRun, t *table
 			refs = append(refs, r[len(t.key)+len(t.columns):])
 		}
 	}
-	cascaded, err := c.cascadeCounts(ctx, tx, t, keys, true)
+	cascaded, err := e.cascadesBy(ctx, tx, t, owner, keys, true)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -587,7 +810,7 @@ func (e *erasure) pseudonymizeStep(ctx context.Context, sr *subjectRun, t *table
 	if c.d.name != "mysql" && matched != n {
 		return 0, nil, fmt.Errorf("updated %d of the %d rows selected by primary key", matched, n)
 	}
-	e.changed(sr, t, lethe.ActionPseudonymize, n, cascaded, refCols, refs)
+	e.changedBy(owner, t, lethe.ActionPseudonymize, cascaded, refCols, refs)
 	return n, batch[len(batch)-1].pk, nil
 }
 

@@ -34,3 +34,7 @@ func (c *Connector) Conns() (open, idle int) {
 	st := c.db.Stats()
 	return st.OpenConnections, st.Idle
 }
+
+// SetParams lowers the parameters one statement may carry, so that a test
+// reaches the limit with a few subjects.
+func (c *Connector) SetParams(n int) { c.params = n }

@@ -329,6 +329,31 @@ func (c *Connector) loadErased(ctx context.Context, requestIDs []string, ms []*m
 	return rows.Err()
 }
 
+// keep adds to m the key values of parent rows the ledger now keeps for
+// its request, as loadErased would read them back: children are found by
+// them once the parent rows are gone (the retained rows a batch counts
+// last).
+func (m *matcher) keep(tables []*table, keys []keptKey) {
+	for _, k := range keys {
+		v, ok := text(k.value)
+		if !ok {
+			continue
+		}
+		i := slices.IndexFunc(tables, func(t *table) bool { return t.Name == k.object })
+		if i < 0 {
+			continue
+		}
+		t := tables[i]
+		if m.erased == nil {
+			m.erased = map[*table]map[string][]string{}
+		}
+		if m.erased[t] == nil {
+			m.erased[t] = map[string][]string{}
+		}
+		m.erased[t][k.column] = append(m.erased[t][k.column], v)
+	}
+}
+
 // forgetErased drops the kept key values of a request once Verify passed.
 func (c *Connector) forgetErased(ctx context.Context, requestID string) error {
 	q := &query{d: c.d}

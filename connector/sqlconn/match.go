@@ -483,3 +483,56 @@ func armRow(width int, tagged bool) (tag *int64, dst, ptrs []any) {
 	}
 	return tag, dst, ptrs
 }
+
+// unionOf returns a matcher of the rows any of ms matches. Every term of
+// where is a list of values or keys (the parents' terms included, through
+// which children are found), so the lists' union selects the union of the
+// rows: one statement acts for several subjects. One matcher is itself.
+func unionOf(ms []*matcher) *matcher {
+	if len(ms) == 1 {
+		return ms[0]
+	}
+	u := &matcher{v: values{}, keys: map[*table]map[string][][]any{}, confirmed: map[*table]map[string]bool{},
+		erased: map[*table]map[string][]string{}}
+	seen := map[string]bool{}
+	add := func(list []string, kind string, vs []string) []string {
+		for _, v := range vs {
+			if k := kind + "\x00" + v; !seen[k] {
+				seen[k] = true
+				list = append(list, v)
+			}
+		}
+		return list
+	}
+	for _, m := range ms {
+		for typ, vs := range m.v {
+			u.v[typ] = add(u.v[typ], string(typ), vs)
+		}
+		for t, cols := range m.confirmed {
+			if u.confirmed[t] == nil {
+				u.confirmed[t] = map[string]bool{}
+			}
+			for col := range cols {
+				u.confirmed[t][col] = true
+			}
+		}
+		// Keys two subjects share are listed once by terms.
+		for t, cols := range m.keys {
+			if u.keys[t] == nil {
+				u.keys[t] = map[string][][]any{}
+			}
+			for col, ks := range cols {
+				u.keys[t][col] = append(u.keys[t][col], ks...)
+			}
+		}
+		for t, cols := range m.erased {
+			if u.erased[t] == nil {
+				u.erased[t] = map[string][]string{}
+			}
+			for col, vs := range cols {
+				u.erased[t][col] = add(u.erased[t][col], t.Name+"\x00"+col, vs)
+			}
+		}
+	}
+	return u
+}
