@@ -50,13 +50,13 @@ var requestBudget = map[string]budget{
 }
 
 // batchBudget: an EraseBatch of three subjects, in total: one
-// transaction, the matching shared (one candidate statement for every
-// column and all three), per subject about the table statements alone;
-// 31 (MariaDB 46) with a candidate query per column.
+// transaction and the statements of one subject's Erase (one candidate
+// statement for every column and all three, one statement per table for
+// all three); 28 (MariaDB 43) with a statement per table and subject.
 var batchBudget = map[string]budget{
-	"sqlite":   {28, 1, 5},
-	"postgres": {28, 1, 5},
-	"mysql":    {43, 1, 5},
+	"sqlite":   {12, 1, 5},
+	"postgres": {12, 1, 5},
+	"mysql":    {17, 1, 5},
 }
 
 // TestStatementBudget counts, on the target connection, what each step

@@ -101,10 +101,17 @@
 // reported and the error is the same.
 //
 // EraseBatch (connector.BatchEraser) erases several subjects the same
-// way in shared transactions: one candidate statement for every matched
-// column and all of them, one ledger read, one ledger write per
-// transaction, and per subject only its table statements; each subject's rows are changed by
-// statements of its own, so each report is exact.
+// way in shared transactions, in the statements of one subject: one
+// candidate statement for every matched column and all of them, one
+// ledger read, one statement per table for all of them, one ledger write
+// per transaction. Each changed row is given to the first subject that
+// matches it by a CASE the database evaluates on the row (returned by the
+// DELETE, or read by the SELECT ... FOR UPDATE that locks the rows first),
+// so each report is exact; retained rows are counted after the last
+// commit, per subject through the parent rows it erased itself. A batch
+// whose statements would exceed the dialect's parameter limit is erased
+// as two, one after the other. VerifyBatch (connector.BatchVerifier)
+// verifies several subjects in the statements of one Verify.
 //
 // delete removes rows; pseudonymize rewrites the listed columns (one
 // UPDATE per batch on PostgreSQL, one per 256 rows on MySQL and SQLite);

@@ -353,11 +353,3 @@ func (m *matcher) keep(tables []*table, keys []keptKey) {
 		m.erased[t][k.column] = append(m.erased[t][k.column], v)
 	}
 }
-
-// forgetErased drops the kept key values of a request once Verify passed.
-func (c *Connector) forgetErased(ctx context.Context, requestID string) error {
-	q := &query{d: c.d}
-	stmt := fmt.Sprintf("DELETE FROM %s WHERE request_id = %s AND target = %s", ledgerKeysTable, q.arg(requestID), q.arg(c.name))
-	_, err := c.execContext(ctx, nil, stmt, q.args...)
-	return err
-}
