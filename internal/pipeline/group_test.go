@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -191,4 +192,59 @@ func TestTxGroupMemberFailsAlone(t *testing.T) {
 		}
 		checkChains(t, st, want)
 	})
+}
+
+// TestTxGroupStatementBudget counts what five requests' transactions, each
+// appending to its request's audit chain, cost alone and as one group:
+// the group shares the commit, the chains' locks and heads (two
+// statements for all five, one on SQLite, which has no lock) and the
+// audit INSERT.
+func TestTxGroupStatementBudget(t *testing.T) {
+	t.Parallel()
+	for _, dialect := range []string{"sqlite", "postgres"} {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			c := &tally{}
+			st, _ := countedStore(t, dialect, c)
+			p := build(t, st, testConfig())
+			ids := make([]string, 10)
+			for i := range ids {
+				id := submit(t, st, p, subjectEmail(i))
+				ids[i] = id
+				if err := st.InTx(ctx, func(tx store.Tx) error { return groupEvent(ctx, tx, id, -1) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.reset()
+			for _, id := range ids[:5] {
+				if err := st.InTx(ctx, func(tx store.Tx) error { return groupEvent(ctx, tx, id, 0) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			aloneStatements, aloneCommits, _ := c.stop()
+
+			c.reset()
+			g := newTxGroup(st, 10, nil)
+			var members []*groupCall
+			for _, id := range ids[5:] {
+				members = append(members, &groupCall{ctx: ctx, key: id, fn: func(tx store.Tx) error { return groupEvent(ctx, tx, id, 0) }})
+			}
+			g.run(members)
+			for _, m := range members {
+				if m.err != nil {
+					t.Fatal(m.err)
+				}
+			}
+			statements, commits, log := c.stop()
+			want := map[string]int{"sqlite": 4, "postgres": 5}[dialect] // begin, heads (and locks), INSERT, commit
+			t.Logf("%s: five alone %d statements, %d commits; as a group %d, %d", dialect, aloneStatements, aloneCommits, statements, commits)
+			if statements > want || commits != 1 {
+				t.Errorf("a group of five cost %d statements and %d commits, want at most %d and 1:\n%s",
+					statements, commits, want, strings.Join(log, "\n"))
+			}
+			if aloneCommits != 5 || aloneStatements < 5*(want-1) {
+				t.Errorf("five alone cost %d statements and %d commits: the comparison is off", aloneStatements, aloneCommits)
+			}
+		})
+	}
 }
