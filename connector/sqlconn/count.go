@@ -2,6 +2,7 @@ package sqlconn
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 
@@ -20,7 +21,7 @@ func (c *Connector) countAll(ctx context.Context, tables []*table, m *matcher, s
 	for i, t := range tables {
 		probes[i] = probe{t, m}
 	}
-	n, err := c.countProbes(ctx, probes, s, exists)
+	n, err := c.countProbes(ctx, nil, probes, s, exists)
 	if err != nil {
 		return nil, err
 	}
@@ -43,8 +44,8 @@ type probe struct {
 // nothing can match. The probes are counted in one statement (a scalar
 // subquery each) unless their conditions together carry too many
 // parameters, so the tables of one subject, or of several subjects each
-// matched apart, cost one statement.
-func (c *Connector) countProbes(ctx context.Context, probes []probe, s schema, exists bool) ([]int64, error) {
+// matched apart, cost one statement. In tx when it is not nil.
+func (c *Connector) countProbes(ctx context.Context, tx *sql.Tx, probes []probe, s schema, exists bool) ([]int64, error) {
 	term := func(q *query, p probe) string { return c.countOf(q, p.t, p.m, s, exists) }
 	out := make([]int64, len(probes))
 	var groups [][]int
@@ -75,7 +76,7 @@ func (c *Connector) countProbes(ctx context.Context, probes []probe, s schema, e
 		for j := range dst {
 			ptrs[j] = &dst[j]
 		}
-		if err := c.scanOne(ctx, nil, "SELECT "+strings.Join(cols, ", "), q.args, ptrs...); err != nil {
+		if err := c.scanOne(ctx, tx, "SELECT "+strings.Join(cols, ", "), q.args, ptrs...); err != nil {
 			return nil, err
 		}
 		for j, i := range g {

@@ -478,43 +478,19 @@ func (e *erasure) cascadesBy(ctx context.Context, tx *sql.Tx, t *table, owner []
 
 // countRetained counts each subject's rows of a retain table, in the open
 // transaction when there is one: every subject's count in one statement
-// (more only past maxArgsPerStmt parameters). A row two subjects share is
-// retained for both, and counted for both.
+// (countProbes). A row two subjects share is retained for both, and
+// counted for both.
 func (e *erasure) countRetained(ctx context.Context, t *table) error {
-	c := e.c
-	var groups [][]*subjectRun
-	var group []*subjectRun
-	args := 0
-	for _, sr := range e.subs {
-		q := &query{d: c.d}
-		if c.countOf(q, t, sr.m, e.s, false) == "" {
-			sr.retained[t] = 0
-			continue
-		}
-		if len(group) > 0 && args+len(q.args) > maxArgsPerStmt {
-			groups, group, args = append(groups, group), nil, 0
-		}
-		group = append(group, sr)
-		args += len(q.args)
+	probes := make([]probe, len(e.subs))
+	for i, sr := range e.subs {
+		probes[i] = probe{t, sr.m}
 	}
-	if len(group) > 0 {
-		groups = append(groups, group)
+	n, err := e.c.countProbes(ctx, e.tx, probes, e.s, false)
+	if err != nil {
+		return err
 	}
-	for _, g := range groups {
-		q := &query{d: c.d}
-		cols := make([]string, len(g))
-		dst := make([]int64, len(g))
-		ptrs := make([]any, len(g))
-		for i, sr := range g {
-			cols[i] = c.countOf(q, t, sr.m, e.s, false)
-			ptrs[i] = &dst[i]
-		}
-		if err := c.scanOne(ctx, e.tx, "SELECT "+strings.Join(cols, ", "), q.args, ptrs...); err != nil {
-			return err
-		}
-		for i, sr := range g {
-			sr.retained[t] = dst[i]
-		}
+	for i, sr := range e.subs {
+		sr.retained[t] = n[i]
 	}
 	return nil
 }

@@ -121,7 +121,7 @@ func (c *Connector) verify(ctx context.Context, subjects []connector.Subject, ou
 			probes = append(probes, probe{t, m})
 		}
 	}
-	n, err := c.countProbes(ctx, probes, s, false)
+	n, err := c.countProbes(ctx, nil, probes, s, false)
 	if err != nil {
 		return c.failOp(all, "verify", err)
 	}
