@@ -80,18 +80,7 @@ func TestQueuedSubjectsEraseInOneBatch(t *testing.T) {
 		for i := 1; i < n; i++ {
 			ids = append(ids, submit(t, st, p, subjectEmail(i)))
 		}
-		b := p.batchers["t"]
-		deadline := time.Now().Add(waitTimeout)
-		for {
-			queued := b.queued()
-			if queued == n-1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d subjects queued behind the first batch, want %d", queued, n-1)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitQueued(t, p.batchers["t"], n-1)
 		close(target.gate)
 
 		for i, id := range ids {
@@ -236,18 +225,7 @@ func TestQueuedSubjectsVerifyInOneBatch(t *testing.T) {
 		for i := 1; i < n; i++ {
 			ids = append(ids, submit(t, st, p, subjectEmail(i)))
 		}
-		b := p.verifiers["t"]
-		deadline := time.Now().Add(waitTimeout)
-		for {
-			queued := b.queued()
-			if queued == n-1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d subjects queued behind the first verify batch, want %d", queued, n-1)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitQueued(t, p.verifiers["t"], n-1)
 		close(target.gate)
 
 		for i, id := range ids {
@@ -278,4 +256,16 @@ func TestQueuedSubjectsVerifyInOneBatch(t *testing.T) {
 			t.Errorf("Verify calls outside a batch were for %v; want %d, all for the subject with a row left (%s)", alone, cfg.MaxAttempts-1, ids[dirty])
 		}
 	})
+}
+
+// waitQueued waits until n calls wait behind a running batch or group.
+func waitQueued(t *testing.T, g interface{ queued() int }, n int) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for g.queued() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls queued behind the running batch, want %d", g.queued(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

@@ -42,17 +42,7 @@ func groupRun(t *testing.T, g *txGroup, keys []string, fn func(i int, tx store.T
 	// One at a time, so they queue in the order of keys.
 	for i := 1; i < len(keys); i++ {
 		wg.Go(func() { call(i) })
-		deadline := time.Now().Add(waitTimeout)
-		for {
-			queued := g.queued()
-			if queued == i {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d calls queued behind the first, want %d", queued, i)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitQueued(t, g, i)
 	}
 	close(gate)
 	wg.Wait()
