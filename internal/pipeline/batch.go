@@ -82,6 +82,9 @@ func (b *batcher[R]) do(ctx context.Context, s connector.Subject) (R, error) {
 // subjects, with every identity of the batch redacted from it: the
 // pipeline scrubs a task's error with its own request's identities only.
 func (b *batcher[R]) run(batch []*batchCall[R]) {
+	for _, c := range batch {
+		c.err = errAbandoned
+	}
 	ctx := batch[0].ctx
 	subjects := make([]connector.Subject, len(batch))
 	for i, c := range batch {

@@ -1,6 +1,9 @@
 package pipeline
 
-import "sync"
+import (
+	"errors"
+	"sync"
+)
 
 // gather runs the calls of concurrent callers in groups: while one group
 // runs, the calls arriving queue up, and the next group takes them all
@@ -26,7 +29,8 @@ type gathered[T any] struct {
 }
 
 // do queues v under key and returns once a group holding it has run,
-// whoever ran it; run gets each group's values in arrival order.
+// whoever ran it; run gets each group's values in arrival order, and
+// must first set every value's result to errAbandoned.
 func (g *gather[T]) do(key string, v T, run func(group []T)) {
 	c := &gathered[T]{key: key, v: v, done: make(chan struct{}), lead: make(chan struct{})}
 	g.mu.Lock()
@@ -44,22 +48,31 @@ func (g *gather[T]) do(key string, v T, run func(group []T)) {
 	// A leader is at the front of the queue, so the group it takes holds
 	// its own call.
 	group := g.take()
+	// Even when run panics, the group's callers wake (run sets each
+	// result to a failure before it starts) and the lead passes on:
+	// otherwise every later call would wait for a leader that is gone.
+	defer func() {
+		for _, m := range group {
+			close(m.done)
+		}
+		g.mu.Lock()
+		if len(g.queue) == 0 {
+			g.busy = false
+		} else {
+			close(g.queue[0].lead)
+		}
+		g.mu.Unlock()
+	}()
 	vs := make([]T, len(group))
 	for i, m := range group {
 		vs[i] = m.v
 	}
 	run(vs)
-	for _, m := range group {
-		close(m.done)
-	}
-	g.mu.Lock()
-	if len(g.queue) == 0 {
-		g.busy = false
-	} else {
-		close(g.queue[0].lead)
-	}
-	g.mu.Unlock()
 }
+
+// errAbandoned is the result of a call whose group stopped before giving
+// it one (its leader panicked).
+var errAbandoned = errors.New("pipeline: the batch holding this call stopped before it ended")
 
 // take removes the next group from the queue: up to max calls in arrival
 // order, one per key (a second call of a key already in the group, such

@@ -69,6 +69,9 @@ type chainLocker interface {
 var errMemberFailed = errors.New("a member of the group failed")
 
 func (g *txGroup) run(members []*groupCall) {
+	for _, m := range members {
+		m.err = errAbandoned
+	}
 	if len(members) == 1 {
 		members[0].err = g.alone(members[0])
 		return
@@ -103,6 +106,9 @@ func (g *txGroup) run(members []*groupCall) {
 		return g.complete(members[0].ctx, tx, jobs...)
 	})
 	if err == nil {
+		for _, m := range members {
+			m.err = nil
+		}
 		return
 	}
 	parallel(len(members), func(i int) {
