@@ -297,6 +297,7 @@ func TargetYAML(driver, dsn, hashKey string) string {
     hash_key: %s
     tables:
       - name: users
+        root: true                    # the subject's accounts: only their columns are followed
         identities: {email: email, phone: phone, user_id: id}
         action: delete
       - name: addresses
