@@ -317,6 +317,7 @@ func TargetYAML(driver, dsn, hashKey string) string {
         action: delete
       - name: support_tickets
         identities: {email: email}
+        follow: [email]               # a ticket's address is its writer's: resolve learns second addresses here
         references: {column: order_id, table: orders}
         action: delete
       - name: invoices
