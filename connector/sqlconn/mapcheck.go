@@ -68,7 +68,8 @@ func (cs cascade) reason() string {
 // writes, one fixed value for a unique column. Warnings: unmapped tables linked to mapped
 // ones or named like personal data, each with a suggested entry; match
 // columns without an index on large tables; declared cascades that never
-// happen. Missing tables and columns are Validate's to report.
+// happen; a map without a root table that follows identity columns by
+// default. Missing tables and columns are Validate's to report.
 func (c *Connector) CheckSchema(ctx context.Context) ([]connector.Problem, error) {
 	ck, err := c.analyse(ctx)
 	if err != nil {
@@ -78,6 +79,7 @@ func (c *Connector) CheckSchema(ctx context.Context) ([]connector.Problem, error
 		return nil, fmt.Errorf("target %q: check: %w", c.name, err)
 	}
 	ck.unmapped()
+	ck.rootless()
 	if err := ck.indexes(ctx); err != nil {
 		return nil, fmt.Errorf("target %q: check: %w", c.name, err)
 	}
@@ -330,6 +332,36 @@ func (ck *schemaCheck) declarations() {
 			}
 		}
 	}
+}
+
+// rootless warns about a map that follows identity columns only because
+// no table is root: true. Without a root, follow: unset follows every
+// identity column, so a value two people share (a phone, an address)
+// leads Resolve from one to the other and both are erased; and with no
+// root rows to count, no request can be held as ambiguous. A map with a
+// single identity column has nothing for following to find.
+func (ck *schemaCheck) rootless() {
+	var defaulted []string
+	identities := 0
+	for _, t := range ck.c.tables {
+		if t.Root {
+			return
+		}
+		identities += len(t.rules)
+		if t.Follow != nil {
+			continue
+		}
+		for col := range t.follow {
+			defaulted = append(defaulted, t.Name+"."+col)
+		}
+	}
+	if len(defaulted) == 0 || identities < 2 {
+		return
+	}
+	slices.Sort(defaulted)
+	ck.add(connector.SeverityWarning, "", "", "",
+		"no table is root: true, so every identity column of a table without follow: is followed (%s): a value two people share (a phone, an address) links their records and both people are erased, and no request can be held as ambiguous (there are no accounts to count); mark the table holding the subject's accounts root: true (or set follow: on each table to the columns that identify one person)",
+		strings.Join(defaulted, ", "))
 }
 
 // pseudonymized checks the columns pseudonymize rewrites: NOT NULL

@@ -425,3 +425,57 @@ func TestCheckMatchRuleIndex(t *testing.T) {
 		}
 	})
 }
+
+// A map without a root table follows every identity column: the check
+// warns once, naming the columns (never a value), and stays silent when
+// a table is root: true or every table says what it follows.
+func TestCheckRootlessMapFollowsEveryIdentity(t *testing.T) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		_, dsn := newDB(t, b,
+			`CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(255), phone VARCHAR(32))`,
+			`CREATE TABLE orders (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, phone VARCHAR(32),
+				FOREIGN KEY (user_id) REFERENCES users (id))`)
+		const m = `
+  - name: users
+    identities: {email: email, phone: phone, user_id: id}
+    action: delete
+    %s
+  - name: orders
+    identities: {phone: phone}
+    references: {column: user_id, table: users}
+    action: delete
+    %s
+`
+		rootless := func(ps []connector.Problem) []connector.Problem {
+			var out []connector.Problem
+			for _, p := range find(ps, connector.SeverityWarning, "", "") {
+				if strings.Contains(p.Message, "root: true") {
+					out = append(out, p)
+				}
+			}
+			return out
+		}
+
+		ps := check(t, openMap(t, b, dsn, fmt.Sprintf(m, "", "")))
+		w := rootless(ps)
+		if len(w) != 1 || len(ps) != 1 {
+			t.Fatalf("rootless map: want exactly one warning, got %v", ps)
+		}
+		for _, want := range []string{"(orders.phone, users.email, users.id, users.phone)", "both people are erased", "held as ambiguous"} {
+			if !strings.Contains(w[0].Message, want) {
+				t.Errorf("rootless map: warning lacks %q: %s", want, w[0].Message)
+			}
+		}
+
+		if ps := check(t, openMap(t, b, dsn, fmt.Sprintf(m, "root: true", ""))); len(ps) != 0 {
+			t.Errorf("users root: true: want no problem, got %v", ps)
+		}
+		if ps := check(t, openMap(t, b, dsn, fmt.Sprintf(m, "follow: [email, id]", "follow: []"))); len(ps) != 0 {
+			t.Errorf("explicit follow: want no problem, got %v", ps)
+		}
+		// follow: set on one table leaves the other's columns followed.
+		if w := rootless(check(t, openMap(t, b, dsn, fmt.Sprintf(m, "follow: [email, id]", "")))); len(w) != 1 || !strings.Contains(w[0].Message, "(orders.phone)") {
+			t.Errorf("orders without follow: want a warning naming orders.phone, got %v", w)
+		}
+	})
+}

@@ -297,6 +297,7 @@ func TargetYAML(driver, dsn, hashKey string) string {
     hash_key: %s
     tables:
       - name: users
+        root: true                    # the subject's accounts: only their columns are followed
         identities: {email: email, phone: phone, user_id: id}
         action: delete
       - name: addresses
@@ -316,6 +317,7 @@ func TargetYAML(driver, dsn, hashKey string) string {
         action: delete
       - name: support_tickets
         identities: {email: email}
+        follow: [email]               # a ticket's address is its writer's: resolve learns second addresses here
         references: {column: order_id, table: orders}
         action: delete
       - name: invoices
