@@ -97,6 +97,14 @@ func TestMapCommandsOnDemoShop(t *testing.T) {
 	if len(connector.Errors(ps)) != 0 {
 		t.Errorf("proposed map has errors: %v", ps)
 	}
+	if !strings.Contains(text, "root: true") {
+		t.Errorf("the proposed map does not mark its root table root: true:\n%s", text)
+	}
+	for _, p := range ps {
+		if strings.Contains(p.Message, "no table is root") {
+			t.Errorf("the proposed map is rootless: %s", p.Message)
+		}
+	}
 	// Running discover again must not overwrite the (maybe reviewed) file.
 	if _, _, err := runWithEnv(t, map[string]string{"LETHE_DSN": dsn},
 		"map", "discover", "--driver", "sqlite", "--root", "users", "--out", proposed); err == nil {

@@ -90,6 +90,7 @@ type entry struct {
 	name       string
 	pk         string
 	identities map[lethe.IdentityType]string
+	root       bool // the subject's accounts (root: true)
 	refs       []Reference
 	action     string
 	notes      []string // comment lines written above the entry
@@ -117,6 +118,9 @@ func (e entry) write(b *strings.Builder, indent string) {
 			parts[i] = typ + ": " + e.identities[lethe.IdentityType(typ)]
 		}
 		fmt.Fprintf(b, "%sidentities: {%s}\n", in, strings.Join(parts, ", "))
+	}
+	if e.root {
+		fmt.Fprintf(b, "%sroot: true\n", in)
 	}
 	ref := func(r Reference) string {
 		return fmt.Sprintf("{column: %s, table: %s, to: %s}", r.Column, r.Table, r.To)
@@ -458,7 +462,10 @@ func bookkeeping(name string) bool {
 func (dv *discovery) walk() {
 	root := dv.include(dv.root.name)
 	root.identities[lethe.IdentityUserID] = dv.root.pk[0]
-	root.notes = append(root.notes, fmt.Sprintf("the root: %s is the user_id identity (its primary key)", dv.root.pk[0]))
+	// root: true, so Resolve follows only the accounts' identity columns
+	// and counts the accounts a request reaches (docs/datamap.md).
+	root.root = true
+	root.notes = append(root.notes, fmt.Sprintf("the root: %s is the user_id identity (its primary key); root: true, so only its identity columns are followed and a request reaching two accounts is held", dv.root.pk[0]))
 	root.actionNote = "REVIEW: erasing a person deletes their row here; pseudonymize to keep it"
 	for i := 0; i < len(dv.order); i++ {
 		parent := dv.order[i]
