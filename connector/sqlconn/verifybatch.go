@@ -69,21 +69,15 @@ func (c *Connector) verify(ctx context.Context, subjects []connector.Subject, ou
 		return redact(err, all.all())
 	}
 	// One candidate query per column for every subject's values; each
-	// subject's matcher is then read from the memo. The matcher of all
-	// the values is the union of the subjects': every term of where is
-	// a disjunction of their values, keys and kept keys.
+	// subject's matcher is then read from the memo.
 	memo := matchMemo{}
-	union, err := c.matchTables(ctx, all, s, c.tables, memo)
-	if err != nil {
+	if _, err := c.matchTables(ctx, all, s, c.tables, memo); err != nil {
 		return c.failOp(all, "verify", err)
 	}
-	ms := []*matcher{union}
-	if len(subjects) > 1 {
-		ms = make([]*matcher, len(subjects))
-		for i, subj := range subjects {
-			if ms[i], err = c.matchTables(ctx, valuesOf(subj.Identities), s, c.tables, memo); err != nil {
-				return c.failOp(all, "verify", err)
-			}
+	ms := make([]*matcher, len(subjects))
+	for i, subj := range subjects {
+		if ms[i], err = c.matchTables(ctx, valuesOf(subj.Identities), s, c.tables, memo); err != nil {
+			return c.failOp(all, "verify", err)
 		}
 	}
 	if err := c.ensureLedger(ctx); err != nil {
@@ -96,9 +90,9 @@ func (c *Connector) verify(ctx context.Context, subjects []connector.Subject, ou
 	if err := c.loadErased(ctx, ids, ms); err != nil {
 		return redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
 	}
-	if len(subjects) > 1 {
-		union.erased = unionErased(ms)
-	}
+	// The union of the subjects' matches, kept keys included, as an
+	// erase batch selects its rows (unionOf).
+	union := unionOf(ms)
 	var check []*table
 	for _, t := range c.tables {
 		if t.Action != lethe.ActionRetain {
@@ -146,33 +140,6 @@ func (c *Connector) verify(ctx context.Context, subjects []connector.Subject, ou
 		return redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
 	}
 	return nil
-}
-
-// unionErased merges the subjects' kept keys (matcher.erased), each value
-// once.
-func unionErased(ms []*matcher) map[*table]map[string][]string {
-	type kept struct {
-		t        *table
-		col, val string
-	}
-	seen := map[kept]bool{}
-	out := map[*table]map[string][]string{}
-	for _, m := range ms {
-		for t, cols := range m.erased {
-			if out[t] == nil {
-				out[t] = map[string][]string{}
-			}
-			for col, vals := range cols {
-				for _, v := range vals {
-					if k := (kept{t, col, v}); !seen[k] {
-						seen[k] = true
-						out[t][col] = append(out[t][col], v)
-					}
-				}
-			}
-		}
-	}
-	return out
 }
 
 // forgetErasedOf drops, in one statement, the kept key values of the
