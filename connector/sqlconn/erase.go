@@ -128,32 +128,14 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 	if err := c.ensureLedger(ctx); err != nil {
 		return nil, redact(err, all.all())
 	}
-	// One candidate query per column for every subject's values; each
-	// subject's matcher is then read from the memo.
-	memo := matchMemo{}
-	if _, err := c.matchTables(ctx, all, s, c.tables, memo); err != nil {
-		return nil, c.failOp(all, "erase", err)
-	}
 	e := &erasure{c: c, s: s}
-	ids := make([]string, len(subjects))
-	for i, subj := range subjects {
-		v := valuesOf(subj.Identities)
-		m, err := c.matchTables(ctx, v, s, c.tables, memo)
-		if err != nil {
-			return nil, c.failOp(all, "erase", err)
-		}
-		e.subs = append(e.subs, &subjectRun{requestID: subj.RequestID, v: v, m: m,
+	for _, subj := range subjects {
+		e.subs = append(e.subs, &subjectRun{requestID: subj.RequestID, v: valuesOf(subj.Identities),
 			done: map[lineKey]int64{}, retained: map[*table]int64{}, lines: map[lineKey]int64{}})
-		ids[i] = subj.RequestID
 	}
-	matchers := make([]*matcher, len(e.subs))
-	for i, sr := range e.subs {
-		matchers[i] = sr.m
+	if err := e.match(ctx, all); err != nil {
+		return nil, err
 	}
-	if err := c.loadErased(ctx, ids, matchers); err != nil {
-		return nil, redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
-	}
-	e.all = unionOf(matchers)
 	for _, t := range c.tables {
 		if len(t.Cascades) > 0 {
 			if e.cascades, err = c.cascades(ctx); err != nil {
@@ -171,10 +153,18 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 		// with it. Run again committing after every step, so that what
 		// precedes the failing step is erased and reported (a retained
 		// table blocking a delete leaves the other tables done) and the
-		// error is the same.
+		// error is the same. The rows are matched afresh first, as the
+		// next Erase would match them: a row this call pseudonymized and
+		// committed still has the key the first matching confirmed, and
+		// would be rewritten (a hash of its hash) and counted twice, in
+		// the report and in the ledger. Matched by its values it is found
+		// no more (pseudonymize rewrites every column that links it), and
+		// a row written since is.
 		e.rollback()
-		e.stepwise = true
-		err = e.run(ctx)
+		if err = e.match(ctx, all); err == nil {
+			e.stepwise = true
+			err = e.run(ctx)
+		}
 	}
 	if err != nil {
 		e.rollback()
@@ -182,6 +172,32 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 	}
 	c.stmts.prepareWanted(ctx)
 	return e.reports(), err
+}
+
+// match builds each subject's matcher, and their union, from the rows as
+// they stand and the keys the ledger kept for the requests: one candidate
+// query per column for every subject's values (all), each subject's
+// matcher then read from the memo.
+func (e *erasure) match(ctx context.Context, all values) error {
+	c := e.c
+	memo := matchMemo{}
+	if _, err := c.matchTables(ctx, all, e.s, c.tables, memo); err != nil {
+		return c.failOp(all, "erase", err)
+	}
+	ids := make([]string, len(e.subs))
+	matchers := make([]*matcher, len(e.subs))
+	for i, sr := range e.subs {
+		m, err := c.matchTables(ctx, sr.v, e.s, c.tables, memo)
+		if err != nil {
+			return c.failOp(all, "erase", err)
+		}
+		sr.m, ids[i], matchers[i] = m, sr.requestID, m
+	}
+	if err := c.loadErased(ctx, ids, matchers); err != nil {
+		return redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+	}
+	e.all = unionOf(matchers)
+	return nil
 }
 
 // oversized reports whether a statement of the batch would carry more
