@@ -292,14 +292,14 @@ func (c *Connector) Changed(ctx context.Context, subj connector.Subject) (lethe.
 // finds children by them directly. One query serves every request.
 func (c *Connector) loadErased(ctx context.Context, requestIDs []string, ms []*matcher) error {
 	q := &query{d: c.d}
-	ph := make([]string, len(requestIDs))
+	ids := make([]any, len(requestIDs))
 	byID := map[string]*matcher{}
 	for i, id := range requestIDs {
-		ph[i] = q.arg(id)
+		ids[i] = id
 		byID[id] = ms[i]
 	}
-	stmt := fmt.Sprintf("SELECT DISTINCT request_id, object, key_column, key_value FROM %s WHERE request_id IN (%s) AND target = %s",
-		ledgerKeysTable, strings.Join(ph, ", "), q.arg(c.name))
+	stmt := fmt.Sprintf("SELECT DISTINCT request_id, object, key_column, key_value FROM %s WHERE %s AND target = %s",
+		ledgerKeysTable, q.in("request_id", ids), q.arg(c.name))
 	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", ledgerKeysTable, err)

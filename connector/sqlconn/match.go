@@ -429,8 +429,8 @@ func (c *Connector) lookupStmt(ctx context.Context, arms []*lookupArm, out map[s
 
 // lookupCond writes the SQL filter of an arm, which never misses a row
 // whose value matches under the column's rule; rows are confirmed in Go.
-// Its values are padded to a power of two by repeating the last (see
-// keyList): the statement's text depends on every arm's count, and
+// Its values are one array on PostgreSQL (see in), phone patterns and the
+// other dialects' lists padded to a power of two by repeating the last:
 // prepared statements are cached by text.
 func (c *Connector) lookupCond(q *query, arm *lookupArm) string {
 	col := c.d.quote(arm.col)
@@ -438,6 +438,8 @@ func (c *Connector) lookupCond(q *query, arm *lookupArm) string {
 	arg := func(i int) any { return arm.args[min(i, len(arm.args)-1)].arg }
 	switch arm.t.rules[arm.col] {
 	case MatchPhone:
+		// LIKEs ORed, never LIKE ANY(array): a trigram (GIN) index
+		// serves each LIKE, but not an array of patterns.
 		conds := make([]string, n)
 		for i := range conds {
 			expr, pattern := c.d.phoneFilter(col, arg(i).(string))
@@ -447,11 +449,11 @@ func (c *Connector) lookupCond(q *query, arm *lookupArm) string {
 	case MatchCaseInsensitive:
 		col = c.d.lowerTrim(col)
 	}
-	ph := make([]string, n)
-	for i := range ph {
-		ph[i] = q.arg(arg(i))
+	vals := make([]any, len(arm.args))
+	for i, a := range arm.args {
+		vals[i] = a.arg
 	}
-	return fmt.Sprintf("%s IN (%s)", col, strings.Join(ph, ", "))
+	return q.in(col, vals)
 }
 
 // padded is n rounded up to a power of two.
@@ -466,6 +468,13 @@ func padded(n int) int {
 // keyTerm writes "key IN (...)" for confirmed keys, with row values for a
 // composite key.
 func (c *Connector) keyTerm(q *query, t *table, keys [][]any) string {
+	if len(t.key) == 1 {
+		flat := make([]any, len(keys))
+		for i, k := range keys {
+			flat[i] = k[0]
+		}
+		return q.in(c.d.quote(t.key[0]), flat)
+	}
 	return fmt.Sprintf("%s IN (%s)", c.d.keyCols(t.key), q.tupleList(keys))
 }
 

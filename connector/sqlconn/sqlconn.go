@@ -106,7 +106,7 @@ func open(name string, o Options, sqlOpen func(driver, dsn string) (*sql.DB, err
 		return nil, err
 	}
 	d := dialects[o.Driver]
-	db, err := sqlOpen(d.driver, o.DSN)
+	db, err := sqlOpen(d.driver, d.sessionDSN(o.DSN))
 	if err != nil {
 		return nil, fmt.Errorf("target %q: open: %w", name, err)
 	}
@@ -375,11 +375,7 @@ func (c *Connector) terms(q *query, t *table, m *matcher, s schema) []string {
 			}
 			continue
 		}
-		ph := make([]string, len(args))
-		for i, a := range args {
-			ph[i] = q.arg(a)
-		}
-		terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(col), strings.Join(ph, ", ")))
+		terms = append(terms, q.in(c.d.quote(col), args))
 	}
 	if len(keys) > 0 {
 		terms = append(terms, c.keyTerm(q, t, keys))
@@ -393,20 +389,12 @@ func (c *Connector) terms(q *query, t *table, m *matcher, s schema) []string {
 		// outlives.
 		if typ, ok := identityOf(l.parent, l.to); ok && !m.confirmed[l.parent][l.to] {
 			if args := typed(m.v[typ], s.kind(t.Name, l.column)); len(args) > 0 {
-				ph := make([]string, len(args))
-				for i, a := range args {
-					ph[i] = q.arg(a)
-				}
-				terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(l.column), strings.Join(ph, ", ")))
+				terms = append(terms, q.in(c.d.quote(l.column), args))
 			}
 		}
 		if vals := m.erased[l.parent][l.to]; len(vals) > 0 {
 			if args := typed(vals, s.kind(t.Name, l.column)); len(args) > 0 {
-				ph := make([]string, len(args))
-				for i, a := range args {
-					ph[i] = q.arg(a)
-				}
-				terms = append(terms, fmt.Sprintf("%s IN (%s)", c.d.quote(l.column), strings.Join(ph, ", ")))
+				terms = append(terms, q.in(c.d.quote(l.column), args))
 			}
 		}
 		if len(l.parent.key) == 1 && l.parent.key[0] == l.to {

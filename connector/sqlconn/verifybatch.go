@@ -149,11 +149,11 @@ func (c *Connector) forgetErasedOf(ctx context.Context, requestIDs []string) err
 		return nil
 	}
 	q := &query{d: c.d}
-	ph := make([]string, len(requestIDs))
+	ids := make([]any, len(requestIDs))
 	for i, id := range requestIDs {
-		ph[i] = q.arg(id)
+		ids[i] = id
 	}
-	stmt := fmt.Sprintf("DELETE FROM %s WHERE request_id IN (%s) AND target = %s", ledgerKeysTable, strings.Join(ph, ", "), q.arg(c.name))
+	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s AND target = %s", ledgerKeysTable, q.in("request_id", ids), q.arg(c.name))
 	_, err := c.execContext(ctx, nil, stmt, q.args...)
 	return err
 }

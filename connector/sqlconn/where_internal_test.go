@@ -74,12 +74,13 @@ func FuzzWhere(f *testing.F) {
 				if sw := c.where(sq, items, matcher(standIns(ids), standIn(erased)), s); sw != w || len(sq.args) != len(q.args) {
 					t.Fatalf("%s: the values shaped the statement:\n%s\nstand-ins give\n%s", d.name, w, sw)
 				}
-				for _, a := range q.args {
+				args := flatArgs(q.args)
+				for _, a := range args {
 					if a, ok := a.(string); ok && a != email && a != id && a != erased {
 						t.Fatalf("%s: argument %q is none of the values", d.name, a)
 					}
 				}
-				if !confirmed && email != "" && !slices.Contains(q.args, any(email)) {
+				if !confirmed && email != "" && !slices.Contains(args, any(email)) {
 					t.Fatalf("%s: the email is not an argument of %s (args %q)", d.name, w, q.args)
 				}
 			}
@@ -169,4 +170,23 @@ func TestPseudonymOfCanonicalForm(t *testing.T) {
 	if a, b := pseudo("note", "Hello"), pseudo("note", "hello"); a == b {
 		t.Errorf("a non-identity column was canonicalised")
 	}
+}
+
+// flatArgs lists the values of args, those of PostgreSQL's array
+// parameters (query.in) one by one.
+func flatArgs(args []any) []any {
+	var out []any
+	for _, a := range args {
+		switch a := a.(type) {
+		case []any:
+			out = append(out, a...)
+		case []string:
+			for _, v := range a {
+				out = append(out, v)
+			}
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
 }
