@@ -96,9 +96,10 @@
 // cascades, a batch selects and locks its primary keys through the
 // indexes, then deletes exactly those rows by primary key, so concurrent
 // erasures of different subjects lock disjoint rows. A failed statement
-// rolls back its transaction only; Erase then runs again committing after
-// every table, so the tables before the failing one are erased and
-// reported and the error is the same.
+// rolls back its transaction only; Erase then matches the rows afresh (a
+// row it already pseudonymized is not found, nor counted, again) and runs
+// again committing after every table, so the tables before the failing one
+// are erased and reported and the error is the same.
 //
 // EraseBatch (connector.BatchEraser) erases several subjects the same
 // way in shared transactions, in the statements of one subject: one
