@@ -38,3 +38,7 @@ func (c *Connector) Conns() (open, idle int) {
 // SetParams lowers the parameters one statement may carry, so that a test
 // reaches the limit with a few subjects.
 func (c *Connector) SetParams(n int) { c.params = n }
+
+// SetConfirmLimit lowers the rows one identity column may confirm, so that
+// a test reaches the limit with a few rows.
+func (c *Connector) SetConfirmLimit(n int) { c.confirm = n }

@@ -418,8 +418,8 @@ func (c *Connector) lookupStmt(ctx context.Context, arms []*lookupArm, out map[s
 		if !ok || !want[tag][cv] {
 			continue
 		}
-		if per[memoKeyCol{arm.t, arm.col}]++; per[memoKeyCol{arm.t, arm.col}] > maxConfirmedRows {
-			return fmt.Errorf("more than %d rows match identity column %q.%q; check the data map", maxConfirmedRows, arm.t.Name, arm.col)
+		if per[memoKeyCol{arm.t, arm.col}]++; per[memoKeyCol{arm.t, arm.col}] > c.confirm {
+			return fmt.Errorf("more than %d rows match identity column %q.%q; check the data map", c.confirm, arm.t.Name, arm.col)
 		}
 		k := lookupArg{t: arm.t, col: arm.col, canon: cv}.key()
 		out[k] = append(out[k], slices.Clone(dst[arm.at:arm.at+nk]))

@@ -62,6 +62,7 @@ type Connector struct {
 
 	lookups lookupGroup // concurrent candidate queries run as one (coalesce.go)
 	params  int         // the most parameters of one candidate statement
+	confirm int         // the most rows one identity column may confirm (maxConfirmedRows)
 }
 
 var (
@@ -117,7 +118,7 @@ func open(name string, o Options, sqlOpen func(driver, dsn string) (*sql.DB, err
 	db.SetMaxIdleConns(o.MaxConnections)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return &Connector{name: name, d: d, db: db, stmts: newStmtCache(db, d), batch: o.BatchSize, key: []byte(o.HashKey), tables: tables,
-		region: o.DefaultRegion, follow: o.FollowLimit, params: d.maxParams()}, nil
+		region: o.DefaultRegion, follow: o.FollowLimit, params: d.maxParams(), confirm: maxConfirmedRows}, nil
 }
 
 // Close closes the connection pool.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
@@ -215,5 +216,59 @@ func TestVerifyBatchSharedPhone(t *testing.T) {
 			`target "shop": subject data remains in support_tickets (1 rows, delete), users (1 rows, delete)`, ""})
 		s.exec(t, `DELETE FROM support_tickets WHERE id = ?`, 91)
 		check("bob's ticket gone", []string{shared, shared, ""})
+	})
+}
+
+// TestVerifyBatchSharedStepFailsEachAlone: when a step the batch shares
+// fails (here the candidate statement of all the subjects' emails, whose
+// confirmed rows together pass the limit that each subject's alone stays
+// under), every subject is verified alone and gets exactly its own
+// Verify's answer: alice's and bob's late tickets fail only them, each
+// counting its own, and the Cyrillic alice passes and her kept keys go.
+func TestVerifyBatchSharedStepFailsEachAlone(t *testing.T) {
+	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
+		ctx := context.Background()
+		s, c, _ := countedShop(t, b)
+		subs := erasedSubjects(t, c, "req-vb-shared-", people[0], people[1], people[2])
+		alice, bob := people[0], people[1]
+		s.exec(t, `INSERT INTO support_tickets (id, email, order_id, body, seed_owner) VALUES (?, ?, ?, ?, ?)`,
+			81, "ALICE@example.com", nil, "late", alice.ID)
+		for i, email := range []string{"bob@example.com", " Bob@Example.com"} {
+			s.exec(t, `INSERT INTO support_tickets (id, email, order_id, body, seed_owner) VALUES (?, ?, ?, ?, ?)`,
+				82+i, email, nil, "late", bob.ID)
+		}
+		c.SetConfirmLimit(2)
+		got := c.VerifyBatch(ctx, subs)
+		want := []string{
+			`target "shop": subject data remains in support_tickets (1 rows, delete)`,
+			`target "shop": subject data remains in support_tickets (2 rows, delete)`,
+			"",
+		}
+		for i, sub := range subs {
+			var g string
+			if got[i] != nil {
+				g = got[i].Error()
+			}
+			if g != want[i] {
+				t.Errorf("%s: %q; want %q", sub.RequestID, g, want[i])
+			}
+			var own string
+			if err := c.Verify(ctx, sub); err != nil {
+				own = err.Error()
+			}
+			if own != g {
+				t.Errorf("%s: the batch said %q, its own Verify %q", sub.RequestID, g, own)
+			}
+		}
+		if k := s.keptKeys(t, subs[2].RequestID); k != 0 {
+			t.Errorf("the Cyrillic alice passed, yet %d of her kept key values are left", k)
+		}
+		// The emails together do pass the limit: one subject holding
+		// both gets the error of the step the batch shared.
+		both := connector.Subject{RequestID: "req-vb-shared-both", Identities: []lethe.Identity{
+			{Type: lethe.IdentityEmail, Value: alice.Email.(string)}, {Type: lethe.IdentityEmail, Value: bob.Email.(string)}}}
+		if err := c.Verify(ctx, both); err == nil || !strings.Contains(err.Error(), "more than 2 rows match") {
+			t.Errorf("one subject with both emails: %v; want the limit's error", err)
+		}
 	})
 }
