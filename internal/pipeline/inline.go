@@ -228,11 +228,7 @@ func (p *Pipeline) startErase(ctx, bctx context.Context, job *rivertype.JobRow, 
 	if clean {
 		parallel(len(now), func(i int) {
 			s := now[i]
-			if b := p.verifiers[s.target]; b != nil {
-				s.verify = b.verify(ctx, subject)
-			} else {
-				_, s.verify = call(p.log, s.target, func() (struct{}, error) { return struct{}{}, s.conn.Verify(ctx, subject) })
-			}
+			s.verify = p.verifyTarget(ctx, s.target, s.conn, subject)
 		})
 		for _, s := range now {
 			clean = clean && s.verify == nil

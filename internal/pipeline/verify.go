@@ -47,7 +47,7 @@ func (p *Pipeline) verify(ctx context.Context, job *rivertype.JobRow, requestID 
 			errs[i] = connector.Permanent(errors.New("target is no longer configured, so it cannot be verified"))
 			return
 		}
-		_, errs[i] = call(p.log, done[i], func() (struct{}, error) { return struct{}{}, conn.Verify(ctx, subject) })
+		errs[i] = p.verifyTarget(ctx, done[i], conn, subject)
 	})
 	lastAttempt := job.Attempt+tried >= p.cfg.MaxAttempts && !p.interrupted(ctx)
 	residue := map[string]string{}
@@ -94,5 +94,16 @@ func (p *Pipeline) verify(ctx context.Context, job *rivertype.JobRow, requestID 
 			"residue":  strconv.Itoa(len(residue)),
 		})
 	})
+	return err
+}
+
+// verifyTarget verifies subject on one target: with the subjects other
+// requests verify there at the same moment when the target verifies in
+// batches (verifyBatcher), else alone.
+func (p *Pipeline) verifyTarget(ctx context.Context, target string, conn connector.Connector, subject connector.Subject) error {
+	if b := p.verifiers[target]; b != nil {
+		return b.verify(ctx, subject)
+	}
+	_, err := call(p.log, target, func() (struct{}, error) { return struct{}{}, conn.Verify(ctx, subject) })
 	return err
 }
