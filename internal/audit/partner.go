@@ -59,7 +59,9 @@ func NewPartnerReceipt(rc *Receipt, clientID, digest string) *PartnerReceipt {
 }
 
 // SignPartner returns the partner receipt document signed by s.
-func (s *Signer) SignPartner(p *PartnerReceipt) ([]byte, error) { return s.sign(p) }
+func (s *Signer) SignPartner(p *PartnerReceipt) (doc []byte, digest string, err error) {
+	return s.sign(p)
+}
 
 // VerifyPartner checks a partner receipt document against the public keys
 // by key id, as Verify does a full receipt, and returns it.

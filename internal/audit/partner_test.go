@@ -14,17 +14,16 @@ func TestPartnerReceiptSignVerify(t *testing.T) {
 	s := testSigner(1)
 	full := testReceipt()
 	full.Targets[0].AttestedBy = "rita"
-	fullDoc, err := s.Sign(full)
+	fullDoc, digest, err := s.Sign(full)
 	if err != nil {
 		t.Fatal(err)
 	}
-	digest, err := Digest(fullDoc)
+	doc, partDigest, err := s.SignPartner(NewPartnerReceipt(full, "partner-a", digest))
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := s.SignPartner(NewPartnerReceipt(full, "partner-a", digest))
-	if err != nil {
-		t.Fatal(err)
+	if read, err := Digest(doc); err != nil || read != partDigest {
+		t.Fatalf("SignPartner's digest %s; read back from the document %s (%v)", partDigest, read, err)
 	}
 	for _, leak := range []string{"users", "invoices", "tax law", "rows", "identities", "rita", "audit", strings.Repeat("ab", 32)} {
 		if strings.Contains(string(doc), leak) {

@@ -212,19 +212,21 @@ func NewReceipt(r *lethe.Request, tasks []lethe.Task, ids []store.IdentityHash, 
 	return rc
 }
 
-// Sign returns the receipt document signed by s.
-func (s *Signer) Sign(rc *Receipt) ([]byte, error) { return s.sign(rc) }
+// Sign returns the receipt document signed by s, and its digest (what
+// Digest returns for it, from the canonical form just signed rather than
+// by reading the document back).
+func (s *Signer) Sign(rc *Receipt) (doc []byte, digest string, err error) { return s.sign(rc) }
 
 // sign signs the canonical form of any receipt (full or partner) in the
 // one document format both share.
-func (s *Signer) sign(rc any) ([]byte, error) {
+func (s *Signer) sign(rc any) ([]byte, string, error) {
 	raw, err := json.Marshal(rc)
 	if err != nil {
-		return nil, fmt.Errorf("sign receipt: %w", err)
+		return nil, "", fmt.Errorf("sign receipt: %w", err)
 	}
 	canon, err := Canonical(raw)
 	if err != nil {
-		return nil, fmt.Errorf("sign receipt: %w", err)
+		return nil, "", fmt.Errorf("sign receipt: %w", err)
 	}
 	doc := Document{
 		Receipt: canon,
@@ -240,9 +242,10 @@ func (s *Signer) sign(rc any) ([]byte, error) {
 	enc := json.NewEncoder(&out)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(doc); err != nil {
-		return nil, fmt.Errorf("sign receipt: %w", err)
+		return nil, "", fmt.Errorf("sign receipt: %w", err)
 	}
-	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), nil
+	sum := sha256.Sum256(canon)
+	return bytes.TrimSuffix(out.Bytes(), []byte("\n")), hex.EncodeToString(sum[:]), nil
 }
 
 // Digest is the hex SHA-256 of a receipt's canonical form; the audit chain

@@ -42,9 +42,12 @@ func keysOf(s ...*Signer) map[string]ed25519.PublicKey {
 
 func TestReceiptSignVerify(t *testing.T) {
 	s := testSigner(1)
-	doc, err := s.Sign(testReceipt())
+	doc, digest, err := s.Sign(testReceipt())
 	if err != nil {
 		t.Fatal(err)
+	}
+	if read, err := Digest(doc); err != nil || read != digest {
+		t.Fatalf("Sign's digest %s; read back from the document %s (%v)", digest, read, err)
 	}
 	rc, err := Verify(doc, keysOf(s))
 	if err != nil {
@@ -117,7 +120,7 @@ func TestCanonical(t *testing.T) {
 // (re-spacing or reordering members changes no value and is accepted).
 func FuzzVerifyReceipt(f *testing.F) {
 	s := testSigner(1)
-	doc, err := s.Sign(testReceipt())
+	doc, _, err := s.Sign(testReceipt())
 	if err != nil {
 		f.Fatal(err)
 	}

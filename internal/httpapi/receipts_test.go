@@ -131,7 +131,7 @@ func TestReceiptPartnerSeesStatesNotCounts(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		other, err := signer.SignPartner(&audit.PartnerReceipt{Version: audit.PartnerReceiptVersion, RequestID: id, Receipt: strings.Repeat("0", 64)})
+		other, _, err := signer.SignPartner(&audit.PartnerReceipt{Version: audit.PartnerReceiptVersion, RequestID: id, Receipt: strings.Repeat("0", 64)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -241,23 +241,15 @@ func issueReceipt(p Path, ctx context.Context, tx store.Tx, e *ending) error {
 		return err
 	}
 	full := audit.NewReceipt(e.req, e.tasks, ids, events)
-	doc, err := p.Signer.Sign(full)
+	doc, digest, err := p.Signer.Sign(full)
 	if err != nil {
 		return err
-	}
-	digest, err := audit.Digest(doc)
-	if err != nil {
-		return fmt.Errorf("receipt digest: %w", err)
 	}
 	// The partner receipt, what the submitting client is served, names
 	// the full one by its digest.
-	partner, err := p.Signer.SignPartner(audit.NewPartnerReceipt(full, e.req.ClientID, digest))
+	partner, partnerDigest, err := p.Signer.SignPartner(audit.NewPartnerReceipt(full, e.req.ClientID, digest))
 	if err != nil {
 		return err
-	}
-	partnerDigest, err := audit.Digest(partner)
-	if err != nil {
-		return fmt.Errorf("partner receipt digest: %w", err)
 	}
 	rc := store.Receipt{RequestID: e.req.ID, ClientID: e.req.ClientID, KeyID: p.Signer.KeyID(), Body: doc, PartnerBody: partner, IssuedAt: e.At}
 	err = tx.PutReceipt(ctx, rc)
