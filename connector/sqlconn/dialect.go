@@ -144,14 +144,15 @@ func (q *query) keyList(keys []any) string {
 }
 
 // in writes "expr IN list" for values of one type. PostgreSQL gets the
-// list as one array parameter (expr = ANY($n)): the statement's text is
-// then the same for every list length, so each connection plans it once
-// and runs its generic plan from then on, where a text per length (as
-// padded IN lists still give) was planned again and again; planning these
-// nested statements cost PostgreSQL twice as much as running them. The
-// others get a padded list (keyList): neither has array parameters.
-func (q *query) in(expr string, vals []any) string {
-	if q.d.name == "postgres" {
+// list as one array parameter (expr = ANY($n)) where array allows it
+// (column.array): the statement's text is then the same for every list
+// length, so each connection plans it once and runs its generic plan from
+// then on, where a text per length (as padded IN lists still give) was
+// planned again and again; planning these nested statements cost
+// PostgreSQL twice as much as running them. Otherwise the list is padded
+// (keyList): MySQL and SQLite have no array parameters.
+func (q *query) in(expr string, vals []any, array bool) string {
+	if array && q.d.name == "postgres" {
 		return fmt.Sprintf("%s = ANY(%s)", expr, q.arg(vals))
 	}
 	return fmt.Sprintf("%s IN (%s)", expr, q.keyList(vals))
@@ -315,7 +316,18 @@ const (
 type column struct {
 	dataType string
 	kind     colKind
+	// array: a list compared with the column may travel as one array
+	// parameter (query.in). pgx encodes arrays of the types it knows
+	// only: a column of an extension's or the user's own type (citext,
+	// an enum) gets an IN list, whose parameters the server types.
+	array bool
 }
+
+// arrayTypes are the PostgreSQL data types (as information_schema.columns
+// names them) of columns that take array parameters: those of identities
+// and keys.
+var arrayTypes = map[string]bool{"text": true, "character varying": true, "character": true,
+	"smallint": true, "integer": true, "bigint": true, "uuid": true}
 
 // columns returns the columns of table in the live schema; an empty map
 // means the table does not exist.
@@ -353,7 +365,7 @@ func (d dialect) columns(ctx context.Context, db *sql.DB, table string) (map[str
 		if err := rows.Scan(&n, &typ); err != nil {
 			return nil, err
 		}
-		cols[n] = column{dataType: typ, kind: d.kindOf(typ)}
+		cols[n] = column{dataType: typ, kind: d.kindOf(typ), array: d.name == "postgres" && arrayTypes[typ]}
 	}
 	return cols, rows.Err()
 }

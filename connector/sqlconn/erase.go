@@ -485,7 +485,7 @@ func (e *erasure) cascadesBy(ctx context.Context, tx *sql.Tx, t *table, owner []
 			}
 		}
 		var err error
-		if out[i], err = e.c.cascadeCounts(ctx, tx, t, mine, update); err != nil {
+		if out[i], err = e.c.cascadeCounts(ctx, tx, t, mine, update, e.s); err != nil {
 			return nil, err
 		}
 	}
@@ -645,7 +645,7 @@ func (e *erasure) deleteByKeys(ctx context.Context, tx *sql.Tx, t *table, q *que
 		chunk := rest[:min(len(rest), maxKeysPerStmt/len(t.key))]
 		rest = rest[len(chunk):]
 		q := &query{d: c.d}
-		res, err := c.execContext(ctx, tx, fmt.Sprintf("DELETE FROM %s WHERE %s", c.d.quote(t.Name), c.keyTerm(q, t, chunk)), q.args...)
+		res, err := c.execContext(ctx, tx, fmt.Sprintf("DELETE FROM %s WHERE %s", c.d.quote(t.Name), c.keyTerm(q, t, chunk, e.s)), q.args...)
 		if err != nil {
 			return 0, err
 		}

@@ -161,7 +161,7 @@ func containsString(list []string, s string) bool {
 // cascadeCounts counts, in tx and before the change, the rows each
 // declared cascade of t will change when the rows keys are deleted
 // (update false) or rewritten (update true).
-func (c *Connector) cascadeCounts(ctx context.Context, tx *sql.Tx, t *table, keys [][]any, update bool) ([]lethe.ReportItem, error) {
+func (c *Connector) cascadeCounts(ctx context.Context, tx *sql.Tx, t *table, keys [][]any, update bool, s schema) ([]lethe.ReportItem, error) {
 	if len(t.Cascades) == 0 || len(keys) == 0 {
 		return nil, nil
 	}
@@ -183,7 +183,7 @@ func (c *Connector) cascadeCounts(ctx context.Context, tx *sql.Tx, t *table, key
 				if pt != t {
 					return ""
 				}
-				return c.keyTerm(q, t, chunk)
+				return c.keyTerm(q, t, chunk, s)
 			}, 0)
 			if w == "" {
 				continue
@@ -299,7 +299,7 @@ func (c *Connector) loadErased(ctx context.Context, requestIDs []string, ms []*m
 		byID[id] = ms[i]
 	}
 	stmt := fmt.Sprintf("SELECT DISTINCT request_id, object, key_column, key_value FROM %s WHERE %s AND target = %s",
-		ledgerKeysTable, q.in("request_id", ids), q.arg(c.name))
+		ledgerKeysTable, q.in("request_id", ids, true), q.arg(c.name))
 	rows, err := c.queryContext(ctx, nil, stmt, q.args...)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", ledgerKeysTable, err)

@@ -447,13 +447,20 @@ func (c *Connector) lookupCond(q *query, arm *lookupArm) string {
 		}
 		return strings.Join(conds, " OR ")
 	case MatchCaseInsensitive:
-		col = c.d.lowerTrim(col)
+		// lower(trim(col)) is text whatever the column's type: an array
+		// of text always encodes. PostgreSQL looks up no other rule in
+		// Go (confirmedInGo), so the other lists here are MySQL's.
+		vals := make([]any, len(arm.args))
+		for i, a := range arm.args {
+			vals[i] = a.arg
+		}
+		return q.in(c.d.lowerTrim(col), vals, true)
 	}
-	vals := make([]any, len(arm.args))
-	for i, a := range arm.args {
-		vals[i] = a.arg
+	ph := make([]string, n)
+	for i := range ph {
+		ph[i] = q.arg(arg(i))
 	}
-	return q.in(col, vals)
+	return fmt.Sprintf("%s IN (%s)", col, strings.Join(ph, ", "))
 }
 
 // padded is n rounded up to a power of two.
@@ -467,13 +474,13 @@ func padded(n int) int {
 
 // keyTerm writes "key IN (...)" for confirmed keys, with row values for a
 // composite key.
-func (c *Connector) keyTerm(q *query, t *table, keys [][]any) string {
+func (c *Connector) keyTerm(q *query, t *table, keys [][]any, s schema) string {
 	if len(t.key) == 1 {
 		flat := make([]any, len(keys))
 		for i, k := range keys {
 			flat[i] = k[0]
 		}
-		return q.in(c.d.quote(t.key[0]), flat)
+		return q.in(c.d.quote(t.key[0]), flat, s.array(t.Name, t.key[0]))
 	}
 	return fmt.Sprintf("%s IN (%s)", c.d.keyCols(t.key), q.tupleList(keys))
 }

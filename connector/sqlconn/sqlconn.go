@@ -132,6 +132,10 @@ type schema map[string]map[string]column
 
 func (s schema) kind(table, col string) colKind { return s[table][col].kind }
 
+// array reports whether a list compared with column col of table may be
+// one array parameter (column.array).
+func (s schema) array(table, col string) bool { return s[table][col].array }
+
 func (c *Connector) loadSchema(ctx context.Context) (schema, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -376,10 +380,10 @@ func (c *Connector) terms(q *query, t *table, m *matcher, s schema) []string {
 			}
 			continue
 		}
-		terms = append(terms, q.in(c.d.quote(col), args))
+		terms = append(terms, q.in(c.d.quote(col), args, s.array(t.Name, col)))
 	}
 	if len(keys) > 0 {
-		terms = append(terms, c.keyTerm(q, t, keys))
+		terms = append(terms, c.keyTerm(q, t, keys, s))
 	}
 	for _, l := range t.parents {
 		// A child row is the subject's when its reference holds a value
@@ -390,12 +394,12 @@ func (c *Connector) terms(q *query, t *table, m *matcher, s schema) []string {
 		// outlives.
 		if typ, ok := identityOf(l.parent, l.to); ok && !m.confirmed[l.parent][l.to] {
 			if args := typed(m.v[typ], s.kind(t.Name, l.column)); len(args) > 0 {
-				terms = append(terms, q.in(c.d.quote(l.column), args))
+				terms = append(terms, q.in(c.d.quote(l.column), args, s.array(t.Name, l.column)))
 			}
 		}
 		if vals := m.erased[l.parent][l.to]; len(vals) > 0 {
 			if args := typed(vals, s.kind(t.Name, l.column)); len(args) > 0 {
-				terms = append(terms, q.in(c.d.quote(l.column), args))
+				terms = append(terms, q.in(c.d.quote(l.column), args, s.array(t.Name, l.column)))
 			}
 		}
 		if len(l.parent.key) == 1 && l.parent.key[0] == l.to {

@@ -153,7 +153,7 @@ func (c *Connector) forgetErasedOf(ctx context.Context, requestIDs []string) err
 	for i, id := range requestIDs {
 		ids[i] = id
 	}
-	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s AND target = %s", ledgerKeysTable, q.in("request_id", ids), q.arg(c.name))
+	stmt := fmt.Sprintf("DELETE FROM %s WHERE %s AND target = %s", ledgerKeysTable, q.in("request_id", ids, true), q.arg(c.name))
 	_, err := c.execContext(ctx, nil, stmt, q.args...)
 	return err
 }
