@@ -175,7 +175,9 @@ func TestTargetOutage(t *testing.T) {
 	b := newBackend(t, "sqlite")
 	direct := postgresDSN(t)
 	px := newProxy(t, pgHostPort(t, direct))
-	shop := target{name: "shop", driver: "postgres", dsn: px.via(direct), db: openDB(t, "pgx", direct)}
+	// lethe's sessions on the target are told apart by their name.
+	app := fmt.Sprintf("lethe_outage_%d", time.Now().UnixNano())
+	shop := target{name: "shop", driver: "postgres", dsn: px.via(direct) + "&application_name=" + app, db: openDB(t, "pgx", direct)}
 	seedShop(t, shop.db, n)
 	yaml := withWorkers(b.config([]target{shop}, map[string]string{"shop": shopMap}), "  max_attempts: 100\n")
 	srv := newServer(t, yaml, b.secretKey)
@@ -183,9 +185,28 @@ func TestTargetOutage(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), rescueWait)
 	defer cancel()
+	// One subject's account row is held locked, so that an erasure is
+	// surely in flight on the target when the outage starts: erasures
+	// take milliseconds, and a cut falling between them would test
+	// nothing but resolves.
+	hold, err := shop.db.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback()
+	if _, err := hold.ExecContext(ctx, `SELECT id FROM users WHERE id = $1 FOR UPDATE`, n/2); err != nil {
+		t.Fatal(err)
+	}
 	wait := submitAll(ctx, t, srv, n)
 	waitErasing(t, shop.db, n, 5)
+	waitFor(t, 60*time.Second, "an erasure to wait for the held row", func() (bool, string) {
+		waiting := count(t, shop.db, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, app)
+		return waiting > 0, "no session of lethe waits for a lock"
+	})
 	px.cut(outage)
+	if err := hold.Rollback(); err != nil {
+		t.Fatal(err)
+	}
 	ids := wait()
 
 	// Until everything ends, check every 200ms that whatever is reported
@@ -222,11 +243,15 @@ func TestTargetOutage(t *testing.T) {
 		return open == 0, fmt.Sprintf("%d requests open, proxy down: %v", open, px.down())
 	})
 	checkAllDone(t, st, shop.db, n)
-	if retried := count(t, st, `SELECT count(*) FROM tasks WHERE attempts > 1`); retried == 0 {
-		t.Error("no task was retried: the outage did not hit a running erasure")
-	} else {
-		t.Logf("%d tasks retried through the outage", retried)
+	for id, subject := range ids {
+		if subject != n/2 {
+			continue
+		}
+		if a := count(t, st, `SELECT attempts FROM tasks WHERE request_id = ?`, id); a < 2 {
+			t.Errorf("the held subject's task ended after %d attempt(s): the outage did not fail its erasure in flight", a)
+		}
 	}
+	t.Logf("%d tasks retried through the outage", count(t, st, `SELECT count(*) FROM tasks WHERE attempts > 1`))
 }
 
 // TestStoreOutage cuts two nodes off their PostgreSQL store for the outage
