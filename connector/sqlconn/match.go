@@ -434,33 +434,28 @@ func (c *Connector) lookupStmt(ctx context.Context, arms []*lookupArm, out map[s
 // prepared statements are cached by text.
 func (c *Connector) lookupCond(q *query, arm *lookupArm) string {
 	col := c.d.quote(arm.col)
-	n := padded(len(arm.args))
-	arg := func(i int) any { return arm.args[min(i, len(arm.args)-1)].arg }
-	switch arm.t.rules[arm.col] {
-	case MatchPhone:
+	if arm.t.rules[arm.col] == MatchPhone {
 		// LIKEs ORed, never LIKE ANY(array): a trigram (GIN) index
 		// serves each LIKE, but not an array of patterns.
-		conds := make([]string, n)
+		conds := make([]string, padded(len(arm.args)))
 		for i := range conds {
-			expr, pattern := c.d.phoneFilter(col, arg(i).(string))
+			expr, pattern := c.d.phoneFilter(col, arm.args[min(i, len(arm.args)-1)].arg.(string))
 			conds[i] = fmt.Sprintf("%s LIKE %s", expr, q.arg(pattern))
 		}
 		return strings.Join(conds, " OR ")
-	case MatchCaseInsensitive:
+	}
+	vals := make([]any, len(arm.args))
+	for i, a := range arm.args {
+		vals[i] = a.arg
+	}
+	if arm.t.rules[arm.col] == MatchCaseInsensitive {
 		// lower(trim(col)) is text whatever the column's type: an array
-		// of text always encodes. PostgreSQL looks up no other rule in
-		// Go (confirmedInGo), so the other lists here are MySQL's.
-		vals := make([]any, len(arm.args))
-		for i, a := range arm.args {
-			vals[i] = a.arg
-		}
+		// of text always encodes.
 		return q.in(c.d.lowerTrim(col), vals, true)
 	}
-	ph := make([]string, n)
-	for i := range ph {
-		ph[i] = q.arg(arg(i))
-	}
-	return fmt.Sprintf("%s IN (%s)", col, strings.Join(ph, ", "))
+	// PostgreSQL looks up no other rule in Go (confirmedInGo): this list
+	// is MySQL's.
+	return q.in(col, vals, false)
 }
 
 // padded is n rounded up to a power of two.
