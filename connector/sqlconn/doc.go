@@ -99,7 +99,8 @@
 // rolls back its transaction only; Erase then matches the rows afresh (a
 // row it already pseudonymized is not found, nor counted, again) and runs
 // again committing after every table, so the tables before the failing one
-// are erased and reported and the error is the same.
+// are erased and reported and the error is the same; a failed erasure's
+// report still counts the retained rows.
 //
 // EraseBatch (connector.BatchEraser) erases several subjects the same
 // way in shared transactions, in the statements of one subject: one

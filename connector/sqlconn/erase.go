@@ -168,6 +168,16 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 	}
 	if err != nil {
 		e.rollback()
+		// Retained rows are counted on the way (one subject) or after the
+		// last commit (a batch, see run), which a failed erasure may never
+		// reach: its reports would say nothing is retained. They are
+		// counted now, as they stand. A failure to count leaves them as
+		// they were, and the erasure's own error is the one returned.
+		for _, t := range c.tables {
+			if t.Action == lethe.ActionRetain && e.countRetained(ctx, t) != nil {
+				break
+			}
+		}
 		err = redact(err, all.all())
 	}
 	c.stmts.prepareWanted(ctx)

@@ -19,10 +19,12 @@ import (
 // The recount schema: notes are found by their own email, which is
 // case-insensitive and so matched by the keys confirmed at the start of a
 // call, and pseudonymized. A blocker outside the map refuses the users'
-// delete, which comes last (children first).
+// delete, which comes last (children first). Each user has one invoice,
+// retained.
 var recountDDL = slices.Concat(usersDDL, []string{
 	`CREATE TABLE notes (id BIGINT PRIMARY KEY, user_id BIGINT, email VARCHAR(255), body VARCHAR(255))`,
 	`CREATE TABLE blocker (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, FOREIGN KEY (user_id) REFERENCES users (id))`,
+	`CREATE TABLE invoices (id BIGINT PRIMARY KEY, user_id BIGINT)`,
 })
 
 const recountMap = `
@@ -37,6 +39,10 @@ const recountMap = `
     references: {column: user_id, table: users}
     action: pseudonymize
     columns: {email: redact_email, user_id: null, body: hash}
+  - name: invoices
+    references: {column: user_id, table: users}
+    action: retain
+    reason: kept for tax law
 `
 
 const recountNotes = 4 // per user
@@ -50,6 +56,7 @@ func recountDB(tb testing.TB, b testdb.TargetDB, blocked ...int64) (*shop, strin
 	for id := int64(1); id <= 3; id++ {
 		s.exec(tb, `INSERT INTO users VALUES (?, ?)`, id, fmt.Sprintf("u%d@example.com", id))
 		s.exec(tb, `INSERT INTO addresses VALUES (?, ?, ?)`, id*10, id, "Main St")
+		s.exec(tb, `INSERT INTO invoices VALUES (?, ?)`, id*1000, id)
 		for i := range int64(recountNotes) {
 			s.exec(tb, `INSERT INTO notes VALUES (?, ?, ?, ?)`, id*100+i, id, fmt.Sprintf("U%d@Example.COM", id), fmt.Sprintf("body-%d", id*100+i))
 		}
@@ -122,6 +129,11 @@ func checkRecount(tb testing.TB, user int64, rep lethe.Report, notes, addresses,
 		if got := rowsOf(rep, want.object, want.action); got != want.rows {
 			tb.Errorf("user %d: the report claims %d %s rows %s, want %d (%s)", user, got, want.object, want.action, want.rows, reportLines(rep))
 		}
+	}
+	// The user's invoice is kept, and every report says so, a failed
+	// call's too.
+	if got := rowsOf(rep, "invoices", lethe.ActionRetain); got != 1 {
+		tb.Errorf("user %d: the report says %d invoices retained, want 1 (%s)", user, got, reportLines(rep))
 	}
 }
 
