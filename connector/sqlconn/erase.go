@@ -44,12 +44,8 @@ func (c *Connector) Erase(ctx context.Context, subj connector.Subject) (lethe.Re
 // counted for exactly one subject, the first that matches it). One
 // candidate query per matched column serves them all.
 func (c *Connector) EraseBatch(ctx context.Context, subjects []connector.Subject) ([]lethe.Report, error) {
-	seen := map[string]bool{}
-	for _, s := range subjects {
-		if seen[s.RequestID] {
-			return nil, fmt.Errorf("target %q: erase batch: a request id is listed twice", c.name)
-		}
-		seen[s.RequestID] = true
+	if err := c.distinctRequests("erase batch", subjects); err != nil {
+		return nil, err
 	}
 	return c.erase(ctx, subjects)
 }
@@ -105,16 +101,7 @@ type keptKey struct {
 }
 
 func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]lethe.Report, error) {
-	all := values{}
-	for _, subj := range subjects {
-		for t, vs := range valuesOf(subj.Identities) {
-			for _, v := range vs {
-				if !containsString(all[t], v) {
-					all[t] = append(all[t], v)
-				}
-			}
-		}
-	}
+	all := valuesOfAll(subjects)
 	if len(subjects) == 0 {
 		return nil, nil
 	}
@@ -185,28 +172,21 @@ func (c *Connector) erase(ctx context.Context, subjects []connector.Subject) ([]
 }
 
 // match builds each subject's matcher, and their union, from the rows as
-// they stand and the keys the ledger kept for the requests: one candidate
-// query per column for every subject's values (all), each subject's
-// matcher then read from the memo.
+// they stand and the keys the ledger kept for the requests (matchEach).
 func (e *erasure) match(ctx context.Context, all values) error {
-	c := e.c
-	memo := matchMemo{}
-	if _, err := c.matchTables(ctx, all, e.s, c.tables, memo); err != nil {
-		return c.failOp(all, "erase", err)
-	}
+	vs := make([]values, len(e.subs))
 	ids := make([]string, len(e.subs))
-	matchers := make([]*matcher, len(e.subs))
 	for i, sr := range e.subs {
-		m, err := c.matchTables(ctx, sr.v, e.s, c.tables, memo)
-		if err != nil {
-			return c.failOp(all, "erase", err)
-		}
-		sr.m, ids[i], matchers[i] = m, sr.requestID, m
+		vs[i], ids[i] = sr.v, sr.requestID
 	}
-	if err := c.loadErased(ctx, ids, matchers); err != nil {
-		return redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+	ms, union, err := e.c.matchEach(ctx, "erase", e.s, all, vs, ids)
+	if err != nil {
+		return err
 	}
-	e.all = unionOf(matchers)
+	for i, sr := range e.subs {
+		sr.m = ms[i]
+	}
+	e.all = union
 	return nil
 }
 

@@ -495,6 +495,29 @@ func armRow(width int, tagged bool) (tag *int64, dst, ptrs []any) {
 	return tag, dst, ptrs
 }
 
+// matchEach matches several subjects' values (vs, of the requests ids)
+// for operation op: one candidate query per column for all of them (all:
+// every subject's values), each subject's matcher then read from the
+// memo, with the keys the ledger kept for its request; and the union of
+// the matchers, which a statement acting for all of them selects by.
+func (c *Connector) matchEach(ctx context.Context, op string, s schema, all values, vs []values, ids []string) ([]*matcher, *matcher, error) {
+	memo := matchMemo{}
+	if _, err := c.matchTables(ctx, all, s, c.tables, memo); err != nil {
+		return nil, nil, c.failOp(all, op, err)
+	}
+	ms := make([]*matcher, len(vs))
+	for i, v := range vs {
+		var err error
+		if ms[i], err = c.matchTables(ctx, v, s, c.tables, memo); err != nil {
+			return nil, nil, c.failOp(all, op, err)
+		}
+	}
+	if err := c.loadErased(ctx, ids, ms); err != nil {
+		return nil, nil, redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+	}
+	return ms, unionOf(ms), nil
+}
+
 // unionOf returns a matcher of the rows any of ms matches. Every term of
 // where is a list of values or keys (the parents' terms included, through
 // which children are found), so the lists' union selects the union of the

@@ -254,6 +254,28 @@ func valuesOf(ids []lethe.Identity) values {
 	return v
 }
 
+// valuesOfAll returns the values of every subject's identities, each once.
+func valuesOfAll(subjects []connector.Subject) values {
+	var ids []lethe.Identity
+	for _, s := range subjects {
+		ids = append(ids, s.Identities...)
+	}
+	return valuesOf(ids)
+}
+
+// distinctRequests refuses a batch (op) listing a request twice: each
+// request's answer is its own.
+func (c *Connector) distinctRequests(op string, subjects []connector.Subject) error {
+	seen := map[string]bool{}
+	for _, s := range subjects {
+		if seen[s.RequestID] {
+			return fmt.Errorf("target %q: %s: a request id is listed twice", c.name, op)
+		}
+		seen[s.RequestID] = true
+	}
+	return nil
+}
+
 // all returns the values as identities again, for redaction.
 func (v values) all() []lethe.Identity {
 	var out []lethe.Identity

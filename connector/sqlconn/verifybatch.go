@@ -21,16 +21,11 @@ var _ connector.BatchVerifier = (*Connector)(nil)
 // in one statement, so that each answer names exactly that subject's rows.
 func (c *Connector) VerifyBatch(ctx context.Context, subjects []connector.Subject) []error {
 	out := make([]error, len(subjects))
-	seen := map[string]bool{}
-	for _, s := range subjects {
-		if seen[s.RequestID] {
-			err := fmt.Errorf("target %q: verify batch: a request id is listed twice", c.name)
-			for i := range out {
-				out[i] = err
-			}
-			return out
+	if err := c.distinctRequests("verify batch", subjects); err != nil {
+		for i := range out {
+			out[i] = err
 		}
-		seen[s.RequestID] = true
+		return out
 	}
 	err := c.verify(ctx, subjects, out)
 	switch {
@@ -56,11 +51,7 @@ func (c *Connector) verify(ctx context.Context, subjects []connector.Subject, ou
 	if len(subjects) == 0 {
 		return nil
 	}
-	var given []lethe.Identity
-	for _, subj := range subjects {
-		given = append(given, subj.Identities...)
-	}
-	all := valuesOf(given)
+	all := valuesOfAll(subjects)
 	if err := ctx.Err(); err != nil {
 		return redact(fmt.Errorf("target %q: verify: %w", c.name, err), all.all())
 	}
@@ -68,31 +59,20 @@ func (c *Connector) verify(ctx context.Context, subjects []connector.Subject, ou
 	if err != nil {
 		return redact(err, all.all())
 	}
-	// One candidate query per column for every subject's values; each
-	// subject's matcher is then read from the memo.
-	memo := matchMemo{}
-	if _, err := c.matchTables(ctx, all, s, c.tables, memo); err != nil {
-		return c.failOp(all, "verify", err)
-	}
-	ms := make([]*matcher, len(subjects))
-	for i, subj := range subjects {
-		if ms[i], err = c.matchTables(ctx, valuesOf(subj.Identities), s, c.tables, memo); err != nil {
-			return c.failOp(all, "verify", err)
-		}
-	}
 	if err := c.ensureLedger(ctx); err != nil {
 		return redact(err, all.all())
 	}
+	vs := make([]values, len(subjects))
 	ids := make([]string, len(subjects))
 	for i, subj := range subjects {
-		ids[i] = subj.RequestID
-	}
-	if err := c.loadErased(ctx, ids, ms); err != nil {
-		return redact(fmt.Errorf("target %q: %w", c.name, err), all.all())
+		vs[i], ids[i] = valuesOf(subj.Identities), subj.RequestID
 	}
 	// The union of the subjects' matches, kept keys included, as an
-	// erase batch selects its rows (unionOf).
-	union := unionOf(ms)
+	// erase batch selects its rows.
+	ms, union, err := c.matchEach(ctx, "verify", s, all, vs, ids)
+	if err != nil {
+		return err
+	}
 	var check []*table
 	for _, t := range c.tables {
 		if t.Action != lethe.ActionRetain {
