@@ -149,9 +149,8 @@ var dialect = &sqlstore.Dialect{
 	// A transaction-scoped advisory lock per request: appends to one chain
 	// queue behind each other (even for events of no request, which have
 	// no row to lock), appends to different chains do not. The prefix
-	// keeps lethe's keys apart from other users of advisory locks.
-	LockAuditChain: `SELECT pg_advisory_xact_lock(hashtextextended('lethe.audit:' || ?, 0))`,
-	// The same locks of many chains, taken in the order of the array (a
+	// keeps lethe's keys apart from other users of advisory locks. The
+	// locks of many chains are taken in the order of the array (a
 	// function scan reads it in order; nothing sorts it).
 	LockAuditChains: `SELECT pg_advisory_xact_lock(hashtextextended('lethe.audit:' || id, 0)) FROM unnest(CAST(? AS text[])) AS id`,
 	WritableCTE:     true,

@@ -54,16 +54,16 @@ func (q *queries) AppendAudits(ctx context.Context, events ...*lethe.AuditEvent)
 		pending[i] = pendingAudit{e: e, details: string(b)}
 	}
 	err := q.atomic(ctx, func(q *queries) error {
+		ids := make([]string, len(events))
+		for i, e := range events {
+			ids[i] = e.RequestID
+		}
+		if err := q.LockChains(ctx, ids); err != nil {
+			return err
+		}
 		heads := map[string]string{}
-		for _, e := range events {
-			if _, ok := heads[e.RequestID]; ok {
-				continue
-			}
-			prev, err := q.chainHead(ctx, e.RequestID)
-			if err != nil {
-				return err
-			}
-			heads[e.RequestID] = prev
+		for _, id := range ids {
+			heads[id] = q.chains[id]
 		}
 		for _, e := range events {
 			prev := heads[e.RequestID]
@@ -168,36 +168,15 @@ func (q *queries) auditInsert(events []pendingAudit) (string, []any) {
 	return sb.String(), args
 }
 
-// chainHead locks a request's chain for the rest of the transaction and
-// returns the hash of its last event ("" for an empty chain), unless this
-// transaction already did.
-func (q *queries) chainHead(ctx context.Context, requestID string) (string, error) {
-	if prev, ok := q.chains[requestID]; ok && q.inTx {
-		return prev, nil
-	}
-	if q.d.LockAuditChain != "" {
-		if _, err := q.exec(ctx, q.d.LockAuditChain, requestID); err != nil {
-			return "", fmt.Errorf("lock chain: %w", err)
-		}
-	}
-	// Straight to the database, not through queryRow: a chain the
-	// transaction has not appended to has no pending events, and storing
-	// other chains' here would split the transaction's one INSERT.
-	var prev string
-	err := q.db.QueryRow(ctx, q.d.rebind(`SELECT hash FROM audit_events WHERE request_id = ?
-		ORDER BY seq DESC LIMIT 1`), requestID).Scan(&prev)
-	if err != nil && !errors.Is(notFound(err), store.ErrNotFound) {
-		return "", fmt.Errorf("read chain head: %w", err)
-	}
-	return prev, nil
-}
-
 // LockChains takes the locks and reads the heads of the audit chains of
-// the requests ids, in two statements instead of two per chain, for a
-// transaction about to append to all of them (a group of requests ending
-// together). Locks are taken in the order of the ids, sorted, so two
-// transactions locking overlapping sets queue instead of deadlocking.
-// Only inside a transaction: the heads it keeps are the transaction's.
+// the requests ids, in two statements however many chains, for a
+// transaction about to append to all of them (AppendAudits; a group of
+// requests ending together takes all of its members' at once). A chain
+// the transaction already holds is not read again: nobody else can move
+// its head while the transaction holds its lock. Locks are taken in the
+// order of the ids, sorted, so two transactions locking overlapping sets
+// queue instead of deadlocking. Only inside a transaction: the heads it
+// keeps are the transaction's.
 func (q *queries) LockChains(ctx context.Context, ids []string) error {
 	if !q.inTx {
 		return errors.New("lock chains: only inside InTx")

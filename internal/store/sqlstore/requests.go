@@ -129,7 +129,7 @@ func (q *queries) CreateRequest(ctx context.Context, r *lethe.Request) error {
 			// A request created in this transaction has an empty audit
 			// chain that nobody else can see, let alone append to, until
 			// it commits: its first append needs neither the chain's lock
-			// nor a read of its head (chainHead).
+			// nor a read of its head (LockChains).
 			if q.chains == nil {
 				q.chains = map[string]string{}
 			}

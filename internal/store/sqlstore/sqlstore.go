@@ -71,14 +71,11 @@ type Dialect struct {
 	// ForUpdate is appended to reads that must lock the row (" FOR UPDATE"),
 	// empty where transactions already hold the database's write lock.
 	ForUpdate string
-	// LockAuditChain, when set, is run with the request id before reading
-	// the head of that request's audit chain so concurrent appends queue
-	// instead of forking the chain. Empty where transactions already
-	// serialise writers.
-	LockAuditChain string
-	// LockAuditChains takes LockAuditChain's lock of every request id in
-	// an array parameter, in the array's order, in one statement. Set
-	// when LockAuditChain is.
+	// LockAuditChains, when set, locks the audit chains of the request
+	// ids in its array parameter, in the array's order, in one statement,
+	// before their heads are read, so concurrent appends to a chain queue
+	// instead of forking it. Empty where transactions already serialise
+	// writers.
 	LockAuditChains string
 	// WritableCTE: a WITH clause may hold an INSERT ... RETURNING whose
 	// rows the statement's SELECT reads, so a transaction's pending audit
