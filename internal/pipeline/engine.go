@@ -221,12 +221,6 @@ func jobQueues(jobs []river.InsertManyParams) []string {
 	return out
 }
 
-// anyArgs stands in for a job's args type where only its row matters:
-// JobCompleteTx is generic over the args but uses nothing of them.
-type anyArgs struct{}
-
-func (anyArgs) Kind() string { return "lethe.any" }
-
 func (e *riverEngine[TDriver, TTx]) completeTx(ctx context.Context, tx store.Tx, jobs ...*rivertype.JobRow) error {
 	if len(jobs) == 0 {
 		return nil
