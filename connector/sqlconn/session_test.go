@@ -13,33 +13,30 @@ import (
 // array parameters, whose custom plans would be made on every call),
 // unless the DSN chooses plan_cache_mode itself.
 func TestPostgresSessionsRunGenericPlans(t *testing.T) {
-	testdb.ForEachTargetDB(t, func(t *testing.T, b testdb.TargetDB) {
-		if b.Driver != "postgres" {
-			t.Skip("a PostgreSQL setting")
+	t.Parallel()
+	b := testdb.TargetDBsOf("postgres")[0]
+	_, dsn := newShop(t, b)
+	for _, tc := range []struct{ dsn, want string }{
+		{dsn, "force_generic_plan"},
+		{dsn + "&plan_cache_mode=auto", "auto"},
+	} {
+		var db *sql.DB
+		c, err := sqlconn.NewOpenedBy(shopTarget(b.Driver, tc.dsn, 1000, ""), func(driver, dsn string) (*sql.DB, error) {
+			var err error
+			db, err = sql.Open(driver, dsn)
+			return db, err
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		_, dsn := newShop(t, b)
-		for _, tc := range []struct{ dsn, want string }{
-			{dsn, "force_generic_plan"},
-			{dsn + "&plan_cache_mode=auto", "auto"},
-		} {
-			var db *sql.DB
-			c, err := sqlconn.NewOpenedBy(shopTarget(b.Driver, tc.dsn, 1000, ""), func(driver, dsn string) (*sql.DB, error) {
-				var err error
-				db, err = sql.Open(driver, dsn)
-				return db, err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got string
-			err = db.QueryRowContext(context.Background(), "SHOW plan_cache_mode").Scan(&got)
-			c.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tc.want {
-				t.Errorf("plan_cache_mode %q, want %q", got, tc.want)
-			}
+		var got string
+		err = db.QueryRowContext(context.Background(), "SHOW plan_cache_mode").Scan(&got)
+		c.Close()
+		if err != nil {
+			t.Fatal(err)
 		}
-	})
+		if got != tc.want {
+			t.Errorf("plan_cache_mode %q, want %q", got, tc.want)
+		}
+	}
 }

@@ -62,7 +62,7 @@ func TestPostgresColumnsOfExtensionTypes(t *testing.T) {
 			t.Fatalf("%s: %v", stmt, err)
 		}
 	}
-	c := openMap(t, testdb.TargetDB{Driver: "postgres", SQLDriver: "pgx"}, dsn, `
+	c := openMap(t, testdb.TargetDBsOf("postgres")[0], dsn, `
 - name: users
   root: true
   identities: {email: email, x-handle: handle}
